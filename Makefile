@@ -1,0 +1,36 @@
+# dbmother: `make demo` runs the demonstration, `make test` runs everything CI runs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test pytest lint docs install pgtest clean
+
+$(STAMP): setup.cfg setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -e ".[test,docs,pyramid,zope]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/mother demo
+
+pgtest: $(STAMP)
+	$(PY) tools/pgcluster.py ensure
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks tools
+
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+pytest: $(STAMP)
+	MOTHER_TEST_PG_DSN="$$($(PY) tools/pgcluster.py ensure)" $(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint docs pytest
+
+clean:
+	rm -rf $(VENV) docs/_build .pytest_cache src/*.egg-info
+	$(PYTHON) tools/pgcluster.py stop || true

@@ -1,0 +1,234 @@
+"""PostgreSQL through psycopg 3 and psycopg_pool.
+
+Mother's pool policies map onto :class:`psycopg_pool.ConnectionPool`:
+``limited`` keeps between ``pool_min`` and ``pool_max`` connections and makes
+a caller wait up to ``pool_timeout``; ``elastic`` does the same but closes
+connections above ``pool_min`` after ``pool_idle`` seconds without use;
+``growing`` has no upper bound.  psycopg_pool rolls back a connection returned
+inside a transaction and discards a broken one, so neither is handed out again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pgerrors
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
+
+from ..errors import ConfigError, PoolTimeoutError
+from ..schema import Column, ForeignKey, Schema, Table
+from .base import Dialect, PoolStatus
+
+UNBOUNDED = 2**31 - 1
+
+TABLES_SQL = """
+SELECT c.oid, c.relname
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND pg_catalog.pg_table_is_visible(c.oid)
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+"""
+COLUMNS_SQL = """
+SELECT a.attrelid, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+       NOT a.attnotnull AS nullable, (a.atthasdef OR a.attidentity <> '') AS has_default
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attrelid, a.attnum
+"""
+KEYS_SQL = """
+SELECT con.conrelid, con.contype, con.confrelid,
+  ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(num, pos)
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num
+        ORDER BY k.pos) AS cols,
+  ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(num, pos)
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num
+        ORDER BY k.pos) AS ref_cols
+FROM pg_catalog.pg_constraint con
+WHERE con.conrelid = ANY(%s) AND con.contype IN ('p', 'f')
+ORDER BY con.conname
+"""
+
+
+class _PsycopgPool:
+    """psycopg_pool behind the :class:`~mother.dialects.base.Pool` protocol."""
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool, pool_type: str, bounded: bool) -> None:
+        self.pool = pool
+        self.pool_type = pool_type
+        self.bounded = bounded
+
+    def getconn(self) -> psycopg.Connection:
+        try:
+            return self.pool.getconn()
+        except psycopg_pool.PoolTimeout as error:
+            stats = self.pool.get_stats()
+            raise PoolTimeoutError(
+                f"no connection available within {self.pool.timeout} s "
+                f"({stats.get('pool_size', 0)} open, pool_max={self.pool.max_size}); "
+                "end sessions sooner or raise pool_max") from error
+        except psycopg_pool.PoolClosed as error:
+            raise PoolTimeoutError("the pool is closed") from error
+
+    def putconn(self, conn: psycopg.Connection) -> None:
+        self.pool.putconn(conn)
+
+    def status(self) -> PoolStatus:
+        stats = self.pool.get_stats()
+        size = stats.get("pool_size", 0)
+        available = stats.get("pool_available", 0)
+        return PoolStatus(
+            pool_type=self.pool_type, size=size, available=available, in_use=size - available,
+            waiting=stats.get("requests_waiting", 0), minimum=self.pool.min_size,
+            maximum=self.pool.max_size if self.bounded else None)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    serial_type = "SERIAL"
+    concurrent_writes = True
+    connection_errors = (psycopg.OperationalError, psycopg.InterfaceError)
+
+    def __init__(self, settings: Any, database: str) -> None:
+        super().__init__(settings, database)
+        try:
+            psycopg.conninfo.conninfo_to_dict(settings.dsn)
+        except psycopg.ProgrammingError as error:
+            raise ConfigError("dsn", settings.dsn, f"not a PostgreSQL DSN: {error}") from None
+
+    def placeholder(self, name: str) -> str:
+        return f"%({name})s"
+
+    def trusted(self, text: str) -> str:
+        # statements always carry bound parameters, so a literal % must be doubled
+        return text.replace("%", "%%")
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.settings.dsn, row_factory=dict_row)
+
+    def make_pool(self) -> _PsycopgPool:
+        settings = self.settings
+        growing = settings.pool_type == "growing"
+        pool = psycopg_pool.ConnectionPool(
+            settings.dsn,
+            min_size=settings.pool_min,
+            max_size=UNBOUNDED if growing else settings.pool_max,
+            timeout=settings.pool_timeout,
+            max_idle=settings.pool_idle if settings.pool_type == "elastic" else 600.0,
+            kwargs={"row_factory": dict_row},
+            name=f"mother-{self.database}",
+            open=True,
+        )
+        return _PsycopgPool(pool, settings.pool_type, bounded=not growing)
+
+    def set_session_name(self, conn: psycopg.Connection, name: str) -> None:
+        status = conn.info.transaction_status
+        if status == TransactionStatus.IDLE:
+            # outside a transaction, so the setting survives a later rollback
+            conn.autocommit = True
+            try:
+                conn.execute("SELECT pg_catalog.set_config('application_name', %s, false)",
+                             (name[:63],))
+            finally:
+                conn.autocommit = False
+
+    def in_transaction(self, conn: psycopg.Connection) -> bool:
+        return conn.info.transaction_status != TransactionStatus.IDLE
+
+    def is_broken(self, conn: psycopg.Connection) -> bool:
+        return conn.closed or conn.broken
+
+    def set_autocommit(self, conn: psycopg.Connection, on: bool) -> None:
+        conn.autocommit = on
+
+    def commit(self, conn: psycopg.Connection) -> None:
+        conn.commit()
+
+    def rollback(self, conn: psycopg.Connection) -> None:
+        conn.rollback()
+
+    def execute(self, conn: psycopg.Connection, sql: str, params: Any = None) -> psycopg.Cursor:
+        return conn.execute(sql, params)
+
+    def executemany(self, conn: psycopg.Connection, sql: str, seq: Sequence[Any]) -> None:
+        conn.cursor().executemany(sql, seq)
+
+    def run_batch(self, conn: psycopg.Connection, statements: Sequence[tuple[str, Sequence[Any], bool]],
+                  commit: bool = False) -> list[list[Any]]:
+        """Pipeline mode: every statement (and the COMMIT) goes out before any result comes back."""
+        cursors = []
+        with conn.pipeline():
+            for sql, seq, returning in statements:
+                cursor = conn.cursor()
+                cursor.executemany(sql, seq, returning=returning)
+                cursors.append((cursor, returning))
+            if commit:
+                conn.commit()
+        results = []
+        for cursor, returning in cursors:
+            rows = []
+            if returning:
+                while True:
+                    rows.append(cursor.fetchone())
+                    if not cursor.nextset():
+                        break
+            results.append(rows)
+        return results
+
+    def introspect(self, conn: psycopg.Connection) -> Schema:
+        names = {row["oid"]: row["relname"] for row in conn.execute(TABLES_SQL)}
+        oids = list(names)
+        columns: dict[int, dict[str, Column]] = {oid: {} for oid in oids}
+        for row in conn.execute(COLUMNS_SQL, (oids,)):
+            columns[row["attrelid"]][row["attname"]] = Column(
+                row["attname"], row["type"], row["nullable"], row["has_default"])
+        keys = conn.execute(KEYS_SQL, (oids,)).fetchall()
+        tables = {oid: Table(name, columns[oid], ()) for oid, name in names.items()}
+        for row in keys:
+            table = tables[row["conrelid"]]
+            if row["contype"] == "p":
+                table.primary_key = tuple(row["cols"])
+            elif row["confrelid"] in names:
+                table.foreign_keys.append(ForeignKey(
+                    table.name, tuple(row["cols"]), names[row["confrelid"]],
+                    tuple(row["ref_cols"])))
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.rollback()
+        return Schema(sorted(tables.values(), key=lambda t: t.name), self.database)
+
+    def server_version(self, conn: psycopg.Connection) -> str:
+        return conn.execute("SELECT version()").fetchone()["version"]
+
+    def supports_twophase(self, conn: psycopg.Connection) -> bool:
+        row = conn.execute("SHOW max_prepared_transactions").fetchone()
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.rollback()
+        return int(row["max_prepared_transactions"]) > 0
+
+    def prepare(self, conn: psycopg.Connection, gid: str) -> None:
+        conn.execute(psycopg.sql.SQL("PREPARE TRANSACTION {}").format(gid))
+
+    def finish_prepared(self, conn: psycopg.Connection, gid: str, commit: bool) -> None:
+        verb = "COMMIT PREPARED {}" if commit else "ROLLBACK PREPARED {}"
+        autocommit = conn.autocommit
+        conn.autocommit = True  # COMMIT PREPARED cannot run inside a transaction block
+        try:
+            conn.execute(psycopg.sql.SQL(verb).format(gid))
+        finally:
+            conn.autocommit = autocommit
+
+    def prepared_transactions(self, conn: psycopg.Connection) -> list[str]:
+        rows = conn.execute("SELECT gid FROM pg_catalog.pg_prepared_xacts "
+                            "WHERE database = current_database() ORDER BY prepared").fetchall()
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.rollback()
+        return [row["gid"] for row in rows]
+
+    def is_transient(self, error: BaseException) -> bool:
+        return isinstance(error, (pgerrors.SerializationFailure, pgerrors.DeadlockDetected)) or (
+            isinstance(error, psycopg.Error) and (error.sqlstate or "").startswith("40"))

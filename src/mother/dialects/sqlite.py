@@ -1,0 +1,170 @@
+"""SQLite through the standard :mod:`sqlite3` module.
+
+* ``sqlite:///relative/file.db`` and ``sqlite:////absolute/file.db`` are files in WAL mode; ``sqlite://`` is a
+  private in-memory database shared by the pool's connections (the ``memdb``
+  VFS, so normal locking applies).
+* Writers are serialized by SQLite: a transaction starts with
+  ``BEGIN IMMEDIATE`` and waits up to ``busy_timeout`` for the write lock, so
+  two sessions never deadlock on a lock upgrade.
+* Foreign keys are enforced on every connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sqlite3
+import threading
+import urllib.parse
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ConfigError
+from ..pool import SimplePool
+from ..schema import Column, ForeignKey, Schema, Table
+from .base import Dialect, Pool
+
+MIN_VERSION = (3, 37, 0)
+_counter = itertools.count()
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {column[0]: value for column, value in zip(cursor.description, row)}
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+    serial_type = "INTEGER"
+    concurrent_writes = False
+    connection_errors = (sqlite3.ProgrammingError,)
+
+    def __init__(self, settings: Any, database: str) -> None:
+        super().__init__(settings, database)
+        if sqlite3.sqlite_version_info < MIN_VERSION:
+            raise ConfigError("dsn", settings.dsn,
+                              f"SQLite {sqlite3.sqlite_version} is too old; dbmother needs "
+                              f"{'.'.join(map(str, MIN_VERSION))} or later (RETURNING, memdb)")
+        path = settings.dsn[len("sqlite://"):]
+        if path in ("", "/", "/:memory:"):
+            self.target = f"file:/mother-{uuid.uuid4().hex}-{next(_counter)}?vfs=memdb"
+            self.memory = True
+        elif path.startswith("/"):
+            # as in SQLAlchemy: sqlite:///relative/file.db, sqlite:////absolute/file.db
+            self.target = "file:" + urllib.parse.quote(os.path.abspath(path[1:]))
+            self.memory = False
+        else:
+            raise ConfigError("dsn", settings.dsn, "expected sqlite:///path/to/file.db or sqlite://")
+        self._anchor: sqlite3.Connection | None = None
+        self._anchor_lock = threading.Lock()
+
+    def placeholder(self, name: str) -> str:
+        return ":" + name
+
+    def connect(self) -> sqlite3.Connection:
+        with self._anchor_lock:
+            if self.memory and self._anchor is None:
+                # keeps the in-memory database alive while the pool's connections come and go
+                self._anchor = self._open()
+        return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.target, uri=True, isolation_level=None,
+                               check_same_thread=False, timeout=self.settings.busy_timeout)
+        conn.row_factory = _dict_row
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not self.memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def make_pool(self) -> Pool:
+        return SimplePool(self.settings, self.connect, self._reset, self._close)
+
+    def _reset(self, conn: sqlite3.Connection) -> bool:
+        try:
+            if conn.in_transaction:
+                conn.rollback()
+            return True
+        except sqlite3.Error:
+            return False
+
+    @staticmethod
+    def _close(conn: sqlite3.Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+
+    def close(self) -> None:
+        with self._anchor_lock:
+            if self._anchor is not None:
+                self._close(self._anchor)
+                self._anchor = None
+
+    def begin(self, conn: sqlite3.Connection) -> None:
+        if not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE")
+
+    def in_transaction(self, conn: sqlite3.Connection) -> bool:
+        return conn.in_transaction
+
+    def is_broken(self, conn: sqlite3.Connection) -> bool:
+        try:
+            conn.total_changes  # noqa: B018 - raises ProgrammingError once closed
+        except sqlite3.ProgrammingError:
+            return True
+        return False
+
+    def set_autocommit(self, conn: sqlite3.Connection, on: bool) -> None:
+        """SQLite connections always run in autocommit mode; ``begin()`` opens transactions."""
+
+    def commit(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+
+    def rollback(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def execute(self, conn: sqlite3.Connection, sql: str, params: Any = None) -> sqlite3.Cursor:
+        return conn.execute(sql, params if params is not None else ())
+
+    def executemany(self, conn: sqlite3.Connection, sql: str, seq: Sequence[Any]) -> None:
+        conn.executemany(sql, seq)
+
+    def introspect(self, conn: sqlite3.Connection) -> Schema:
+        names = [row["name"] for row in conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")]
+        tables = []
+        for name in names:
+            info = conn.execute("SELECT * FROM pragma_table_info(?)", (name,)).fetchall()
+            columns = {
+                row["name"]: Column(row["name"], row["type"] or "", not row["notnull"],
+                                    row["dflt_value"] is not None or (
+                                        row["pk"] == 1 and (row["type"] or "").upper() == "INTEGER"))
+                for row in info
+            }
+            pk = tuple(row["name"] for row in sorted(info, key=lambda r: r["pk"]) if row["pk"])
+            tables.append(Table(name, columns, pk, []))
+        by_name = {table.name: table for table in tables}
+        for table in tables:
+            rows = conn.execute("SELECT * FROM pragma_foreign_key_list(?)", (table.name,)).fetchall()
+            for _, group in itertools.groupby(sorted(rows, key=lambda r: (r["id"], r["seq"])),
+                                              key=lambda r: r["id"]):
+                group = list(group)
+                ref = by_name.get(group[0]["table"])
+                if ref is None:
+                    continue
+                local = tuple(row["from"] for row in group)
+                remote = tuple(row["to"] for row in group)
+                if None in remote:
+                    remote = ref.primary_key
+                table.foreign_keys.append(ForeignKey(table.name, local, ref.name, remote))
+        return Schema(tables, self.database)
+
+    def server_version(self, conn: sqlite3.Connection) -> str:
+        return f"SQLite {sqlite3.sqlite_version}"
+
+    def is_transient(self, error: BaseException) -> bool:
+        return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)

@@ -1,0 +1,92 @@
+"""The dbmother error hierarchy.
+
+Every error dbmother raises derives from :class:`MotherError`.  Errors of the
+database driver (``psycopg.errors.*``, ``sqlite3.Error``) pass through
+unchanged, so callers catch them exactly as they would without dbmother.
+"""
+
+from __future__ import annotations
+
+
+class MotherError(Exception):
+    """Base class of all dbmother errors."""
+
+
+class ConfigError(MotherError, ValueError):
+    """A setting is missing or has an invalid value."""
+
+    def __init__(self, key: str, value: object, reason: str) -> None:
+        super().__init__(f"setting {key!r} = {value!r}: {reason}")
+        self.key = key
+        self.value = value
+
+
+class SessionClosedError(MotherError):
+    """A session (or a record bound to it) was used after it ended."""
+
+
+class UnknownTableError(MotherError, LookupError):
+    """The table does not exist in the database schema."""
+
+    def __init__(self, table: str, database: str = "default") -> None:
+        super().__init__(f"unknown table {table!r} in database {database!r}")
+        self.table = table
+
+
+class UnknownFieldError(MotherError, LookupError):
+    """The column does not exist in the table."""
+
+    def __init__(self, table: str, field: str) -> None:
+        super().__init__(f"unknown column {field!r} in table {table!r}")
+        self.table = table
+        self.field = field
+
+
+class NotUniqueError(MotherError):
+    """A query that must match exactly one row matched none or several."""
+
+    def __init__(self, what: str, count: int) -> None:
+        found = "no row" if count == 0 else f"{count} rows"
+        super().__init__(f"{what}: expected exactly one row, got {found}")
+        self.count = count
+
+
+class NotLoadedError(MotherError, KeyError):
+    """A column that exists but was not loaded into the record (use ``autoload=True``)."""
+
+
+class ParanoidError(MotherError):
+    """A write without a full primary key on a paranoid record or database."""
+
+
+class PrimaryKeyError(MotherError):
+    """A primary key is missing where one is needed, or would be changed."""
+
+
+class TransactionManagedError(MotherError):
+    """The session is joined to a transaction: the transaction manager owns its outcome."""
+
+
+class ConnectionLostError(MotherError):
+    """The session's connection broke mid-transaction; ``rollback()`` starts again."""
+
+
+class PoolTimeoutError(MotherError):
+    """No connection became available within ``pool_timeout``."""
+
+
+class FlushError(MotherError):
+    """The pending changes of a session cannot be written (for example a foreign-key cycle)."""
+
+
+class SessionConflictError(MotherError):
+    """An object belongs to another session."""
+
+
+class MoWrongFields(MotherError):
+    """MotherCaster: invalid fields (``ifields``) or missing required fields (``mfields``)."""
+
+    def __init__(self, ifields: list[str] | None = None, mfields: list[str] | None = None) -> None:
+        self.ifields = list(ifields or [])
+        self.mfields = list(mfields or [])
+        super().__init__(f"invalid fields {self.ifields}, missing fields {self.mfields}")

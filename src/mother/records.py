@@ -1,0 +1,437 @@
+"""Records: one object per row, with Mother's flags and methods.
+
+``class ClsStars(DbMother): table_name = "stars"`` is all a record class needs;
+columns and keys come from the live schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from . import sql
+from .database import Database, get_database
+from .errors import (
+    MotherError,
+    NotLoadedError,
+    NotUniqueError,
+    ParanoidError,
+    PrimaryKeyError,
+)
+from .schema import Table
+from .session import Executor, Session
+from .sql import SQL_DEFAULT
+from .unitofwork import DELETED, GONE, PENDING, PERSISTENT, TRANSIENT
+
+if TYPE_CHECKING:
+    from .unitofwork import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+MO_NOA, MO_DEL, MO_UP, MO_SAVE, MO_LOAD = 0, 1, 2, 3, 4
+MO_BEFORE, MO_AFTER = 0, 1
+FLAG_NAMES = {MO_NOA: "MO_NOA", MO_DEL: "MO_DEL", MO_UP: "MO_UP", MO_SAVE: "MO_SAVE",
+              MO_LOAD: "MO_LOAD"}
+
+
+class DbMother:
+    """A record of ``table_name``. ``DbMother(store=None, flag=MO_NOA, session=None)``.
+
+    The flag acts at once: ``MO_SAVE`` inserts, ``MO_LOAD`` loads the one row
+    matching the store, ``MO_UP`` updates by primary key, ``MO_DEL`` deletes
+    the matching rows, ``MO_NOA`` does nothing.
+    """
+
+    __slots__ = ("_mo_store", "_mo_session", "_mo_dirty", "_mo_state", "_mo_key",
+                 "__dict__", "__weakref__")
+
+    table_name: ClassVar[str]
+    #: the configured database of records created without a session
+    mother_database: ClassVar[str] = "default"
+    #: refuse updates and deletes without a full primary key
+    paranoid: ClassVar[bool] = False
+
+    def __new__(cls, store: Mapping[str, Any] | None = None, flag: int = MO_NOA,
+                session: Session | None = None, *args: Any, **kwargs: Any) -> DbMother:
+        if flag == MO_LOAD and store:
+            session = session if session is not None else cls._mo_implicit()
+            if session is not None and not session.closed:
+                existing = cls._mo_probe(session, store)
+                if existing is not None:
+                    existing.__dict__["_mo_ready"] = True
+                    return existing
+        return super().__new__(cls)
+
+    def __init__(self, store: Mapping[str, Any] | None = None, flag: int = MO_NOA,
+                 session: Session | None = None) -> None:
+        if self.__dict__.pop("_mo_ready", False):
+            return  # the identity map gave back an object this session already holds
+        if session is None:
+            session = self._mo_implicit()
+        self._mo_session = session
+        self._mo_state = TRANSIENT
+        self._mo_key = None
+        self._mo_store = {}
+        self._mo_dirty = None
+        self._mo_init_store(dict(store or {}))
+        self._mo_act(flag)
+
+    # -- plumbing ------------------------------------------------------------------------
+    @classmethod
+    def _mo_implicit(cls) -> Session | None:
+        """The transaction's session for records created without one (``mother.tm.register``)."""
+        database = get_database(cls.mother_database)
+        provider = database.implicit_session
+        return provider() if provider is not None else None
+
+    def _mo_database(self) -> Database:
+        session = self._mo_session
+        return session.database if session is not None else get_database(self.mother_database)
+
+    def _mo_table(self) -> Table:
+        return self._mo_database().schema.table(self.table_name)
+
+    def _mo_executor(self) -> Executor:
+        session = self._mo_session
+        if session is not None:
+            return session
+        return self._mo_database().executor()
+
+    def _mo_uow(self) -> UnitOfWork | None:
+        session = self._mo_session
+        return session.uow if session is not None else None
+
+    def _mo_init_store(self, store: dict[str, Any]) -> None:
+        """Check and keep the initial values (MotherCaster cleans them here first)."""
+        table = self._mo_table()
+        table.check_fields(store)
+        self._mo_store = store
+        moved = {name for name in store if name not in table.primary_key}
+        self._mo_dirty = moved or None
+        self._mo_key = self._mo_primary_key(table)
+
+    def _mo_act(self, flag: int) -> None:
+        if flag == MO_NOA:
+            return
+        action = {MO_SAVE: self.insert, MO_LOAD: self.load, MO_UP: self.update,
+                  MO_DEL: self.delete}.get(flag)
+        if action is None:
+            raise MotherError(f"unknown flag {flag!r}: use MO_NOA, MO_SAVE, MO_LOAD, MO_UP "
+                              "or MO_DEL")
+        action()
+
+    def _mo_primary_key(self, table: Table | None = None) -> tuple[Any, ...] | None:
+        keys = (table or self._mo_table()).primary_key
+        store = self._mo_store
+        if not keys or any(store.get(name) in (None, SQL_DEFAULT) for name in keys):
+            return None
+        return tuple(store[name] for name in keys)
+
+    def _mo_touch(self) -> UnitOfWork | None:
+        uow = self._mo_uow()
+        if uow is not None:
+            uow.touch(self)
+        return uow
+
+    def _mo_is_paranoid(self) -> bool:
+        return self.paranoid or self._mo_database().settings.paranoid
+
+    def _mo_where(self, table: Table, what: str, exclude: Iterable[str] = ()) -> dict[str, Any]:
+        """The filter of an update or delete: the primary key, else (not paranoid) the store."""
+        key = self._mo_key or self._mo_primary_key(table)
+        if key is not None:
+            return dict(zip(table.primary_key, key))
+        if table.primary_key and self._mo_is_paranoid():
+            raise ParanoidError(f"paranoid: refusing to {what} {table.name} without its "
+                                f"primary key {list(table.primary_key)}")
+        skip = set(exclude)
+        where = {name: value for name, value in self._mo_store.items()
+                 if name not in skip and value is not SQL_DEFAULT}
+        if not where:
+            raise PrimaryKeyError(f"cannot {what} {table.name}: no primary key and no other "
+                                  "value to find the row by")
+        return where
+
+    @classmethod
+    def _mo_probe(cls, session: Session, store: Mapping[str, Any]) -> DbMother | None:
+        """For ``MO_LOAD``: the object this session already holds for the matching row."""
+        table = session.database.schema.table(cls.table_name)
+        table.check_fields(store)
+        keys = table.primary_key
+        if not keys:
+            return None
+        if all(store.get(name) is not None for name in keys):
+            return session.uow.identity.get((table.name, tuple(store[name] for name in keys)))
+        if not any(ident[0] == table.name for ident in list(session.uow.identity.keys())):
+            return None
+        rows = cls.load_rows(session, dict(store), fields=keys)
+        if len(rows) != 1:
+            raise NotUniqueError(f"load {table.name}", len(rows))
+        return session.uow.identity.get((table.name, tuple(rows[0][name] for name in keys)))
+
+    # -- building from rows (used by sessions and record sets) -----------------------------
+    @classmethod
+    def load_rows(cls, executor: Executor, filter: Any, fields: Iterable[str] | None = None,
+                  order: Any = None, distinct: bool = False) -> list[dict[str, Any]]:
+        """Rows of this table matching ``filter`` (dict, MoFilter or trusted string)."""
+        table = executor.database.schema.table(cls.table_name)
+        text, params = sql.select(executor.database.dialect, table, fields, filter, order,
+                                  distinct)
+        return executor.mr_query(text, params)
+
+    @classmethod
+    def from_row(cls, session: Session | None, row: Mapping[str, Any]) -> DbMother:
+        """The object for a loaded row: the one the session holds already, else a new one."""
+        if session is not None:
+            table = session.database.schema.table(cls.table_name)
+            keys = table.primary_key
+            if keys and all(name in row for name in keys):
+                found = session.uow.identity.get((table.name, tuple(row[name] for name in keys)))
+                if found is not None:
+                    for name, value in row.items():
+                        found._mo_store.setdefault(name, value)
+                    return found
+        obj = cls(dict(row), MO_NOA, session)
+        obj._mo_dirty = None
+        obj._mo_state = PERSISTENT
+        if obj._mo_session is not None:
+            return obj._mo_session.uow.adopt(obj)
+        return obj
+
+    # -- Mother's record methods -------------------------------------------------------------
+    @property
+    def session(self) -> Session | None:
+        """The session the record lives in (None: the shared connection)."""
+        return self._mo_session
+
+    def insert(self) -> None:
+        """INSERT the store now; the new primary key comes back into the store."""
+        table = self._mo_table()
+        uow = self._mo_touch()
+        if uow is not None and self._mo_state == PENDING:
+            uow.new.pop(id(self), None)  # written now rather than at the flush
+        text, params = sql.insert(self._mo_database().dialect, table, self._mo_store)
+        try:
+            row = self._mo_executor()._run(text, params, lambda cursor: cursor.fetchone())
+        except BaseException:
+            if uow is not None:
+                uow.sync(self)
+            raise
+        store = self._mo_store
+        for name in [name for name, value in store.items() if value is SQL_DEFAULT]:
+            del store[name]
+        if table.primary_key:
+            store.update(row)
+        self._mo_key = self._mo_primary_key(table)
+        self._mo_dirty = None
+        self._mo_state = PERSISTENT
+        if uow is not None:
+            uow.sync(self)
+
+    def update(self, updict: Mapping[str, Any] | None = None) -> None:
+        """UPDATE the changed columns now (``updict`` is set first); never the primary key."""
+        if updict:
+            self.setFields(updict)
+        if self._mo_state == PENDING:
+            self._mo_session.flush()
+            return
+        dirty = self._mo_dirty
+        if not dirty:
+            log.debug("%s: nothing to update", self.table_name)
+            return
+        table = self._mo_table()
+        values = {name: self._mo_store[name] for name in sorted(dirty)}
+        where = self._mo_where(table, "update", exclude=dirty)
+        text, params = sql.update(self._mo_database().dialect, table, values, where)
+        uow = self._mo_touch()
+        self._mo_dirty = None
+        if uow is not None:
+            uow.sync(self)
+        try:
+            self._mo_executor().oc_query(text, params)
+        except BaseException:
+            self._mo_dirty = dirty
+            if uow is not None:
+                uow.sync(self)
+            raise
+
+    def delete(self) -> None:
+        """DELETE the row now (by primary key; without one, by every stored value)."""
+        table = self._mo_table()
+        uow = self._mo_touch()
+        if uow is not None and self._mo_state == PENDING:
+            self._mo_state = TRANSIENT
+            uow.sync(self)
+            return
+        if not self._mo_store:
+            raise PrimaryKeyError(f"refusing to delete from {table.name} with an empty store")
+        text, params = sql.delete(self._mo_database().dialect, table,
+                                  self._mo_where(table, "delete"))
+        self._mo_executor().oc_query(text, params)
+        self._mo_state = GONE
+        if uow is not None:
+            uow.sync(self)
+            if self._mo_key is not None:
+                uow.identity.pop((table.name, self._mo_key), None)
+
+    def load(self, fields: Iterable[str] | None = None) -> dict[str, Any]:
+        """SELECT the one row matching every stored value; returns the whole store."""
+        table = self._mo_table()
+        if not self._mo_store:
+            raise PrimaryKeyError(f"cannot load {table.name} with an empty store")
+        if fields is not None:
+            wanted = list(fields)
+            table.check_fields(wanted)
+        else:
+            wanted = [name for name in table.columns if name not in self._mo_store]
+        if not wanted:
+            return self.getFields()
+        select = list(dict.fromkeys([*table.primary_key, *wanted]))
+        where = {name: value for name, value in self._mo_store.items()
+                 if value is not SQL_DEFAULT}
+        if self._mo_state in (PERSISTENT, DELETED) and self._mo_key is not None:
+            where = dict(zip(table.primary_key, self._mo_key))
+        rows = type(self).load_rows(self._mo_executor(), where, select)
+        if len(rows) != 1:
+            raise NotUniqueError(f"load {table.name} {where}", len(rows))
+        uow = self._mo_touch()
+        self._mo_store.update(rows[0])
+        self._mo_dirty = None
+        self._mo_key = self._mo_primary_key(table)
+        if self._mo_state in (TRANSIENT, GONE):
+            self._mo_state = PERSISTENT
+        if uow is not None:
+            uow.adopt(self)
+        return self.getFields()
+
+    def getField(self, name: str, autoload: bool = False) -> Any:
+        """The value of column ``name`` (loaded from the database first with ``autoload``)."""
+        store = self._mo_store
+        if name in store:
+            return store[name]
+        self._mo_table().column(name)
+        if autoload:
+            self.load([name])
+            return store[name]
+        raise NotLoadedError(f"{self.table_name}.{name} is not loaded (use autoload=True)")
+
+    def getFields(self, fields: Iterable[str] | None = None,
+                  autoload: bool = False) -> dict[str, Any]:
+        """A copy of the store, or of the named columns."""
+        if fields is None:
+            return dict(self._mo_store)
+        names = list(fields)
+        self._mo_table().check_fields(names)
+        missing = [name for name in names if name not in self._mo_store]
+        if missing and autoload:
+            self.load(missing)
+        return {name: self.getField(name) for name in names}
+
+    def setField(self, name: str, value: Any) -> None:
+        """Change a column; the session writes it at the next flush (or call ``update()``)."""
+        table = self._mo_table()
+        table.column(name)
+        if name in table.primary_key and self._mo_state not in (TRANSIENT, PENDING):
+            raise PrimaryKeyError(f"refusing to change primary key {table.name}.{name}")
+        store = self._mo_store
+        if name in store and store[name] is value:
+            return
+        uow = self._mo_touch()
+        store[name] = value
+        if name in table.primary_key:
+            self._mo_key = self._mo_primary_key(table)
+            return
+        if self._mo_dirty is None:
+            self._mo_dirty = {name}
+        else:
+            self._mo_dirty.add(name)
+        if uow is not None and self._mo_state == PERSISTENT:
+            uow.dirty[id(self)] = self
+
+    def setFields(self, mapping: Mapping[str, Any]) -> None:
+        """``setField`` for each item (all names are checked first)."""
+        self._mo_table().check_fields(mapping)
+        for name, value in mapping.items():
+            self.setField(name, value)
+
+    # -- transactions and raw queries, as in Mother ------------------------------------------
+    def beginTrans(self) -> None:
+        """Shared connection: open a (nested) transaction. Ignored in a session."""
+        if self._mo_session is None:
+            self._mo_database().shared.beginTrans()
+
+    def commit(self) -> None:
+        """Shared connection: commit (the outermost level only). Ignored in a session."""
+        if self._mo_session is None:
+            self._mo_database().shared.commit()
+
+    def rollback(self) -> None:
+        """Shared connection: roll back every level. Ignored in a session."""
+        if self._mo_session is None:
+            self._mo_database().shared.rollback()
+
+    def oc_query(self, text: str, params: Any = None) -> None:
+        return self._mo_executor().oc_query(text, params)
+
+    def ov_query(self, text: str, params: Any = None) -> Any:
+        return self._mo_executor().ov_query(text, params)
+
+    def or_query(self, text: str, params: Any = None) -> dict[str, Any]:
+        return self._mo_executor().or_query(text, params)
+
+    def mr_query(self, text: str, params: Any = None) -> list[dict[str, Any]]:
+        return self._mo_executor().mr_query(text, params)
+
+    def mq_query(self, text: str, seq: Any) -> None:
+        return self._mo_executor().mq_query(text, seq)
+
+    def mg_query(self, text: str, seq: Any) -> list[dict[str, Any]]:
+        return self._mo_executor().mg_query(text, seq)
+
+    def __str__(self) -> str:
+        dirty = self._mo_dirty or ()
+        lines = [f"Table |{self.table_name}|"]
+        for name in self._mo_table().columns:
+            value = self._mo_store.get(name, "Unset")
+            lines.append(f"  {name} {'*' if name in dirty else '~'} {value}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.table_name} {self._mo_key or self._mo_store}>"
+
+
+class MotherFly(DbMother):
+    """A record class made at run time for a table (``getMotherBuilder``)."""
+
+
+def getMotherBuilder(table: str, database: str | Database = "default") -> type[DbMother]:
+    """A record class for ``table``, without writing one."""
+    db = database if isinstance(database, Database) else get_database(database)
+    builders = db.builders
+    builder = builders.get(table)
+    if builder is None:
+        db.schema.table(table)  # UnknownTableError for a table that does not exist
+        name = "".join(part.capitalize() for part in table.split("_")) or "Table"
+        builder = type(f"MotherFly{name}", (MotherFly,),
+                       {"table_name": table, "mother_database": db.name, "__slots__": ()})
+        builders[table] = builder
+    return builder
+
+
+def getMotherObj(table: str, store: Mapping[str, Any] | None = None, flag: int = MO_NOA,
+                 session: Session | None = None) -> DbMother:
+    """A record of ``table`` without a class: ``getMotherBuilder(table)(store, flag, session)``."""
+    database = session.database if session is not None else get_database()
+    return getMotherBuilder(table, database)(store, flag, session)
+
+
+def builder_for(thing: Any, database: str | Database = "default") -> type[DbMother]:
+    """A record class from a class, a record or a table name."""
+    if isinstance(thing, str):
+        return getMotherBuilder(thing, database)
+    if isinstance(thing, DbMother):
+        return type(thing)
+    if isinstance(thing, type) and issubclass(thing, DbMother):
+        return thing
+    raise TypeError(f"expected a DbMother class, a record or a table name, not {thing!r}")

@@ -1,0 +1,563 @@
+"""Sessions (isolated, named, pooled units of work) and the shared connection."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .database import Database, resolve
+from .errors import (
+    ConnectionLostError,
+    NotUniqueError,
+    SessionClosedError,
+    TransactionManagedError,
+)
+from .sql import MoFilter, Query
+from .unitofwork import DELETED, GONE, PENDING, PERSISTENT, TRANSIENT, UnitOfWork
+
+if TYPE_CHECKING:
+    from .dialects import PoolStatus
+    from .records import DbMother
+
+sql_log = logging.getLogger("mother.sql")
+log = logging.getLogger(__name__)
+READ_ONLY = re.compile(r"\s*(SELECT|SHOW|VALUES|EXPLAIN|TABLE)\b", re.IGNORECASE)
+Statement = tuple[str, list[dict[str, Any]], bool]
+
+
+def _rows(cursor: Any) -> list[dict[str, Any]]:
+    return cursor.fetchall() if cursor.description else []
+
+
+class Executor:
+    """Runs SQL for records and raw queries; sessions and the shared connection are executors."""
+
+    database: Database
+    name: str
+
+    def _run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
+        raise NotImplementedError
+
+    def _run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
+        raise NotImplementedError
+
+    def _log(self, sql: str, params: Any) -> None:
+        if sql_log.isEnabledFor(logging.DEBUG):
+            sql_log.debug("[%s] %s", self.name, sql, extra={"params": params})
+            sql_log.debug("[%s] parameters: %r", self.name, params)
+
+    def _raw(self, sql: str, params: Any) -> tuple[str, Any]:
+        """A raw query's text and parameters; a MoFilter adds its conditions."""
+        if not isinstance(params, MoFilter):
+            return sql, params
+        query = Query(self.database.dialect)
+        conditions = []
+        for kind, value, _table in params.parts:
+            if kind == "text":
+                conditions.append(f"({value})")
+            else:
+                for name, item in value.items():
+                    op = "IS NULL" if item is None else "= " + query.bind(item)
+                    conditions.append(f"{query.ident(name)} {op}")
+        query.params.update(params.params)
+        joiner = " AND " if re.search(r"\bWHERE\b", sql, re.IGNORECASE) else " WHERE "
+        return (sql + joiner + " AND ".join(conditions) if conditions else sql), query.params
+
+    # -- Mother's raw query helpers ---------------------------------------------------------
+    def oc_query(self, sql: str, params: Any = None) -> None:
+        """Run a statement, no result."""
+        self._run(*self._raw(sql, params), fetch=lambda cursor: None)
+
+    def mr_query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        """Run a query, all rows as dicts."""
+        return self._run(*self._raw(sql, params), fetch=_rows)
+
+    def or_query(self, sql: str, params: Any = None) -> dict[str, Any]:
+        """Run a query that must return exactly one row; that row as a dict."""
+        rows = self.mr_query(sql, params)
+        if len(rows) != 1:
+            raise NotUniqueError(sql.strip().split(None, 1)[0].upper() + " (or_query)", len(rows))
+        return rows[0]
+
+    def ov_query(self, sql: str, params: Any = None) -> Any:
+        """Run a query that must return exactly one row of one column; that value."""
+        row = self.or_query(sql, params)
+        if len(row) != 1:
+            raise NotUniqueError(f"ov_query wants one column, got {len(row)}", 1)
+        return next(iter(row.values()))
+
+    def mq_query(self, sql: str, seq: Sequence[Any]) -> None:
+        """Run a statement once per parameter set (executemany), no result."""
+        self._run_many(sql, list(seq), False)
+
+    def mg_query(self, sql: str, seq: Sequence[Any]) -> list[dict[str, Any]]:
+        """Run a statement once per parameter set; the rows of every run, concatenated."""
+        return self._run_many(sql, list(seq), True)
+
+
+class Session(Executor):
+    """An isolated, named unit of work on one pooled connection, always inside a transaction.
+
+    ``commit()`` commits and keeps the session; ``rollback()`` undoes;
+    ``endSession()`` commits and gives the connection back. With ``pg_conn``
+    the caller's connection is used: it is committed at the end, never closed.
+    """
+
+    def __init__(self, name: str | None = None, pg_conn: Any = None, *,
+                 database: str | Database = "default", autoflush: bool | None = None) -> None:
+        self.database = resolve(database)
+        settings = self.database.settings
+        self.name = name or f"{settings.session_name}-{random.randint(1, 2**31)}"
+        self.autoflush = settings.autoflush if autoflush is None else autoflush
+        self._conn = pg_conn
+        self._owned = pg_conn is None
+        self._closed = False
+        self._lost: BaseException | None = None
+        self._savepoints = 0
+        self._flushing = False
+        #: set by mother.tm while the session is joined to a transaction
+        self.manager: Any = None
+        #: whether the current transaction may have written (read-only sessions skip PREPARE)
+        self.wrote = False
+        self.statements = 0
+        self.batches = 0
+        self.uow = UnitOfWork(self)
+        if pg_conn is not None:
+            self.database.dialect.set_session_name(pg_conn, self.name)
+        for hook in self.database.session_hooks:
+            hook(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Session {self.name!r} on {self.database.name!r} ({state})>"
+
+    # -- connection ----------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionClosedError(f"session {self.name!r} has ended")
+
+    def connection(self) -> Any:
+        """The session's connection, taken from the pool on first use."""
+        self._check_open()
+        if self._lost is not None:
+            raise ConnectionLostError(
+                f"session {self.name!r} lost its connection ({self._lost}); its transaction "
+                "is gone: call rollback() to go on with a new connection")
+        if self._conn is None:
+            conn = self.database.getconn()
+            try:
+                self.database.dialect.set_session_name(conn, self.name)
+            except BaseException:
+                self.database.putconn(conn)
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _guard(self, error: BaseException) -> None:
+        """After a driver error: if the connection is gone, remember it and give it back."""
+        conn = self._conn
+        if conn is not None and self.database.dialect.is_broken(conn):
+            self._lost = error
+            self._conn = None
+            if self._owned:
+                with contextlib.suppress(Exception):
+                    self.database.putconn(conn)
+            log.warning("session %s lost its connection: %s", self.name, error)
+
+    def _run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
+        self._check_open()
+        if self.autoflush and not self._flushing and self.uow.has_pending():
+            self.flush()
+        conn = self.connection()
+        dialect = self.database.dialect
+        self._log(sql, params)
+        try:
+            dialect.begin(conn)
+            result = fetch(dialect.execute(conn, sql, params))
+        except Exception as error:
+            self._guard(error)
+            raise
+        self.statements += 1
+        self.batches += 1
+        if not self.wrote and not READ_ONLY.match(sql):
+            self.wrote = True
+        return result
+
+    def _run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
+        if not seq:
+            return []
+        results = self._batch([(sql, list(seq), returning)])
+        return results[0]
+
+    def _batch(self, statements: list[Statement], commit: bool = False) -> list[list[Any]]:
+        """Send several executemany statements together (one round trip where the driver can)."""
+        conn = self.connection()
+        dialect = self.database.dialect
+        for sql, seq, _ in statements:
+            self._log(sql, seq)
+        try:
+            dialect.begin(conn)
+            results = dialect.run_batch(conn, statements, commit)
+        except Exception as error:
+            self._guard(error)
+            raise
+        self.statements += sum(len(seq) for _, seq, _ in statements)
+        self.batches += 1
+        if statements:
+            self.wrote = True
+        return results
+
+    # -- unit of work --------------------------------------------------------------------
+    @property
+    def new(self) -> set[DbMother]:
+        """Objects waiting to be inserted."""
+        return set(self.uow.new.values())
+
+    @property
+    def dirty(self) -> set[DbMother]:
+        """Loaded objects with changed columns."""
+        return set(self.uow.dirty.values())
+
+    @property
+    def deleted(self) -> set[DbMother]:
+        """Objects waiting to be deleted."""
+        return set(self.uow.deleted.values())
+
+    def __contains__(self, obj: object) -> bool:
+        return getattr(obj, "_mo_session", None) is self and obj._mo_state in (
+            PENDING, PERSISTENT, DELETED)
+
+    def __iter__(self) -> Iterator[DbMother]:
+        return self.uow.objects()
+
+    def flush(self) -> None:
+        """Write every pending insert, update and delete now."""
+        self._check_open()
+        if self._flushing or not self.uow.has_pending():
+            return
+        self._flushing = True
+        try:
+            self.uow.flush()
+        finally:
+            self._flushing = False
+
+    def persist(self, obj: DbMother) -> DbMother:
+        """Queue ``obj`` for insertion at the next flush (or track it if it is already stored)."""
+        self._check_open()
+        self.uow.own(obj)
+        self.uow.touch(obj)
+        if obj._mo_state in (TRANSIENT, GONE):
+            obj._mo_state = PENDING
+        self.uow.sync(obj)
+        return obj
+
+    add = persist
+
+    def delete(self, obj: DbMother) -> None:
+        """Queue the deletion of ``obj`` at the next flush (a pending one is simply dropped)."""
+        self._check_open()
+        self.uow.own(obj)
+        self.uow.touch(obj)
+        if obj._mo_state == PENDING:
+            obj._mo_state = TRANSIENT
+        elif obj._mo_state in (PERSISTENT, TRANSIENT):
+            obj._mo_key = obj._mo_key or obj._mo_primary_key()
+            obj._mo_state = DELETED
+        self.uow.sync(obj)
+
+    def get(self, cls: Any, pk: Any) -> DbMother | None:
+        """The object of the row with primary key ``pk``: no SQL if the session holds it."""
+        from .records import builder_for
+
+        builder = builder_for(cls, self.database)
+        table = self.database.schema.table(builder.table_name)
+        keys = table.primary_key
+        if isinstance(pk, Mapping):
+            values = tuple(pk[name] for name in keys)
+        else:
+            values = tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
+        found = self.uow.identity.get((table.name, values))
+        if found is not None:
+            return found if found._mo_state == PERSISTENT else None
+        rows = builder.load_rows(self, dict(zip(keys, values)))
+        return builder.from_row(self, rows[0]) if rows else None
+
+    def refresh(self, obj: DbMother) -> DbMother:
+        """Read ``obj``'s row again, dropping its unflushed changes."""
+        self._check_open()
+        self.uow.touch(obj)
+        obj._mo_dirty = None
+        obj.load(list(obj._mo_table().columns))
+        return obj
+
+    def merge(self, obj: DbMother) -> DbMother:
+        """Copy a detached (or foreign) object's state into this session's instance."""
+        self._check_open()
+        key = obj._mo_key or obj._mo_primary_key()
+        mine = self.uow.identity.get((obj.table_name, key)) if key else None
+        if mine is None and key:
+            mine = self.get(type(obj), key)
+        if mine is None:
+            mine = type(obj)(dict(obj._mo_store), session=self)
+            return self.persist(mine)
+        self.uow.touch(mine)
+        changes = {name: value for name, value in obj._mo_store.items()
+                   if name not in obj._mo_table().primary_key
+                   and mine._mo_store.get(name, _MISSING) != value}
+        if changes:
+            mine.setFields(changes)
+        return mine
+
+    def detach(self, obj: DbMother) -> None:
+        """Stop tracking ``obj``; its unflushed changes are not written."""
+        if getattr(obj, "_mo_session", None) is self:
+            self.uow.forget(obj)
+
+    expunge = detach
+
+    @contextlib.contextmanager
+    def begin_nested(self) -> Iterator[Session]:
+        """Run a block under a SAVEPOINT: an error rolls back its rows and its objects."""
+        self.flush()
+        name = self.savepoint()
+        try:
+            yield self
+            self.flush()
+        except BaseException:
+            self.rollback_savepoint(name)
+            raise
+        self.release_savepoint(name)
+
+    def savepoint(self) -> str:
+        """Set a SAVEPOINT (pending changes flushed first); returns its name."""
+        self.flush()
+        self._savepoints += 1
+        name = f"mother_sp_{self._savepoints}"
+        conn = self.connection()
+        self._log(f"SAVEPOINT {name}", None)
+        self.database.dialect.savepoint(conn, name)
+        self.uow.push()
+        self.wrote = True
+        return name
+
+    def release_savepoint(self, name: str) -> None:
+        self.database.dialect.release_savepoint(self.connection(), name)
+        self.uow.release()
+
+    def rollback_savepoint(self, name: str) -> None:
+        """Roll the database back to ``name`` and restore the objects changed since."""
+        self.database.dialect.rollback_savepoint(self.connection(), name)
+        self.uow.restore()
+
+    # -- outcome -----------------------------------------------------------------------
+    def _check_unmanaged(self, what: str) -> None:
+        if self.manager is not None:
+            raise TransactionManagedError(
+                f"session {self.name!r} is joined to a transaction: call transaction.commit() "
+                f"or transaction.abort() instead of {what}()")
+
+    def commit(self) -> None:
+        """Flush and commit; the session stays usable."""
+        self._check_unmanaged("commit")
+        self._commit()
+
+    def _commit(self) -> None:
+        self._check_open()
+        self.flush()
+        conn = self._conn
+        if conn is not None:
+            try:
+                self.database.dialect.commit(conn)
+            except Exception as error:
+                self._guard(error)
+                raise
+        self.uow.commit()
+        self.wrote = False
+
+    def rollback(self) -> None:
+        """Roll back the transaction and restore the objects it changed."""
+        self._check_unmanaged("rollback")
+        self._rollback()
+
+    def _rollback(self) -> None:
+        self._check_open()
+        conn, self._lost = self._conn, None
+        if conn is not None:
+            try:
+                self.database.dialect.rollback(conn)
+            except Exception as error:
+                self._guard(error)
+        self.uow.rollback_all()
+        self.wrote = False
+
+    def endSession(self) -> None:
+        """Commit and give the connection back; the session cannot be used afterwards."""
+        self._check_unmanaged("endSession")
+        try:
+            self._commit()
+        except BaseException:
+            self._close(rollback=True)
+            raise
+        self._close()
+
+    def close(self) -> None:
+        """Roll back whatever is not committed and end the session."""
+        self._check_unmanaged("close")
+        self._close(rollback=True)
+
+    def _close(self, rollback: bool = False) -> None:
+        if self._closed:
+            return
+        conn, self._conn = self._conn, None
+        if rollback:
+            self.uow.rollback_all()
+        self._closed = True
+        if conn is None:
+            return
+        if rollback:
+            with contextlib.suppress(Exception):
+                self.database.dialect.rollback(conn)
+        if self._owned:
+            self.database.putconn(conn)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+        if self._closed or self.manager is not None:
+            return
+        if kind is None:
+            self.endSession()
+        else:
+            self._close(rollback=True)
+
+    # Mother's names for the transaction of a session: it always has one.
+    def beginTrans(self) -> None:
+        """A session is always in a transaction: nothing to do."""
+
+
+_MISSING = object()
+
+
+class SharedConnection(Executor):
+    """Mother's "persistent" connection, shared by every record without a session.
+
+    Outside ``beginTrans()`` each statement commits by itself. ``beginTrans()``
+    takes a lock that the thread holds until the outermost ``commit()`` or any
+    ``rollback()``: another thread's statements wait, so the work of two
+    threads never interleaves in one transaction.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.name = f"{database.settings.session_name}-shared"
+        self._conn: Any = None
+        self._lock = threading.RLock()
+        self._level = 0
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def _connection(self) -> Any:
+        if self._conn is None or self.database.dialect.is_broken(self._conn):
+            self._conn = self.database.dialect.connect()
+            self.database.dialect.set_session_name(self._conn, self.name)
+        return self._conn
+
+    def _in(self, work: Callable[[Any], Any]) -> Any:
+        dialect = self.database.dialect
+        with self._lock:
+            conn = self._connection()
+            try:
+                dialect.begin(conn)
+                result = work(conn)
+                if self._level == 0:
+                    dialect.commit(conn)
+                return result
+            except Exception:
+                with contextlib.suppress(Exception):
+                    dialect.rollback(conn)
+                # like rollback(): a failed statement ends the whole nested transaction
+                for _ in range(self._level):
+                    self._lock.release()
+                self._level = 0
+                raise
+
+    def _run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
+        self._log(sql, params)
+        return self._in(lambda conn: fetch(self.database.dialect.execute(conn, sql, params)))
+
+    def _run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
+        self._log(sql, seq)
+        if not seq:
+            return []
+        return self._in(lambda conn: self.database.dialect.run_batch(
+            conn, [(sql, list(seq), returning)], False)[0])
+
+    def beginTrans(self) -> None:
+        """Open (or nest into) a transaction; this thread owns the connection until it ends."""
+        self._lock.acquire()
+        self._level += 1
+
+    def commit(self) -> None:
+        """Commit when the outermost ``beginTrans()`` ends; inner levels only count down."""
+        with self._lock:
+            if self._level == 0:
+                log.warning("commit() without beginTrans() on the shared connection")
+                return
+            if self._level == 1 and self._conn is not None:
+                self.database.dialect.commit(self._conn)
+            self._level -= 1
+            self._lock.release()
+
+    def rollback(self) -> None:
+        """Roll back everything since the outermost ``beginTrans()``."""
+        with self._lock:
+            if self._level == 0:
+                log.warning("rollback() without beginTrans() on the shared connection")
+                return
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self.database.dialect.rollback(self._conn)
+            for _ in range(self._level):
+                self._lock.release()
+            self._level = 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+                self._conn = None
+
+
+def MotherSession(name: str | None = None, pg_conn: Any = None, *,
+                  database: str | Database = "default", autoflush: bool | None = None) -> Session:
+    """Open a session (Mother's name): ``MotherSession()``, work, then ``endSession()``."""
+    return Session(name, pg_conn, database=database, autoflush=autoflush)
+
+
+def MotherPoolStatus(database: str = "default") -> PoolStatus:
+    """The pool's numbers: type, size, idle, in use, waiting, min, max."""
+    return resolve(database).status()
+
+
+def MotherPoolStratus(database: str = "default") -> str:
+    """The pool's numbers as readable text."""
+    status = resolve(database).status()
+    rows = [("Pool Type", status.pool_type), ("Connections Established", status.size),
+            ("Connections Available", status.available), ("Connections Employed", status.in_use),
+            ("Requests Waiting", status.waiting), ("Minimum Connections", status.minimum),
+            ("Maximum Connections", "unlimited" if status.maximum is None else status.maximum)]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"    {label.ljust(width)} ~ {value}" for label, value in rows)

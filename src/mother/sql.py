@@ -1,0 +1,249 @@
+"""Composing SQL safely: identifiers quoted by the dialect and checked against the schema,
+values always bound as parameters.
+
+The only SQL text that is not composed here is the programmer's own: a plain
+string filter, or the text of a :class:`MoFilter`. Both are trusted as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .dialects.base import Dialect
+from .errors import MotherError, UnknownFieldError
+from .schema import Table
+
+
+class _Default:
+    """The column's DEFAULT (``SQL_DEFAULT``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SQL_DEFAULT"
+
+    def __reduce__(self) -> str:
+        return "SQL_DEFAULT"
+
+
+SQL_DEFAULT: Any = _Default()
+SQL_NULL = None
+SQL_TRUE = True
+SQL_FALSE = False
+
+
+class InvalidFilterError(MotherError, TypeError):
+    """A filter of a kind dbmother does not understand."""
+
+
+class MoFilter:
+    """A filter made of programmer-written SQL conditions with bound parameters.
+
+    ``MoFilter("star_mass > %(mass)s", store={"mass": 5})`` (placeholders are
+    the driver's own). A dict adds equality conditions, a list of column names
+    takes their values from ``store``. Text is trusted SQL: never build it from
+    user input.
+    """
+
+    def __init__(self, filter: Any = None, table: str | None = None,
+                 store: Mapping[str, Any] | None = None) -> None:
+        self.parts: list[tuple[str, Any, str | None]] = []
+        self.params: dict[str, Any] = {}
+        self.add_filter(filter, table, store)
+
+    def add_filter(self, filter: Any, table: str | None = None,
+                   store: Mapping[str, Any] | None = None) -> MoFilter:
+        """Add a condition: text, a dict of equalities, or column names valued from ``store``."""
+        if store:
+            self.params.update(store)
+        if not filter:
+            return self
+        if isinstance(filter, str):
+            self.parts.append(("text", filter, table))
+        elif isinstance(filter, Mapping):
+            self.parts.append(("dict", dict(filter), table))
+        elif isinstance(filter, (list, tuple, set, frozenset)):
+            missing = [name for name in filter if store is None or name not in store]
+            if missing:
+                raise InvalidFilterError(f"filter keys {missing} have no value in store")
+            self.parts.append(("dict", {name: store[name] for name in filter}, table))
+        elif isinstance(filter, MoFilter):
+            self.parts.extend(filter.parts)
+            self.params.update(filter.params)
+        else:
+            raise InvalidFilterError(f"a filter must be a str, dict, list or MoFilter, "
+                                     f"not {type(filter).__name__}")
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+
+class Query:
+    """One statement being composed: its text parts and its bound parameters."""
+
+    __slots__ = ("dialect", "params", "_count")
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.params: dict[str, Any] = {}
+        self._count = 0
+
+    def bind(self, value: Any) -> str:
+        name = f"_mo{self._count}"
+        self._count += 1
+        self.params[name] = value
+        return self.dialect.placeholder(name)
+
+    def ident(self, *parts: str) -> str:
+        return ".".join(self.dialect.quote(part) for part in parts)
+
+    def columns(self, table: Table, names: Iterable[str], qualify: bool = False) -> str:
+        table.check_fields(names := list(names))
+        if qualify:
+            return ", ".join(self.ident(table.name, name) for name in names)
+        return ", ".join(self.ident(name) for name in names)
+
+    def equalities(self, table: Table, values: Mapping[str, Any], qualify: bool = True,
+                   alias: str | None = None) -> list[str]:
+        """``col = param`` (``IS NULL`` for None) for each item, columns checked."""
+        table.check_fields(values)
+        prefix = alias or table.name
+        out = []
+        for name, value in values.items():
+            column = self.ident(prefix, name) if qualify else self.ident(name)
+            if value is None:
+                out.append(f"{column} IS NULL")
+            elif value is SQL_DEFAULT:
+                raise InvalidFilterError(f"SQL_DEFAULT cannot be compared ({table.name}.{name})")
+            else:
+                out.append(f"{column} = {self.bind(value)}")
+        return out
+
+    def conditions(self, filter: Any, tables: Mapping[str, Table], default: Table) -> list[str]:
+        """Compile a filter (dict, MoFilter, trusted string, or None) to conditions."""
+        if filter is None or (not filter and not isinstance(filter, MoFilter)):
+            return []
+        if isinstance(filter, str):
+            return [f"({self.dialect.trusted(filter)})"]
+        if isinstance(filter, Mapping):
+            return self.equalities(default, filter)
+        if not isinstance(filter, MoFilter):
+            filter = MoFilter(filter)
+        out = []
+        for kind, value, table_name in filter.parts:
+            table = tables.get(table_name, default) if table_name else default
+            if table_name and table_name not in tables:
+                raise UnknownFieldError(default.name, f"{table_name}.*")
+            if kind == "text":
+                out.append(f"({value})")
+            else:
+                out.extend(self.equalities(table, value))
+        self.params.update(filter.params)
+        return out
+
+    @staticmethod
+    def where(conditions: Sequence[str]) -> str:
+        return " WHERE " + " AND ".join(conditions) if conditions else ""
+
+    def order_by(self, order: Any, tables: Mapping[str, Table], default: Table) -> str:
+        """ORDER BY from column names (``"-col"`` or ``"col DESC"`` for descending), checked."""
+        if not order:
+            return ""
+        if isinstance(order, str):
+            order = [order]
+        items = []
+        for item in order:
+            words = str(item).split()
+            name, direction = words[0], ""
+            if name.startswith("-"):
+                name, direction = name[1:], " DESC"
+            if len(words) == 2 and words[1].upper() in ("ASC", "DESC"):
+                direction = " " + words[1].upper()
+            elif len(words) > 1:
+                raise InvalidFilterError(f"bad order item {item!r}: use 'column', '-column' "
+                                         "or 'column DESC'")
+            table_name, _, column = name.rpartition(".")
+            table = tables[table_name] if table_name in tables else default
+            if table_name and table_name not in tables:
+                raise UnknownFieldError(default.name, name)
+            table.column(column)
+            items.append(self.ident(table.name, column) + direction)
+        return " ORDER BY " + ", ".join(items)
+
+
+def select(dialect: Dialect, table: Table, fields: Iterable[str] | None, filter: Any,
+           order: Any = None, distinct: bool = False) -> tuple[str, dict[str, Any]]:
+    query = Query(dialect)
+    tables = {table.name: table}
+    what = query.columns(table, fields if fields else table.columns, qualify=True)
+    conditions = query.conditions(filter, tables, table)
+    sql = (f"SELECT {'DISTINCT ' if distinct else ''}{what} FROM {query.ident(table.name)}"
+           f"{query.where(conditions)}{query.order_by(order, tables, table)}")
+    return sql, query.params
+
+
+def insert(dialect: Dialect, table: Table, values: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """INSERT one row; the primary key comes back through RETURNING."""
+    query = Query(dialect)
+    table.check_fields(values)
+    names = [query.ident(name) for name in values]
+    slots = ["DEFAULT" if value is SQL_DEFAULT else query.bind(value) for value in values.values()]
+    returning = table.primary_key or tuple(values)[:1] or tuple(table.columns)[:1]
+    target = query.ident(table.name)
+    head = f"INSERT INTO {target} ({', '.join(names)}) VALUES ({', '.join(slots)})" if names \
+        else f"INSERT INTO {target} DEFAULT VALUES"
+    return f"{head} RETURNING {query.columns(table, returning)}", query.params
+
+
+def update(dialect: Dialect, table: Table, values: Mapping[str, Any], filter: Any
+           ) -> tuple[str, dict[str, Any]]:
+    query = Query(dialect)
+    table.check_fields(values)
+    sets = [f"{query.ident(name)} = " + ("DEFAULT" if value is SQL_DEFAULT else query.bind(value))
+            for name, value in values.items()]
+    conditions = query.conditions(filter, {table.name: table}, table)
+    return (f"UPDATE {query.ident(table.name)} SET {', '.join(sets)}{query.where(conditions)}",
+            query.params)
+
+
+def delete(dialect: Dialect, table: Table, filter: Any) -> tuple[str, dict[str, Any]]:
+    query = Query(dialect)
+    conditions = query.conditions(filter, {table.name: table}, table)
+    return f"DELETE FROM {query.ident(table.name)}{query.where(conditions)}", query.params
+
+
+def template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
+             keys: Sequence[str] = (), returning: Sequence[str] = ()) -> str:
+    """A statement for executemany, with one named placeholder per column.
+
+    ``kind`` is ``insert`` (``columns`` inserted, ``returning`` returned),
+    ``update`` (``columns`` set where ``keys`` match) or ``delete`` (where
+    ``keys`` match). Parameter names are ``c0…`` for columns, ``k0…`` for keys.
+    """
+    table.check_fields([*columns, *keys, *returning])
+    quote, ph = dialect.quote, dialect.placeholder
+    target = quote(table.name)
+    where = " AND ".join(f"{quote(key)} = {ph(f'k{i}')}" for i, key in enumerate(keys))
+    if kind == "insert":
+        sql = (f"INSERT INTO {target} ({', '.join(map(quote, columns))}) "
+               f"VALUES ({', '.join(ph(f'c{i}') for i in range(len(columns)))})")
+        if returning:
+            sql += " RETURNING " + ", ".join(map(quote, returning))
+        return sql
+    if kind == "update":
+        sets = ", ".join(f"{quote(col)} = {ph(f'c{i}')}" for i, col in enumerate(columns))
+        return f"UPDATE {target} SET {sets} WHERE {where}"
+    if kind == "delete":
+        return f"DELETE FROM {target} WHERE {where}"
+    raise ValueError(kind)
+
+
+def template_params(columns: Sequence[str], keys: Sequence[str], values: Mapping[str, Any],
+                    key_values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters of one row for :func:`template`."""
+    key_values = values if key_values is None else key_values
+    params = {f"c{i}": values[col] for i, col in enumerate(columns)}
+    params.update({f"k{i}": key_values[key] for i, key in enumerate(keys)})
+    return params
