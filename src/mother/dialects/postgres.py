@@ -5,11 +5,13 @@ Mother's pool policies map onto :class:`psycopg_pool.ConnectionPool`:
 a caller wait up to ``pool_timeout``; ``elastic`` does the same but closes
 connections above ``pool_min`` after ``pool_idle`` seconds without use;
 ``growing`` has no upper bound.  psycopg_pool rolls back a connection returned
-inside a transaction and discards a broken one, so neither is handed out again.
+inside a transaction, discards a broken one, and checks each connection before
+handing it out (replacing one whose server process went away).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,28 +61,39 @@ class _PsycopgPool:
         self.pool = pool
         self.pool_type = pool_type
         self.bounded = bounded
+        # counted here: psycopg_pool's statistics also count connections still being opened
+        self._in_use = 0
+        self._lock = threading.Lock()
 
     def getconn(self) -> psycopg.Connection:
         try:
-            return self.pool.getconn()
+            conn = self.pool.getconn()
         except psycopg_pool.PoolTimeout as error:
             stats = self.pool.get_stats()
+            size = stats.get("pool_size", 0)
+            hint = ("could not open any connection: check the dsn and that the server runs"
+                    if size == 0 else "end sessions sooner or raise pool_max")
             raise PoolTimeoutError(
                 f"no connection available within {self.pool.timeout} s "
-                f"({stats.get('pool_size', 0)} open, pool_max={self.pool.max_size}); "
-                "end sessions sooner or raise pool_max") from error
+                f"({size} open, {self._in_use} in use, pool_max={self.pool.max_size}); "
+                f"{hint}") from error
         except psycopg_pool.PoolClosed as error:
             raise PoolTimeoutError("the pool is closed") from error
+        with self._lock:
+            self._in_use += 1
+        return conn
 
     def putconn(self, conn: psycopg.Connection) -> None:
+        with self._lock:
+            self._in_use -= 1
         self.pool.putconn(conn)
 
     def status(self) -> PoolStatus:
         stats = self.pool.get_stats()
-        size = stats.get("pool_size", 0)
-        available = stats.get("pool_available", 0)
+        in_use = self._in_use
+        size = max(stats.get("pool_size", 0), in_use)
         return PoolStatus(
-            pool_type=self.pool_type, size=size, available=available, in_use=size - available,
+            pool_type=self.pool_type, size=size, available=size - in_use, in_use=in_use,
             waiting=stats.get("requests_waiting", 0), minimum=self.pool.min_size,
             maximum=self.pool.max_size if self.bounded else None)
 
@@ -121,6 +134,8 @@ class PostgresDialect(Dialect):
             timeout=settings.pool_timeout,
             max_idle=settings.pool_idle if settings.pool_type == "elastic" else 600.0,
             kwargs={"row_factory": dict_row},
+            # a connection whose server went away is replaced before it is handed out
+            check=psycopg_pool.ConnectionPool.check_connection,
             name=f"mother-{self.database}",
             open=True,
         )
@@ -158,8 +173,8 @@ class PostgresDialect(Dialect):
     def executemany(self, conn: psycopg.Connection, sql: str, seq: Sequence[Any]) -> None:
         conn.cursor().executemany(sql, seq)
 
-    def run_batch(self, conn: psycopg.Connection, statements: Sequence[tuple[str, Sequence[Any], bool]],
-                  commit: bool = False) -> list[list[Any]]:
+    def run_batch(self, conn: psycopg.Connection,
+                  statements: Sequence[tuple[str, Sequence[Any], bool]], commit: bool = False) -> list[list[Any]]:
         """Pipeline mode: every statement (and the COMMIT) goes out before any result comes back."""
         cursors = []
         with conn.pipeline():

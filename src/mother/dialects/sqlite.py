@@ -1,7 +1,7 @@
 """SQLite through the standard :mod:`sqlite3` module.
 
-* ``sqlite:///relative/file.db`` and ``sqlite:////absolute/file.db`` are files in WAL mode; ``sqlite://`` is a
-  private in-memory database shared by the pool's connections (the ``memdb``
+* ``sqlite:///relative/file.db`` and ``sqlite:////absolute/file.db`` are files
+  in WAL mode; ``sqlite://`` is a private in-memory database shared by the pool's connections (the ``memdb``
   VFS, so normal locking applies).
 * Writers are serialized by SQLite: a transaction starts with
   ``BEGIN IMMEDIATE`` and waits up to ``busy_timeout`` for the write lock, so
@@ -32,6 +32,12 @@ _counter = itertools.count()
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
     return {column[0]: value for column, value in zip(cursor.description, row)}
+
+
+def _rowid_alias(row: dict[str, Any], info: list[dict[str, Any]]) -> bool:
+    """Whether the column is the single INTEGER primary key (SQLite numbers it)."""
+    return (row["pk"] == 1 and (row["type"] or "").upper() == "INTEGER"
+            and sum(1 for other in info if other["pk"]) == 1)
 
 
 class SQLiteDialect(Dialect):
@@ -141,15 +147,15 @@ class SQLiteDialect(Dialect):
             info = conn.execute("SELECT * FROM pragma_table_info(?)", (name,)).fetchall()
             columns = {
                 row["name"]: Column(row["name"], row["type"] or "", not row["notnull"],
-                                    row["dflt_value"] is not None or (
-                                        row["pk"] == 1 and (row["type"] or "").upper() == "INTEGER"))
+                                    row["dflt_value"] is not None or _rowid_alias(row, info))
                 for row in info
             }
             pk = tuple(row["name"] for row in sorted(info, key=lambda r: r["pk"]) if row["pk"])
             tables.append(Table(name, columns, pk, []))
         by_name = {table.name: table for table in tables}
         for table in tables:
-            rows = conn.execute("SELECT * FROM pragma_foreign_key_list(?)", (table.name,)).fetchall()
+            rows = conn.execute("SELECT * FROM pragma_foreign_key_list(?)",
+                                (table.name,)).fetchall()
             for _, group in itertools.groupby(sorted(rows, key=lambda r: (r["id"], r["seq"])),
                                               key=lambda r: r["id"]):
                 group = list(group)

@@ -1,0 +1,150 @@
+"""init_mother() from INI files, mappings and keywords; ConfigError for every bad setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import mother
+from mother import ConfigError, close_all, get_database, init_mother
+from mother.config import make_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("MOTHER_DSN", raising=False)
+    yield
+    close_all()
+
+
+def write_ini(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mother.ini"
+    path.write_text(text)
+    return path
+
+
+def test_init_from_ini_default_section(tmp_path: Path) -> None:
+    ini = write_ini(tmp_path, f"[mother]\ndsn = sqlite:///{tmp_path}/a.db\npool_min = 2\n"
+                              "pool_max = 7\npool_type = elastic\nparanoid = yes\n")
+    database = init_mother(ini)
+    assert get_database() is database
+    assert database.settings.pool_min == 2
+    assert database.settings.pool_max == 7
+    assert database.settings.pool_type == "elastic"
+    assert database.settings.paranoid is True
+    assert database.dialect.name == "sqlite"
+
+
+def test_init_from_ini_named_section(tmp_path: Path, pg_dsns: list[str]) -> None:
+    ini = write_ini(tmp_path, f"[mother]\ndsn = sqlite:///{tmp_path}/a.db\n\n"
+                              f"[mother:other]\ndsn = {pg_dsns[1]}\nsession_name = Other\n")
+    other = init_mother(ini, name="other")
+    assert get_database("other") is other
+    assert other.dialect.name == "postgresql"
+    assert other.settings.session_name == "Other"
+    with pytest.raises(ConfigError):
+        get_database("default")
+
+
+def test_ini_missing_named_section_falls_back_to_mother(tmp_path: Path) -> None:
+    ini = write_ini(tmp_path, f"[mother]\ndsn = sqlite:///{tmp_path}/a.db\n")
+    assert init_mother(ini, name="x").settings.dsn == f"sqlite:///{tmp_path}/a.db"
+
+
+def test_ini_without_section_names_the_file(tmp_path: Path) -> None:
+    ini = write_ini(tmp_path, "[other]\ndsn = sqlite://\n")
+    with pytest.raises(ConfigError) as info:
+        init_mother(ini)
+    assert info.value.key == "config" and info.value.value == str(ini)
+    assert "[mother]" in str(info.value)
+
+
+def test_missing_ini_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        init_mother(tmp_path / "nope.ini")
+    assert str(tmp_path / "nope.ini") in str(info.value)
+
+
+def test_init_from_mapping_and_keywords_override(tmp_path: Path) -> None:
+    database = init_mother({"dsn": "sqlite://", "pool_max": "3", "pool_timeout": "2.5"},
+                           pool_max=5, persistent_one="off")
+    assert database.settings.pool_max == 5
+    assert database.settings.pool_timeout == 2.5
+    assert database.settings.persistent_one is False
+
+
+def test_keywords_override_ini(tmp_path: Path) -> None:
+    ini = write_ini(tmp_path, "[mother]\ndsn = sqlite://\npool_max = 3\n")
+    assert init_mother(ini, pool_max=9).settings.pool_max == 9
+
+
+def test_defaults() -> None:
+    settings = make_settings(dsn="sqlite://")
+    assert (settings.pool_min, settings.pool_max, settings.pool_timeout) == (4, 10, 15.0)
+    assert settings.pool_type == "limited"
+    assert settings.persistent_one is True
+    assert settings.session_name == "MoSession"
+    assert settings.twophase is None
+    assert settings.paranoid is False
+
+
+def test_mother_dsn_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MOTHER_DSN", f"sqlite:///{tmp_path}/env.db")
+    assert init_mother().settings.dsn == f"sqlite:///{tmp_path}/env.db"
+    # an explicit dsn wins over the environment
+    assert init_mother(dsn="sqlite://").settings.dsn == "sqlite://"
+
+
+def test_missing_dsn_names_the_key() -> None:
+    with pytest.raises(ConfigError) as info:
+        init_mother()
+    assert info.value.key == "dsn"
+    assert "MOTHER_DSN" in str(info.value)
+
+
+BAD = [
+    ("pool_min", "many"), ("pool_min", -1), ("pool_max", "ten"), ("pool_max", 0),
+    ("pool_timeout", "soon"), ("pool_timeout", 0), ("pool_timeout", -3),
+    ("pool_type", "huge"), ("persistent_one", "maybe"), ("twophase", "perhaps"),
+    ("paranoid", 7), ("session_name", ""), ("session_name", 12), ("autoflush", "sometimes"),
+    ("busy_timeout", "x"), ("pool_idle", -1), ("colour", "blue"),
+    ("dsn", "mysql://x"), ("dsn", "sqlite:relative.db"), ("dsn", "host='unterminated"),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), BAD)
+def test_bad_setting_names_key_and_value(key: str, value: object) -> None:
+    settings = {"dsn": "sqlite://", key: value}
+    with pytest.raises(ConfigError) as info:
+        init_mother(settings)
+    assert info.value.key == key
+    assert repr(key) in str(info.value)
+    assert repr(value) in str(info.value) or str(value) in str(info.value)
+    assert isinstance(info.value, mother.MotherError)
+
+
+def test_pool_max_below_pool_min() -> None:
+    with pytest.raises(ConfigError) as info:
+        init_mother(dsn="sqlite://", pool_min=5, pool_max=2)
+    assert info.value.key == "pool_max" and info.value.value == 2
+
+
+def test_bad_setting_in_ini_names_key_and_value(tmp_path: Path) -> None:
+    ini = write_ini(tmp_path, "[mother]\ndsn = sqlite://\npool_type = bouncy\n")
+    with pytest.raises(ConfigError) as info:
+        init_mother(ini)
+    assert (info.value.key, info.value.value) == ("pool_type", "bouncy")
+
+
+def test_failed_init_keeps_the_previous_database() -> None:
+    first = init_mother(dsn="sqlite://")
+    with pytest.raises(ConfigError):
+        init_mother(dsn="sqlite://", pool_type="nope")
+    assert get_database() is first
+
+
+def test_get_database_unknown_name() -> None:
+    with pytest.raises(ConfigError) as info:
+        get_database("ghost")
+    assert info.value.value == "ghost"
