@@ -174,7 +174,8 @@ class PostgresDialect(Dialect):
         conn.cursor().executemany(sql, seq)
 
     def run_batch(self, conn: psycopg.Connection,
-                  statements: Sequence[tuple[str, Sequence[Any], bool]], commit: bool = False) -> list[list[Any]]:
+                  statements: Sequence[tuple[str, Sequence[Any], bool]],
+                  commit: bool = False) -> list[list[Any]]:
         """Pipeline mode: every statement (and the COMMIT) goes out before any result comes back."""
         cursors = []
         with conn.pipeline():

@@ -1,8 +1,8 @@
 """SQLite through the standard :mod:`sqlite3` module.
 
 * ``sqlite:///relative/file.db`` and ``sqlite:////absolute/file.db`` are files
-  in WAL mode; ``sqlite://`` is a private in-memory database shared by the pool's connections (the ``memdb``
-  VFS, so normal locking applies).
+  in WAL mode; ``sqlite://`` is a private in-memory database shared by the
+  pool's connections (the ``memdb`` VFS, so normal locking applies).
 * Writers are serialized by SQLite: a transaction starts with
   ``BEGIN IMMEDIATE`` and waits up to ``busy_timeout`` for the write lock, so
   two sessions never deadlock on a lock upgrade.
