@@ -40,7 +40,10 @@ class UnitOfWork:
         self.new: dict[int, DbMother] = {}
         self.dirty: dict[int, DbMother] = {}
         self.deleted: dict[int, DbMother] = {}
-        self.frames: list[dict[int, tuple[DbMother, Snapshot]]] = [{}]
+        #: the journal: per transaction and savepoint, each touched object's earlier state;
+        #: weak, so an object nobody holds any more is simply forgotten
+        self.frames: list[weakref.WeakKeyDictionary[DbMother, Snapshot]] = [
+            weakref.WeakKeyDictionary()]
 
     # -- bookkeeping -----------------------------------------------------------------------
     def has_pending(self) -> bool:
@@ -49,8 +52,8 @@ class UnitOfWork:
     def touch(self, obj: DbMother) -> None:
         """Remember ``obj`` as it is now, before its first change in the current frame."""
         frame = self.frames[-1]
-        if id(obj) not in frame:
-            frame[id(obj)] = (obj, snapshot(obj))
+        if obj not in frame:
+            frame[obj] = snapshot(obj)
 
     def sync(self, obj: DbMother) -> None:
         """Put ``obj`` in the collection its state calls for, and in the identity map."""
@@ -100,7 +103,7 @@ class UnitOfWork:
         if obj._mo_key is not None and self.identity.get((obj.table_name, obj._mo_key)) is obj:
             del self.identity[(obj.table_name, obj._mo_key)]
         for frame in self.frames:
-            frame.pop(id(obj), None)
+            frame.pop(obj, None)
         obj._mo_session = None
 
     def objects(self) -> Iterator[DbMother]:
@@ -109,19 +112,20 @@ class UnitOfWork:
 
     # -- journal -----------------------------------------------------------------------
     def push(self) -> None:
-        self.frames.append({})
+        self.frames.append(weakref.WeakKeyDictionary())
 
     def release(self) -> None:
         """The innermost frame succeeded: its snapshots move to the enclosing frame."""
         frame = self.frames.pop()
         parent = self.frames[-1]
-        for key, entry in frame.items():
-            parent.setdefault(key, entry)
+        for obj, entry in list(frame.items()):
+            if obj not in parent:
+                parent[obj] = entry
 
     def restore(self) -> None:
         """The innermost frame failed: every object it touched goes back as it was."""
         frame = self.frames.pop()
-        for obj, (state, store, dirty, key) in frame.values():
+        for obj, (state, store, dirty, key) in list(frame.items()):
             if obj._mo_key is not None and obj._mo_key != key:
                 ident = (obj.table_name, obj._mo_key)
                 if self.identity.get(ident) is obj:
@@ -129,7 +133,7 @@ class UnitOfWork:
             obj._mo_state, obj._mo_store, obj._mo_dirty, obj._mo_key = state, store, dirty, key
             self.sync(obj)
         if not self.frames:
-            self.frames.append({})
+            self.push()
 
     def rollback_all(self) -> None:
         while len(self.frames) > 1:
@@ -137,7 +141,7 @@ class UnitOfWork:
         self.restore()
 
     def commit(self) -> None:
-        self.frames = [{}]
+        self.frames = [weakref.WeakKeyDictionary()]
 
     # -- flush -----------------------------------------------------------------------------
     def flush(self) -> None:
