@@ -1,0 +1,132 @@
+"""Dialects: choice from the DSN, quoting, placeholders, SQLite specifics, foreign keys."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from mother import ConfigError, MotherSession, close_all, init_mother, tutorial
+from mother.config import make_settings
+from mother.database import Database
+from mother.dialects import dialect_for
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    yield
+    close_all()
+
+
+@pytest.mark.parametrize(("dsn", "name"), [
+    ("postgresql://u@h/db", "postgresql"), ("postgres://u@h/db", "postgresql"),
+    ("host=h dbname=d", "postgresql"), ("sqlite://", "sqlite"), ("sqlite:///x.db", "sqlite"),
+    ("sqlite:////tmp/x.db", "sqlite"),
+])
+def test_dialect_from_dsn(dsn: str, name: str) -> None:
+    assert dialect_for(make_settings(dsn=dsn), "default").name == name
+
+
+def test_quote_doubles_embedded_quotes(db: Database) -> None:
+    assert db.dialect.quote('we"ird') == '"we""ird"'
+
+
+def test_placeholders(db: Database, kind: str) -> None:
+    expected = "%(x)s" if kind == "postgresql" else ":x"
+    assert db.dialect.placeholder("x") == expected
+
+
+def test_server_version(db: Database, kind: str) -> None:
+    conn = db.dialect.connect()
+    try:
+        version = db.dialect.server_version(conn)
+    finally:
+        conn.close()
+    assert version.startswith("PostgreSQL" if kind == "postgresql" else "SQLite")
+
+
+def test_foreign_keys_are_enforced(db: Database) -> None:
+    session = MotherSession()
+    with pytest.raises((psycopg.errors.ForeignKeyViolation, sqlite3.IntegrityError)):
+        session.oc_query("INSERT INTO planets (star_id, planet_name) VALUES (999, 'orphan')")
+    session.close()
+
+
+def test_sqlite_memory_database_is_shared_by_the_pool() -> None:
+    database = init_mother(dsn="sqlite://", pool_min=1)
+    tutorial.create(database)
+    with MotherSession() as one:
+        one.oc_query("INSERT INTO stars (star_name) VALUES ('mem')")
+    held = MotherSession()
+    held.connection()  # a second pooled connection sees the same database
+    with MotherSession() as two:
+        assert two.ov_query("SELECT star_name FROM stars") == "mem"
+    held.close()
+
+
+def test_two_memory_databases_are_separate() -> None:
+    a = init_mother(dsn="sqlite://", name="a")
+    b = init_mother(dsn="sqlite://", name="b")
+    tutorial.create(a)
+    with MotherSession(database="a") as s:
+        s.oc_query("INSERT INTO stars (star_name) VALUES ('a')")
+    conn = b.dialect.connect()
+    try:
+        tables = conn.execute("SELECT name FROM sqlite_schema").fetchall()
+    finally:
+        conn.close()
+    assert tables == []
+
+
+def test_sqlite_file_uses_wal(tmp_path: Path) -> None:
+    database = init_mother(dsn=f"sqlite:///{tmp_path}/w.db")
+    with MotherSession() as s:
+        assert s.ov_query("PRAGMA journal_mode") == "wal"
+        assert s.ov_query("PRAGMA foreign_keys") == 1
+    assert database.dialect.memory is False
+
+
+def test_sqlite_bad_dsn() -> None:
+    with pytest.raises(ConfigError) as info:
+        init_mother(dsn="sqlite:relative")
+    assert info.value.key == "dsn"
+
+
+def test_sqlite_writers_are_serialized_not_failed(tmp_path: Path) -> None:
+    """Two sessions writing at once: the second waits for the first (busy timeout)."""
+    database = init_mother(dsn=f"sqlite:///{tmp_path}/s.db", busy_timeout=30)
+    tutorial.create(database)
+    assert database.dialect.concurrent_writes is False
+    first = MotherSession()
+    first.oc_query("INSERT INTO stars (star_name) VALUES ('first')")
+    started, done = threading.Event(), threading.Event()
+
+    def second() -> None:
+        started.set()
+        with MotherSession() as s:
+            s.oc_query("INSERT INTO stars (star_name) VALUES ('second')")
+        done.set()
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    started.wait()
+    assert not done.is_set()
+    first.endSession()
+    worker.join()
+    with MotherSession() as s:
+        assert [r["star_name"] for r in s.mr_query("SELECT star_name FROM stars ORDER BY star_id")
+                ] == ["first", "second"]
+
+
+def test_is_transient(db: Database, kind: str) -> None:
+    dialect = db.dialect
+    if kind == "postgresql":
+        assert dialect.is_transient(psycopg.errors.SerializationFailure())
+        assert dialect.is_transient(psycopg.errors.DeadlockDetected())
+        assert not dialect.is_transient(psycopg.errors.UniqueViolation())
+    else:
+        assert dialect.is_transient(sqlite3.OperationalError("database is locked"))
+        assert not dialect.is_transient(sqlite3.IntegrityError("UNIQUE constraint failed"))
