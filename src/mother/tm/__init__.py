@@ -1,0 +1,26 @@
+"""Sessions joined to the transactions of the ``transaction`` package (Zope, Pyramid, scripts).
+
+``join(session)`` makes ``transaction.commit()`` drive the session through
+two-phase commit and ``transaction.abort()`` roll it back; ``register()`` and
+``current_session()`` give one session per transaction per database;
+``recover()`` resolves what a crash left prepared. See the "Transactions" chapter.
+"""
+
+from .datamanager import (
+    COMMIT_LOG,
+    GID_PREFIX,
+    MotherDataManager,
+    NoActiveTransactionError,
+    TransactionState,
+    join,
+    make_gid,
+    parse_gid,
+)
+from .recovery import Branch, RecoveryReport, recover
+from .scoping import Registration, current_session, register, unregister
+
+__all__ = [
+    "COMMIT_LOG", "GID_PREFIX", "Branch", "MotherDataManager", "NoActiveTransactionError",
+    "RecoveryReport", "Registration", "TransactionState", "current_session", "join", "make_gid",
+    "parse_gid", "recover", "register", "unregister",
+]
