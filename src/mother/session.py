@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 from .database import Database, resolve
 from .errors import (
     ConnectionLostError,
+    FlushError,
     NotUniqueError,
+    PrimaryKeyError,
+    SessionConflictError,
     SessionClosedError,
     TransactionManagedError,
 )
@@ -118,6 +121,8 @@ class Session(Executor):
         self._owned = pg_conn is None
         self._closed = False
         self._lost: BaseException | None = None
+        #: the error of a flush that failed half-way: only a rollback may follow
+        self._failed: BaseException | None = None
         self._savepoints = 0
         self._flushing = False
         #: set by mother.tm while the session is joined to a transaction
@@ -152,6 +157,10 @@ class Session(Executor):
             raise ConnectionLostError(
                 f"session {self.name!r} lost its connection ({self._lost}); its transaction "
                 "is gone: call rollback() to go on with a new connection")
+        if self._failed is not None:
+            raise FlushError(
+                f"session {self.name!r}: an earlier flush failed ({self._failed}); its "
+                "transaction may hold part of it: call rollback() (or leave begin_nested()) first")
         if self._conn is None:
             conn = self.database.getconn()
             try:
@@ -195,6 +204,9 @@ class Session(Executor):
     def _run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
         if not seq:
             return []
+        self._check_open()
+        if self.autoflush and not self._flushing and self.uow.has_pending():
+            self.flush()
         results = self._batch([(sql, list(seq), returning)])
         return results[0]
 
@@ -240,15 +252,20 @@ class Session(Executor):
         return self.uow.objects()
 
     def flush(self) -> None:
-        """Write every pending insert, update and delete now."""
+        """Write every pending insert, update and delete now, in one batch."""
+        self._flush(commit=False)
+
+    def _flush(self, commit: bool) -> bool:
+        """Flush; with ``commit`` the COMMIT rides in the same batch. True if it committed."""
         self._check_open()
         if self._flushing or not self.uow.has_pending():
-            return
+            return False
         self._flushing = True
         try:
-            self.uow.flush()
+            self.uow.flush(commit)
         finally:
             self._flushing = False
+        return commit
 
     def persist(self, obj: DbMother) -> DbMother:
         """Queue ``obj`` for insertion at the next flush (or track it if it is already stored)."""
@@ -294,8 +311,13 @@ class Session(Executor):
     def refresh(self, obj: DbMother) -> DbMother:
         """Read ``obj``'s row again, dropping its unflushed changes."""
         self._check_open()
+        if obj._mo_session is not self:
+            raise SessionConflictError(f"{obj!r} does not live in session {self.name!r}")
+        if obj._mo_state not in (PERSISTENT, DELETED) or obj._mo_key is None:
+            raise PrimaryKeyError(f"cannot refresh {obj!r}: it is not stored in the database")
         self.uow.touch(obj)
         obj._mo_dirty = None
+        self.uow.sync(obj)
         obj.load(list(obj._mo_table().columns))
         return obj
 
@@ -326,14 +348,18 @@ class Session(Executor):
 
     @contextlib.contextmanager
     def begin_nested(self) -> Iterator[Session]:
-        """Run a block under a SAVEPOINT: an error rolls back its rows and its objects."""
-        self.flush()
+        """Run a block under a SAVEPOINT: an error rolls back its rows and its objects.
+
+        Blocks nest. If the connection itself was lost, the savepoint is gone with the
+        transaction: the error propagates and ``rollback()`` restores everything.
+        """
         name = self.savepoint()
         try:
             yield self
             self.flush()
         except BaseException:
-            self.rollback_savepoint(name)
+            if self._lost is None and not self._closed:
+                self.rollback_savepoint(name)
             raise
         self.release_savepoint(name)
 
@@ -350,12 +376,21 @@ class Session(Executor):
         return name
 
     def release_savepoint(self, name: str) -> None:
+        """Keep the work done since ``name``; it becomes part of the enclosing level."""
+        self._log(f"RELEASE SAVEPOINT {name}", None)
         self.database.dialect.release_savepoint(self.connection(), name)
         self.uow.release()
 
     def rollback_savepoint(self, name: str) -> None:
         """Roll the database back to ``name`` and restore the objects changed since."""
-        self.database.dialect.rollback_savepoint(self.connection(), name)
+        self._check_open()
+        self._failed = None  # a flush that failed after the savepoint is undone with it
+        self._log(f"ROLLBACK TO SAVEPOINT {name}", None)
+        try:
+            self.database.dialect.rollback_savepoint(self.connection(), name)
+        except Exception as error:
+            self._guard(error)
+            raise
         self.uow.restore()
 
     # -- outcome -----------------------------------------------------------------------
@@ -372,9 +407,10 @@ class Session(Executor):
 
     def _commit(self) -> None:
         self._check_open()
-        self.flush()
         conn = self._conn
-        if conn is not None:
+        if self._flush(commit=True):
+            pass  # the COMMIT went out in the flush's batch
+        elif conn is not None:
             try:
                 self.database.dialect.commit(conn)
             except Exception as error:
@@ -390,7 +426,7 @@ class Session(Executor):
 
     def _rollback(self) -> None:
         self._check_open()
-        conn, self._lost = self._conn, None
+        conn, self._lost, self._failed = self._conn, None, None
         if conn is not None:
             try:
                 self.database.dialect.rollback(conn)

@@ -144,8 +144,12 @@ class UnitOfWork:
         self.frames = [weakref.WeakKeyDictionary()]
 
     # -- flush -----------------------------------------------------------------------------
-    def flush(self) -> None:
-        """Write everything pending: inserts parents first, deletes children first, batched."""
+    def flush(self, commit: bool = False) -> None:
+        """Write everything pending: inserts parents first, deletes children first, batched.
+
+        Nothing changes on the objects unless the whole batch succeeded; with
+        ``commit`` the batch ends with COMMIT.
+        """
         if not self.has_pending():
             return
         schema = self.session.database.schema
@@ -185,6 +189,7 @@ class UnitOfWork:
         deletes: dict[str, list[DbMother]] = {}
         for obj in self.deleted.values():
             deletes.setdefault(obj.table_name, []).append(obj)
+        schema.check_acyclic(deletes)
         for table_name, objs in sorted(deletes.items(), key=lambda item: -schema.rank(item[0])):
             table = schema.table(table_name)
             keys = self._require_key(table, objs, "delete")
@@ -194,7 +199,12 @@ class UnitOfWork:
                 False))
             appliers.append((self._deleted, objs, ()))
 
-        results = self.session._batch(statements)
+        try:
+            results = self.session._batch(statements, commit)
+        except BaseException as error:
+            if self.session._lost is None:
+                self.session._failed = error
+            raise
         for (apply, objs, extra), rows in zip(appliers, results):
             apply(objs, rows, extra)
 
