@@ -80,7 +80,9 @@ def test_flush_of_nothing_sends_nothing(db: mother.Database) -> None:
 @pytest.fixture
 def cyclic(db: mother.Database) -> mother.Database:
     conn = db.dialect.connect()
-    for sql in ('CREATE TABLE "hens" (hen_id INTEGER PRIMARY KEY, egg_id INTEGER '
+    cascade = " CASCADE" if db.dialect.name == "postgresql" else ""
+    for sql in ('DROP TABLE IF EXISTS "eggs"' + cascade, 'DROP TABLE IF EXISTS "hens"' + cascade,
+                'CREATE TABLE "hens" (hen_id INTEGER PRIMARY KEY, egg_id INTEGER '
                 'REFERENCES "eggs"(egg_id))',
                 'CREATE TABLE "eggs" (egg_id INTEGER PRIMARY KEY, hen_id INTEGER '
                 'REFERENCES "hens"(hen_id))'):
