@@ -121,3 +121,5 @@ def test_cycle_refused_for_deletes_too(cyclic: mother.Database) -> None:
         with pytest.raises(FlushError, match="cycle"):
             s.flush()
         assert s.deleted == {hen, egg}
+        s.rollback()
+        assert not s.deleted and hen in s
