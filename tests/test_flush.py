@@ -116,6 +116,7 @@ def test_cycle_refused_for_deletes_too(cyclic: mother.Database) -> None:
     with MotherSession() as s:
         hen = mother.getMotherObj("hens", {"hen_id": 1}, MO_SAVE, session=s)
         egg = mother.getMotherObj("eggs", {"egg_id": 1}, MO_SAVE, session=s)
+        s.commit()
         s.delete(hen)
         s.delete(egg)
         with pytest.raises(FlushError, match="cycle"):

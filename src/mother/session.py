@@ -150,13 +150,16 @@ class Session(Executor):
         if self._closed:
             raise SessionClosedError(f"session {self.name!r} has ended")
 
-    def connection(self) -> Any:
-        """The session's connection, taken from the pool on first use."""
-        self._check_open()
+    def _check_lost(self) -> None:
         if self._lost is not None:
             raise ConnectionLostError(
                 f"session {self.name!r} lost its connection ({self._lost}); its transaction "
                 "is gone: call rollback() to go on with a new connection")
+
+    def connection(self) -> Any:
+        """The session's connection, taken from the pool on first use."""
+        self._check_open()
+        self._check_lost()
         if self._failed is not None:
             raise FlushError(
                 f"session {self.name!r}: an earlier flush failed ({self._failed}); its "
@@ -407,6 +410,7 @@ class Session(Executor):
 
     def _commit(self) -> None:
         self._check_open()
+        self._check_lost()  # never report a lost transaction as committed
         conn = self._conn
         if self._flush(commit=True):
             pass  # the COMMIT went out in the flush's batch
@@ -479,6 +483,7 @@ class Session(Executor):
     # Mother's names for the transaction of a session: it always has one.
     def beginTrans(self) -> None:
         """A session is always in a transaction: nothing to do."""
+        self._check_open()
 
 
 _MISSING = object()
