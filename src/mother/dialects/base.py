@@ -100,11 +100,15 @@ class Dialect:
     def run_batch(self, conn: Any, statements: Sequence[tuple[str, Sequence[Any], bool]],
                   commit: bool = False) -> list[list[Any]]:
         """Run executemany statements in order (then COMMIT if asked), in one round trip
-        where the driver can; one list of returned rows per statement."""
+        where the driver can; per statement, the rows every run returned, concatenated
+        (one per parameter set for ``INSERT … RETURNING``)."""
         results = []
         for sql, seq, returning in statements:
             if returning:
-                results.append([self.execute(conn, sql, params).fetchone() for params in seq])
+                rows: list[Any] = []
+                for params in seq:
+                    rows.extend(self.execute(conn, sql, params).fetchall())
+                results.append(rows)
             else:
                 self.executemany(conn, sql, seq)
                 results.append([])

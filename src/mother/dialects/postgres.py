@@ -190,7 +190,7 @@ class PostgresDialect(Dialect):
             rows = []
             if returning:
                 while True:
-                    rows.append(cursor.fetchone())
+                    rows.extend(cursor.fetchall())
                     if not cursor.nextset():
                         break
             results.append(rows)
