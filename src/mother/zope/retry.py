@@ -1,0 +1,93 @@
+"""Make serialization failures and deadlocks reach the Zope publisher as a ``TransientError``.
+
+The publisher retries a request (up to ``max-conflict-retries``) only when the
+exception it sees is a :class:`transaction.interfaces.TransientError`. The
+data managers of the sessions handed out by :mod:`mother.zope` turn a
+transient database error raised while the transaction commits (flush,
+``PREPARE TRANSACTION``, one-phase commit) into a
+:class:`TransientDatabaseError`; :func:`retryable` does the same for errors
+raised by statements inside a view or method.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from transaction.interfaces import TransientError
+
+import mother
+from mother.errors import MotherError
+from mother.tm import MotherDataManager
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+_WRAPPED = "_mother_zope_retry"
+_PHASES = ("tpc_begin", "commit", "tpc_vote")
+
+
+class TransientDatabaseError(MotherError, TransientError):
+    """A serialization failure, deadlock or locked database: the publisher retries the request.
+
+    The database's own error is ``__cause__``.
+    """
+
+
+def is_transient(error: BaseException, databases: list[mother.Database] | None = None) -> bool:
+    """Whether a dialect of the given (default: every configured) database calls it transient."""
+    if isinstance(error, TransientError):
+        return False  # already what the publisher retries
+    return any(db.dialect.is_transient(error)
+               for db in (databases if databases is not None else mother.databases()))
+
+
+def _converting(method: Callable[..., Any], dm: MotherDataManager) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def phase(txn: Any) -> Any:
+        try:
+            return method(txn)
+        except Exception as error:
+            if dm.should_retry(error) and not isinstance(error, TransientError):
+                log.info("transient error in %s of %s, the request will be retried: %s",
+                         method.__name__, dm.session.name, error)
+                raise TransientDatabaseError(
+                    f"{type(error).__name__} in {dm.session.name}: {error}") from error
+            raise
+    return phase
+
+
+def convert_errors(dm: Any) -> Any:
+    """Give one data manager the converting commit phases (idempotent)."""
+    if isinstance(dm, MotherDataManager) and not getattr(dm, _WRAPPED, False):
+        for name in _PHASES:
+            setattr(dm, name, _converting(getattr(dm, name), dm))
+        setattr(dm, _WRAPPED, True)
+    return dm
+
+
+def session_hook(session: mother.Session) -> None:
+    """A ``Database.session_hooks`` entry: sessions joined by ``mother.tm.register`` convert too."""
+    convert_errors(session.manager)
+
+
+def install_hook(database: mother.Database) -> None:
+    """Add :func:`session_hook` to the database (after ``mother.tm.register``'s own hook)."""
+    if session_hook not in database.session_hooks:
+        database.session_hooks.append(session_hook)
+
+
+def retryable(func: F) -> F:
+    """Decorate a view or method: a transient database error it raises becomes a
+    :class:`TransientDatabaseError`, so the publisher retries the request."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Exception as error:
+            if is_transient(error):
+                raise TransientDatabaseError(f"{type(error).__name__}: {error}") from error
+            raise
+    return wrapper  # type: ignore[return-value]
