@@ -1,0 +1,121 @@
+"""The shared ("persistent") connection: autocommit outside transactions, nesting, and
+no interleaving of two threads' work."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from classes import ClsStars
+from conftest import count
+from mother import MO_SAVE, MotherSession, get_database
+from mother.database import Database
+
+
+def ph(db: Database, name: str) -> str:
+    return db.dialect.placeholder(name)
+
+
+def test_each_statement_commits_by_itself(db: Database) -> None:
+    ClsStars({"star_name": "auto"}, MO_SAVE)
+    assert count(db, "stars") == 1
+    db.shared.oc_query("INSERT INTO stars (star_name) VALUES ('raw')")
+    assert count(db, "stars") == 2
+
+
+def test_only_the_outermost_commit_commits(db: Database) -> None:
+    star = ClsStars({"star_name": "outer"})
+    star.beginTrans()
+    star.insert()
+    star.beginTrans()
+    ClsStars({"star_name": "inner"}, MO_SAVE)
+    star.commit()  # inner level: nothing committed yet
+    assert count(db, "stars") == 0
+    star.commit()  # outermost
+    assert count(db, "stars") == 2
+
+
+def test_any_rollback_rolls_back_everything(db: Database) -> None:
+    shared = db.shared
+    shared.beginTrans()
+    ClsStars({"star_name": "a"}, MO_SAVE)
+    shared.beginTrans()
+    ClsStars({"star_name": "b"}, MO_SAVE)
+    shared.rollback()  # at the inner level: undoes both levels
+    assert shared._level == 0
+    shared.commit()  # nothing left to commit: a warning, no error
+    assert count(db, "stars") == 0
+    ClsStars({"star_name": "after"}, MO_SAVE)  # back to autocommit
+    assert count(db, "stars") == 1
+
+
+def test_a_failed_statement_ends_the_nested_transaction(db: Database) -> None:
+    shared = db.shared
+    shared.beginTrans()
+    shared.beginTrans()
+    ClsStars({"star_name": "doomed"}, MO_SAVE)
+    with pytest.raises(Exception, match="no_such_table"):
+        shared.oc_query("INSERT INTO no_such_table VALUES (1)")
+    assert shared._level == 0
+    assert count(db, "stars") == 0
+    ClsStars({"star_name": "fine"}, MO_SAVE)
+    assert count(db, "stars") == 1
+
+
+def test_raw_helpers_on_the_shared_connection(db: Database) -> None:
+    shared = get_database().shared
+    shared.mq_query(f"INSERT INTO stars (star_name) VALUES ({ph(db, 'n')})",
+                    [{"n": "x"}, {"n": "y"}])
+    assert shared.ov_query("SELECT COUNT(*) AS n FROM stars") == 2
+    assert shared.or_query(f"SELECT star_name FROM stars WHERE star_name = {ph(db, 'n')}",
+                           {"n": "y"}) == {"star_name": "y"}
+    assert len(ClsStars().mr_query("SELECT * FROM stars")) == 2
+
+
+def test_two_threads_never_interleave(db: Database) -> None:
+    """Thread A holds a transaction; thread B's statement waits for it to end, so A's
+    rollback cannot undo B's row and B's autocommit cannot commit A's row."""
+    shared = db.shared
+    a_holds, b_ready, b_done = threading.Event(), threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def thread_a() -> None:
+        shared.beginTrans()
+        ClsStars({"star_name": "A"}, MO_SAVE)
+        order.append("A inserted")
+        a_holds.set()
+        b_ready.wait()
+        # B is now trying to use the shared connection; it must not get in
+        ClsStars({"star_name": "A2"}, MO_SAVE)
+        order.append("A inserted again")
+        order.append("A rolls back")
+        shared.rollback()
+
+    def thread_b() -> None:
+        a_holds.wait()
+        b_ready.set()
+        ClsStars({"star_name": "B"}, MO_SAVE)
+        order.append("B inserted")
+        b_done.set()
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert order == ["A inserted", "A inserted again", "A rolls back", "B inserted"]
+    with MotherSession() as session:
+        assert session.mr_query("SELECT star_name FROM stars") == [{"star_name": "B"}]
+
+
+def test_records_in_a_session_ignore_transaction_calls(db: Database) -> None:
+    session = MotherSession()
+    star = ClsStars({"star_name": "in session"}, MO_SAVE, session=session)
+    star.beginTrans()
+    star.commit()
+    assert count(db, "stars") == 0  # the record's commit did not commit the session
+    star.rollback()
+    session.endSession()  # the record's rollback did not roll it back either
+    assert count(db, "stars") == 1
+    assert db.shared._level == 0
