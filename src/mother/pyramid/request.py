@@ -1,0 +1,96 @@
+"""The dbmother session of a Pyramid request, and retry marking of transient errors."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid_retry import mark_error_retryable
+
+from .. import databases
+from ..session import Session
+
+log = logging.getLogger(__name__)
+
+COUNTER = "mother.request_counter"
+CACHE = "_mother_sessions"
+
+
+def session_name(request: Request, database: str) -> str:
+    """``GET /path #12`` (plus ``@database`` when it is not the default one)."""
+    counter = request.registry.get(COUNTER)
+    number = next(counter) if counter is not None else 0
+    path = request.path_info.encode("ascii", "backslashreplace").decode("ascii")
+    where = "" if database == "default" else f"@{database}"
+    return f"{request.method} {path[:40]} #{number}{where}"
+
+
+def get_session(request: Request, name: str = "default") -> Session:
+    """The session of database ``name`` scoped to ``request.tm``'s current transaction.
+
+    Created, named after the request and joined on first use in each
+    transaction; the transaction's end closes it. A session placed in
+    ``request.environ["mother.session"]`` (``"mother.session.NAME"`` for
+    other databases) is returned instead, which lets tests inject their own.
+    """
+    key = "mother.session" if name == "default" else f"mother.session.{name}"
+    injected = request.environ.get(key)
+    if injected is not None:
+        return injected
+    from .. import tm
+
+    manager = request.tm
+    txn = tm.datamanager.active_transaction(manager)
+    cache: dict[str, tuple[Any, Session]] = request.__dict__.setdefault(CACHE, {})
+    cached = cache.get(name)
+    if cached is not None and cached[0] is txn and not cached[1].closed:
+        return cached[1]
+    known = tm.TransactionState.of(txn).sessions.get(name)
+    session = tm.current_session(database=name, transaction_manager=manager)
+    if session is not known:
+        # new in this transaction and not connected yet: the name reaches application_name
+        session.name = session_name(request, name)
+    cache[name] = (txn, session)
+    return session
+
+
+def mother_session(request: Request) -> Session:
+    """``request.mother_session``: the default database's session of this request's transaction."""
+    return get_session(request, "default")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a configured database's dialect says retrying may succeed."""
+    return any(database.dialect.is_transient(error) for database in databases())
+
+
+def retry_tween_factory(handler: Callable[[Request], Response], registry: Any) -> Callable:
+    """Sits over pyramid_tm: marks transient database errors retryable for pyramid_retry.
+
+    Errors raised inside a view are already tagged by pyramid_tm through the
+    data manager's ``should_retry``; errors raised by the commit itself
+    (a serialization failure at ``COMMIT``, a failed vote) come out of
+    pyramid_tm after the data managers are gone, so this tween tags them,
+    whether they propagate or were rendered by an exception view.
+    """
+    def mother_retry_tween(request: Request) -> Response:
+        try:
+            response = handler(request)
+        except Exception as error:
+            if is_transient(error):
+                mark_error_retryable(error)
+            raise
+        error = getattr(request, "exception", None)
+        if error is not None and is_transient(error):
+            mark_error_retryable(error)
+        return response
+
+    return mother_retry_tween
+
+
+def new_counter() -> itertools.count:
+    return itertools.count(1)
