@@ -38,7 +38,9 @@ from .records import (
     getMotherBuilder,
     getMotherObj,
 )
+from .manager import MotherManager
 from .scoping import object_session, scoped_session, session_scope
+from .sets import MotherBox, MotherFusion, MotherMany
 from .session import MotherPoolStatus, MotherPoolStratus, MotherSession, Session
 from .sql import SQL_DEFAULT, SQL_FALSE, SQL_NULL, SQL_TRUE, InvalidFilterError, MoFilter
 

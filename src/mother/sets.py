@@ -1,0 +1,341 @@
+"""Record sets: many rows at once (``MotherBox``, ``MotherMany``, ``MotherFusion``).
+
+Filters are a dict (equalities, bound parameters; every key must be a column),
+a :class:`~mother.sql.MoFilter` (text with bound parameters), or a plain
+string, which is **trusted SQL** written by the programmer: never build one
+from user input.
+
+Sets run plain statements: objects a session already holds are not changed by
+a set's update or delete (``session.refresh(obj)`` reads them again).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from . import joins
+from .database import Database, get_database
+from .errors import MotherError, ParanoidError
+from .records import MO_DEL, MO_LOAD, MO_NOA, MO_SAVE, MO_UP, DbMother, builder_for
+from .schema import Table
+from .session import Executor, Session
+from .sql import SQL_DEFAULT, Query
+
+log = logging.getLogger(__name__)
+#: rows per SELECT when MotherMany loads (keeps the parameter count low on SQLite)
+LOAD_CHUNK = 200
+
+
+class SetError(MotherError, TypeError):
+    """A record set was given arguments it cannot use."""
+
+
+def _database(thing: Any, session: Session | None) -> Database:
+    if session is not None:
+        return session.database
+    if isinstance(thing, DbMother):
+        return thing._mo_database()
+    return get_database(getattr(thing, "mother_database", "default"))
+
+
+class _RecordSet:
+    """What every set shares: the builder, where it runs, and its records."""
+
+    def __init__(self, builder: Any, session: Session | None) -> None:
+        if isinstance(builder, DbMother) and session is None:
+            session = builder.session
+        self.database = _database(builder, session)
+        self.builder = builder_for(builder, self.database)
+        self.table: Table = self.database.schema.table(self.builder.table_name)
+        self.executor: Executor = session if session is not None else self.database.executor()
+        self.session: Session | None = (self.executor if isinstance(self.executor, Session)
+                                        else None)
+        self._records: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._records)
+
+    def _obj(self, row: Mapping[str, Any]) -> DbMother:
+        return self.builder.from_row(self.session, row)
+
+    def getRecords(self, flag_obj: bool = False) -> list[Any]:
+        """The rows as dicts, or as records of the builder class with ``flag_obj=True``."""
+        if flag_obj:
+            return [self._obj(row) for row in self._records]
+        return list(self._records)
+
+
+class MotherBox(_RecordSet):
+    """The rows of one table matching a filter: load (``MO_LOAD``), update, delete.
+
+    For ``MO_UP``, ``fields`` is the mapping of new values. ``joins`` (used by
+    the child and relation methods) adds joined tables to a load.
+    """
+
+    def __init__(self, builder: Any, filter: Any = None, flag: int = MO_NOA,
+                 fields: Any = None, order: Any = None, session: Session | None = None,
+                 distinct: bool = False, *, joins: Sequence[joins.Join] = ()) -> None:
+        super().__init__(builder, session)
+        self.filter, self.fields, self.order = filter, fields, order
+        self.distinct, self.joins = distinct, tuple(joins)
+        self.rowcount = -1
+        actions = {MO_NOA: None, MO_LOAD: self.load, MO_UP: self.update, MO_DEL: self.delete}
+        if flag not in actions:
+            raise SetError(f"MotherBox flag must be MO_NOA, MO_LOAD, MO_UP or MO_DEL, not {flag!r}")
+        if actions[flag] is not None:
+            actions[flag]()
+
+    def _check_filter(self, what: str) -> None:
+        if not self.filter and self.database.settings.paranoid:
+            raise ParanoidError(f"paranoid: refusing to {what} every row of {self.table.name}")
+
+    def load(self) -> list[dict[str, Any]]:
+        """SELECT the matching rows (DISTINCT when asked or when joining)."""
+        dialect, schema = self.database.dialect, self.database.schema
+        fields = self.fields or list(self.table.columns)
+        if isinstance(fields, str):
+            fields = [fields]
+        what = [(self.table.name, name, None) for name in fields]
+        sql, params = joins.select(dialect, schema, self.table.name, what, self.filter,
+                                   self.order, self.distinct or bool(self.joins), self.joins)
+        self._records = self.executor.mr_query(sql, params)
+        return self._records
+
+    def update(self) -> int:
+        """UPDATE the matching rows with ``fields`` (a mapping); returns the row count."""
+        if not isinstance(self.fields, Mapping) or not self.fields:
+            raise SetError("MotherBox(MO_UP) needs fields= as a non-empty mapping of new values")
+        self._check_filter("update")
+        sql, params = joins.update(self.database.dialect, self.table, self.fields, self.filter)
+        self.rowcount = self.executor._run(sql, params, lambda cursor: cursor.rowcount)
+        return self.rowcount
+
+    def delete(self) -> int:
+        """DELETE the matching rows (no filter: every row); returns the row count."""
+        self._check_filter("delete")
+        sql, params = joins.delete(self.database.dialect, self.table, self.filter)
+        self.rowcount = self.executor._run(sql, params, lambda cursor: cursor.rowcount)
+        return self.rowcount
+
+
+class MotherMany(_RecordSet):
+    """Many rows at once, one statement per kind of row, sent as a batch.
+
+    ``store`` is a list of dicts (or one dict). ``MO_SAVE`` inserts them and
+    writes each new primary key back into its dict; ``MO_DEL`` deletes the rows
+    matching each dict; ``MO_UP`` sets ``fields`` (default: the non-key
+    columns) where the other columns match; ``MO_LOAD`` selects the rows
+    matching any dict (``fields`` picks the columns).
+    """
+
+    def __init__(self, builder: Any, store: Any = None, flag: int = MO_NOA,
+                 session: Session | None = None, fields: Sequence[str] | None = None) -> None:
+        super().__init__(builder, session)
+        self.fields = list(fields) if fields else None
+        self._store: list[dict[str, Any]] = []
+        self._loaded = False
+        if store is not None:
+            self.addRows(store)
+        actions = {MO_NOA: None, MO_SAVE: self.insert, MO_DEL: self.delete,
+                   MO_UP: self.update, MO_LOAD: self.load}
+        if flag not in actions:
+            raise SetError(f"MotherMany flag must be MO_NOA, MO_SAVE, MO_DEL, MO_UP or "
+                           f"MO_LOAD, not {flag!r}")
+        if actions[flag] is not None:
+            actions[flag]()
+
+    def addRows(self, rows: Any) -> None:
+        """Add a list of dicts, or one dict."""
+        if isinstance(rows, Mapping):
+            rows = [rows]
+        elif not isinstance(rows, (list, tuple)) or not all(isinstance(r, Mapping) for r in rows):
+            raise SetError(f"rows must be a dict or a list of dicts, not {type(rows).__name__}")
+        for row in rows:
+            self.table.check_fields(row)
+        self._store.extend(rows)
+        if not self._loaded:
+            self._records = self._store
+
+    def _groups(self, value_keys: bool = False) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+        """Rows grouped by their column names (and, with value_keys, by which are NULL)."""
+        groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for row in self._store:
+            if value_keys:
+                key: tuple[Any, ...] = tuple((name, row[name] is None) for name in row)
+            else:
+                key = tuple(name for name, value in row.items() if value is not SQL_DEFAULT)
+            groups.setdefault(key, []).append(row)
+        return groups
+
+    def insert(self) -> None:
+        """INSERT every row; new primary keys are written back into the dicts."""
+        if not self._store:
+            log.info("MotherMany(%s): nothing to insert", self.table.name)
+            return
+        dialect, pkey = self.database.dialect, self.table.primary_key
+        for columns, rows in self._groups().items():
+            sql = joins.many(dialect, self.table, "insert", columns, returning=pkey)
+            seq = [{f"c{i}": row[name] for i, name in enumerate(columns)} for row in rows]
+            result = self.executor._run_many(sql, seq, bool(pkey))
+            for row, back in zip(rows, result):
+                for name in [n for n, v in row.items() if v is SQL_DEFAULT]:
+                    del row[name]
+                row.update(back)
+
+    def _keyed(self, kind: str, set_columns: Sequence[str] | None) -> None:
+        if not self._store:
+            log.info("MotherMany(%s): nothing to %s", self.table.name, kind)
+            return
+        dialect = self.database.dialect
+        for shape, rows in self._groups(value_keys=True).items():
+            names = [name for name, _ in shape]
+            columns: list[str] = []
+            if set_columns is not None:
+                columns = list(set_columns or [n for n in names if n not in self.table.primary_key])
+                missing = [name for name in columns if name not in names]
+                self.table.check_fields(columns)
+                if missing:
+                    raise SetError(f"MotherMany update: rows lack the columns {missing}")
+                if not columns or len(columns) == len(names):
+                    raise SetError("MotherMany update needs columns to set and columns to "
+                                   "match the rows by")
+            keys = [name for name, null in shape if name not in columns and not null]
+            nulls = [name for name, null in shape if name not in columns and null]
+            sql = joins.many(dialect, self.table, kind, columns, keys, nulls)
+            seq = [{**{f"c{i}": row[n] for i, n in enumerate(columns)},
+                    **{f"k{i}": row[n] for i, n in enumerate(keys)}} for row in rows]
+            self.executor._run_many(sql, seq, False)
+
+    def delete(self) -> None:
+        """DELETE the rows matching each dict (every column of the dict must match)."""
+        self._keyed("delete", None)
+
+    def update(self) -> None:
+        """UPDATE ``fields`` (default: the non-key columns) where the other columns match."""
+        self._keyed("update", self.fields or [])
+
+    def load(self) -> list[dict[str, Any]]:
+        """SELECT the rows matching any of the dicts; they become the records."""
+        dialect, table = self.database.dialect, self.table
+        fields = self.fields or list(table.columns)
+        records: list[dict[str, Any]] = []
+        for start in range(0, len(self._store), LOAD_CHUNK):
+            query = Query(dialect)
+            alternatives = []
+            for row in self._store[start:start + LOAD_CHUNK]:
+                conds = query.equalities(table, row)
+                alternatives.append("(" + " AND ".join(conds or ["1 = 1"]) + ")")
+            sql = (f"SELECT {query.columns(table, fields, qualify=True)} FROM "
+                   f"{query.ident(table.name)} WHERE {' OR '.join(alternatives)}")
+            records.extend(self.executor.mr_query(sql, query.params))
+        self._records, self._loaded = records, True
+        return records
+
+
+class MotherFusion(_RecordSet):
+    """The join of two tables: parent and child, or two tables through a link table.
+
+    ``fields``: None (every column of both), a list of column names (``col`` or
+    ``table.col``), a dict ``{col: alias}``, or a tuple ``(fa, fb[, fr])`` of
+    per-table lists, dicts or empty values (every column). ``params`` adds link
+    table columns (a list, a dict, or True for its non-key columns). ``side`` is
+    ``"LEFT"`` or ``"RIGHT"``; ``jfilter`` applies to the link table.
+    """
+
+    def __init__(self, a: Any, b: Any, filter: Any = None, fields: Any = None, order: Any = None,
+                 session: Session | None = None, distinct: bool = False, rtbl: str | None = None,
+                 params: Any = None, jfilter: Any = None, side: str = "") -> None:
+        super().__init__(a, session)
+        self.other = builder_for(b, self.database)
+        schema = self.database.schema
+        names = (self.builder.table_name, self.other.table_name)
+        self.link = None
+        self.outer = bool(side)
+        if is_pair := joins.is_child(schema, names[1], names[0]):
+            self.builder, self.other = self.other, self.builder
+            names = names[::-1]
+            if isinstance(fields, tuple):
+                fields = (fields[1], fields[0], *fields[2:])
+        if is_pair or joins.is_child(schema, names[0], names[1]):
+            key = joins.child_key(schema, names[0], names[1])
+            steps = [joins.Join(names[1], key, side)]
+            where: Any = filter
+        else:
+            self.link = joins.find_link(schema, names[0], names[1], rtbl)
+            mine, theirs = self.link.towards(names[0])
+            steps = [joins.Join(self.link.table, mine, side), joins.Join(names[1], theirs, side)]
+            where = joins.AllOf((filter, joins.Scoped(jfilter, (self.link.table,))))
+        what = self._what(names, fields, params)
+        sql, values = joins.select(self.database.dialect, schema, names[0], what, where, order,
+                                   distinct, steps)
+        self._records = self.executor.mr_query(sql, values)
+
+    def _what(self, names: tuple[str, str], fields: Any, params: Any
+              ) -> list[tuple[str, str, str | None]]:
+        schema = self.database.schema
+        tables = {name: schema.table(name) for name in names}
+        link = self.link
+        if link is not None:
+            tables[link.table] = schema.table(link.table)
+        if fields is None:
+            fields = ((), ())
+        if isinstance(fields, tuple):
+            parts = list(fields) + [None] * (3 - len(fields))
+            if link is not None and params and not parts[2]:
+                if params is True:
+                    keys = {*link.left.columns, *link.right.columns}
+                    parts[2] = [c for c in tables[link.table].columns if c not in keys]
+                else:
+                    parts[2] = params
+            out: list[tuple[str, str, str | None]] = []
+            for table_name, part in zip([*names, link.table if link else None], parts):
+                if table_name is None or (part is None and table_name not in names):
+                    continue
+                if not part:
+                    out.append((table_name, "*", None))
+                elif isinstance(part, Mapping):
+                    out.extend((table_name, col, alias) for col, alias in part.items())
+                else:
+                    out.extend((table_name, col, None) for col in part)
+            return out
+        items = fields.items() if isinstance(fields, Mapping) else ((f, None) for f in fields)
+        out = []
+        for name, alias in items:
+            table, column = joins.owner(tables, list(tables), name)
+            out.append((table.name, column, alias))
+        return out
+
+    def getRecords(self, flag_obj: bool = False) -> list[Any]:
+        """Rows as dicts, or ``(a, b)`` / ``(a, link, b)`` records with ``flag_obj=True``.
+
+        A column goes to the first table that has it (a, then b, then the link);
+        a side that an outer join left empty comes back as None.
+        """
+        if not flag_obj:
+            return list(self._records)
+        first, second = self.builder, self.other
+        schema = self.database.schema
+        cols_a = schema.table(first.table_name).columns
+        cols_b = schema.table(second.table_name).columns
+        link_builder = builder_for(self.link.table, self.database) if self.link else None
+        cols_link = schema.table(self.link.table).columns if self.link else {}
+        out = []
+        for row in self._records:
+            a = {k: v for k, v in row.items() if k in cols_a}
+            b = {k: v for k, v in row.items() if k not in cols_a and k in cols_b}
+            rest = {k: v for k, v in row.items() if k in cols_link and k not in a and k not in b}
+            objs = [self._part(first, a), self._part(second, b)]
+            if link_builder is not None and rest:
+                objs.insert(1, self._part(link_builder, rest))
+            out.append(tuple(objs))
+        return out
+
+    def _part(self, builder: type[DbMother], values: dict[str, Any]) -> DbMother | None:
+        if not values or (self.outer and all(value is None for value in values.values())):
+            return None
+        return builder.from_row(self.session, values)
