@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from classes import ClsMoonsInfo, ClsPlanets, ClsStars
-from conftest import count
 
 import mother
+from classes import ClsMoonsInfo, ClsPlanets, ClsStars
+from conftest import count
 from mother import MO_SAVE, FlushError, MotherSession
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import gc
 
 import pytest
-from classes import ClsPlanets, ClsStars
 
 import mother
+from classes import ClsPlanets, ClsStars
 from mother import MO_LOAD, MO_SAVE, MotherSession, getMotherBuilder
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from classes import ClsPlanets, ClsStars
-from conftest import count
 
 import mother
+from classes import ClsPlanets, ClsStars
+from conftest import count
 from mother import MO_SAVE, MotherSession
 
 

@@ -6,10 +6,10 @@ import sqlite3
 
 import psycopg
 import pytest
-from classes import ClsPlanets, ClsStars
-from conftest import count
 
 import mother
+from classes import ClsPlanets, ClsStars
+from conftest import count
 from mother import (
     MO_SAVE,
     ConnectionLostError,

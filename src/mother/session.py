@@ -16,8 +16,8 @@ from .errors import (
     FlushError,
     NotUniqueError,
     PrimaryKeyError,
-    SessionConflictError,
     SessionClosedError,
+    SessionConflictError,
     TransactionManagedError,
 )
 from .sql import MoFilter, Query
