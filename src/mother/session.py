@@ -50,9 +50,16 @@ class Executor:
         raise NotImplementedError
 
     def _log(self, sql: str, params: Any) -> None:
+        """One DEBUG record per statement on ``mother.sql``: the SQL text as written (values
+        never interpolated into it), the parameters as a separate argument and as
+        ``record.params``, the session name as ``record.session``."""
         if sql_log.isEnabledFor(logging.DEBUG):
-            sql_log.debug("[%s] %s", self.name, sql, extra={"params": params})
-            sql_log.debug("[%s] parameters: %r", self.name, params)
+            extra = {"session": self.name, "sql": sql, "params": params}
+            if isinstance(params, list):
+                sql_log.debug("[%s] %s -- %d parameter sets", self.name, sql, len(params),
+                              extra=extra)
+            else:
+                sql_log.debug("[%s] %s -- parameters: %r", self.name, sql, params, extra=extra)
 
     def _raw(self, sql: str, params: Any) -> tuple[str, Any]:
         """A raw query's text and parameters; a MoFilter adds its conditions."""
@@ -415,6 +422,7 @@ class Session(Executor):
         if self._flush(commit=True):
             pass  # the COMMIT went out in the flush's batch
         elif conn is not None:
+            self._log("COMMIT", None)
             try:
                 self.database.dialect.commit(conn)
             except Exception as error:
@@ -432,6 +440,7 @@ class Session(Executor):
         self._check_open()
         conn, self._lost, self._failed = self._conn, None, None
         if conn is not None:
+            self._log("ROLLBACK", None)
             try:
                 self.database.dialect.rollback(conn)
             except Exception as error:
