@@ -131,3 +131,25 @@ def count_stars(db: mother.Database) -> int:
     from conftest import count
 
     return count(db, "stars")
+
+
+class StarsWithChildren(mother.DbMother, mother.MotherManager):
+    table_name = "stars"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.initChildManager()
+
+
+def test_child_getters_and_record_sets_give_identity_objects(db: mother.Database,
+                                                             star_id: int) -> None:
+    with MotherSession() as s:
+        planet = s.get(ClsPlanets, {"planet_id": 1})
+        star = StarsWithChildren({"star_id": star_id}, MO_LOAD, session=s)
+        assert s.get(StarsWithChildren, star_id) is star
+        assert star.getPlanets({"planet_name": "Earth"}) is planet
+        (boxed,) = star.getMultiplePlanets().getRecords(flag_obj=True)
+        assert boxed is planet
+        (boxed_star,) = mother.MotherBox(ClsStars, {"star_id": star_id}, MO_LOAD,
+                                         session=s).getRecords(flag_obj=True)
+        assert boxed_star is star  # one object per row, whatever class asked first
