@@ -1,0 +1,169 @@
+"""A real Zope instance for the tests: zope.conf + site.zcml written to a temporary
+instance home, started with ``make_wsgi_app`` exactly as ``runwsgi`` does, then driven
+through its WSGI application with WebTest.
+
+Zope starts once per process, so the instance is session-scoped; each test gets
+fresh tables. Its PostgreSQL database runs at REPEATABLE READ by default, so a
+concurrent update is a real SQLSTATE 40001.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import transaction
+import webtest
+
+import mother
+import mother.zope
+
+ADMIN = ("admin", "secret")
+
+ZOPE_CONF = """\
+%define INSTANCE {home}
+instancehome $INSTANCE
+<zodb_db main>
+    <mappingstorage />
+    mount-point /
+</zodb_db>
+max-conflict-retries 2
+"""
+
+SITE_ZCML = """\
+<configure xmlns="http://namespaces.zope.org/zope"
+           xmlns:mother="http://namespaces.zope.org/mother">
+  <include package="Zope2.App" />
+  <include package="Products.Five" />
+  <include package="mother.zope" />
+  <include package="mother_zope_testapp" />
+  <mother:database name="default" dsn="{pg}" pool_min="1" pool_max="5" twophase="on" />
+  <mother:database name="lite" dsn="sqlite:///{lite}" pool_min="1" pool_max="2" />
+</configure>
+"""
+
+PG_DDL = """
+DROP TABLE IF EXISTS notes, counters, guarded, parents;
+CREATE TABLE notes (id SERIAL PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE parents (id INTEGER PRIMARY KEY);
+CREATE TABLE guarded (id SERIAL PRIMARY KEY, body TEXT,
+    ref INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED);
+INSERT INTO counters VALUES (1, 0), (2, 0);
+"""
+
+LITE_DDL = """
+DROP TABLE IF EXISTS notes;
+CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+"""
+
+
+def _with_db(dsn: str, dbname: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    params["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def zope_pg(pg_server: str) -> Iterator[str]:
+    """A PostgreSQL database of its own for the Zope instance (REPEATABLE READ by default)."""
+    name = f"mother_zope_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f"ALTER DATABASE \"{name}\" SET default_transaction_isolation "
+                     "= 'repeatable read'")
+    yield _with_db(pg_server, name)
+    mother.close_all()
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        for gid, in conn.execute("SELECT gid FROM pg_prepared_xacts WHERE database = %s",
+                                 (name,)).fetchall():
+            with psycopg.connect(_with_db(pg_server, name), autocommit=True) as other:
+                other.execute(psycopg.sql.SQL("ROLLBACK PREPARED {}").format(gid))
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def zope_instance(zope_pg: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Start Zope once: the WSGI app, the instance home and the databases' DSNs."""
+    from Zope2.Startup.run import make_wsgi_app
+    from ZPublisher.httpexceptions import HTTPExceptionHandler
+
+    home = tmp_path_factory.mktemp("zope-instance")
+    lite = home / "lite.db"
+    (home / "etc").mkdir()
+    (home / "var").mkdir()
+    (home / "etc" / "zope.conf").write_text(ZOPE_CONF.format(home=home))
+    (home / "etc" / "site.zcml").write_text(SITE_ZCML.format(pg=zope_pg, lite=lite))
+    from mother_zope_testapp import views
+
+    views.SETTINGS["pg"] = zope_pg
+    wsgi = HTTPExceptionHandler(make_wsgi_app({}, str(home / "etc" / "zope.conf")))
+
+    import Zope2
+    from persistent.mapping import PersistentMapping
+
+    app = Zope2.app()
+    try:
+        app.acl_users._doAddUser(ADMIN[0], ADMIN[1], ["Manager"], [])
+        app.mother_box = PersistentMapping()
+        transaction.commit()
+    finally:
+        app._p_jar.close()
+    return {"wsgi": wsgi, "home": Path(home), "pg": zope_pg, "lite": f"sqlite:///{lite}"}
+
+
+@pytest.fixture
+def zope_tables(zope_instance: dict[str, Any]) -> dict[str, Any]:
+    """Fresh tables in both databases; attempt and failure records cleared."""
+    from mother_zope_testapp import views
+
+    with psycopg.connect(zope_instance["pg"], autocommit=True) as conn:
+        conn.execute(PG_DDL)
+    lite = mother.zope.get_database("lite")
+    conn = lite.dialect.connect()
+    try:
+        conn.executescript(LITE_DDL)
+    finally:
+        conn.close()
+    for name in ("default", "lite"):
+        mother.zope.get_database(name).refresh_schema()
+    views.ATTEMPTS.clear()
+    views.FAILURES.clear()
+    return zope_instance
+
+
+@pytest.fixture
+def browser(zope_tables: dict[str, Any]) -> webtest.TestApp:
+    """An anonymous WebTest client of the instance."""
+    return webtest.TestApp(zope_tables["wsgi"])
+
+
+@pytest.fixture
+def manager(zope_tables: dict[str, Any]) -> webtest.TestApp:
+    """A WebTest client logged in as a Manager."""
+    client = webtest.TestApp(zope_tables["wsgi"])
+    client.authorization = ("Basic", ADMIN)
+    return client
+
+
+def rows(dsn: str, table: str = "notes") -> list[str]:
+    """Committed bodies of ``table`` (a fresh connection sees only committed rows)."""
+    if dsn.startswith("sqlite:///"):
+        import sqlite3
+
+        conn = sqlite3.connect(dsn[len("sqlite:///"):])
+        try:
+            return [r[0] for r in conn.execute(f"SELECT body FROM {table} ORDER BY id")]
+        finally:
+            conn.close()
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute(f"SELECT body FROM {table} ORDER BY id")]
+
+
+def counter(dsn: str, key: int) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT n FROM counters WHERE id = %s", (key,)).fetchone()[0]

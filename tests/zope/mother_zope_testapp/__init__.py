@@ -1,0 +1,1 @@
+"""Views used by the Zope tests: each runs inside a real publisher request."""
