@@ -116,7 +116,7 @@ def make_app(settings: dict[str, Any] | None = None, *, websession: bool = True,
     with Configurator(settings=dict(settings or {})) as config:
         config.include("mother.pyramid")
         if websession:
-            create_websession_table()
+            create_websession_table(drop=True)
             config.set_session_factory(MotherWebSessionFactory(SECRET, reissue_time=None))
         for name, view in VIEWS.items():
             config.add_route(name, f"/{name}")

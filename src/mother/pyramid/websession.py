@@ -57,14 +57,17 @@ class WebSessionConflictError(MotherError, transaction.interfaces.TransientError
 
 
 def create_websession_table(database: str | Database = "default",
-                            table: str = DEFAULT_TABLE) -> None:
-    """Create the web-session table in ``database`` if it does not exist yet."""
+                            table: str = DEFAULT_TABLE, drop: bool = False) -> None:
+    """Create the web-session table in ``database`` if it does not exist yet
+    (with ``drop``, drop it first: every web session is lost)."""
     db = resolve(database)
     quote = db.dialect.quote
     ddl = DDL.format(table=quote(table), **{name: quote(name) for name in COLUMNS})
     conn = db.dialect.connect()
     try:
         db.dialect.begin(conn)
+        if drop:
+            db.dialect.execute(conn, f"DROP TABLE IF EXISTS {quote(table)}")
         db.dialect.execute(conn, ddl)
         db.dialect.commit(conn)
     finally:
