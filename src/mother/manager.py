@@ -241,8 +241,11 @@ class MotherManager:
         mine_values = key_values(self, mine)
         link_rows = [{**mine_values, **{col: row[ref] for col, ref in theirs.pairs()}}
                      for row in rows]
+        link_builder = builder_for(link, database)
         with atomic(self):
-            MotherMany(builder_for(link, database), link_rows, MO_DEL, self.session)
+            for values in link_rows:  # the filter limits which link rows go, as in joinRelated
+                MotherBox(link_builder, joins.AllOf((values, joins.Scoped(filter, (link,)))),
+                          MO_DEL, session=self.session)
             if flag == MO_DEL:
                 MotherMany(builder, [{k: row[k] for k in keys} for row in rows], MO_DEL,
                            self.session)
