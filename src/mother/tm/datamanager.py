@@ -166,6 +166,8 @@ class MotherDataManager:
         self.twophase = self.database.twophase
         self.state = TransactionState.of(txn)
         self.phase = ACTIVE
+        #: what the vote did: READ_ONLY, ONE_PHASE or PREPARE (None before the vote)
+        self.mode: str | None = None
         self.gid = make_gid(self.state.global_id, self.database.name, session.name)
 
     def __repr__(self) -> str:
@@ -216,7 +218,7 @@ class MotherDataManager:
 
     def tpc_vote(self, txn: Any) -> None:
         """PREPARE TRANSACTION, or commit now (sole writer, or a database that cannot prepare)."""
-        mode = self.state.mode(self, txn)
+        mode = self.mode = self.state.mode(self, txn)
         if mode == READ_ONLY:
             self.phase = VOTED
             return

@@ -1,0 +1,81 @@
+"""Helpers shared by the mother.tm tests: a second database and a real foreign resource."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import transaction
+from transaction.interfaces import IDataManager
+from zope.interface import implementer
+
+import mother
+from mother import tutorial
+
+
+def second_database(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+                    name: str = "second", **settings: Any) -> mother.Database:
+    """A second configured database of the same kind, with fresh tutorial tables."""
+    if kind == "postgresql":
+        dsn = request.getfixturevalue("pg_dsns")[1]
+    else:
+        dsn = f"sqlite:///{tmp_path / (name + '.db')}"
+    database = mother.init_mother(dsn=dsn, name=name, pool_min=1, pool_max=10, pool_timeout=5,
+                                  **settings)
+    tutorial.create(database)
+    return database
+
+
+def prepared(dsn: str) -> list[str]:
+    """The gids prepared in the PostgreSQL database of ``dsn``."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return [gid for gid, in conn.execute(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()")]
+
+
+@implementer(IDataManager)
+class Observer:
+    """A real (non-dbmother) resource: runs ``on_vote`` when it votes, after every dbmother branch.
+
+    Its sort key puts it after dbmother's preparing branches but before those that
+    commit in their vote (``~mother``).
+    """
+
+    def __init__(self, on_vote: Any = None, manager: Any = None) -> None:
+        self.on_vote = on_vote
+        self.transaction_manager = manager or transaction.manager
+        self.seen: Any = None
+        self.calls: list[str] = []
+
+    def sortKey(self) -> str:
+        return "observer"
+
+    def abort(self, txn: Any) -> None:
+        self.calls.append("abort")
+
+    def tpc_begin(self, txn: Any) -> None:
+        self.calls.append("tpc_begin")
+
+    def commit(self, txn: Any) -> None:
+        self.calls.append("commit")
+
+    def tpc_vote(self, txn: Any) -> None:
+        self.calls.append("tpc_vote")
+        if self.on_vote is not None:
+            self.seen = self.on_vote()
+
+    def tpc_finish(self, txn: Any) -> None:
+        self.calls.append("tpc_finish")
+
+    def tpc_abort(self, txn: Any) -> None:
+        self.calls.append("tpc_abort")
+
+
+def add_deferred_table(database: mother.Database) -> None:
+    """A table whose foreign key is checked at COMMIT / PREPARE: a real way to fail a vote."""
+    with mother.MotherSession(database=database) as s:
+        s.oc_query("CREATE TABLE deferred_child (child_id INTEGER PRIMARY KEY, star_id INTEGER "
+                   "REFERENCES stars(star_id) DEFERRABLE INITIALLY DEFERRED)")
+    database.refresh_schema()
