@@ -188,8 +188,10 @@ def insert(dialect: Dialect, table: Table, values: Mapping[str, Any]) -> tuple[s
     """INSERT one row; the primary key comes back through RETURNING."""
     query = Query(dialect)
     table.check_fields(values)
+    # a column left out takes its DEFAULT (SQLite has no DEFAULT keyword in VALUES)
+    values = {name: value for name, value in values.items() if value is not SQL_DEFAULT}
     names = [query.ident(name) for name in values]
-    slots = ["DEFAULT" if value is SQL_DEFAULT else query.bind(value) for value in values.values()]
+    slots = [query.bind(value) for value in values.values()]
     returning = table.primary_key or tuple(values)[:1] or tuple(table.columns)[:1]
     target = query.ident(table.name)
     head = f"INSERT INTO {target} ({', '.join(names)}) VALUES ({', '.join(slots)})" if names \
