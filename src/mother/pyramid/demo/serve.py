@@ -1,0 +1,66 @@
+"""``mother demo``: serve the demonstration app with waitress."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from ... import init_mother
+
+log = logging.getLogger(__name__)
+
+
+def default_dsn() -> str:
+    """An SQLite file in the user's data directory (created on first run)."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    folder = base / "dbmother"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        import tempfile
+
+        folder = Path(tempfile.gettempdir()) / "dbmother"
+        folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'demo.db'}"
+
+
+def serve(dsn: str | None = None, host: str = "127.0.0.1", port: int = 6543) -> None:
+    """Configure the database, build the app and serve it until interrupted."""
+    import waitress
+
+    from . import main
+
+    dsn = dsn or default_dsn()
+    init_mother(dsn=dsn, pool_min=1, pool_max=8)
+    app = main({})
+    server = waitress.create_server(app, host=host, port=port, threads=8)
+    url = f"http://{host}:{server.effective_port}/"
+    print(f"dbmother demo on {dsn}\nServing at {url}  (Ctrl+C to stop)", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dsn", help="database (default: an SQLite file in the user data dir)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=6543, help="port (default 6543, 0: any)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``mother demo [--dsn DSN] [--port N] [--host H]``."""
+    parser = argparse.ArgumentParser(prog="mother demo", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    serve(args.dsn, args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
