@@ -6,8 +6,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import counter, rows
 from mother_zope_testapp import views
+from mother_zope_testapp.checks import counter, rows
 from transaction.interfaces import TransientError
 from ZODB.POSException import ConflictError
 

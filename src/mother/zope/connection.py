@@ -171,7 +171,7 @@ class MotherConnection(SimpleItem):
         values = {key: getattr(self, key) for key in
                   ("id", "title", "dsn", "pool_min", "pool_max", "pool_timeout",
                    "pool_type", "twophase")}
-        return _form.__of__(self)(adding=False, values=values, message=message)
+        return _form.__of__(self)(adding=False, settings=values, message=message)
 
     security.declareProtected(view_management_screens, "manage_testForm")
 
@@ -252,23 +252,23 @@ def cloned(connection: MotherConnection, event: Any) -> None:
 InitializeClass(MotherConnection)
 
 
-def manage_addMotherConnectionForm(dispatcher: Any, REQUEST: Any = None) -> str:
+def manage_addMotherConnectionForm(self: Any, REQUEST: Any = None) -> str:
     """The add form."""
     values = {"id": "", "title": "", "dsn": "", "pool_min": MotherConnection.pool_min,
               "pool_max": MotherConnection.pool_max,
               "pool_timeout": MotherConnection.pool_timeout,
               "pool_type": MotherConnection.pool_type, "twophase": MotherConnection.twophase}
-    return _form.__of__(dispatcher)(adding=True, values=values)
+    return _form.__of__(self)(adding=True, settings=values)
 
 
-def manage_addMotherConnection(dispatcher: Any, id: str, title: str = "", dsn: str = "",
+def manage_addMotherConnection(self: Any, id: str, title: str = "", dsn: str = "",
                                pool_min: Any = 1, pool_max: Any = 10, pool_timeout: Any = 15.0,
                                pool_type: str = "limited", twophase: str = "auto",
                                REQUEST: Any = None) -> Any:
     """Add a Mother Database Connection to the folder."""
     connection = MotherConnection(id, title, dsn, pool_min, pool_max, pool_timeout,
                                   pool_type, twophase)
-    container = dispatcher.Destination()
+    container = self.Destination()  # self is the product's factory dispatcher
     container._setObject(id, connection)
     if REQUEST is not None:
         REQUEST.RESPONSE.redirect(f"{container.absolute_url()}/{id}/manage_main")

@@ -40,8 +40,13 @@ def is_transient(error: BaseException, databases: list[mother.Database] | None =
     """Whether a dialect of the given (default: every configured) database calls it transient."""
     if isinstance(error, TransientError):
         return False  # already what the publisher retries
-    return any(db.dialect.is_transient(error)
-               for db in (databases if databases is not None else mother.databases()))
+    if databases is None:
+        from zope.component import getUtilitiesFor
+
+        from .interfaces import IMotherDatabase
+
+        databases = mother.databases() + [db for _, db in getUtilitiesFor(IMotherDatabase)]
+    return any(db.dialect.is_transient(error) for db in databases)
 
 
 def _converting(method: Callable[..., Any], dm: MotherDataManager) -> Callable[..., Any]:

@@ -1,0 +1,24 @@
+"""What the tests check: committed rows, seen through fresh connections."""
+
+from __future__ import annotations
+
+import psycopg
+
+
+def rows(dsn: str, table: str = "notes") -> list[str]:
+    """Committed bodies of ``table`` (a fresh connection sees only committed rows)."""
+    if dsn.startswith("sqlite:///"):
+        import sqlite3
+
+        conn = sqlite3.connect(dsn[len("sqlite:///"):])
+        try:
+            return [r[0] for r in conn.execute(f"SELECT body FROM {table} ORDER BY id")]
+        finally:
+            conn.close()
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute(f"SELECT body FROM {table} ORDER BY id")]
+
+
+def counter(dsn: str, key: int) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT n FROM counters WHERE id = %s", (key,)).fetchone()[0]
