@@ -197,7 +197,8 @@ def test_relation_methods(solar):
     assert earth.dropMultipleLifeforms(filter={"age": 2}) == 1
     assert len(earth.joinLifeforms(jfilter={"life_name": "cats"})) == 1
     assert earth.dropMultipleLifeforms(jfilter={"life_name": "humans"}, flag=MO_DEL) == 1
-    assert MotherBox(MLifeforms, {"life_name": "humans"}, MO_LOAD, session=session).getRecords() == []
+    gone = MotherBox(MLifeforms, {"life_name": "humans"}, MO_LOAD, session=session)
+    assert gone.getRecords() == []
     assert len(MotherBox(MLifeforms, {"life_name": "cats"}, MO_LOAD, session=session)) == 1
 
 
