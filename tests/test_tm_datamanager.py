@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 import transaction
-from classes import ClsStars
-from conftest import count
-from tm_support import add_deferred_table, second_database
 from transaction.interfaces import IDataManager, IRetryDataManager, ISavepointDataManager
 from zope.interface.verify import verifyObject
 
 import mother
+from classes import ClsStars
+from conftest import count
 from mother import MO_SAVE, MotherSession, SessionClosedError, TransactionManagedError
-from mother.tm import MotherDataManager, join
+from mother.tm import join
 from mother.tm.datamanager import DONE, ONE_PHASE, READ_ONLY
+from tm_support import add_deferred_table, second_database
 
 
 @pytest.fixture(autouse=True)
@@ -152,8 +152,8 @@ def test_after_a_failed_commit_abort_cleans_up_and_the_next_transaction_works(
 
 
 def test_a_failing_one_phase_vote_rolls_back_and_releases_the_connection(
-        db: mother.Database) -> None:
-    add_deferred_table(db)
+        db: mother.Database, request: pytest.FixtureRequest) -> None:
+    add_deferred_table(db, request)
     s = MotherSession()
     join(s)
     ClsStars({"star_name": "Sun"}, MO_SAVE, session=s)

@@ -73,8 +73,24 @@ class Observer:
         self.calls.append("tpc_abort")
 
 
-def add_deferred_table(database: mother.Database) -> None:
-    """A table whose foreign key is checked at COMMIT / PREPARE: a real way to fail a vote."""
+def add_deferred_table(database: mother.Database, request: pytest.FixtureRequest) -> None:
+    """A table whose foreign key is checked at COMMIT / PREPARE: a real way to fail a vote.
+
+    Dropped at the end of the test (the PostgreSQL databases live for the whole run).
+    """
+    dsn, dialect = database.settings.dsn, database.dialect
+
+    def drop() -> None:
+        conn = dialect.connect()
+        try:
+            dialect.begin(conn)
+            dialect.execute(conn, "DROP TABLE IF EXISTS deferred_child")
+            dialect.commit(conn)
+        finally:
+            conn.close()
+
+    request.addfinalizer(drop)
+    assert dsn
     with mother.MotherSession(database=database) as s:
         s.oc_query("CREATE TABLE deferred_child (child_id INTEGER PRIMARY KEY, star_id INTEGER "
                    "REFERENCES stars(star_id) DEFERRABLE INITIALLY DEFERRED)")

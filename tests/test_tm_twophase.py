@@ -1,0 +1,136 @@
+"""Two-phase commit across databases: PREPARE, shared global id, order, failures, last resources."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import transaction
+
+import mother
+from classes import ClsStars
+from conftest import count
+from mother import MO_SAVE, MotherSession
+from mother.tm import COMMIT_LOG, join, parse_gid, recover
+from mother.tm.datamanager import ONE_PHASE, PREPARE, TransactionState
+from tm_support import Observer, add_deferred_table, prepared, second_database
+
+
+@pytest.fixture(autouse=True)
+def clean_transaction() -> Iterator[None]:
+    transaction.abort()
+    yield
+    transaction.abort()
+
+
+@pytest.fixture
+def two(pgdb: mother.Database, request: pytest.FixtureRequest, tmp_path: Path
+        ) -> tuple[mother.Database, mother.Database]:
+    return pgdb, second_database("postgresql", request, tmp_path)
+
+
+def _write_both(names: tuple[str, str] = ("a", "b")) -> tuple[MotherSession, MotherSession]:
+    s1, s2 = MotherSession(names[0]), MotherSession(names[1], database="second")
+    for s in (s1, s2):
+        join(s)
+        ClsStars({"star_name": s.name}, MO_SAVE, session=s)
+    return s1, s2
+
+
+def test_two_databases_prepare_then_commit_with_one_global_id(two, pg_dsns) -> None:
+    first, second = two
+    s1, s2 = _write_both()
+    observer = Observer(lambda: (prepared(pg_dsns[0]), prepared(pg_dsns[1])))
+    transaction.get().join(observer)
+    txn = transaction.get()
+    global_id = TransactionState.of(txn).global_id
+    transaction.commit()
+    (gid1,), (gid2,) = observer.seen  # during the vote: one prepared branch in each database
+    assert gid1.startswith("mother:") and gid2.startswith("mother:")
+    assert parse_gid(gid1) == parse_gid(gid2) == global_id
+    assert gid1.endswith(":default:a") and gid2.endswith(":second:b")
+    assert s1.manager is None and s1.closed and s2.closed
+    assert count(first, "stars") == 1 and count(second, "stars") == 1
+    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
+    # the first branch recorded the decision in its own database
+    assert count(first, COMMIT_LOG, f"WHERE global_id = '{global_id}'") == 1
+
+
+def test_sort_keys_order_branches_by_database_then_session(two) -> None:
+    keys = [join(MotherSession(name, database=db)).sortKey()
+            for db, name in (("second", "a"), ("default", "z"), ("default", "b"))]
+    assert sorted(keys) == ["mother:default:b", "mother:default:z", "mother:second:a"]
+    assert keys == [join(MotherSession(n, database=d)).sortKey()
+                    for d, n in (("second", "a"), ("default", "z"), ("default", "b"))]
+
+
+def test_a_failing_vote_rolls_back_every_prepared_branch(two, pg_dsns, request) -> None:
+    first, second = two
+    add_deferred_table(second, request)
+    s1, s2 = _write_both()
+    s2.oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        transaction.commit()
+    transaction.abort()
+    assert count(first, "stars") == 0 and count(second, "stars") == 0
+    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
+    assert first.status().in_use == 0 and second.status().in_use == 0
+
+
+def test_tpc_finish_never_raises_and_recovery_commits_the_stranded_branch(two, pg_dsns) -> None:
+    first, second = two
+    s1, s2 = _write_both()
+    pid = s2.connection().info.backend_pid
+
+    def kill_second() -> None:
+        with psycopg.connect(pg_dsns[0], autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    transaction.get().join(Observer(kill_second))
+    transaction.commit()  # COMMIT PREPARED fails on the second database: logged, not raised
+    assert s2.closed and second.status().in_use == 0
+    assert count(first, "stars") == 1 and count(second, "stars") == 0
+    assert len(prepared(pg_dsns[1])) == 1
+    report = recover([first, second])
+    assert [b.database for b in report.committed] == ["second"]
+    assert count(second, "stars") == 1 and prepared(pg_dsns[1]) == []
+
+
+def test_sqlite_sorts_last_commits_in_its_vote_and_holds_the_decision(
+        two, pg_dsns, tmp_path: Path) -> None:
+    first, _ = two
+    lite = mother.init_mother(dsn=f"sqlite:///{tmp_path / 'lite.db'}", name="lite")
+    mother.tutorial.create(lite)
+    pg_session, lite_session = MotherSession("p"), MotherSession("l", database="lite")
+    dms = [join(pg_session), join(lite_session)]
+    for s in (pg_session, lite_session):
+        ClsStars({"star_name": s.name}, MO_SAVE, session=s)
+    assert dms[0].sortKey() < "observer" < dms[1].sortKey()
+    observer = Observer(lambda: prepared(pg_dsns[0]))
+    transaction.get().join(observer)
+    global_id = TransactionState.of(transaction.get()).global_id
+    transaction.commit()
+    assert [dm.mode for dm in dms] == [PREPARE, ONE_PHASE]
+    assert len(observer.seen) == 1  # PostgreSQL prepared before SQLite committed
+    assert count(first, "stars") == 1 and count(lite, "stars") == 1
+    assert count(lite, COMMIT_LOG, f"WHERE global_id = '{global_id}'") == 1
+
+
+def test_two_sessions_that_cannot_prepare_get_a_warning(
+        db: mother.Database, kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    if kind == "postgresql":
+        db = mother.init_mother(dsn=db.settings.dsn, twophase=False)
+    second = second_database(kind, request, tmp_path, twophase=False) if kind == "postgresql" \
+        else second_database(kind, request, tmp_path)
+    s1, s2 = MotherSession("x"), MotherSession("y", database="second")
+    for s in (s1, s2):
+        join(s)
+        ClsStars({"star_name": s.name}, MO_SAVE, session=s)
+    with caplog.at_level(logging.WARNING, logger="mother.tm"):
+        transaction.commit()
+    assert "atomicity" in caplog.text
+    assert count(db, "stars") == 1 and count(second, "stars") == 1
