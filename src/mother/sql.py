@@ -156,6 +156,8 @@ class Query:
         items = []
         for item in order:
             words = str(item).split()
+            if not words:
+                raise InvalidFilterError(f"empty order item {item!r}")
             name, direction = words[0], ""
             if name.startswith("-"):
                 name, direction = name[1:], " DESC"
@@ -165,7 +167,7 @@ class Query:
                 raise InvalidFilterError(f"bad order item {item!r}: use 'column', '-column' "
                                          "or 'column DESC'")
             table_name, _, column = name.rpartition(".")
-            table = tables[table_name] if table_name in tables else default
+            table = tables.get(table_name, default)
             if table_name and table_name not in tables:
                 raise UnknownFieldError(default.name, name)
             table.column(column)
