@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+
 from classes import ClsStars
 from conftest import count
-
 from mother import (
     MO_LOAD,
     MO_NOA,
