@@ -142,6 +142,8 @@ class PostgresDialect(Dialect):
         return _PsycopgPool(pool, settings.pool_type, bounded=not growing)
 
     def set_session_name(self, conn: psycopg.Connection, name: str) -> None:
+        if conn.info.parameter_status("application_name") == name[:63]:
+            return  # the server reports the current name: no round trip needed
         status = conn.info.transaction_status
         if status == TransactionStatus.IDLE:
             # outside a transaction, so the setting survives a later rollback
