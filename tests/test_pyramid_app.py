@@ -65,12 +65,13 @@ def test_abort_on_doomed_transaction(app: webtest.TestApp, db: mother.Database) 
     assert count(db, "stars", "WHERE star_name = 'doomed'") == 0
 
 
-def test_injected_session_is_used(db: mother.Database) -> None:
+def test_injected_session_in_doomed_transaction(db: mother.Database) -> None:
     """Like the cookiecutter's ``app.dbsession``: a test session in the environ, doomed manager."""
     import transaction
 
     manager = transaction.TransactionManager(explicit=True)
     manager.begin()
+    manager.doom()  # as in the docs: nothing a test writes survives it
     session = mother.tm.current_session(transaction_manager=manager)
     app = webtest.TestApp(make_app({}), extra_environ={"mother.session": session,
                                                           "tm.active": True, "tm.manager": manager})
