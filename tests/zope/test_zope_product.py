@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,9 +10,12 @@ import pytest
 import transaction
 from Acquisition import aq_base
 from mother_zope_testapp.checks import rows
+from zope.component import getUtilitiesFor
 
 import mother
 from mother.zope.connection import ADD_PERMISSION, META_TYPE, MotherConnection
+from mother.zope.interfaces import IMotherDatabase
+from mother.zope.meta import register_database
 
 ADD_URL = "/manage_addProduct/mother.zope/manage_addMotherConnection"
 
@@ -132,12 +136,17 @@ def test_pool_is_recreated_after_a_restart(manager: Any, added: str, app: Any,
     app._p_jar.sync()
     name = app[added].database_name
     before = mother.get_database(name)
+    zcml = dict(getUtilitiesFor(IMotherDatabase))
     mother.close_all()  # a restarted process: no database, no pool in memory
-    with pytest.raises(mother.ConfigError):
-        mother.get_database(name)
-    manager.get("/@@mother-via-connection", {"path": added, "body": "after"})
-    assert mother.get_database(name) is not before
-    assert rows(zope_tables["pg"]) == ["before", "after"]
+    try:
+        with pytest.raises(mother.ConfigError):
+            mother.get_database(name)
+        manager.get("/@@mother-via-connection", {"path": added, "body": "after"})
+        assert mother.get_database(name) is not before
+        assert rows(zope_tables["pg"]) == ["before", "after"]
+    finally:  # what site.zcml does at startup
+        for zcml_name, database in zcml.items():
+            register_database(zcml_name, dataclasses.asdict(database.settings))
 
 
 def test_session_of_a_connection_is_the_transaction_session(app: Any, added: str) -> None:
