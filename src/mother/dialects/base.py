@@ -49,6 +49,9 @@ class Dialect:
     concurrent_writes: ClassVar[bool]
     #: the column type of an auto-numbered integer key (for the tutorial schema)
     serial_type: ClassVar[str]
+    #: whether a multi-row ``INSERT … VALUES … RETURNING`` returns rows in VALUES order
+    #: (MotherMany then inserts in chunks instead of one statement per row)
+    ordered_returning: ClassVar[bool] = False
     #: exceptions that mean "the connection is gone"
     connection_errors: ClassVar[tuple[type[BaseException], ...]]
 
@@ -117,6 +120,10 @@ class Dialect:
         return results
 
     def executemany(self, conn: Any, sql: str, seq: Sequence[Any]) -> None:
+        raise NotImplementedError
+
+    def execute_script(self, conn: Any, script: str) -> None:
+        """Run a script of several statements (no parameters) in the current transaction."""
         raise NotImplementedError
 
     def commit(self, conn: Any) -> None:

@@ -104,6 +104,7 @@ class _PsycopgPool:
 class PostgresDialect(Dialect):
     name = "postgresql"
     serial_type = "SERIAL"
+    ordered_returning = True
     concurrent_writes = True
     connection_errors = (psycopg.OperationalError, psycopg.InterfaceError)
 
@@ -174,6 +175,10 @@ class PostgresDialect(Dialect):
 
     def executemany(self, conn: psycopg.Connection, sql: str, seq: Sequence[Any]) -> None:
         conn.cursor().executemany(sql, seq)
+
+    def execute_script(self, conn: psycopg.Connection, script: str) -> None:
+        # without parameters the server accepts several statements in one query
+        conn.execute(script.encode())
 
     def run_batch(self, conn: psycopg.Connection,
                   statements: Sequence[tuple[str, Sequence[Any], bool]],

@@ -138,6 +138,15 @@ class SQLiteDialect(Dialect):
     def executemany(self, conn: sqlite3.Connection, sql: str, seq: Sequence[Any]) -> None:
         conn.executemany(sql, seq)
 
+    def execute_script(self, conn: sqlite3.Connection, script: str) -> None:
+        # executescript() would COMMIT first: run the statements one by one instead
+        statement = ""
+        for piece in script.split(";"):
+            statement += piece + ";"
+            if sqlite3.complete_statement(statement):  # not a ';' inside a string or trigger
+                conn.execute(statement)
+                statement = ""
+
     def introspect(self, conn: sqlite3.Connection) -> Schema:
         names = [row["name"] for row in conn.execute(
             "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') "
