@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from classes import ClsStars
-from mother import MO_LOAD, MO_SAVE, MotherBox, MotherMany, MotherSession
+from mother import MO_DEL, MO_LOAD, MO_SAVE, MotherBox, MotherMany, MotherSession
 
 
 def sql_records(caplog):
@@ -33,9 +33,12 @@ def test_shared_connection_sets_and_rollback_are_logged(db, caplog):
     MotherMany(ClsStars, [{"star_name": "a"}, {"star_name": "b"}], MO_SAVE)
     MotherBox(ClsStars, {"star_name": "a"}, MO_LOAD)
     records = sql_records(caplog)
-    many = [r for r in records if r.sql.startswith("INSERT")]
-    assert len(many) == 1 and len(many[0].params) == 2
-    assert "2 parameter sets" in many[0].getMessage()
+    inserts = [r for r in records if r.sql.startswith("INSERT")]
+    assert len(inserts) == 1 and "'a'" not in inserts[0].sql
+    MotherMany(ClsStars, [{"star_name": "a"}, {"star_name": "b"}], MO_DEL)  # executemany
+    deletes = [r for r in sql_records(caplog) if r.sql.startswith("DELETE")]
+    assert len(deletes) == 1 and deletes[0].params == [{"k0": "a"}, {"k0": "b"}]
+    assert "2 parameter sets" in deletes[0].getMessage()
     select = [r for r in records if r.sql.startswith("SELECT")][0]
     assert select.session.endswith("-shared")
     assert "'a'" not in select.sql and "a" in select.params.values()

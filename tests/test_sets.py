@@ -246,3 +246,11 @@ def test_fusion_through_link_table_with_params(solar):
         MotherFusion(ClsStars, ClsLifeforms)
     with pytest.raises(RelationError):
         MotherFusion(ClsPlanets, ClsLifeforms, rtbl="moons_info")
+
+
+def test_many_insert_in_several_chunks_maps_every_key_to_its_row(db):
+    rows = [{"star_name": f"s{i}", "star_age": i} for i in range(2500)]
+    MotherMany(ClsStars, rows, MO_SAVE)
+    stored = {r["star_id"]: r["star_age"] for r in MotherBox(ClsStars, flag=MO_LOAD)}
+    assert len(stored) == 2500
+    assert all(stored[row["star_id"]] == row["star_age"] for row in rows)

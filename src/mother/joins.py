@@ -240,3 +240,14 @@ def many(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
     if kind == "delete":
         return f"DELETE FROM {target}{where_sql}"
     raise ValueError(kind)
+
+
+def insert_values(dialect: Dialect, table: Table, columns: Sequence[str], count: int,
+                  returning: Sequence[str]) -> str:
+    """One INSERT of ``count`` rows; parameter ``v{n}`` is value n, row by row."""
+    table.check_fields([*columns, *returning])
+    quote, ph, width = dialect.quote, dialect.placeholder, len(columns)
+    rows = ", ".join("(" + ", ".join(ph(f"v{r * width + c}") for c in range(width)) + ")"
+                     for r in range(count))
+    return (f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) VALUES {rows}"
+            f" RETURNING {', '.join(map(quote, returning))}")

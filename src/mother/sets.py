@@ -26,6 +26,8 @@ from .sql import SQL_DEFAULT, Query
 log = logging.getLogger(__name__)
 #: rows per SELECT when MotherMany loads (keeps the parameter count low on SQLite)
 LOAD_CHUNK = 200
+#: rows per INSERT statement where the dialect returns keys in order (PostgreSQL)
+INSERT_CHUNK = 1000
 
 
 class SetError(MotherError, TypeError):
@@ -179,13 +181,34 @@ class MotherMany(_RecordSet):
             return
         dialect, pkey = self.database.dialect, self.table.primary_key
         for columns, rows in self._groups().items():
-            sql = joins.many(dialect, self.table, "insert", columns, returning=pkey)
-            seq = [{f"c{i}": row[name] for i, name in enumerate(columns)} for row in rows]
-            result = self.executor._run_many(sql, seq, bool(pkey))
+            if columns and pkey and dialect.ordered_returning:
+                result = self._insert_chunks(columns, rows)
+            else:
+                sql = joins.many(dialect, self.table, "insert", columns, returning=pkey)
+                seq = [{f"c{i}": row[name] for i, name in enumerate(columns)} for row in rows]
+                result = self.executor._run_many(sql, seq, bool(pkey))
             for row, back in zip(rows, result):
                 for name in [n for n, v in row.items() if v is SQL_DEFAULT]:
                     del row[name]
                 row.update(back)
+
+    def _insert_chunks(self, columns: Sequence[str], rows: list[dict[str, Any]]
+                       ) -> list[dict[str, Any]]:
+        """Multi-row INSERT … RETURNING, in chunks (the dialect keeps the row order)."""
+        size = max(1, min(INSERT_CHUNK, 30000 // len(columns)))
+        result: list[dict[str, Any]] = []
+        statements: dict[int, str] = {}
+        for start in range(0, len(rows), size):
+            chunk = rows[start:start + size]
+            sql = statements.get(len(chunk))
+            if sql is None:
+                sql = statements[len(chunk)] = joins.insert_values(
+                    self.database.dialect, self.table, columns, len(chunk),
+                    self.table.primary_key)
+            params = {f"v{n}": value for n, value in
+                      enumerate(row[name] for row in chunk for name in columns)}
+            result.extend(self.executor._run(sql, params, lambda cursor: cursor.fetchall()))
+        return result
 
     def _keyed(self, kind: str, set_columns: Sequence[str] | None) -> None:
         if not self._store:
