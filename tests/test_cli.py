@@ -75,7 +75,8 @@ def test_exec_runs_a_file_in_one_transaction(target: str, tmp_path: Path, capsys
 def test_exec_failure_rolls_back_and_prints_one_line(target: str, tmp_path: Path,
                                                        capsys) -> None:
     script = tmp_path / "bad.sql"
-    script.write_text("INSERT INTO stars (star_name) VALUES ('x');\nINSERT INTO nowhere VALUES (1);\n")
+    script.write_text("INSERT INTO stars (star_name) VALUES ('x');\n"
+                      "INSERT INTO nowhere VALUES (1);\n")
     status, out, err = run(capsys, "exec", str(script), "--dsn", target)
     assert status == 1
     assert err.startswith("mother: error: ") and err.count("\n") == 1 and "nowhere" in err

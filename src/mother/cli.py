@@ -2,10 +2,11 @@
 
 Every subcommand is a :class:`Command` (``add_arguments(parser)`` and
 ``run(args) -> exit status``). Built-in ones live here; others are named in
-:data:`COMMANDS` as ``"module:attribute"`` and imported only when chosen, so
-adding one is a one-line edit::
+:data:`COMMANDS` as ``"module:attribute"`` (a Command) or ``"module"`` (a
+module with ``build_parser(parser)`` and ``run(args)`` that reads its own
+options) and imported only when chosen, so adding one is a one-line edit::
 
-    COMMANDS["recover"] = ("resolve in-doubt prepared transactions", "mother.tm.recovery:COMMAND")
+    "recover": ("resolve in-doubt prepared transactions", "mother.tm.recovery"),
 
 Errors print one line, ``mother: error: …``, on stderr and exit with status 1.
 """
@@ -28,8 +29,10 @@ log = logging.getLogger(__name__)
 class Command:
     """One subcommand: how it reads its arguments and what it does."""
 
-    add_arguments: Callable[[argparse.ArgumentParser], None]
+    add_arguments: Callable[[argparse.ArgumentParser], Any]
     run: Callable[[argparse.Namespace], int]
+    #: give the subcommand the common -c/--name/--dsn options
+    database_options: bool = True
 
 
 def add_database_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
@@ -145,6 +148,8 @@ COMMANDS: dict[str, tuple[str, Command | str]] = {
     "check": ("connect; print the server version and whether it can prepare transactions",
               BUILTIN["check"]),
     "exec": ("run an SQL file in one transaction", BUILTIN["exec"]),
+    "recover": ("resolve the in-doubt prepared transactions a crash left",
+                "mother.tm.recovery"),
 }
 
 
@@ -153,7 +158,10 @@ def resolve(target: Command | str) -> Command:
     if isinstance(target, Command):
         return target
     module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    if attribute:
+        return getattr(importlib.import_module(module), attribute)
+    loaded = importlib.import_module(module)
+    return Command(loaded.build_parser, loaded.run, database_options=False)
 
 
 def build_parser(chosen: str | None) -> tuple[argparse.ArgumentParser, Command | None]:
@@ -164,9 +172,10 @@ def build_parser(chosen: str | None) -> tuple[argparse.ArgumentParser, Command |
     command = None
     for name, (help_text, target) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        add_database_options(sub, default=argparse.SUPPRESS)
         if name == chosen:
             command = resolve(target)
+            if command.database_options:
+                add_database_options(sub, default=argparse.SUPPRESS)
             command.add_arguments(sub)
     return parser, command
 
