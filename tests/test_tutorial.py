@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 import pytest
 
 from conftest import count
@@ -86,3 +89,29 @@ def test_lifeform_sees_its_planets_through_the_other_side(db, kind):
         assert [p["planet_name"] for p in life.joinPlanets()] == ["earth"]
         assert MPlanets  # the class used for the builder
         assert earth.getField("planet_id") == life.paramsPlanets(earth)["planet_id"]
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def code_blocks(path: Path) -> list[str]:
+    """The ``.. code-block:: python`` bodies of a chapter, dedented."""
+    blocks, current, inside = [], [], False
+    for line in path.read_text().splitlines() + ["END"]:
+        if line.strip() == ".. code-block:: python":
+            inside, current = True, []
+        elif inside and (not line.strip() or line.startswith("    ")):
+            current.append(line[4:])
+        elif inside:
+            blocks.append(textwrap.dedent("\n".join(current)))
+            inside = False
+    return blocks
+
+
+@pytest.mark.parametrize("chapter", ["children.rst", "sets.rst", "plugins.rst"])
+def test_docs_examples_run(db, chapter):
+    blocks = code_blocks(DOCS / chapter)
+    assert len(blocks) >= 2
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, chapter, "exec"), namespace)  # noqa: S102 - our own docs
