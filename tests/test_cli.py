@@ -45,7 +45,7 @@ def test_map_json(target: str, capsys) -> None:
     assert data["tables"]["planets"]["primary_key"] == ["planet_id"]
     assert data["tables"]["planets"]["foreign_keys"] == [
         {"columns": ["star_id"], "ref_table": "stars", "ref_columns": ["star_id"]}]
-    assert [link["table"] for link in data["links"]] == ["civilizations"]
+    assert "civilizations" in [link["table"] for link in data["links"]]
 
 
 def test_check(target: str, kind: str, capsys) -> None:

@@ -247,6 +247,7 @@ def test_sql_true_and_false(db: Database, session) -> None:
     found = getMotherObj("switches", {"lit": SQL_TRUE}, MO_LOAD, session)
     assert found.getField("switch_id") == on.getField("switch_id")
     assert found.getField("lit") == True  # noqa: E712 - SQLite gives 1
+    session.oc_query("DROP TABLE switches")
     session.endSession()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import psycopg
 import pytest
 
@@ -38,12 +40,16 @@ def run_ddl(database: Database, ddl: str) -> None:
         conn.close()
 
 
+DROP_COMPOSITE = ("DROP TABLE IF EXISTS twinnings; DROP TABLE IF EXISTS towns; "
+                  "DROP TABLE IF EXISTS regions;")
+
+
 @pytest.fixture
-def composite(db: Database) -> Database:
-    run_ddl(db, "DROP TABLE IF EXISTS twinnings; DROP TABLE IF EXISTS towns; "
-                "DROP TABLE IF EXISTS regions;" + COMPOSITE.format(serial=db.dialect.serial_type))
+def composite(db: Database) -> Iterator[Database]:
+    run_ddl(db, DROP_COMPOSITE + COMPOSITE.format(serial=db.dialect.serial_type))
     db.refresh_schema()
-    return db
+    yield db
+    run_ddl(db, DROP_COMPOSITE)  # the PostgreSQL database is shared by the whole run
 
 
 def test_tutorial_tables_and_columns(db: Database) -> None:
@@ -120,6 +126,7 @@ def test_schema_is_cached_until_refresh(db: Database) -> None:
     refreshed = db.refresh_schema()
     assert refreshed is db.schema and refreshed is not first
     assert db.schema.table("comets").primary_key == ("comet_id",)
+    run_ddl(db, "DROP TABLE comets")
 
 
 def test_search_path_is_respected(pg_dsns: list[str], pgdb: Database) -> None:
