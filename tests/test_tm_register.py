@@ -1,4 +1,4 @@
-"""register(), current_session(): one session per transaction, records without a session, threads."""
+"""register(), current_session(): one session per transaction, implicit records, threads."""
 
 from __future__ import annotations
 
