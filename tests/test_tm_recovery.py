@@ -111,3 +111,19 @@ def test_the_recover_command_reads_an_ini_file(
     assert main(["-c", str(ini)]) == 0
     assert "COMMIT PREPARED" in capsys.readouterr().out
     assert count(first, "stars") == count(second, "stars") == 1
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_mother_recover_runs_through_the_cli(
+        two, pg_dsns: list[str], before: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    from mother.cli import main as cli_main
+
+    first, second = two
+    _crash(pg_dsns, "between-commits")
+    dsns = ["--dsn", pg_dsns[0], "--dsn", pg_dsns[1]]
+    argv = ["--dsn", pg_dsns[0], "recover", "--dsn", pg_dsns[1]] if before else \
+        ["recover", *dsns]
+    assert cli_main([*argv, "--dry-run"]) == 0
+    assert "would COMMIT PREPARED" in capsys.readouterr().out and count(second, "stars") == 0
+    assert cli_main(["recover", *dsns]) == 0
+    assert count(first, "stars") == count(second, "stars") == 1

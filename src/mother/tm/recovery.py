@@ -168,8 +168,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(
         prog="mother recover", description="Resolve in-doubt prepared transactions after a crash.")
     parser.add_argument("-c", "--config", action="append", default=[], metavar="FILE.ini",
+                        dest="recover_config",
                         help="INI file: its [mother] and [mother:NAME] sections")
-    parser.add_argument("--dsn", action="append", default=[], metavar="DSN",
+    parser.add_argument("--dsn", action="append", default=[], metavar="DSN", dest="recover_dsn",
                         help="a database to look at (repeat for several)")
     parser.add_argument("--dry-run", action="store_true", help="only say what would be done")
     parser.add_argument("--log-retention", type=float, default=3600.0, metavar="SECONDS",
@@ -177,11 +178,21 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+def _listed(value: Any) -> list[str]:
+    """An option given once (the main ``mother`` parser) or repeated (ours) as a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``mother recover`` with parsed arguments; 0 when everything was resolved."""
-    dbs = [db for path in args.config for db in _ini_databases(path)]
+    # the main ``mother`` parser may hold one -c / --dsn given before the subcommand
+    configs = _listed(getattr(args, "config", None)) + args.recover_config
+    dsns = _listed(getattr(args, "dsn", None)) + args.recover_dsn
+    dbs = [db for path in configs for db in _ini_databases(path)]
     dbs += [Database(f"dsn{index}", make_settings(None, f"dsn{index}", dsn=dsn))
-            for index, dsn in enumerate(args.dsn, 1)]
+            for index, dsn in enumerate(dsns, 1)]
     if not dbs:
         dbs = configured()
     if not dbs:
