@@ -8,6 +8,7 @@ import pytest
 
 import mother
 from classes import ClsPlanets, ClsStars
+from conftest import count
 from mother import MO_LOAD, MO_SAVE, MotherSession, getMotherBuilder
 
 
@@ -124,13 +125,7 @@ def test_pending_objects_are_held_until_flushed(db: mother.Database) -> None:
         s.flush()
         gc.collect()
         assert not s.new
-    assert count_stars(db) == 1
-
-
-def count_stars(db: mother.Database) -> int:
-    from conftest import count
-
-    return count(db, "stars")
+    assert count(db, "stars") == 1
 
 
 class StarsWithChildren(mother.DbMother, mother.MotherManager):
