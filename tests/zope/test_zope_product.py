@@ -85,6 +85,8 @@ def test_adding_through_the_form_stores_settings_and_never_a_connection(
 def test_add_form_refuses_a_bad_setting(manager: Any, app: Any) -> None:
     with pytest.raises(mother.ConfigError, match="pool_max"):
         _add(manager, "sqlite:///x.db", id="bad", **{"pool_max:int": "0"})
+    with pytest.raises(mother.ConfigError, match="dsn"):
+        _add(manager, "run", id="bad")
     app._p_jar.sync()
     assert "bad" not in app.objectIds()
 

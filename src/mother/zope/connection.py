@@ -30,6 +30,7 @@ from zope.interface import implementer
 import mother
 from mother import tm
 from mother.config import make_settings
+from mother.dialects import dialect_for
 from mother.errors import ConfigError
 
 from .interfaces import IMotherConnection
@@ -105,7 +106,8 @@ class MotherConnection(SimpleItem):
                   "pool_max": _int("pool_max", pool_max),
                   "pool_timeout": _float("pool_timeout", pool_timeout),
                   "pool_type": pool_type, "twophase": twophase}
-        make_settings(self._mother_settings(values), self.database_name)
+        dialect_for(make_settings(self._mother_settings(values), self.database_name),
+                    self.database_name)  # an unknown kind of DSN is refused here
         self.title = title
         for key, value in values.items():
             setattr(self, key, value)
