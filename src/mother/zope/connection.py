@@ -44,7 +44,7 @@ USE_PERMISSION = use_database_methods
 TWOPHASE_CHOICES = ("auto", "on", "off")
 
 _lock = threading.Lock()
-_form = PageTemplateFile("www/form.zpt", globals())
+_form = PageTemplateFile("www/form.pt", globals())
 
 
 def _int(key: str, value: Any) -> int:
@@ -87,8 +87,8 @@ class MotherConnection(SimpleItem):
     twophase = "auto"
     _uid = ""
 
-    _test_template = PageTemplateFile("www/test.zpt", globals())
-    _status_template = PageTemplateFile("www/status.zpt", globals())
+    _test_template = PageTemplateFile("www/test.pt", globals())
+    _status_template = PageTemplateFile("www/status.pt", globals())
 
     def __init__(self, id: str, title: str = "", dsn: str = "", pool_min: int = 1,
                  pool_max: int = 10, pool_timeout: float = 15.0, pool_type: str = "limited",
