@@ -57,7 +57,7 @@ def test_check(target: str, kind: str, capsys) -> None:
         assert "prepared transactions: enabled" in out
     else:
         assert "server: SQLite" in out
-        assert "prepared transactions: not supported" in out
+        assert "prepared transactions: disabled" in out
 
 
 def test_exec_runs_a_file_in_one_transaction(target: str, tmp_path: Path, capsys) -> None:
@@ -143,3 +143,27 @@ def test_console_script(target: str) -> None:
                          capture_output=True, text=True, cwd=ROOT, check=False)
     assert bad.returncode == 1
     assert bad.stderr.startswith("mother: error: setting 'dsn'")
+
+
+def test_demo_serves_the_app_and_prints_its_url(tmp_path: Path) -> None:
+    """``mother demo`` starts waitress on a fresh SQLite file and prints the URL it serves."""
+    import urllib.request
+
+    mother_script = Path(sys.executable).with_name("mother")
+    process = subprocess.Popen(
+        [str(mother_script), "demo", "--port", "0", "--dsn", f"sqlite:///{tmp_path / 'demo.db'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = None
+        for line in process.stdout:
+            if "Serving at" in line:
+                url = line.split("Serving at", 1)[1].split()[0]
+                break
+        assert url is not None and url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url, timeout=30) as response:
+            page = response.read().decode()
+        assert response.status == 200
+        assert "Sun" in page
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -25,6 +25,7 @@ from .errors import (
     UnknownFieldError,
     UnknownTableError,
 )
+from .manager import MotherManager
 from .records import (
     MO_AFTER,
     MO_BEFORE,
@@ -38,10 +39,9 @@ from .records import (
     getMotherBuilder,
     getMotherObj,
 )
-from .manager import MotherManager
 from .scoping import object_session, scoped_session, session_scope
-from .sets import MotherBox, MotherFusion, MotherMany
 from .session import MotherPoolStatus, MotherPoolStratus, MotherSession, Session
+from .sets import MotherBox, MotherFusion, MotherMany
 from .sql import SQL_DEFAULT, SQL_FALSE, SQL_NULL, SQL_TRUE, InvalidFilterError, MoFilter
 
 __all__ = sorted(name for name, value in globals().items()

@@ -109,10 +109,7 @@ def _check_run(args: argparse.Namespace) -> int:
         conn.close()
     print(f"database {database.name!r}: connected ({dialect.name})")
     print(f"server: {version}")
-    if dialect.name == "sqlite":
-        print("prepared transactions: not supported (commits last, in the vote)")
-    else:
-        print(f"prepared transactions: {'enabled' if twophase else 'disabled'}")
+    print(f"prepared transactions: {'enabled' if twophase else 'disabled'}")
     return 0
 
 
@@ -150,6 +147,8 @@ COMMANDS: dict[str, tuple[str, Command | str]] = {
     "exec": ("run an SQL file in one transaction", BUILTIN["exec"]),
     "recover": ("resolve the in-doubt prepared transactions a crash left",
                 "mother.tm.recovery"),
+    "demo": ("serve the demonstration web app (embedded SQLite unless --dsn)",
+             "mother.pyramid.demo.serve"),
 }
 
 

@@ -46,20 +46,26 @@ def serve(dsn: str | None = None, host: str = "127.0.0.1", port: int = 6543) -> 
         server.close()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def build_parser(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mother demo``."""
     parser.add_argument("--dsn", help="database (default: an SQLite file in the user data dir)")
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=6543, help="port (default 6543, 0: any)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``mother demo [--dsn DSN] [--port N] [--host H]``."""
-    parser = argparse.ArgumentParser(prog="mother demo", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Serve with the parsed options (the ``mother demo`` subcommand)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     serve(args.dsn, args.host, args.port)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mother.pyramid.demo [--dsn DSN] [--port N] [--host H]``."""
+    parser = argparse.ArgumentParser(prog="mother demo", description=__doc__)
+    build_parser(parser)
+    return run(parser.parse_args(argv))
+
 
 
 if __name__ == "__main__":
