@@ -11,6 +11,7 @@ handing it out (replacing one whose server process went away).
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +53,19 @@ FROM pg_catalog.pg_constraint con
 WHERE con.conrelid = ANY(%s) AND con.contype IN ('p', 'f')
 ORDER BY con.conname
 """
+
+
+def _check_idle_connection(conn: psycopg.Connection) -> None:
+    """Check a connection before lending it, without a round trip when it looks healthy.
+
+    An idle connection has nothing to read: a readable socket means the server
+    sent something unasked (a FATAL message after ``pg_terminate_backend``, end
+    of file, a notification), and only then is the connection really checked.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("connection closed")
+    if select.select([conn.fileno()], [], [], 0)[0]:
+        psycopg_pool.ConnectionPool.check_connection(conn)
 
 
 class _PsycopgPool:
@@ -136,7 +150,7 @@ class PostgresDialect(Dialect):
             max_idle=settings.pool_idle if settings.pool_type == "elastic" else 600.0,
             kwargs={"row_factory": dict_row},
             # a connection whose server went away is replaced before it is handed out
-            check=psycopg_pool.ConnectionPool.check_connection,
+            check=_check_idle_connection,
             name=f"mother-{self.database}",
             open=True,
         )
@@ -188,7 +202,10 @@ class PostgresDialect(Dialect):
         with conn.pipeline():
             for sql, seq, returning in statements:
                 cursor = conn.cursor()
-                cursor.executemany(sql, seq, returning=returning)
+                if len(seq) == 1:
+                    cursor.execute(sql, seq[0])  # cheaper than executemany for one row
+                else:
+                    cursor.executemany(sql, seq, returning=returning)
                 cursors.append((cursor, returning))
             if commit:
                 conn.commit()
