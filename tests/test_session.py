@@ -45,6 +45,19 @@ def test_session_name_setting_is_the_prefix(dsn: str) -> None:
     assert re.fullmatch(r"Astro-\d+", MotherSession().name)
 
 
+def test_naming_keeps_the_isolation_level_choosable(pgdb: Database) -> None:
+    """The name is set with the transaction's BEGIN, which takes no snapshot."""
+    session = MotherSession("Isolated-7")
+    session.oc_query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+    assert session.ov_query("SELECT current_setting('transaction_isolation') AS i") \
+        == "serializable"
+    assert session.ov_query("SELECT current_setting('application_name') AS a") == "Isolated-7"
+    session.rollback()
+    # the rollback took the name back: the next transaction sets it again
+    assert session.ov_query("SELECT current_setting('application_name') AS a") == "Isolated-7"
+    session.endSession()
+
+
 def test_application_name_in_pg_stat_activity(pgdb: Database, pg_server: str) -> None:
     session = MotherSession("Observatory-42")
     pid = session.ov_query("SELECT pg_backend_pid() AS pid")

@@ -128,6 +128,7 @@ class Session(Executor):
         self._owned = pg_conn is None
         self._closed = False
         self._lost: BaseException | None = None
+        self._fresh = False
         #: the error of a flush that failed half-way: only a rollback may follow
         self._failed: BaseException | None = None
         self._savepoints = 0
@@ -172,14 +173,24 @@ class Session(Executor):
                 f"session {self.name!r}: an earlier flush failed ({self._failed}); its "
                 "transaction may hold part of it: call rollback() (or leave begin_nested()) first")
         if self._conn is None:
-            conn = self.database.getconn()
-            try:
-                self.database.dialect.set_session_name(conn, self.name)
-            except BaseException:
-                self.database.putconn(conn)
-                raise
-            self._conn = conn
+            self._conn = self.database.getconn()
+            self._fresh = True
         return self._conn
+
+    def _attempt(self, work: Callable[[Any], Any]) -> Any:
+        """Run ``work(connection)``; a connection found dead before anything ran on it
+        (its server went away while it sat in the pool) is replaced once, nothing lost."""
+        conn = self.connection()
+        fresh, self._fresh = self._fresh, False
+        try:
+            return work(conn)
+        except Exception as error:
+            self._guard(error)
+            if not (fresh and self._lost is error):
+                raise
+            log.info("session %s: replacing a dead pooled connection", self.name)
+            self._lost = None
+            return self._attempt(work)
 
     def _guard(self, error: BaseException) -> None:
         """After a driver error: if the connection is gone, remember it and give it back."""
@@ -196,15 +207,14 @@ class Session(Executor):
         self._check_open()
         if self.autoflush and not self._flushing and self.uow.has_pending():
             self.flush()
-        conn = self.connection()
         dialect = self.database.dialect
         self._log(sql, params)
-        try:
-            dialect.begin(conn)
-            result = fetch(dialect.execute(conn, sql, params))
-        except Exception as error:
-            self._guard(error)
-            raise
+
+        def work(conn: Any) -> Any:
+            dialect.begin(conn, self.name)
+            return fetch(dialect.execute(conn, sql, params))
+
+        result = self._attempt(work)
         self.statements += 1
         self.batches += 1
         if not self.wrote and not READ_ONLY.match(sql):
@@ -222,16 +232,15 @@ class Session(Executor):
 
     def _batch(self, statements: list[Statement], commit: bool = False) -> list[list[Any]]:
         """Send several executemany statements together (one round trip where the driver can)."""
-        conn = self.connection()
         dialect = self.database.dialect
         for sql, seq, _ in statements:
             self._log(sql, seq)
-        try:
-            dialect.begin(conn)
-            results = dialect.run_batch(conn, statements, commit)
-        except Exception as error:
-            self._guard(error)
-            raise
+
+        def work(conn: Any) -> list[list[Any]]:
+            dialect.begin(conn, self.name)
+            return dialect.run_batch(conn, statements, commit)
+
+        results = self._attempt(work)
         self.statements += sum(len(seq) for _, seq, _ in statements)
         self.batches += 1
         if statements:

@@ -83,8 +83,12 @@ class Dialect:
     def set_session_name(self, conn: Any, name: str) -> None:
         """Show the session name to the server's administrators, where it can."""
 
-    def begin(self, conn: Any) -> None:
-        """Open a transaction if the driver does not do it by itself."""
+    def begin(self, conn: Any, name: str | None = None) -> None:
+        """Open a transaction if the driver does not do it by itself.
+
+        ``name`` is the session's name, shown to the server's administrators
+        where the database can (set together with the transaction's start).
+        """
 
     def in_transaction(self, conn: Any) -> bool:
         raise NotImplementedError

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from psycopg import errors as pgerrors
+from psycopg import generators, pq
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
@@ -168,6 +169,30 @@ class PostgresDialect(Dialect):
                              (name[:63],))
             finally:
                 conn.autocommit = False
+
+    def begin(self, conn: psycopg.Connection, name: str | None = None) -> None:
+        """Name the session in the round trip that opens the transaction.
+
+        psycopg sends ``BEGIN`` by itself before the next statement; when the
+        server does not show ``name`` yet, ``BEGIN`` and ``SET application_name`` go
+        together as one simple query instead (``SET`` takes no snapshot: the
+        transaction can still choose its isolation level), so naming costs no
+        round trip.
+        (A rolled-back transaction takes the name back; the next one sets it.)
+        """
+        if name is None or conn.info.transaction_status != TransactionStatus.IDLE:
+            return
+        name = name[:63]
+        if conn.info.parameter_status("application_name") == name:
+            return
+        # SET takes no snapshot, so the transaction may still set its isolation level
+        query = b"BEGIN; SET application_name = " + psycopg.sql.Literal(name).as_bytes(conn)
+        with conn.lock:
+            conn.pgconn.send_query(query)
+            results = conn.wait(generators.execute(conn.pgconn))
+        for result in results:
+            if result.status == pq.ExecStatus.FATAL_ERROR:
+                raise pgerrors.error_from_result(result, encoding=conn.info.encoding)
 
     def in_transaction(self, conn: psycopg.Connection) -> bool:
         return conn.info.transaction_status != TransactionStatus.IDLE

@@ -107,7 +107,7 @@ class SQLiteDialect(Dialect):
                 self._close(self._anchor)
                 self._anchor = None
 
-    def begin(self, conn: sqlite3.Connection) -> None:
+    def begin(self, conn: sqlite3.Connection, name: str | None = None) -> None:
         if not conn.in_transaction:
             conn.execute("BEGIN IMMEDIATE")
 
