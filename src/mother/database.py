@@ -38,6 +38,9 @@ class Database:
         self.builders: dict[str, type] = {}
         #: called with every new session (``mother.tm.register`` joins it to the transaction)
         self.session_hooks: list[Callable[[Session], None]] = []
+        #: may turn a driver error raised by a session's statement into another
+        #: exception (raised from it); ``mother.zope`` makes transient ones retryable
+        self.error_translators: list[Callable[[BaseException], BaseException | None]] = []
         #: gives the executor of records created without a session (``mother.tm.register``)
         self.implicit_session: Callable[[], Session | None] | None = None
 

@@ -187,6 +187,10 @@ class Session(Executor):
         except Exception as error:
             self._guard(error)
             if not (fresh and self._lost is error):
+                for translate in self.database.error_translators:
+                    translated = translate(error)
+                    if translated is not None:
+                        raise translated from error
                 raise
             log.info("session %s: replacing a dead pooled connection", self.name)
             self._lost = None

@@ -91,3 +91,38 @@ def test_two_directives_with_one_name_conflict() -> None:
             '<mother:database name="twice" dsn="sqlite://" />'
             '<mother:database name="twice" dsn="sqlite://" />')))
     assert queryUtility(IMotherDatabase, name="twice") is None
+
+
+def test_retryable_converts_a_real_locked_database_error(zope_tables: dict[str, Any],
+                                                         tmp_path: Any) -> None:
+    """``retryable`` turns SQLite's real "database is locked" into a retryable error
+    (the instance configures an SQLite database, whose dialect knows the error)."""
+    import sqlite3
+
+    from transaction.interfaces import TransientError
+
+    from mother.zope import retryable
+    from mother.zope.retry import TransientDatabaseError
+
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")
+
+    @retryable
+    def write() -> None:
+        other = sqlite3.connect(path, timeout=0.01, isolation_level=None)
+        try:
+            other.execute("INSERT INTO t VALUES (1)")
+        finally:
+            other.close()
+
+    try:
+        with pytest.raises(TransientDatabaseError) as caught:
+            write()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert isinstance(caught.value, TransientError)
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    assert "database is locked" in str(caught.value.__cause__)

@@ -5,8 +5,9 @@ exception it sees is a :class:`transaction.interfaces.TransientError`. The
 data managers of the sessions handed out by :mod:`mother.zope` turn a
 transient database error raised while the transaction commits (flush,
 ``PREPARE TRANSACTION``, one-phase commit) into a
-:class:`TransientDatabaseError`; :func:`retryable` does the same for errors
-raised by statements inside a view or method.
+:class:`TransientDatabaseError`, and so do the statements of sessions of
+databases configured through Zope (ZCML or the ZMI). :func:`retryable` does
+the same for any other code a view runs (a database configured elsewhere).
 """
 
 from __future__ import annotations
@@ -78,10 +79,21 @@ def session_hook(session: mother.Session) -> None:
     convert_errors(session.manager)
 
 
+def translate(error: BaseException) -> TransientDatabaseError | None:
+    """A ``Database.error_translators`` entry: a transient statement error becomes retryable."""
+    if is_transient(error):
+        log.info("transient error in a statement, the request will be retried: %s", error)
+        return TransientDatabaseError(f"{type(error).__name__}: {error}")
+    return None
+
+
 def install_hook(database: mother.Database) -> None:
-    """Add :func:`session_hook` to the database (after ``mother.tm.register``'s own hook)."""
+    """Make the database's errors retryable by the publisher: at commit (through
+    :func:`session_hook`, after ``mother.tm.register``'s own hook) and in statements."""
     if session_hook not in database.session_hooks:
         database.session_hooks.append(session_hook)
+    if translate not in database.error_translators:
+        database.error_translators.append(translate)
 
 
 def retryable(func: F) -> F:

@@ -8,7 +8,7 @@ import psycopg
 import transaction
 
 import mother
-from mother.zope import get_session, retryable
+from mother.zope import get_session
 
 ATTEMPTS: dict[str, int] = {}
 FAILURES: list[dict[str, Any]] = []
@@ -53,7 +53,6 @@ class Views:
         self.insert()
         raise ValueError("the view failed after writing")
 
-    @retryable
     def serial_statement(self) -> str:
         """A real SQLSTATE 40001 raised by a statement (REPEATABLE READ), first attempt only."""
         attempt = _count("serial_statement")
