@@ -14,7 +14,7 @@ from typing import Any
 from .dialects.base import Dialect
 from .errors import MotherError, UnknownFieldError
 from .schema import ForeignKey, Link, Schema, Table
-from .sql import SQL_DEFAULT, InvalidFilterError, MoFilter, Query
+from .sql import InvalidFilterError, MoFilter, Query
 
 
 class RelationError(MotherError, LookupError):
@@ -195,12 +195,9 @@ def update(dialect: Dialect, table: Table, values: Mapping[str, Any], filter: An
            ) -> tuple[str, dict[str, Any]]:
     """``UPDATE table SET values WHERE filter`` (filter may be Scoped or AllOf)."""
     query = Query(dialect)
-    table.check_fields(values)
-    sets = [f"{query.ident(name)} = " + ("DEFAULT" if value is SQL_DEFAULT else query.bind(value))
-            for name, value in values.items()]
+    sets = query.assignments(table, values)
     conds = conditions(query, filter, {table.name: table}, [table.name])
-    return (f"UPDATE {query.ident(table.name)} SET {', '.join(sets)}{query.where(conds)}",
-            query.params)
+    return f"UPDATE {query.ident(table.name)} SET {sets}{query.where(conds)}", query.params
 
 
 def delete(dialect: Dialect, table: Table, filter: Any) -> tuple[str, dict[str, Any]]:

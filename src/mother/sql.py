@@ -105,6 +105,13 @@ class Query:
             return ", ".join(self.ident(table.name, name) for name in names)
         return ", ".join(self.ident(name) for name in names)
 
+    def assignments(self, table: Table, values: Mapping[str, Any]) -> str:
+        """``col = param, …`` for an UPDATE (``SQL_DEFAULT`` becomes DEFAULT), columns checked."""
+        table.check_fields(values)
+        return ", ".join(
+            f"{self.ident(name)} = " + ("DEFAULT" if value is SQL_DEFAULT else self.bind(value))
+            for name, value in values.items())
+
     def equalities(self, table: Table, values: Mapping[str, Any], qualify: bool = True,
                    alias: str | None = None) -> list[str]:
         """``col = param`` (``IS NULL`` for None) for each item, columns checked."""
@@ -204,12 +211,9 @@ def insert(dialect: Dialect, table: Table, values: Mapping[str, Any]) -> tuple[s
 def update(dialect: Dialect, table: Table, values: Mapping[str, Any], filter: Any
            ) -> tuple[str, dict[str, Any]]:
     query = Query(dialect)
-    table.check_fields(values)
-    sets = [f"{query.ident(name)} = " + ("DEFAULT" if value is SQL_DEFAULT else query.bind(value))
-            for name, value in values.items()]
+    sets = query.assignments(table, values)
     conditions = query.conditions(filter, {table.name: table}, table)
-    return (f"UPDATE {query.ident(table.name)} SET {', '.join(sets)}{query.where(conditions)}",
-            query.params)
+    return f"UPDATE {query.ident(table.name)} SET {sets}{query.where(conditions)}", query.params
 
 
 def delete(dialect: Dialect, table: Table, filter: Any) -> tuple[str, dict[str, Any]]:
