@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import uuid
-from collections.abc import Callable
 
 import psycopg
 import transaction
+from timing import interleaved
 
 import mother
 from mother import DbMother, MotherSession, tutorial
@@ -72,15 +71,6 @@ def raw_unit(conns: list[psycopg.Connection], twophase: bool) -> None:
         conns[0].commit()
 
 
-def timed(fn: Callable[[], None], rounds: int) -> float:
-    for _ in range(min(50, rounds)):
-        fn()
-    start = time.perf_counter()
-    for _ in range(rounds):
-        fn()
-    return (time.perf_counter() - start) / rounds
-
-
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     server = os.environ.get("MOTHER_TEST_PG_DSN",
@@ -96,12 +86,12 @@ def main() -> None:
             with MotherSession(database=label) as s:
                 s.oc_query("INSERT INTO stars (star_id, star_name, star_age) VALUES (1, 'Sun', 0)")
         conns = [psycopg.connect(_dsn(server, name)) for name in names]
-        results = [
-            ("one session joined", timed(lambda: mother_unit(["default"]), rounds),
-             timed(lambda: raw_unit(conns[:1], False), rounds), 1.10),
-            ("two databases, 2PC", timed(lambda: mother_unit(["default", "second"]), rounds),
-             timed(lambda: raw_unit(conns, True), rounds), 1.15),
-        ]
+        one = interleaved({"ours": lambda i: mother_unit(["default"]),
+                           "raw": lambda i: raw_unit(conns[:1], False)}, rounds)
+        two = interleaved({"ours": lambda i: mother_unit(["default", "second"]),
+                           "raw": lambda i: raw_unit(conns, True)}, rounds)
+        results = [("one session joined", one["ours"], one["raw"], 1.10),
+                   ("two databases, 2PC", two["ours"], two["raw"], 1.15)]
         for conn in conns:
             conn.close()
     finally:
@@ -109,9 +99,10 @@ def main() -> None:
         with psycopg.connect(server, autocommit=True) as admin:
             for name in names:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    print(f"{rounds} rounds, Python {sys.version.split()[0]}, psycopg {psycopg.__version__}")
+    print(f"{rounds} rounds each, in turns, median; Python {sys.version.split()[0]}, "
+          f"psycopg {psycopg.__version__}")
     for label, ours, raw, target in results:
-        print(f"{label:20s} dbmother {ours * 1e3:7.3f} ms  raw psycopg {raw * 1e3:7.3f} ms  "
+        print(f"{label:20s} dbmother {ours / 1e3:7.3f} ms  raw psycopg {raw / 1e3:7.3f} ms  "
               f"ratio {ours / raw:5.2f}x  (target {target:.2f}x)")
 
 

@@ -6,7 +6,7 @@
 
 ``uow`` is the unit of work "load one row by key, change a column, add two
 child rows, commit", through a session and by hand with psycopg (the same
-statements, one round trip each), in the same run, alternating.
+statements, one round trip each), in the same run, in turns (``timing.py``).
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import statistics
 import sys
 import tempfile
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +24,8 @@ import psycopg_pool
 from psycopg.rows import dict_row
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from timing import interleaved  # noqa: E402
+
 import mother  # noqa: E402
 from mother import tutorial  # noqa: E402
 
@@ -77,28 +77,18 @@ def compare(dsn: str, n: int) -> dict[str, float]:
     # a plain psycopg pool (dbmother's checks lent connections without a round trip)
     pool = psycopg_pool.ConnectionPool(dsn, min_size=1, max_size=2,
                                        kwargs={"row_factory": dict_row}, open=True)
-    contenders = {"session": with_session,
-                  "named session": lambda i: with_session(i, "bench"),
-                  "raw": by_hand(pool)}
-    for i in range(50):  # warm up
-        for fn in contenders.values():
-            fn(i)
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for rnd in range(5):
-        for name, fn in list(contenders.items())[:: 1 if rnd % 2 else -1]:
-            start = time.perf_counter()
-            for i in range(n):
-                fn(i)
-            times[name].append((time.perf_counter() - start) / n)
-    pool.close()
-    database.close()
-    result = {name: statistics.median(values) * 1e6 for name, values in times.items()}
-    return result
+    try:
+        return interleaved({"session": with_session,
+                            "named session": lambda i: with_session(i, "bench"),
+                            "raw": by_hand(pool)}, n)
+    finally:
+        pool.close()
+        database.close()
 
 
 def cmd_uow(args: argparse.Namespace) -> None:
     result = compare(args.dsn, args.n)
-    print(f"unit of work, {args.n} x 5 rounds, median per unit of work:")
+    print(f"unit of work, {args.n} runs each, in turns; median per unit of work:")
     for name, value in result.items():
         print(f"  {name:14}: {value:8.1f} us  ({value / result['raw']:.2f} x raw)")
 

@@ -156,7 +156,8 @@ class Dialect:
     def supports_twophase(self, conn: Any) -> bool:
         return False
 
-    def prepare(self, conn: Any, gid: str) -> None:
+    def prepare(self, conn: Any, gid: str, statements: Sequence[tuple[str, Any]] = ()) -> None:
+        """Run ``statements`` (SQL and parameters), then PREPARE TRANSACTION ``gid``."""
         raise NotImplementedError(f"{self.name} cannot prepare transactions")
 
     def finish_prepared(self, conn: Any, gid: str, commit: bool) -> None:

@@ -19,12 +19,12 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from psycopg import errors as pgerrors
-from psycopg import generators, pq
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from ..errors import ConfigError, PoolTimeoutError
 from ..schema import Column, ForeignKey, Schema, Table
+from . import pgwire
 from .base import Dialect, PoolStatus
 
 UNBOUNDED = 2**31 - 1
@@ -171,28 +171,8 @@ class PostgresDialect(Dialect):
                 conn.autocommit = False
 
     def begin(self, conn: psycopg.Connection, name: str | None = None) -> None:
-        """Name the session in the round trip that opens the transaction.
-
-        psycopg sends ``BEGIN`` by itself before the next statement; when the
-        server does not show ``name`` yet, ``BEGIN`` and ``SET application_name`` go
-        together as one simple query instead (``SET`` takes no snapshot: the
-        transaction can still choose its isolation level), so naming costs no
-        round trip.
-        (A rolled-back transaction takes the name back; the next one sets it.)
-        """
-        if name is None or conn.info.transaction_status != TransactionStatus.IDLE:
-            return
-        name = name[:63]
-        if conn.info.parameter_status("application_name") == name:
-            return
-        # SET takes no snapshot, so the transaction may still set its isolation level
-        query = b"BEGIN; SET application_name = " + psycopg.sql.Literal(name).as_bytes(conn)
-        with conn.lock:
-            conn.pgconn.send_query(query)
-            results = conn.wait(generators.execute(conn.pgconn))
-        for result in results:
-            if result.status == pq.ExecStatus.FATAL_ERROR:
-                raise pgerrors.error_from_result(result, encoding=conn.info.encoding)
+        """Queue ``BEGIN`` (and ``SET application_name``): it rides with the next statement."""
+        pgwire.begin(conn, None if name is None else name[:63])
 
     def in_transaction(self, conn: psycopg.Connection) -> bool:
         return conn.info.transaction_status != TransactionStatus.IDLE
@@ -201,49 +181,41 @@ class PostgresDialect(Dialect):
         return conn.closed or conn.broken
 
     def set_autocommit(self, conn: psycopg.Connection, on: bool) -> None:
+        pgwire.discard_begin(conn)
         conn.autocommit = on
 
     def commit(self, conn: psycopg.Connection) -> None:
-        conn.commit()
+        pgwire.discard_begin(conn)  # nothing ran: nothing to commit
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            pgwire.run(conn, [], end=b"COMMIT")
 
     def rollback(self, conn: psycopg.Connection) -> None:
+        pgwire.discard_begin(conn)
         conn.rollback()
 
-    def execute(self, conn: psycopg.Connection, sql: str, params: Any = None) -> psycopg.Cursor:
-        return conn.execute(sql, params)
+    def execute(self, conn: psycopg.Connection, sql: str,
+                params: Any = None) -> pgwire.Result | psycopg.Cursor:
+        if params is None:
+            # no parameters: psycopg's simple query, which may hold several statements
+            pgwire.open_transaction(conn)
+            return conn.execute(sql)
+        return pgwire.run(conn, [(sql, params)])[0]
 
     def executemany(self, conn: psycopg.Connection, sql: str, seq: Sequence[Any]) -> None:
-        conn.cursor().executemany(sql, seq)
+        pgwire.run(conn, [(sql, params) for params in seq])
 
     def execute_script(self, conn: psycopg.Connection, script: str) -> None:
         # without parameters the server accepts several statements in one query
+        pgwire.open_transaction(conn)
         conn.execute(script.encode())
 
     def run_batch(self, conn: psycopg.Connection,
                   statements: Sequence[tuple[str, Sequence[Any], bool]],
                   commit: bool = False) -> list[list[Any]]:
-        """Pipeline mode: every statement (and the COMMIT) goes out before any result comes back."""
-        cursors = []
-        with conn.pipeline():
-            for sql, seq, returning in statements:
-                cursor = conn.cursor()
-                if len(seq) == 1:
-                    cursor.execute(sql, seq[0])  # cheaper than executemany for one row
-                else:
-                    cursor.executemany(sql, seq, returning=returning)
-                cursors.append((cursor, returning))
-            if commit:
-                conn.commit()
-        results = []
-        for cursor, returning in cursors:
-            rows = []
-            if returning:
-                while True:
-                    rows.extend(cursor.fetchall())
-                    if not cursor.nextset():
-                        break
-            results.append(rows)
-        return results
+        """One pipeline: every statement (and the COMMIT) goes out before any result comes back."""
+        flat = [(sql, params) for sql, seq, _ in statements for params in seq]
+        results = iter(pgwire.run(conn, flat, end=b"COMMIT" if commit else None))
+        return [[row for _ in seq for row in next(results).rows] for _, seq, _ in statements]
 
     def introspect(self, conn: psycopg.Connection) -> Schema:
         names = {row["oid"]: row["relname"] for row in conn.execute(TABLES_SQL)}
@@ -275,17 +247,14 @@ class PostgresDialect(Dialect):
             conn.rollback()
         return int(row["max_prepared_transactions"]) > 0
 
-    def prepare(self, conn: psycopg.Connection, gid: str) -> None:
-        conn.execute(psycopg.sql.SQL("PREPARE TRANSACTION {}").format(gid))
+    def prepare(self, conn: psycopg.Connection, gid: str,
+                statements: Sequence[tuple[str, Any]] = ()) -> None:
+        pgwire.run(conn, statements, end=b"PREPARE TRANSACTION " + pgwire.literal(conn, gid))
 
     def finish_prepared(self, conn: psycopg.Connection, gid: str, commit: bool) -> None:
-        verb = "COMMIT PREPARED {}" if commit else "ROLLBACK PREPARED {}"
-        autocommit = conn.autocommit
-        conn.autocommit = True  # COMMIT PREPARED cannot run inside a transaction block
-        try:
-            conn.execute(psycopg.sql.SQL(verb).format(gid))
-        finally:
-            conn.autocommit = autocommit
+        # after PREPARE the connection is outside any transaction, as COMMIT PREPARED must be
+        verb = b"COMMIT PREPARED " if commit else b"ROLLBACK PREPARED "
+        pgwire.run(conn, [], end=verb + pgwire.literal(conn, gid))
 
     def prepared_transactions(self, conn: psycopg.Connection) -> list[str]:
         rows = conn.execute("SELECT gid FROM pg_catalog.pg_prepared_xacts "

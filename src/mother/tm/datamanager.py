@@ -208,27 +208,46 @@ class MotherDataManager:
 
     # -- commit ---------------------------------------------------------------------------
     def tpc_begin(self, txn: Any) -> None:
-        """Write every pending change of the session."""
-        if self.session.closed:
-            raise SessionClosedError(f"session {self.session.name!r} ended inside its transaction")
-        self.session.flush()
+        """Write every pending change of the session.
+
+        The transaction's only resource commits right here instead, in one phase:
+        its COMMIT rides in the same round trip as the flush.
+        """
+        session = self.session
+        if session.closed:
+            raise SessionClosedError(f"session {session.name!r} ended inside its transaction")
+        if getattr(txn, "_resources", None) == [self]:
+            self.mode = ONE_PHASE if session.wrote or session.uow.has_pending() else READ_ONLY
+            session._commit()
+            self.phase = COMMITTED
+        else:
+            session.flush()
 
     def commit(self, txn: Any) -> None:
         """Nothing to do: the work was flushed in ``tpc_begin``."""
 
     def tpc_vote(self, txn: Any) -> None:
         """PREPARE TRANSACTION, or commit now (sole writer, or a database that cannot prepare)."""
+        if self.phase == COMMITTED:
+            return  # the only resource: committed in tpc_begin
         mode = self.mode = self.state.mode(self, txn)
         if mode == READ_ONLY:
             self.phase = VOTED
             return
-        if self.state.decider is self:
-            self._record_decision()
+        decision = self._decision() if self.state.decider is self else None
         if mode == ONE_PHASE:
+            if decision is not None:
+                self.session.oc_query(*decision)
             self.session._commit()
             self.phase = COMMITTED
         else:
-            self.database.dialect.prepare(self.session.connection(), self.gid)
+            # the decision rides in the same round trip as the PREPARE
+            session = self.session
+            statements = [decision] if decision is not None else []
+            for sql, params in statements:
+                session._log(sql, params)
+            session._log(f"PREPARE TRANSACTION '{self.gid}'", None)
+            self.database.dialect.prepare(session.connection(), self.gid, statements)
             self.phase = PREPARED
 
     def tpc_finish(self, txn: Any) -> None:
@@ -248,17 +267,17 @@ class MotherDataManager:
         finally:
             self._end(rollback=False)
 
-    def _record_decision(self) -> None:
-        """Write the global id to the commit log inside this branch's own transaction."""
+    def _decision(self) -> tuple[str, dict[str, Any]]:
+        """The statement writing the global id to the commit log, inside this branch's
+        own transaction (the log is made on first use)."""
         session, dialect = self.session, self.database.dialect
         table = dialect.quote(COMMIT_LOG)
         if self.database not in _logs_known:
             session.oc_query(f"CREATE TABLE IF NOT EXISTS {table} ("
                              "global_id VARCHAR(64) PRIMARY KEY, decided_at DOUBLE PRECISION)")
-        session.oc_query(
-            f"INSERT INTO {table} (global_id, decided_at) VALUES "
-            f"({dialect.placeholder('gid')}, {dialect.placeholder('at')})",
-            {"gid": self.state.global_id, "at": time.time()})
+        return (f"INSERT INTO {table} (global_id, decided_at) VALUES "
+                f"({dialect.placeholder('gid')}, {dialect.placeholder('at')})",
+                {"gid": self.state.global_id, "at": time.time()})
 
     # -- savepoints and retries -------------------------------------------------------------
     def savepoint(self) -> _Savepoint:
