@@ -87,6 +87,12 @@ def test_defaults() -> None:
     assert settings.session_name == "MoSession"
     assert settings.twophase is None
     assert settings.paranoid is False
+    assert settings.prepare_threshold == 5
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0), (3, 3), ("off", None), (None, None)])
+def test_prepare_threshold(value: object, expected: int | None) -> None:
+    assert make_settings(dsn="sqlite://", prepare_threshold=value).prepare_threshold == expected
 
 
 def test_mother_dsn_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -108,7 +114,8 @@ BAD = [
     ("pool_timeout", "soon"), ("pool_timeout", 0), ("pool_timeout", -3),
     ("pool_type", "huge"), ("persistent_one", "maybe"), ("twophase", "perhaps"),
     ("paranoid", 7), ("session_name", ""), ("session_name", 12), ("autoflush", "sometimes"),
-    ("busy_timeout", "x"), ("pool_idle", -1), ("colour", "blue"),
+    ("busy_timeout", "x"), ("pool_idle", -1), ("prepare_threshold", "soon"),
+    ("prepare_threshold", -1), ("colour", "blue"),
     ("dsn", "mysql://x"), ("dsn", "sqlite:relative.db"), ("dsn", "host='unterminated"),
 ]
 

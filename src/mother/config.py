@@ -31,6 +31,7 @@ class Settings:
     paranoid: bool = False
     autoflush: bool = True
     busy_timeout: float = 30.0
+    prepare_threshold: int | None = 5
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(Settings)}
@@ -79,6 +80,10 @@ def _convert(key: str, value: Any) -> Any:
             return None
         return as_bool(key, value)
     if kind == "int":
+        return as_int(key, value)
+    if kind == "int | None":
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none")):
+            return None
         return as_int(key, value)
     if kind == "float":
         return as_float(key, value)

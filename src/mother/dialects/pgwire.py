@@ -171,6 +171,14 @@ def _state(conn: psycopg.Connection) -> _State:
     return state
 
 
+def forget_prepared(conn: psycopg.Connection) -> None:
+    """The server dropped the connection's prepared statements (``DISCARD ALL``,
+    ``DEALLOCATE ALL``): prepare them again when they next qualify."""
+    state = _states.get(conn)
+    if state is not None:
+        state.prepared.clear()
+
+
 def literal(conn: psycopg.Connection, value: str) -> bytes:
     """``value`` as an SQL string literal (for utility statements, which take no parameters)."""
     return psycopg.sql.Literal(value).as_bytes(conn)
@@ -299,7 +307,7 @@ def _collect(conn: psycopg.Connection, state: _State, tx: Transformer,
             if kind == "run" and failure.sqlstate in _STALE_STATES:
                 state.prepared.pop(key, None)
                 if failure.sqlstate == "26000":
-                    state.prepared.clear()  # DISCARD ALL / DEALLOCATE ALL
+                    state.prepared.clear()  # dropped behind our back: DISCARD/DEALLOCATE ALL
             error = error or failure
             continue
         if kind == "prepare":

@@ -138,7 +138,10 @@ class PostgresDialect(Dialect):
         return text.replace("%", "%%")
 
     def connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.settings.dsn, row_factory=dict_row)
+        return psycopg.connect(self.settings.dsn, **self._connection_options())
+
+    def _connection_options(self) -> dict[str, Any]:
+        return {"row_factory": dict_row, "prepare_threshold": self.settings.prepare_threshold}
 
     def make_pool(self) -> _PsycopgPool:
         settings = self.settings
@@ -149,7 +152,7 @@ class PostgresDialect(Dialect):
             max_size=UNBOUNDED if growing else settings.pool_max,
             timeout=settings.pool_timeout,
             max_idle=settings.pool_idle if settings.pool_type == "elastic" else 600.0,
-            kwargs={"row_factory": dict_row},
+            kwargs=self._connection_options(),
             # a connection whose server went away is replaced before it is handed out
             check=_check_idle_connection,
             name=f"mother-{self.database}",
@@ -198,7 +201,10 @@ class PostgresDialect(Dialect):
         if params is None:
             # no parameters: psycopg's simple query, which may hold several statements
             pgwire.open_transaction(conn)
-            return conn.execute(sql)
+            cursor = conn.execute(sql)
+            if cursor.statusmessage in ("DISCARD ALL", "DEALLOCATE ALL"):
+                pgwire.forget_prepared(conn)
+            return cursor
         return pgwire.run(conn, [(sql, params)])[0]
 
     def executemany(self, conn: psycopg.Connection, sql: str, seq: Sequence[Any]) -> None:
