@@ -1,0 +1,253 @@
+"""Round trips on the real PostgreSQL server, counted by the TCP proxy of tools/rtproxy.py.
+
+Every connection of these tests goes through a :class:`RoundTripProxy`, which
+forwards the bytes to the server and counts a round trip each time a client
+sends after it has received; it also records what the client sent in each
+round trip, decoded here into statements. Opening a connection (startup,
+authentication) and the first use of a database (reading its schema) cost
+round trips that a pooled connection pays once, not per unit of work, so each
+test opens and uses its connection first and then calls ``proxy.reset()``.
+Taking a connection from dbmother's pool costs no round trip (the check looks
+at the socket only), so it stays inside the counts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import psycopg_pool
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
+
+import mother
+from classes import ClsPlanets, ClsStars
+from conftest import count
+from mother import MotherSession, tutorial
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from rtproxy import RoundTripProxy, queries  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def direct(pg_dsns: list[str]) -> Iterator[mother.Database]:
+    """The test database reached directly, with fresh tutorial tables and two stars."""
+    database = mother.init_mother(dsn=pg_dsns[0], name="direct", pool_min=1, pool_max=1)
+    tutorial.create(database)
+    with MotherSession(database=database) as s:
+        s.mq_query("INSERT INTO stars (star_id, star_name, star_age) VALUES (%(id)s, %(n)s, 1)",
+                   [{"id": 1, "n": "Sun"}, {"id": 2, "n": "Vega"}])
+    yield database
+    mother.close_all()
+
+
+@pytest.fixture
+def proxy(pg_dsns: list[str]) -> Iterator[RoundTripProxy]:
+    params = conninfo_to_dict(pg_dsns[0])
+    host = params.get("host", "")
+    if not host or host.startswith("/"):
+        pytest.skip("counting round trips needs a server reached over TCP")
+    with RoundTripProxy(host, int(params.get("port") or 5432), record=True) as proxy:
+        yield proxy
+
+
+def through(proxy: RoundTripProxy, dsn: str) -> str:
+    """``dsn`` pointed at the proxy (without TLS, so that the proxy can read the statements)."""
+    params = conninfo_to_dict(dsn)
+    params.pop("hostaddr", None)
+    params.update(host=proxy.host, port=str(proxy.port), sslmode="disable")
+    return make_conninfo(**params)
+
+
+@pytest.fixture
+def db(direct: mother.Database, proxy: RoundTripProxy,
+       pg_dsns: list[str]) -> mother.Database:
+    """The default database, reached through the proxy, with a pool of one connection that
+    is already open, has read the schema and has run one unit of work (none of it counted)."""
+    database = mother.init_mother(dsn=through(proxy, pg_dsns[0]), pool_min=1, pool_max=1,
+                                  pool_timeout=5)
+    unit_of_work_in_session(1)
+    assert proxy.round_trips > 0  # the traffic really goes through the proxy
+    with MotherSession(database=direct) as s:  # undo the warm-up's writes, not through the proxy
+        s.oc_query("DELETE FROM planets")
+        s.oc_query("UPDATE stars SET star_age = 1")
+    proxy.reset()
+    return database
+
+
+def sent(proxy: RoundTripProxy) -> list[list[str]]:
+    """The statements each round trip since the last reset carried, connection by connection."""
+    return [queries(request) for link in proxy.links for request in link.requests]
+
+
+def unit_of_work_in_session(i: int, name: str | None = None) -> None:
+    """benchmarks/bench_uow.py's unit of work: load one row by key, change a column, add two
+    child rows, commit."""
+    s = MotherSession(name)
+    star = s.get(ClsStars, 1 + i % 2)
+    star.setField("star_age", i)
+    s.persist(ClsPlanets({"star_id": 1 + i % 2, "planet_name": "a"}))
+    s.persist(ClsPlanets({"star_id": 1 + i % 2, "planet_name": "b"}))
+    s.endSession()
+
+
+def unit_of_work_by_hand(pool: psycopg_pool.ConnectionPool) -> Callable[[int], None]:
+    """The same by hand with psycopg, one statement at a time (as bench_uow.py's ``by_hand``)."""
+    def run(i: int) -> None:
+        with pool.connection() as conn:
+            key = 1 + i % 2
+            row = conn.execute("SELECT star_id, star_name, star_age, star_mass FROM stars "
+                               "WHERE star_id = %s", (key,)).fetchone()
+            conn.execute("UPDATE stars SET star_age = %s WHERE star_id = %s",
+                         (i, row["star_id"]))
+            conn.execute("INSERT INTO planets (star_id, planet_name) VALUES (%s, %s) "
+                         "RETURNING planet_id", (key, "a")).fetchone()
+            conn.execute("INSERT INTO planets (star_id, planet_name) VALUES (%s, %s) "
+                         "RETURNING planet_id", (key, "b")).fetchone()
+            conn.commit()
+    return run
+
+
+def verbs(round_trips: list[list[str]]) -> list[list[str]]:
+    """The first word of each statement run; a statement that gets prepared on the way
+    (its ``PREPARE`` and ``EXECUTE`` ride together) counts as one, by its own text."""
+    texts: dict[str, str] = {}
+    result = []
+    for trip in round_trips:
+        words = []
+        for statement in trip:
+            if statement.startswith("PREPARE "):
+                name, text = statement.removeprefix("PREPARE ").split(": ", 1)
+                texts[name] = text
+                continue
+            if statement.startswith("EXECUTE "):
+                statement = texts.get(statement.split()[1], statement)
+            words.append(statement.split(None, 1)[0])
+        result.append(words)
+    return result
+
+
+def test_first_statement_brings_begin_and_name_in_one_round_trip(
+        db: mother.Database, proxy: RoundTripProxy) -> None:
+    s = MotherSession("rt-first")
+    star = s.get(ClsStars, 1)  # pool checkout, BEGIN, SET application_name, SELECT
+    assert star.getField("star_name") == "Sun"
+    assert proxy.round_trips == 1
+    (trip,) = sent(proxy)
+    assert trip[:2] == ["BEGIN", "SET application_name = 'rt-first'"]
+    assert len(trip) == 3 and trip[2].startswith("SELECT") and '"stars"' in trip[2]
+    # what the server reported in that one exchange: the transaction is open, the name set
+    conn = s.connection()
+    assert conn.info.transaction_status == TransactionStatus.INTRANS
+    assert conn.info.parameter_status("application_name") == "rt-first"
+
+    proxy.reset()
+    assert s.ov_query("SELECT current_setting('application_name') AS n") == "rt-first"
+    assert proxy.round_trips == 1  # later statements travel alone
+    assert verbs(sent(proxy)) == [["SELECT"]]
+    proxy.reset()
+    s.endSession()  # nothing pending: the COMMIT alone
+    assert sent(proxy) == [["COMMIT"]]
+
+
+def test_flush_of_inserts_and_updates_is_one_round_trip(
+        db: mother.Database, direct: mother.Database, proxy: RoundTripProxy) -> None:
+    s = MotherSession()
+    sun, vega = s.get(ClsStars, 1), s.get(ClsStars, 2)
+    proxy.reset()
+    sun.setField("star_age", 10)
+    vega.setField("star_age", 20)
+    vega.setField("star_mass", 3)
+    s.persist(ClsStars({"star_id": 3, "star_name": "Altair"}))
+    for name in ("Mercury", "Venus", "Earth"):
+        s.persist(ClsPlanets({"star_id": 3, "planet_name": name}))
+    s.flush()
+    assert proxy.round_trips == 1
+    assert verbs(sent(proxy)) == [["INSERT"] * 4 + ["UPDATE"] * 2]
+    assert count(direct, "planets") == 0  # flushed, not committed
+
+    proxy.reset()
+    sun.setField("star_mass", 5)
+    s.persist(ClsPlanets({"star_id": 1, "planet_name": "Mars"}))
+    s.endSession()  # the flush and its COMMIT in one pipeline
+    assert proxy.round_trips == 1
+    assert verbs(sent(proxy)) == [["INSERT", "UPDATE", "COMMIT"]]
+    assert count(direct, "planets") == 4
+    assert count(direct, "stars", "WHERE star_age IN (10, 20)") == 2
+
+
+def test_unit_of_work_is_2_round_trips_in_a_session_and_6_by_hand(
+        db: mother.Database, proxy: RoundTripProxy, pg_dsns: list[str]) -> None:
+    unit_of_work_in_session(2)
+    assert proxy.round_trips == 2
+    assert verbs(sent(proxy)) == [["BEGIN", "SET", "SELECT"],
+                                  ["INSERT", "INSERT", "UPDATE", "COMMIT"]]
+
+    pool = psycopg_pool.ConnectionPool(through(proxy, pg_dsns[0]), min_size=1, max_size=1,
+                                       kwargs={"row_factory": dict_row}, open=True)
+    try:
+        by_hand = unit_of_work_by_hand(pool)
+        by_hand(0)  # opens the connection (not counted)
+        proxy.reset()
+        by_hand(1)
+        assert proxy.round_trips == 6  # psycopg sends BEGIN on its own, then one per statement
+        assert verbs(sent(proxy)) == [["BEGIN"], ["SELECT"], ["UPDATE"], ["INSERT"],
+                                      ["INSERT"], ["COMMIT"]]
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize("end", ["flush", "endSession"])
+def test_failure_inside_a_flush_costs_one_round_trip_and_writes_nothing(
+        db: mother.Database, direct: mother.Database, proxy: RoundTripProxy, end: str) -> None:
+    s = MotherSession()
+    sun = s.get(ClsStars, 1)
+    proxy.reset()
+    s.persist(ClsStars({"star_id": 3, "star_name": "Altair"}))
+    s.persist(ClsPlanets({"star_id": 404, "planet_name": "nowhere"}))  # no such star
+    sun.setField("star_age", 99)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        getattr(s, end)()
+    # stars first, the failing planet in the middle, the update after it
+    expected = ["INSERT", "INSERT", "UPDATE"] + (["COMMIT"] if end == "endSession" else [])
+    if end == "flush":
+        assert proxy.round_trips == 1
+        assert verbs(sent(proxy)) == [expected]
+        s.rollback()
+        s.endSession()
+    # endSession rolled back and ended the session by itself
+    assert verbs(sent(proxy)) == [expected, ["ROLLBACK"]]
+    assert count(direct, "stars") == 2 and count(direct, "planets") == 0
+    assert count(direct, "stars", "WHERE star_age = 99") == 0
+
+
+def test_repeated_statement_is_prepared_and_still_one_round_trip(
+        db: mother.Database, proxy: RoundTripProxy) -> None:
+    s = MotherSession()
+    s.get(ClsStars, 1)  # the transaction is open: BEGIN does not ride below
+    conn = s.connection()
+    threshold = conn.prepare_threshold
+    assert threshold is not None
+    sql = "SELECT star_age FROM stars WHERE star_id = %(id)s /* rt-prepare */"
+    trips = []
+    for _ in range(threshold + 2):
+        proxy.reset()
+        assert s.ov_query(sql, {"id": 2}) == 1
+        assert proxy.round_trips == 1
+        (trip,) = sent(proxy)
+        trips.append(trip)
+    text = "SELECT star_age FROM stars WHERE star_id = $1 /* rt-prepare */"
+    assert trips[:threshold] == [[text]] * threshold
+    prepare, execute = trips[threshold]  # Parse of the named statement rides with its run
+    name = execute.split()[1]
+    assert name.startswith("_mo_") and prepare == f"PREPARE {name}: {text}"
+    assert trips[threshold + 1] == [f"EXECUTE {name}"]
+    rows = s.mr_query("SELECT name, statement FROM pg_prepared_statements")
+    assert {"name": name, "statement": text} in rows
+    s.endSession()
