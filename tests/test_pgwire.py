@@ -226,3 +226,11 @@ def test_rows_load_through_the_connection_adapters(pgdb: Database) -> None:
     row = result.rows[0]
     assert str(row["n"]) == "1.5" and row["d"].isoformat() == "2026-11-20"
     assert row["j"] == {"a": 1}
+
+
+@pytest.mark.parametrize("value", ["it's", "back\\slash", "é'\\'"])
+def test_literal_round_trips_quotes_and_backslashes(conn: psycopg.Connection, value: str) -> None:
+    conn.autocommit = True
+    pgwire.run(conn, [], end=b"SET search_path = " + pgwire.literal(conn, value))
+    assert pgwire.run(conn, [("SELECT current_setting('search_path') AS v", ())])[0].rows == [
+        {"v": '"' + value + '"'}]

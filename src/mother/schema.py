@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from .errors import FlushError, UnknownFieldError, UnknownTableError
 
@@ -55,6 +56,9 @@ class Table:
     columns: dict[str, Column]
     primary_key: tuple[str, ...]
     foreign_keys: list[ForeignKey] = dataclasses.field(default_factory=list)
+    #: statements made by :func:`mother.sql.template`, kept per table (a new schema, new ones)
+    templates: dict[tuple[Any, ...], str] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False)
 
     def column(self, name: str) -> Column:
         try:

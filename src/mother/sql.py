@@ -229,7 +229,17 @@ def template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
     ``kind`` is ``insert`` (``columns`` inserted, ``returning`` returned),
     ``update`` (``columns`` set where ``keys`` match) or ``delete`` (where
     ``keys`` match). Parameter names are ``c0…`` for columns, ``k0…`` for keys.
+    Made once per table and shape.
     """
+    shape = (dialect.name, kind, tuple(columns), tuple(keys), tuple(returning))
+    sql = table.templates.get(shape)
+    if sql is None:
+        sql = table.templates[shape] = _template(dialect, table, kind, columns, keys, returning)
+    return sql
+
+
+def _template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
+              keys: Sequence[str], returning: Sequence[str]) -> str:
     table.check_fields([*columns, *keys, *returning])
     quote, ph = dialect.quote, dialect.placeholder
     target = quote(table.name)

@@ -181,6 +181,9 @@ def forget_prepared(conn: psycopg.Connection) -> None:
 
 def literal(conn: psycopg.Connection, value: str) -> bytes:
     """``value`` as an SQL string literal (for utility statements, which take no parameters)."""
+    if "\0" not in value and conn.info.parameter_status("standard_conforming_strings") == "on":
+        # backslashes are plain characters in such a literal: only quotes are doubled
+        return b"'" + value.replace("'", "''").encode(conn.info.encoding) + b"'"
     return psycopg.sql.Literal(value).as_bytes(conn)
 
 
