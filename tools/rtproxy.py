@@ -376,13 +376,19 @@ class RoundTripProxy:
 
 
 def frontend_messages(data: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """The (type, body) of each PostgreSQL frontend message in ``data`` (sent after startup)."""
+    """The (type, body) of each PostgreSQL frontend message in ``data``. The packets that
+    open a connection (startup, SSL request) have no type: they start with a zero byte
+    and are skipped."""
     offset = 0
     while offset + 5 <= len(data):
+        if data[offset] == 0:
+            (length,) = struct.unpack_from("!i", data, offset)
+            offset += max(length, 4)
+            continue
         kind = data[offset:offset + 1]
         (length,) = struct.unpack_from("!i", data, offset + 1)
         yield kind, data[offset + 5:offset + 1 + length]
-        offset += 1 + length
+        offset += 1 + max(length, 4)
 
 
 def queries(data: bytes) -> list[str]:
@@ -391,15 +397,13 @@ def queries(data: bytes) -> list[str]:
     bind of a prepared statement."""
     found: list[str] = []
     for kind, body in frontend_messages(data):
+        fields = [field.decode(errors="replace") for field in body.split(b"\0", 2)]
         if kind == b"Q":
-            found.append(body.split(b"\0", 1)[0].decode())
-        elif kind == b"P":
-            name, text = body.split(b"\0", 2)[:2]
-            found.append(f"PREPARE {name.decode()}: {text.decode()}" if name else text.decode())
-        elif kind == b"B":
-            name = body.split(b"\0", 2)[1]
-            if name:
-                found.append(f"EXECUTE {name.decode()}")
+            found.append(fields[0])
+        elif kind == b"P" and len(fields) > 1:
+            found.append(f"PREPARE {fields[0]}: {fields[1]}" if fields[0] else fields[1])
+        elif kind == b"B" and len(fields) > 1 and fields[1]:
+            found.append(f"EXECUTE {fields[1]}")
     return found
 
 
