@@ -362,8 +362,8 @@ def benchmark(delay: float, emulation: str, n: int) -> None:
         print(f"  {name:<18} {micros / 1e3:>7.2f} ms {micros / raw:>7.2f} "
               f"{counts[name][0]:>12.2f}")
     for name, (_, warmup, trips) in counts.items():
-        print(f"\n  {name}: round trips of the warm-up units (the first opens the "
-              f"connection): {warmup}")
+        print(f"\n  {name}: round trips of the warm-up units (the first may include "
+              f"opening a connection and reading the schema): {warmup}")
         print("  one unit of work, round trip by round trip:")
         for number, trip in enumerate(trips, 1):
             print(f"    {number}. " + "; ".join(shorten(statement) for statement in trip))
