@@ -174,7 +174,8 @@ class RoundTripProxy:
         self._listener = socket.create_server(self.listen_address)
         self._listener.setblocking(False)
         self._wake_r, self._wake_w = socket.socketpair()
-        # select() times in microseconds (epoll and poll in milliseconds), which a delay needs
+        # select() times in microseconds (epoll and poll in milliseconds), which a delay
+        # needs; it takes descriptors below 1024 only, plenty for tests and benchmarks
         self._selector = selectors.SelectSelector()
         self._watch(self._listener, selectors.EVENT_READ, ("listen", None))
         self._watch(self._wake_r, selectors.EVENT_READ, ("wake", None))
