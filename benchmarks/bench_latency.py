@@ -61,7 +61,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tools"))
 import bench_uow  # noqa: E402  (puts src/ on the path)
 from rtproxy import RoundTripProxy, queries  # noqa: E402
-from timing import interleaved  # noqa: E402
+from timing import fresh, interleaved  # noqa: E402
 
 import mother  # noqa: E402
 
@@ -225,17 +225,6 @@ def select1_ms(conninfo: str, times: int = 200) -> float:
             conn.execute("SELECT 1").fetchone()
             samples.append(time.perf_counter() - start)
     return statistics.median(samples) * 1e3
-
-
-def fresh(work: Callable[[int], None], numbers: Iterator[int]) -> Callable[[int], None]:
-    """``work`` called with a number never used before instead of the run's index.
-
-    ``setField`` skips a value that already is the stored object, and the runs of
-    ``timing.interleaved`` (warm-up, then timed) and of the passes here reuse their
-    indexes: with them a session would sometimes not UPDATE at all, while the raw
-    contender always does. Fresh numbers make every unit of work really change the row.
-    """
-    return lambda _index: work(next(numbers))
 
 
 def counted(proxy: RoundTripProxy,

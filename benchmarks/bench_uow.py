@@ -1,18 +1,19 @@
 """Benchmarks of the unit of work (run by hand; figures go in docs/unitofwork.rst).
 
     python benchmarks/bench_uow.py uow     --dsn DSN [--n 2000]   # session vs raw psycopg
-    python benchmarks/bench_uow.py latency --dsn DSN [--delay 1ms] # same, 1 ms away (root)
     python benchmarks/bench_uow.py memory  [--rows 100000] [--dsn DSN] # bytes per held row
 
 ``uow`` is the unit of work "load one row by key, change a column, add two
 child rows, commit", through a session and by hand with psycopg (the same
 statements, one round trip each), in the same run, in turns (``timing.py``).
+``benchmarks/bench_latency.py`` runs the same unit of work 1 ms away.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import sys
 import tempfile
@@ -26,7 +27,7 @@ import psycopg_pool
 from psycopg.rows import dict_row
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-from timing import interleaved  # noqa: E402
+from timing import fresh, interleaved  # noqa: E402
 
 import mother  # noqa: E402
 from mother import tutorial  # noqa: E402
@@ -80,9 +81,10 @@ def compare(dsn: str, n: int) -> dict[str, float]:
     pool = psycopg_pool.ConnectionPool(dsn, min_size=1, max_size=2,
                                        kwargs={"row_factory": dict_row}, open=True)
     try:
-        return interleaved({"session": with_session,
-                            "named session": lambda i: with_session(i, "bench"),
-                            "raw": by_hand(pool)}, n)
+        numbers = itertools.count(1000)
+        return interleaved({"session": fresh(with_session, numbers),
+                            "named session": fresh(lambda i: with_session(i, "bench"), numbers),
+                            "raw": fresh(by_hand(pool), numbers)}, n)
     finally:
         pool.close()
         database.close()
