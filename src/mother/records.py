@@ -59,13 +59,12 @@ class DbMother:
             if session is not None and not session.closed:
                 existing = cls._mo_probe(session, store)
                 if existing is not None:
-                    existing.__dict__["_mo_ready"] = True
                     return existing
         return super().__new__(cls)
 
     def __init__(self, store: Mapping[str, Any] | None = None, flag: int = MO_NOA,
                  session: Session | None = None) -> None:
-        if self.__dict__.pop("_mo_ready", False):
+        if hasattr(self, "_mo_store"):
             return  # the identity map gave back an object this session already holds
         if session is None:
             session = self._mo_implicit()
@@ -192,7 +191,7 @@ class DbMother:
                     for name, value in row.items():
                         found._mo_store.setdefault(name, value)
                     return found
-        obj = cls(dict(row), MO_NOA, session)
+        obj = cls(row, MO_NOA, session)  # the store is a copy of the row
         obj._mo_dirty = None
         obj._mo_state = PERSISTENT
         if obj._mo_session is not None:
