@@ -161,13 +161,13 @@ class DbMother:
         if not keys:
             return None
         if all(store.get(name) is not None for name in keys):
-            return session.uow.identity.get((table.name, tuple(store[name] for name in keys)))
-        if not any(ident[0] == table.name for ident in list(session.uow.identity.keys())):
+            return session.uow.identity.get(table.name, tuple(store[name] for name in keys))
+        if not session.uow.identity.holds(table.name):
             return None
         rows = cls.load_rows(session, dict(store), fields=keys)
         if len(rows) != 1:
             raise NotUniqueError(f"load {table.name}", len(rows))
-        return session.uow.identity.get((table.name, tuple(rows[0][name] for name in keys)))
+        return session.uow.identity.get(table.name, tuple(rows[0][name] for name in keys))
 
     # -- building from rows (used by sessions and record sets) -----------------------------
     @classmethod
@@ -186,7 +186,7 @@ class DbMother:
             table = session.database.schema.table(cls.table_name)
             keys = table.primary_key
             if keys and all(name in row for name in keys):
-                found = session.uow.identity.get((table.name, tuple(row[name] for name in keys)))
+                found = session.uow.identity.get(table.name, tuple(row[name] for name in keys))
                 if found is not None:
                     for name, value in row.items():
                         found._mo_store.setdefault(name, value)
@@ -272,7 +272,7 @@ class DbMother:
         if uow is not None:
             uow.sync(self)
             if self._mo_key is not None:
-                uow.identity.pop((table.name, self._mo_key), None)
+                uow.identity.discard(table.name, self._mo_key, self)
 
     def load(self, fields: Iterable[str] | None = None) -> dict[str, Any]:
         """SELECT the one row matching every stored value; returns the whole store."""

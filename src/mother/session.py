@@ -325,7 +325,7 @@ class Session(Executor):
             values = tuple(pk[name] for name in keys)
         else:
             values = tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
-        found = self.uow.identity.get((table.name, values))
+        found = self.uow.identity.get(table.name, values)
         if found is not None:
             return found if found._mo_state == PERSISTENT else None
         rows = builder.load_rows(self, dict(zip(keys, values)))
@@ -348,7 +348,7 @@ class Session(Executor):
         """Copy a detached (or foreign) object's state into this session's instance."""
         self._check_open()
         key = obj._mo_key or obj._mo_primary_key()
-        mine = self.uow.identity.get((obj.table_name, key)) if key else None
+        mine = self.uow.identity.get(obj.table_name, key) if key else None
         if mine is None and key:
             mine = self.get(type(obj), key)
         if mine is None:

@@ -25,6 +25,78 @@ if TYPE_CHECKING:
 
 TRANSIENT, PENDING, PERSISTENT, DELETED, GONE = range(5)
 Snapshot = tuple[int, dict[str, Any], Any, Any]
+#: the identity map sweeps out dead entries once this many, and half its entries, died
+SWEEP_MIN = 1024
+
+
+class IdentityMap:
+    """One object per row: per table, primary key -> a weak reference to the object.
+
+    Each entry is the record's own key (no ``(table, key)`` tuple) and a plain
+    ``weakref.ref``. A dying object does not remove its entry (that would take a
+    reference that knows its key); the one shared callback only counts the
+    deaths. Lookups treat a dead entry as absent, a new object for the row
+    replaces it, and once half the entries may be dead the map sweeps them out:
+    its size stays proportional to the objects alive, at a cost amortised over
+    the deaths.
+    """
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[Any, weakref.ref[DbMother]]] = {}
+        self.entries = 0
+        #: entries whose object died since the last sweep (an upper bound)
+        self.dead = 0
+        self._died = self._count_death  # one bound method shared by every reference
+
+    def _count_death(self, ref: weakref.ref[DbMother]) -> None:
+        self.dead += 1
+
+    def get(self, table: str, key: Any) -> DbMother | None:
+        """The live object of the row ``key`` (a tuple) of ``table``, or None."""
+        rows = self.tables.get(table)
+        ref = rows.get(key) if rows is not None else None
+        return ref() if ref is not None else None
+
+    def add(self, table: str, key: Any, obj: DbMother) -> None:
+        """Map the row ``key`` of ``table`` to ``obj`` (replacing a dead or other entry)."""
+        rows = self.tables.get(table)
+        if rows is None:
+            rows = self.tables[table] = {}
+        ref = rows.get(key)
+        if ref is None:
+            self.entries += 1
+        elif ref() is obj:
+            return
+        rows[key] = weakref.ref(obj, self._died)
+        if self.dead >= SWEEP_MIN and 2 * self.dead >= self.entries:
+            self.sweep()
+
+    def discard(self, table: str, key: Any, obj: DbMother) -> None:
+        """Unmap the row ``key`` of ``table`` if it maps to ``obj`` (or to a dead object)."""
+        rows = self.tables.get(table)
+        ref = rows.get(key) if rows is not None else None
+        if ref is not None and (ref() is obj or ref() is None):
+            del rows[key]
+            self.entries -= 1
+
+    def holds(self, table: str) -> bool:
+        """Whether some live object of ``table`` is mapped."""
+        return any(ref() is not None for ref in self.tables.get(table, {}).values())
+
+    def objects(self) -> list[DbMother]:
+        return [obj for rows in self.tables.values() for ref in list(rows.values())
+                if (obj := ref()) is not None]
+
+    def sweep(self) -> None:
+        """Drop the entries of dead objects; the dicts are rebuilt at their new size."""
+        self.entries = self.dead = 0
+        for table, rows in list(self.tables.items()):
+            kept = {key: ref for key, ref in rows.items() if ref() is not None}
+            if kept:
+                self.tables[table] = kept
+            else:
+                del self.tables[table]
+            self.entries += len(kept)
 
 
 def snapshot(obj: DbMother) -> Snapshot:
@@ -35,8 +107,7 @@ def snapshot(obj: DbMother) -> Snapshot:
 class UnitOfWork:
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.identity: weakref.WeakValueDictionary[tuple[str, tuple[Any, ...]], DbMother] = (
-            weakref.WeakValueDictionary())
+        self.identity = IdentityMap()
         self.new: dict[int, DbMother] = {}
         self.dirty: dict[int, DbMother] = {}
         self.deleted: dict[int, DbMother] = {}
@@ -67,11 +138,10 @@ class UnitOfWork:
             else:
                 collection.pop(key, None)
         if obj._mo_key is not None:
-            ident = (obj.table_name, obj._mo_key)
             if state in (PERSISTENT, DELETED):
-                self.identity[ident] = obj
-            elif self.identity.get(ident) is obj:
-                del self.identity[ident]
+                self.identity.add(obj.table_name, obj._mo_key, obj)
+            else:
+                self.identity.discard(obj.table_name, obj._mo_key, obj)
 
     def own(self, obj: DbMother) -> None:
         """Bind ``obj`` to this session, refusing objects of another live session."""
@@ -86,7 +156,7 @@ class UnitOfWork:
         """Register a freshly loaded ``obj``; an object already mapped for its row wins."""
         key = obj._mo_key
         if key is not None:
-            existing = self.identity.get((obj.table_name, key))
+            existing = self.identity.get(obj.table_name, key)
             if existing is not None and existing is not obj:
                 for name, value in obj._mo_store.items():
                     existing._mo_store.setdefault(name, value)
@@ -100,14 +170,14 @@ class UnitOfWork:
         obj._mo_state = TRANSIENT if obj._mo_state == PENDING else obj._mo_state
         for collection in (self.new, self.dirty, self.deleted):
             collection.pop(id(obj), None)
-        if obj._mo_key is not None and self.identity.get((obj.table_name, obj._mo_key)) is obj:
-            del self.identity[(obj.table_name, obj._mo_key)]
+        if obj._mo_key is not None:
+            self.identity.discard(obj.table_name, obj._mo_key, obj)
         for frame in self.frames:
             frame.pop(obj, None)
         obj._mo_session = None
 
     def objects(self) -> Iterator[DbMother]:
-        yield from list(self.identity.values())
+        yield from self.identity.objects()
         yield from list(self.new.values())
 
     # -- journal -----------------------------------------------------------------------
@@ -127,9 +197,7 @@ class UnitOfWork:
         frame = self.frames.pop()
         for obj, (state, store, dirty, key) in list(frame.items()):
             if obj._mo_key is not None and obj._mo_key != key:
-                ident = (obj.table_name, obj._mo_key)
-                if self.identity.get(ident) is obj:
-                    del self.identity[ident]
+                self.identity.discard(obj.table_name, obj._mo_key, obj)
             obj._mo_state, obj._mo_store, obj._mo_dirty, obj._mo_key = state, store, dirty, key
             self.sync(obj)
         if not self.frames:
@@ -241,4 +309,4 @@ class UnitOfWork:
             obj._mo_state = GONE
             self.sync(obj)
             if obj._mo_key is not None:
-                self.identity.pop((obj.table_name, obj._mo_key), None)
+                self.identity.discard(obj.table_name, obj._mo_key, obj)
