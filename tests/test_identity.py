@@ -307,3 +307,66 @@ def test_held_rows_cost_less_than_twice_plain_dicts(db: mother.Database) -> None
         assert len(held) == rows == len(list(s))
         del held
     assert session < 2 * plain, (session / rows, plain / rows)
+
+
+# -- keys: read from the store, one column or several ------------------------------------------
+def test_composite_keys_map_one_object_per_row(db: mother.Database) -> None:
+    db.shared.oc_query("CREATE TABLE grids (gx INTEGER, gy INTEGER, label TEXT, "
+                       "PRIMARY KEY (gx, gy))")
+    db.refresh_schema()
+    grids = getMotherBuilder("grids")
+    with MotherSession() as s:
+        for gx, gy in ((1, 2), (2, 1)):
+            s.persist(grids({"gx": gx, "gy": gy, "label": f"{gx}{gy}"}))
+        s.commit()
+        one = s.get(grids, (1, 2))
+        assert one._mo_key == (1, 2) and one.getField("label") == "12"
+        assert s.get(grids, {"gy": 2, "gx": 1}) is one
+        assert grids({"gx": 1, "gy": 2}, MO_LOAD, session=s) is one
+        assert grids({"label": "12"}, MO_LOAD, session=s) is one
+        (boxed,) = mother.MotherBox(grids, {"gx": 1, "gy": 2}, MO_LOAD,
+                                    session=s).getRecords(flag_obj=True)
+        assert boxed is one
+        other = s.get(grids, (2, 1))
+        assert other is not one and set(s) == {one, other}
+        del one, boxed
+        gc.collect()
+        assert set(s) == {other}
+        again = s.get(grids, (1, 2))
+        assert again.getField("label") == "12" and set(s) == {other, again}
+        s.delete(again)
+        s.flush()
+        assert s.get(grids, (1, 2)) is None and set(s) == {other}
+    db.shared.oc_query("DROP TABLE grids")
+    db.refresh_schema()
+
+
+def test_the_key_follows_the_store(db: mother.Database, star_id: int) -> None:
+    with MotherSession(autoflush=False) as s:
+        vega = ClsStars({"star_name": "Vega"})
+        assert vega._mo_key is None
+        vega.setField("star_id", 77)  # a transient object may change its key
+        assert vega._mo_key == (77,)
+        s.persist(vega)
+        assert s.get(ClsStars, 77) is None  # not mapped before it is written
+        s.flush()
+        assert s.get(ClsStars, 77) is vega
+        rigel = s.persist(ClsStars({"star_name": "Rigel"}))
+        s.flush()  # the generated key comes back into the store, and into the map
+        assert rigel._mo_key == (rigel.getField("star_id"),)
+        assert s.get(ClsStars, rigel.getField("star_id")) is rigel
+        s.rollback()
+        assert rigel._mo_key is None and vega._mo_key == (77,)
+        assert set(s) == set()
+    assert repr(vega) == "<ClsStars stars (77,)>"
+    mother.close_all()  # no schema left to read the key by: repr shows the store
+    assert repr(rigel) == "<ClsStars stars {'star_name': 'Rigel'}>"
+
+
+def test_rows_without_a_primary_key_are_not_mapped(db: mother.Database, star_id: int) -> None:
+    with MotherSession() as s:
+        s.oc_query("INSERT INTO civilizations (age) VALUES (3)")
+        first, second = (mother.MotherBox("civilizations", None, MO_LOAD, session=s)
+                         .getRecords(flag_obj=True)[0] for _ in range(2))
+        assert first is not second and first._mo_key is None
+        assert list(s) == []  # (``first in s`` is true: it is a persistent object of s)

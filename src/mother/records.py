@@ -43,8 +43,9 @@ class DbMother:
     the matching rows, ``MO_NOA`` does nothing.
     """
 
-    __slots__ = ("_mo_store", "_mo_session", "_mo_dirty", "_mo_state", "_mo_key",
-                 "__dict__", "__weakref__")
+    # the primary key is not kept apart: _mo_key reads it from the store
+    __slots__ = ("_mo_store", "_mo_session", "_mo_dirty", "_mo_state", "__dict__",
+                 "__weakref__")
 
     table_name: ClassVar[str]
     #: the configured database of records created without a session
@@ -70,7 +71,6 @@ class DbMother:
             session = self._mo_implicit()
         self._mo_session = session
         self._mo_state = TRANSIENT
-        self._mo_key = None
         self._mo_store = {}
         self._mo_dirty = None
         self._mo_init_store(dict(store or {}))
@@ -108,7 +108,6 @@ class DbMother:
         self._mo_store = store
         moved = {name for name in store if name not in table.primary_key}
         self._mo_dirty = moved or None
-        self._mo_key = self._mo_primary_key(table)
 
     def _mo_act(self, flag: int) -> None:
         if flag == MO_NOA:
@@ -119,6 +118,11 @@ class DbMother:
             raise MotherError(f"unknown flag {flag!r}: use MO_NOA, MO_SAVE, MO_LOAD, MO_UP "
                               "or MO_DEL")
         action()
+
+    @property
+    def _mo_key(self) -> tuple[Any, ...] | None:
+        """The primary key, from the store: None until every key column holds a value."""
+        return self._mo_primary_key()
 
     def _mo_primary_key(self, table: Table | None = None) -> tuple[Any, ...] | None:
         keys = (table or self._mo_table()).primary_key
@@ -138,7 +142,7 @@ class DbMother:
 
     def _mo_where(self, table: Table, what: str, exclude: Iterable[str] = ()) -> dict[str, Any]:
         """The filter of an update or delete: the primary key, else (not paranoid) the store."""
-        key = self._mo_key or self._mo_primary_key(table)
+        key = self._mo_primary_key(table)
         if key is not None:
             return dict(zip(table.primary_key, key))
         if table.primary_key and self._mo_is_paranoid():
@@ -222,7 +226,6 @@ class DbMother:
             del store[name]
         if table.primary_key:
             store.update(row)
-        self._mo_key = self._mo_primary_key(table)
         self._mo_dirty = None
         self._mo_state = PERSISTENT
         if uow is not None:
@@ -271,8 +274,9 @@ class DbMother:
         self._mo_state = GONE
         if uow is not None:
             uow.sync(self)
-            if self._mo_key is not None:
-                uow.identity.discard(table.name, self._mo_key, self)
+            key = self._mo_primary_key(table)
+            if key is not None:
+                uow.identity.discard(table.name, key, self)
 
     def load(self, fields: Iterable[str] | None = None) -> dict[str, Any]:
         """SELECT the one row matching every stored value; returns the whole store."""
@@ -289,15 +293,15 @@ class DbMother:
         select = list(dict.fromkeys([*table.primary_key, *wanted]))
         where = {name: value for name, value in self._mo_store.items()
                  if value is not SQL_DEFAULT}
-        if self._mo_state in (PERSISTENT, DELETED) and self._mo_key is not None:
-            where = dict(zip(table.primary_key, self._mo_key))
+        key = self._mo_primary_key(table)
+        if self._mo_state in (PERSISTENT, DELETED) and key is not None:
+            where = dict(zip(table.primary_key, key))
         rows = type(self).load_rows(self._mo_executor(), where, select)
         if len(rows) != 1:
             raise NotUniqueError(f"load {table.name} {where}", len(rows))
         uow = self._mo_touch()
         self._mo_store.update(rows[0])
         self._mo_dirty = None
-        self._mo_key = self._mo_primary_key(table)
         if self._mo_state in (TRANSIENT, GONE):
             self._mo_state = PERSISTENT
         if uow is not None:
@@ -339,7 +343,6 @@ class DbMother:
         uow = self._mo_touch()
         store[name] = value
         if name in table.primary_key:
-            self._mo_key = self._mo_primary_key(table)
             return
         if self._mo_dirty is None:
             self._mo_dirty = {name}
@@ -397,7 +400,11 @@ class DbMother:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.table_name} {self._mo_key or self._mo_store}>"
+        try:
+            shown = self._mo_key or self._mo_store
+        except MotherError:  # its database is gone: no schema to read the key by
+            shown = self._mo_store
+        return f"<{type(self).__name__} {self.table_name} {shown}>"
 
 
 class MotherFly(DbMother):

@@ -310,7 +310,6 @@ class Session(Executor):
         if obj._mo_state == PENDING:
             obj._mo_state = TRANSIENT
         elif obj._mo_state in (PERSISTENT, TRANSIENT):
-            obj._mo_key = obj._mo_key or obj._mo_primary_key()
             obj._mo_state = DELETED
         self.uow.sync(obj)
 

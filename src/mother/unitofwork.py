@@ -24,21 +24,26 @@ if TYPE_CHECKING:
     from .session import Session
 
 TRANSIENT, PENDING, PERSISTENT, DELETED, GONE = range(5)
-Snapshot = tuple[int, dict[str, Any], Any, Any]
+Snapshot = tuple[int, dict[str, Any], Any]
 #: the identity map sweeps out dead entries once this many, and half its entries, died
 SWEEP_MIN = 1024
+
+
+def _bare(key: tuple[Any, ...]) -> Any:
+    return key[0] if len(key) == 1 else key
 
 
 class IdentityMap:
     """One object per row: per table, primary key -> a weak reference to the object.
 
-    Each entry is the record's own key (no ``(table, key)`` tuple) and a plain
-    ``weakref.ref``. A dying object does not remove its entry (that would take a
-    reference that knows its key); the one shared callback only counts the
-    deaths. Lookups treat a dead entry as absent, a new object for the row
-    replaces it, and once half the entries may be dead the map sweeps them out:
-    its size stays proportional to the objects alive, at a cost amortised over
-    the deaths.
+    Keys are given as tuples and kept bare: a one-column key is the value
+    itself, the very object the record's store holds, so an entry costs a dict
+    slot and a plain ``weakref.ref``, nothing else. A dying object does not
+    remove its entry (that would take a reference that knows its key); the one
+    shared callback only counts the deaths. Lookups treat a dead entry as
+    absent, a new object for the row replaces it, and once half the entries may
+    be dead the map sweeps them out: its size stays proportional to the objects
+    alive, at a cost amortised over the deaths.
     """
 
     def __init__(self) -> None:
@@ -54,7 +59,7 @@ class IdentityMap:
     def get(self, table: str, key: Any) -> DbMother | None:
         """The live object of the row ``key`` (a tuple) of ``table``, or None."""
         rows = self.tables.get(table)
-        ref = rows.get(key) if rows is not None else None
+        ref = rows.get(_bare(key)) if rows is not None else None
         return ref() if ref is not None else None
 
     def add(self, table: str, key: Any, obj: DbMother) -> None:
@@ -62,6 +67,7 @@ class IdentityMap:
         rows = self.tables.get(table)
         if rows is None:
             rows = self.tables[table] = {}
+        key = _bare(key)
         ref = rows.get(key)
         if ref is None:
             self.entries += 1
@@ -74,6 +80,7 @@ class IdentityMap:
     def discard(self, table: str, key: Any, obj: DbMother) -> None:
         """Unmap the row ``key`` of ``table`` if it maps to ``obj`` (or to a dead object)."""
         rows = self.tables.get(table)
+        key = _bare(key)
         ref = rows.get(key) if rows is not None else None
         if ref is not None and (ref() is obj or ref() is None):
             del rows[key]
@@ -101,7 +108,7 @@ class IdentityMap:
 
 def snapshot(obj: DbMother) -> Snapshot:
     dirty = obj._mo_dirty
-    return (obj._mo_state, dict(obj._mo_store), set(dirty) if dirty else None, obj._mo_key)
+    return (obj._mo_state, dict(obj._mo_store), set(dirty) if dirty else None)
 
 
 class UnitOfWork:
@@ -137,11 +144,12 @@ class UnitOfWork:
                 collection[key] = obj
             else:
                 collection.pop(key, None)
-        if obj._mo_key is not None:
+        ident = obj._mo_key
+        if ident is not None:
             if state in (PERSISTENT, DELETED):
-                self.identity.add(obj.table_name, obj._mo_key, obj)
+                self.identity.add(obj.table_name, ident, obj)
             else:
-                self.identity.discard(obj.table_name, obj._mo_key, obj)
+                self.identity.discard(obj.table_name, ident, obj)
 
     def own(self, obj: DbMother) -> None:
         """Bind ``obj`` to this session, refusing objects of another live session."""
@@ -170,8 +178,9 @@ class UnitOfWork:
         obj._mo_state = TRANSIENT if obj._mo_state == PENDING else obj._mo_state
         for collection in (self.new, self.dirty, self.deleted):
             collection.pop(id(obj), None)
-        if obj._mo_key is not None:
-            self.identity.discard(obj.table_name, obj._mo_key, obj)
+        key = obj._mo_key
+        if key is not None:
+            self.identity.discard(obj.table_name, key, obj)
         for frame in self.frames:
             frame.pop(obj, None)
         obj._mo_session = None
@@ -195,10 +204,11 @@ class UnitOfWork:
     def restore(self) -> None:
         """The innermost frame failed: every object it touched goes back as it was."""
         frame = self.frames.pop()
-        for obj, (state, store, dirty, key) in list(frame.items()):
-            if obj._mo_key is not None and obj._mo_key != key:
-                self.identity.discard(obj.table_name, obj._mo_key, obj)
-            obj._mo_state, obj._mo_store, obj._mo_dirty, obj._mo_key = state, store, dirty, key
+        for obj, (state, store, dirty) in list(frame.items()):
+            key = obj._mo_key
+            obj._mo_state, obj._mo_store, obj._mo_dirty = state, store, dirty
+            if key is not None and key != obj._mo_key:
+                self.identity.discard(obj.table_name, key, obj)
             self.sync(obj)
         if not self.frames:
             self.push()
@@ -292,7 +302,6 @@ class UnitOfWork:
                 del store[name]
             if returning:
                 store.update(rows[index])
-                obj._mo_key = tuple(store[name] for name in returning)
             obj._mo_state = PERSISTENT
             obj._mo_dirty = None
             self.sync(obj)
@@ -308,5 +317,6 @@ class UnitOfWork:
             self.touch(obj)
             obj._mo_state = GONE
             self.sync(obj)
-            if obj._mo_key is not None:
-                self.identity.discard(obj.table_name, obj._mo_key, obj)
+            key = obj._mo_key
+            if key is not None:
+                self.identity.discard(obj.table_name, key, obj)
