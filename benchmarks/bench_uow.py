@@ -115,8 +115,7 @@ def _memory(label: str, dsn: str, rows: int) -> None:
     try:
         tutorial.create(database)
         with mother.MotherSession() as s:
-            marks = ", ".join(f"%({n})s" if database.dialect.name == "postgresql" else f":{n}"
-                              for n in "nam")
+            marks = ", ".join(database.dialect.placeholder(name) for name in "nam")
             s.mq_query(f"INSERT INTO stars (star_name, star_age, star_mass) VALUES ({marks})",
                        [{"n": f"star number {i}", "a": i, "m": i * 7} for i in range(rows)])
         query = "SELECT * FROM stars"
