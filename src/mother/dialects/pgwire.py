@@ -21,6 +21,7 @@ Placeholders are psycopg's: ``%s``/``%b``/``%t`` or ``%(name)s``/``%(name)b``/
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import re
@@ -216,78 +217,129 @@ def open_transaction(conn: psycopg.Connection) -> None:
         run(conn, [], end=None, prefix=commands)
 
 
+class _Batch:
+    """Commands for one connection, composed, then sent, then read back."""
+
+    def __init__(self, conn: psycopg.Connection, statements: Sequence[tuple[str, Any]],
+                 end: bytes | None, prefix: Sequence[bytes]) -> None:
+        self.conn = conn
+        self.state = state = _state(conn)
+        self.encoding = encoding = conn.info.encoding
+        self.tx = tx = Transformer(conn)
+        threshold = conn.prepare_threshold
+        pgconn = conn.pgconn
+        #: what each result belongs to: (kind, cache key), kind in prefix/prepare/run/end
+        self.expected: list[tuple[str, Any]] = []
+        self.sends: list[Any] = []
+        for command in [*prefix, *discard_begin(conn)]:
+            self._add(pgconn.send_query_params, (command, None), "prefix")
+        for sql, params in statements:
+            tpl = template(sql, encoding)
+            values = tx.dump_sequence(tpl.values(params), tpl.formats)
+            types, formats = tuple(tx.types or ()), tx.formats
+            key = (tpl.query, types)
+            name = state.prepared.get(key)
+            if name is not None:
+                self._add(pgconn.send_query_prepared, (name, values, formats), "run", key)
+            elif (threshold is not None and len(state.prepared) < MAX_PREPARED
+                  and state.runs(key) > threshold):
+                state.counter += 1
+                name = b"_mo_%d" % state.counter
+                self._add(pgconn.send_prepare, (name, tpl.query, types), "prepare", (key, name))
+                self._add(pgconn.send_query_prepared, (name, values, formats), "run", key)
+            else:
+                self._add(pgconn.send_query_params, (tpl.query, values, types, formats),
+                          "run", key)
+        if end is not None:
+            self._add(pgconn.send_query_params, (end, None), "end")
+        self.pipelined = len(self.sends) > 1
+
+    def _add(self, send: Any, args: tuple[Any, ...], kind: str, key: Any = None) -> None:
+        self.sends.append((send, args))
+        self.expected.append((kind, key))
+
+    def send(self) -> None:
+        """Send every command (as one pipeline when there are several) and flush them."""
+        conn, pgconn = self.conn, self.conn.pgconn
+        try:
+            if self.pipelined:
+                pgconn.enter_pipeline_mode()
+                for send, args in self.sends:
+                    send(*args)
+                pgconn.pipeline_sync()
+            else:
+                send, args = self.sends[0]
+                send(*args)
+            conn.wait(generators.send(pgconn))
+        except BaseException:
+            self._abandon()
+            raise
+
+    def receive(self) -> list[Result]:
+        """Read every result back; one :class:`Result` per statement, or the first error."""
+        conn, pgconn = self.conn, self.conn.pgconn
+        try:
+            if self.pipelined:
+                raw = conn.wait(_gather(pgconn))
+                pgconn.exit_pipeline_mode()
+            else:
+                raw = conn.wait(generators.fetch_many(pgconn))
+        except BaseException:
+            self._abandon()
+            raise
+        return _collect(self.state, self.tx, self.expected, raw, self.encoding)
+
+    def _abandon(self) -> None:
+        # results left unread (an interrupt, a lost server): the connection cannot go on
+        pgconn = self.conn.pgconn
+        if pgconn.status == pq.ConnStatus.OK and pgconn.pipeline_status != pq.PipelineStatus.OFF:
+            self.conn.close()
+
+
 def run(conn: psycopg.Connection, statements: Sequence[tuple[str, Any]],
         end: bytes | None = None, prefix: Sequence[bytes] = ()) -> list[Result]:
     """Send ``statements`` (each SQL text with one set of parameters), then ``end`` (a
     statement without parameters such as ``COMMIT``), in one round trip; one
     :class:`Result` per statement. The first failure is raised once every result
     has arrived, and then nothing after it ran."""
-    state = _state(conn)
-    encoding = conn.info.encoding
-    prefix = list(prefix) + discard_begin(conn)
-    tx = Transformer(conn)
-    threshold = conn.prepare_threshold
-    pgconn = conn.pgconn
-    # what each result belongs to: (kind, cache key), kind in "prefix", "prepare", "run", "end"
-    expected: list[tuple[str, Any]] = []
-    sends: list[Any] = []
-    for command in prefix:
-        sends.append((pgconn.send_query_params, (command, None)))
-        expected.append(("prefix", None))
-    for sql, params in statements:
-        tpl = template(sql, encoding)
-        values = tx.dump_sequence(tpl.values(params), tpl.formats)
-        types, formats = tuple(tx.types or ()), tx.formats
-        key = (tpl.query, types)
-        name = state.prepared.get(key)
-        if name is not None:
-            sends.append((pgconn.send_query_prepared, (name, values, formats)))
-        elif (threshold is not None and len(state.prepared) < MAX_PREPARED
-              and state.runs(key) > threshold):
-            state.counter += 1
-            name = b"_mo_%d" % state.counter
-            sends.append((pgconn.send_prepare, (name, tpl.query, types)))
-            expected.append(("prepare", (key, name)))
-            sends.append((pgconn.send_query_prepared, (name, values, formats)))
-        else:
-            sends.append((pgconn.send_query_params, (tpl.query, values, types, formats)))
-        expected.append(("run", key))
-    if end is not None:
-        sends.append((pgconn.send_query_params, (end, None)))
-        expected.append(("end", None))
-    if not sends:
+    batch = _Batch(conn, statements, end, prefix)
+    if not batch.sends:
         return []
     with conn.lock:
-        raw = _exchange(conn, sends)
-    return _collect(conn, state, tx, expected, raw, encoding)
+        batch.send()
+        return batch.receive()
 
 
-def _exchange(conn: psycopg.Connection, sends: list[Any]) -> list[pq.abc.PGresult]:
-    """Send every command in pipeline mode, sync, and read every result back."""
-    pgconn = conn.pgconn
-    if len(sends) == 1:
-        send, args = sends[0]
-        send(*args)
-        return conn.wait(generators.execute(pgconn))
-    pgconn.enter_pipeline_mode()
-    try:
-        for send, args in sends:
-            send(*args)
-        pgconn.pipeline_sync()
-        return conn.wait(_round_trip(pgconn))
-    except BaseException:
-        # results left unread (an interrupt): the connection cannot be used again
-        if pgconn.status == pq.ConnStatus.OK and pgconn.pipeline_status != pq.PipelineStatus.OFF:
-            conn.close()
-        raise
-    finally:
-        if pgconn.status == pq.ConnStatus.OK and pgconn.pipeline_status != pq.PipelineStatus.OFF:
-            pgconn.exit_pipeline_mode()
+def run_together(jobs: Sequence[tuple[psycopg.Connection, Sequence[tuple[str, Any]],
+                                      bytes | None]]) -> list[list[Result] | Exception]:
+    """:func:`run` on several connections at once: every batch is sent before any
+    result is awaited, so the servers work in parallel. Per job, its results or
+    its error."""
+    outcomes: list[list[Result] | Exception] = []
+    with contextlib.ExitStack() as stack:
+        sent: list[_Batch | Exception] = []
+        for conn, statements, end in jobs:
+            try:
+                batch = _Batch(conn, statements, end, ())
+                stack.enter_context(conn.lock)
+                if batch.sends:
+                    batch.send()
+                sent.append(batch)
+            except Exception as error:
+                sent.append(error)
+        for item in sent:
+            if isinstance(item, Exception):
+                outcomes.append(item)
+                continue
+            try:
+                outcomes.append(item.receive() if item.sends else [])
+            except Exception as error:
+                outcomes.append(error)
+    return outcomes
 
 
-def _round_trip(pgconn: pq.abc.PGconn) -> Any:
-    """A psycopg generator: flush the pipeline, then gather the results up to its sync."""
-    yield from generators.send(pgconn)
+def _gather(pgconn: pq.abc.PGconn) -> Any:
+    """A psycopg generator: the results of a flushed pipeline, up to its sync."""
     results: list[pq.abc.PGresult] = []
     while True:
         batch = yield from generators.fetch_many(pgconn)
@@ -296,9 +348,8 @@ def _round_trip(pgconn: pq.abc.PGconn) -> Any:
         results.extend(batch)
 
 
-def _collect(conn: psycopg.Connection, state: _State, tx: Transformer,
-             expected: list[tuple[str, Any]], raw: list[pq.abc.PGresult],
-             encoding: str) -> list[Result]:
+def _collect(state: _State, tx: Transformer, expected: list[tuple[str, Any]],
+             raw: list[pq.abc.PGresult], encoding: str) -> list[Result]:
     results: list[Result] = []
     error: BaseException | None = None
     for (kind, key), res in zip(expected, raw):

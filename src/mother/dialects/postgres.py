@@ -253,9 +253,13 @@ class PostgresDialect(Dialect):
             conn.rollback()
         return int(row["max_prepared_transactions"]) > 0
 
-    def prepare(self, conn: psycopg.Connection, gid: str,
-                statements: Sequence[tuple[str, Any]] = ()) -> None:
-        pgwire.run(conn, statements, end=b"PREPARE TRANSACTION " + pgwire.literal(conn, gid))
+    def prepare(self, jobs: Sequence[tuple[psycopg.Connection, str, Sequence[tuple[str, Any]]]]
+                ) -> list[Exception | None]:
+        """Every PREPARE goes out before any is awaited: the servers prepare in parallel."""
+        outcomes = pgwire.run_together([
+            (conn, statements, b"PREPARE TRANSACTION " + pgwire.literal(conn, gid))
+            for conn, gid, statements in jobs])
+        return [outcome if isinstance(outcome, Exception) else None for outcome in outcomes]
 
     def finish_prepared(self, conn: psycopg.Connection, gid: str, commit: bool) -> None:
         # after PREPARE the connection is outside any transaction, as COMMIT PREPARED must be

@@ -102,6 +102,8 @@ class TransactionState:
         self.sessions: dict[str, Session] = {}
         self.modes: dict[int, str] | None = None
         self.decider: MotherDataManager | None = None
+        #: whether the preparing branches have been sent their PREPARE (all at once)
+        self.prepared = False
 
     @classmethod
     def of(cls, txn: Any) -> TransactionState:
@@ -153,6 +155,37 @@ class TransactionState:
         elif len(preparing) >= 2:
             self.decider = preparing[0]
 
+    def prepare_all(self) -> None:
+        """PREPARE every preparing branch at once; the first preparing vote does it.
+
+        Nothing commits before every vote is in, so the branches need not wait for
+        each other: each PREPARE goes out before any is awaited and the servers work
+        in parallel. Each branch's own vote then reports its outcome.
+        """
+        if self.prepared:
+            return
+        self.prepared = True
+        assert self.modes is not None
+        groups: dict[type, list[MotherDataManager]] = {}
+        for dm in self.managers:
+            if dm.phase == ACTIVE and self.modes.get(id(dm)) == PREPARE:
+                # prepare() uses no state of the dialect object: one call per kind
+                groups.setdefault(type(dm.database.dialect), []).append(dm)
+        for dms in groups.values():
+            jobs, ready = [], []
+            for dm in dms:
+                try:
+                    jobs.append(dm.prepare_job())
+                    ready.append(dm)
+                except Exception as error:
+                    dm.vote_error = error
+            outcomes = ready[0].database.dialect.prepare(jobs) if ready else []
+            for dm, outcome in zip(ready, outcomes):
+                if outcome is None:
+                    dm.phase = PREPARED
+                else:
+                    dm.vote_error = outcome
+
 
 @implementer(ISavepointDataManager, IRetryDataManager)
 class MotherDataManager:
@@ -168,6 +201,8 @@ class MotherDataManager:
         self.phase = ACTIVE
         #: what the vote did: READ_ONLY, ONE_PHASE or PREPARE (None before the vote)
         self.mode: str | None = None
+        #: why this branch's PREPARE failed, when another branch's vote sent it
+        self.vote_error: Exception | None = None
         self.gid = make_gid(self.state.global_id, self.database.name, session.name)
 
     def __repr__(self) -> str:
@@ -227,28 +262,35 @@ class MotherDataManager:
         """Nothing to do: the work was flushed in ``tpc_begin``."""
 
     def tpc_vote(self, txn: Any) -> None:
-        """PREPARE TRANSACTION, or commit now (sole writer, or a database that cannot prepare)."""
+        """PREPARE TRANSACTION (every preparing branch at once, see
+        :meth:`TransactionState.prepare_all`), or commit now (sole writer, or a
+        database that cannot prepare)."""
         if self.phase == COMMITTED:
             return  # the only resource: committed in tpc_begin
         mode = self.mode = self.state.mode(self, txn)
         if mode == READ_ONLY:
             self.phase = VOTED
             return
-        decision = self._decision() if self.state.decider is self else None
         if mode == ONE_PHASE:
-            if decision is not None:
-                self.session.oc_query(*decision)
+            if self.state.decider is self:
+                self.session.oc_query(*self._decision())
             self.session._commit()
             self.phase = COMMITTED
-        else:
-            # the decision rides in the same round trip as the PREPARE
-            session = self.session
-            statements = [decision] if decision is not None else []
-            for sql, params in statements:
-                session._log(sql, params)
-            session._log(f"PREPARE TRANSACTION '{self.gid}'", None)
-            self.database.dialect.prepare(session.connection(), self.gid, statements)
-            self.phase = PREPARED
+            return
+        self.state.prepare_all()
+        if self.vote_error is not None:
+            error, self.vote_error = self.vote_error, None
+            raise error
+
+    def prepare_job(self) -> tuple[Any, str, list[tuple[str, Any]]]:
+        """What this branch's PREPARE sends: ``(connection, gid, statements before it)``;
+        the decider's commit decision rides in the same round trip."""
+        session = self.session
+        statements = [self._decision()] if self.state.decider is self else []
+        for sql, params in statements:
+            session._log(sql, params)
+        session._log(f"PREPARE TRANSACTION '{self.gid}'", None)
+        return session.connection(), self.gid, statements
 
     def tpc_finish(self, txn: Any) -> None:
         """COMMIT PREPARED and end the session; never raises (a failure is left to recovery)."""
