@@ -102,6 +102,36 @@ def test_the_only_writer_commits_in_one_phase(db: mother.Database) -> None:
     assert count(db, "stars") == 1
 
 
+def test_the_only_resource_commits_in_tpc_begin_with_its_flush(db: mother.Database) -> None:
+    s = MotherSession()
+    dm = join(s)
+    s.persist(ClsStars({"star_name": "Sun"}, session=s))
+    txn = transaction.get()
+    batches = s.batches
+    dm.tpc_begin(txn)  # the phases driven one by one, as transaction.commit() does
+    assert count(db, "stars") == 1  # committed already: nothing else can vote after it
+    assert s.batches == batches + 1  # the flush and its COMMIT in one batch
+    assert (dm.mode, dm.phase) == (ONE_PHASE, "committed")
+    dm.commit(txn)
+    dm.tpc_vote(txn)
+    dm.tpc_finish(txn)
+    assert s.closed and dm.phase == DONE and db.status().in_use == 0
+
+
+def test_with_another_resource_tpc_begin_only_flushes(
+        db: mother.Database, kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    second_database(kind, request, tmp_path)
+    s, other = MotherSession("s"), MotherSession("other", database="second")
+    dm = join(s)
+    join(other)
+    s.persist(ClsStars({"star_name": "Sun"}, session=s))
+    dm.tpc_begin(transaction.get())
+    assert not s.new and dm.phase == "active"  # flushed, not committed
+    assert count(db, "stars") == 0
+    transaction.abort()
+    assert count(db, "stars") == 0 and s.closed
+
+
 def test_a_session_that_only_read_does_not_prepare(
         db: mother.Database, kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     # the reader uses another database: a SQLite reader would hold the write lock

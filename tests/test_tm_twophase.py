@@ -80,6 +80,46 @@ def test_a_failing_vote_rolls_back_every_prepared_branch(two, pg_dsns, request) 
     assert first.status().in_use == 0 and second.status().in_use == 0
 
 
+def test_the_first_vote_prepares_every_branch_at_once(two, pg_dsns) -> None:
+    first, second = two
+    s1, s2 = _write_both()
+    txn = transaction.get()
+    dms = sorted((s1.manager, s2.manager), key=lambda dm: dm.sortKey())
+    for phase in ("tpc_begin", "commit"):
+        for dm in dms:
+            getattr(dm, phase)(txn)
+    dms[0].tpc_vote(txn)  # driven by hand, as transaction.commit() does
+    assert len(prepared(pg_dsns[0])) == len(prepared(pg_dsns[1])) == 1
+    assert [dm.phase for dm in dms] == ["prepared", "prepared"]
+    dms[1].tpc_vote(txn)  # its PREPARE went out with the first: nothing more to send
+    assert len(prepared(pg_dsns[1])) == 1
+    for dm in dms:
+        dm.tpc_finish(txn)
+    assert count(first, "stars") == 1 and count(second, "stars") == 1
+    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
+
+
+def test_a_branch_whose_prepare_failed_raises_in_its_own_vote(two, pg_dsns, request) -> None:
+    first, second = two
+    add_deferred_table(second, request)
+    s1, s2 = _write_both()
+    s2.oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
+    txn = transaction.get()
+    dm1, dm2 = s1.manager, s2.manager
+    for phase in ("tpc_begin", "commit"):
+        for dm in (dm1, dm2):
+            getattr(dm, phase)(txn)
+    dm1.tpc_vote(txn)  # its own PREPARE succeeded; the second's failed (deferred FK check)
+    assert dm1.phase == "prepared" and prepared(pg_dsns[1]) == []
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        dm2.tpc_vote(txn)
+    for dm in (dm1, dm2):
+        dm.tpc_abort(txn)
+    assert count(first, "stars") == 0 and count(second, "stars") == 0
+    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
+    assert first.status().in_use == 0 and second.status().in_use == 0
+
+
 def test_tpc_finish_never_raises_and_recovery_commits_the_stranded_branch(two, pg_dsns) -> None:
     first, second = two
     s1, s2 = _write_both()
