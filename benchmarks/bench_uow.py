@@ -97,7 +97,7 @@ def cmd_uow(args: argparse.Namespace) -> None:
         print(f"  {name:14}: {value:8.1f} us  ({value / result['raw']:.2f} x raw)")
 
 
-def _retained(load: Callable[[], Any]) -> tuple[int, Any]:
+def retained(load: Callable[[], Any]) -> tuple[int, Any]:
     """Bytes still allocated after ``load()`` and a full collection, and what it returned."""
     gc.collect()
     tracemalloc.start()
@@ -134,21 +134,21 @@ def _memory(label: str, dsn: str, rows: int) -> None:
             session(s)()
         # the requirement: N loaded rows held in a session against the same N rows held as
         # plain dicts, each side loading its own rows, so the values count on both sides
-        plain_bytes, held = _retained(plain)
+        plain_bytes, held = retained(plain)
         assert len(held) == rows
         del held
         s = mother.MotherSession()
-        session_bytes, held = _retained(session(s))
+        session_bytes, held = retained(session(s))
         assert len(held) == rows and len(list(s)) == rows
         del held
         s.close()
         # harsher: the containers only; the values of rows loaded beforehand are shared
         with mother.MotherSession() as s:
             loaded = s.mr_query(query)
-        plain_only, held = _retained(lambda: [dict(row) for row in loaded])
+        plain_only, held = retained(lambda: [dict(row) for row in loaded])
         del held
         s = mother.MotherSession()
-        session_only, held = _retained(lambda: [Stars.from_row(s, dict(row)) for row in loaded])
+        session_only, held = retained(lambda: [Stars.from_row(s, dict(row)) for row in loaded])
         assert len(list(s)) == rows
         del held
         s.close()

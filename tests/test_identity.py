@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import gc
-import tracemalloc
+import sys
 import weakref
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,9 @@ import mother
 from classes import ClsPlanets, ClsStars
 from conftest import count
 from mother import MO_LOAD, MO_SAVE, MotherSession, getMotherBuilder
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from bench_uow import retained  # noqa: E402  (the benchmark's own measure)
 
 
 @pytest.fixture
@@ -276,18 +280,6 @@ def test_detach_delete_and_rollback_keep_the_map_consistent(db: mother.Database,
         assert set(s) == {mine, vega}
 
 
-def _retained(load):
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        held = load()
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0] - before, held
-    finally:
-        tracemalloc.stop()
-
-
 def test_held_rows_cost_less_than_twice_plain_dicts(db: mother.Database) -> None:
     """The requirement, smaller: rows held in a session against the same rows as plain dicts."""
     rows = 5000
@@ -298,11 +290,11 @@ def test_held_rows_cost_less_than_twice_plain_dicts(db: mother.Database) -> None
         s.mr_query("SELECT * FROM stars")  # statement caches warm before anything counts
         mother.MotherBox(ClsStars, None, MO_LOAD, session=s).getRecords(flag_obj=True)
     with MotherSession() as s:
-        plain, held = _retained(lambda: s.mr_query("SELECT * FROM stars"))
+        plain, held = retained(lambda: s.mr_query("SELECT * FROM stars"))
         assert len(held) == rows
         del held
     with MotherSession() as s:
-        session, held = _retained(lambda: mother.MotherBox(ClsStars, None, MO_LOAD, session=s)
+        session, held = retained(lambda: mother.MotherBox(ClsStars, None, MO_LOAD, session=s)
                                   .getRecords(flag_obj=True))
         assert len(held) == rows == len(list(s))
         del held

@@ -14,7 +14,7 @@ at the socket only), so it stays inside the counts.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -29,7 +29,11 @@ from classes import ClsPlanets, ClsStars
 from conftest import count
 from mother import MotherSession, tutorial
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "benchmarks")]
+# the unit of work is the very one benchmarks/bench_uow.py times (key 1 + i % 100)
+from bench_uow import by_hand as unit_of_work_by_hand  # noqa: E402
+from bench_uow import with_session as unit_of_work_in_session  # noqa: E402
 from rtproxy import RoundTripProxy, queries  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
@@ -72,7 +76,7 @@ def db(direct: mother.Database, proxy: RoundTripProxy,
     is already open, has read the schema and has run one unit of work (none of it counted)."""
     database = mother.init_mother(dsn=through(proxy, pg_dsns[0]), pool_min=1, pool_max=1,
                                   pool_timeout=5)
-    unit_of_work_in_session(1)
+    unit_of_work_in_session(0)
     assert proxy.round_trips > 0  # the traffic really goes through the proxy
     with MotherSession(database=direct) as s:  # undo the warm-up's writes, not through the proxy
         s.oc_query("DELETE FROM planets")
@@ -84,34 +88,6 @@ def db(direct: mother.Database, proxy: RoundTripProxy,
 def sent(proxy: RoundTripProxy) -> list[list[str]]:
     """The statements each round trip since the last reset carried, connection by connection."""
     return [queries(request) for link in proxy.links for request in link.requests]
-
-
-def unit_of_work_in_session(i: int, name: str | None = None) -> None:
-    """benchmarks/bench_uow.py's unit of work: load one row by key, change a column, add two
-    child rows, commit."""
-    s = MotherSession(name)
-    star = s.get(ClsStars, 1 + i % 2)
-    star.setField("star_age", i)
-    s.persist(ClsPlanets({"star_id": 1 + i % 2, "planet_name": "a"}))
-    s.persist(ClsPlanets({"star_id": 1 + i % 2, "planet_name": "b"}))
-    s.endSession()
-
-
-def unit_of_work_by_hand(pool: psycopg_pool.ConnectionPool) -> Callable[[int], None]:
-    """The same by hand with psycopg, one statement at a time (as bench_uow.py's ``by_hand``)."""
-    def run(i: int) -> None:
-        with pool.connection() as conn:
-            key = 1 + i % 2
-            row = conn.execute("SELECT star_id, star_name, star_age, star_mass FROM stars "
-                               "WHERE star_id = %s", (key,)).fetchone()
-            conn.execute("UPDATE stars SET star_age = %s WHERE star_id = %s",
-                         (i, row["star_id"]))
-            conn.execute("INSERT INTO planets (star_id, planet_name) VALUES (%s, %s) "
-                         "RETURNING planet_id", (key, "a")).fetchone()
-            conn.execute("INSERT INTO planets (star_id, planet_name) VALUES (%s, %s) "
-                         "RETURNING planet_id", (key, "b")).fetchone()
-            conn.commit()
-    return run
 
 
 def verbs(round_trips: list[list[str]]) -> list[list[str]]:
@@ -184,7 +160,7 @@ def test_flush_of_inserts_and_updates_is_one_round_trip(
 
 def test_unit_of_work_is_2_round_trips_in_a_session_and_6_by_hand(
         db: mother.Database, proxy: RoundTripProxy, pg_dsns: list[str]) -> None:
-    unit_of_work_in_session(2)
+    unit_of_work_in_session(101)  # star 1 + 101 % 100 = 2, given a new age: 101
     assert proxy.round_trips == 2
     assert verbs(sent(proxy)) == [["BEGIN", "SET", "SELECT"],
                                   ["INSERT", "INSERT", "UPDATE", "COMMIT"]]
