@@ -234,3 +234,16 @@ def test_literal_round_trips_quotes_and_backslashes(conn: psycopg.Connection, va
     pgwire.run(conn, [], end=b"SET search_path = " + pgwire.literal(conn, value))
     assert pgwire.run(conn, [("SELECT current_setting('search_path') AS v", ())])[0].rows == [
         {"v": '"' + value + '"'}]
+
+
+def test_prepared_statement_whose_result_type_changed_fails_once_then_recovers(
+        pgdb: Database, conn: psycopg.Connection) -> None:
+    conn.prepare_threshold = 0
+    sql = "SELECT star_age FROM stars WHERE star_id = %s"
+    pgwire.run(conn, [(sql, (1,))])
+    with psycopg.connect(pgdb.settings.dsn, autocommit=True) as other:
+        other.execute("ALTER TABLE stars ALTER COLUMN star_age TYPE bigint")
+    with pytest.raises(psycopg.errors.FeatureNotSupported):
+        pgwire.run(conn, [(sql, (1,))])  # "cached plan must not change result type"
+    conn.rollback()
+    assert pgwire.run(conn, [(sql, (1,))])[0].rows == []
