@@ -212,16 +212,14 @@ def discard_begin(conn: psycopg.Connection) -> list[bytes]:
 
 def open_transaction(conn: psycopg.Connection) -> None:
     """Send a queued ``BEGIN`` now (before a statement that does not go through here)."""
-    commands = discard_begin(conn)
-    if commands:
-        run(conn, [], end=None, prefix=commands)
+    run(conn, [])
 
 
 class _Batch:
     """Commands for one connection, composed, then sent, then read back."""
 
     def __init__(self, conn: psycopg.Connection, statements: Sequence[tuple[str, Any]],
-                 end: bytes | None, prefix: Sequence[bytes]) -> None:
+                 end: bytes | None) -> None:
         self.conn = conn
         self.state = state = _state(conn)
         self.encoding = encoding = conn.info.encoding
@@ -231,7 +229,7 @@ class _Batch:
         #: what each result belongs to: (kind, cache key), kind in prefix/prepare/run/end
         self.expected: list[tuple[str, Any]] = []
         self.sends: list[Any] = []
-        for command in [*prefix, *discard_begin(conn)]:
+        for command in discard_begin(conn):
             self._add(pgconn.send_query_params, (command, None), "prefix")
         for sql, params in statements:
             tpl = template(sql, encoding)
@@ -297,12 +295,12 @@ class _Batch:
 
 
 def run(conn: psycopg.Connection, statements: Sequence[tuple[str, Any]],
-        end: bytes | None = None, prefix: Sequence[bytes] = ()) -> list[Result]:
+        end: bytes | None = None) -> list[Result]:
     """Send ``statements`` (each SQL text with one set of parameters), then ``end`` (a
     statement without parameters such as ``COMMIT``), in one round trip; one
     :class:`Result` per statement. The first failure is raised once every result
     has arrived, and then nothing after it ran."""
-    batch = _Batch(conn, statements, end, prefix)
+    batch = _Batch(conn, statements, end)
     if not batch.sends:
         return []
     with conn.lock:
@@ -320,7 +318,7 @@ def run_together(jobs: Sequence[tuple[psycopg.Connection, Sequence[tuple[str, An
         sent: list[_Batch | Exception] = []
         for conn, statements, end in jobs:
             try:
-                batch = _Batch(conn, statements, end, ())
+                batch = _Batch(conn, statements, end)
                 stack.enter_context(conn.lock)
                 if batch.sends:
                     batch.send()
