@@ -120,6 +120,21 @@ def test_a_branch_whose_prepare_failed_raises_in_its_own_vote(two, pg_dsns, requ
     assert first.status().in_use == 0 and second.status().in_use == 0
 
 
+def test_a_branch_losing_its_server_before_the_votes_aborts_all(two, pg_dsns) -> None:
+    first, second = two
+    s1, s2 = _write_both()
+    pid = s2.connection().info.backend_pid
+    with psycopg.connect(pg_dsns[0], autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(psycopg.OperationalError):
+        transaction.commit()  # the first vote prepares both: the second cannot
+    transaction.abort()
+    assert count(first, "stars") == 0 and count(second, "stars") == 0
+    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
+    assert s1.closed and s2.closed
+    assert first.status().in_use == 0 and second.status().in_use == 0
+
+
 def test_tpc_finish_never_raises_and_recovery_commits_the_stranded_branch(two, pg_dsns) -> None:
     first, second = two
     s1, s2 = _write_both()
