@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,7 +15,7 @@ import mother
 from classes import ClsStars
 from conftest import count
 from mother import MO_SAVE, MotherSession
-from mother.tm import COMMIT_LOG, join, parse_gid, recover
+from mother.tm import COMMIT_LOG, MotherDataManager, join, parse_gid, recover
 from mother.tm.datamanager import ONE_PHASE, PREPARE, TransactionState
 from tm_support import Observer, add_deferred_table, prepared, second_database
 
@@ -38,6 +39,24 @@ def _write_both(names: tuple[str, str] = ("a", "b")) -> tuple[MotherSession, Mot
         join(s)
         ClsStars({"star_name": s.name}, MO_SAVE, session=s)
     return s1, s2
+
+
+def assert_nothing_left(first: mother.Database, second: mother.Database,
+                        pg_dsns: list[str]) -> None:
+    """No row written, no branch left prepared, every connection back in its pool."""
+    assert count(first, "stars") == 0 and count(second, "stars") == 0
+    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
+    assert first.status().in_use == 0 and second.status().in_use == 0
+
+
+def to_the_votes(*dms: MotherDataManager) -> Any:
+    """Drive the data managers through tpc_begin and commit by hand, as transaction.commit()
+    does; the transaction, for the phases that follow."""
+    txn = transaction.get()
+    for phase in ("tpc_begin", "commit"):
+        for dm in dms:
+            getattr(dm, phase)(txn)
+    return txn
 
 
 def test_two_databases_prepare_then_commit_with_one_global_id(two, pg_dsns) -> None:
@@ -75,20 +94,15 @@ def test_a_failing_vote_rolls_back_every_prepared_branch(two, pg_dsns, request) 
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         transaction.commit()
     transaction.abort()
-    assert count(first, "stars") == 0 and count(second, "stars") == 0
-    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
-    assert first.status().in_use == 0 and second.status().in_use == 0
+    assert_nothing_left(first, second, pg_dsns)
 
 
 def test_the_first_vote_prepares_every_branch_at_once(two, pg_dsns) -> None:
     first, second = two
     s1, s2 = _write_both()
-    txn = transaction.get()
     dms = sorted((s1.manager, s2.manager), key=lambda dm: dm.sortKey())
-    for phase in ("tpc_begin", "commit"):
-        for dm in dms:
-            getattr(dm, phase)(txn)
-    dms[0].tpc_vote(txn)  # driven by hand, as transaction.commit() does
+    txn = to_the_votes(*dms)
+    dms[0].tpc_vote(txn)
     assert len(prepared(pg_dsns[0])) == len(prepared(pg_dsns[1])) == 1
     assert [dm.phase for dm in dms] == ["prepared", "prepared"]
     dms[1].tpc_vote(txn)  # its PREPARE went out with the first: nothing more to send
@@ -104,20 +118,15 @@ def test_a_branch_whose_prepare_failed_raises_in_its_own_vote(two, pg_dsns, requ
     add_deferred_table(second, request)
     s1, s2 = _write_both()
     s2.oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
-    txn = transaction.get()
     dm1, dm2 = s1.manager, s2.manager
-    for phase in ("tpc_begin", "commit"):
-        for dm in (dm1, dm2):
-            getattr(dm, phase)(txn)
+    txn = to_the_votes(dm1, dm2)
     dm1.tpc_vote(txn)  # its own PREPARE succeeded; the second's failed (deferred FK check)
     assert dm1.phase == "prepared" and prepared(pg_dsns[1]) == []
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         dm2.tpc_vote(txn)
     for dm in (dm1, dm2):
         dm.tpc_abort(txn)
-    assert count(first, "stars") == 0 and count(second, "stars") == 0
-    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
-    assert first.status().in_use == 0 and second.status().in_use == 0
+    assert_nothing_left(first, second, pg_dsns)
 
 
 def test_a_branch_losing_its_server_before_the_votes_aborts_all(two, pg_dsns) -> None:
@@ -129,10 +138,8 @@ def test_a_branch_losing_its_server_before_the_votes_aborts_all(two, pg_dsns) ->
     with pytest.raises(psycopg.OperationalError):
         transaction.commit()  # the first vote prepares both: the second cannot
     transaction.abort()
-    assert count(first, "stars") == 0 and count(second, "stars") == 0
-    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
     assert s1.closed and s2.closed
-    assert first.status().in_use == 0 and second.status().in_use == 0
+    assert_nothing_left(first, second, pg_dsns)
 
 
 def test_tpc_finish_never_raises_and_recovery_commits_the_stranded_branch(two, pg_dsns) -> None:
