@@ -361,4 +361,24 @@ def test_rows_without_a_primary_key_are_not_mapped(db: mother.Database, star_id:
         first, second = (mother.MotherBox("civilizations", None, MO_LOAD, session=s)
                          .getRecords(flag_obj=True)[0] for _ in range(2))
         assert first is not second and first._mo_key is None
-        assert list(s) == []  # (``first in s`` is true: it is a persistent object of s)
+        # not tracked (the session cannot tell such rows apart): neither listed nor "in"
+        assert list(s) == [] and first not in s
+
+
+def test_membership_and_iteration_agree(db: mother.Database, star_id: int) -> None:
+    with MotherSession() as s:
+        held = s.get(ClsStars, star_id)
+        pending = s.persist(ClsStars({"star_name": "Vega"}))
+        probe = ClsStars({"star_id": star_id}, session=s)
+        probe.load()  # a second object for a held row: filled, but not the mapped one
+        doomed = s.get(ClsPlanets, {"planet_id": s.ov_query("SELECT MIN(planet_id) AS p "
+                                                            "FROM planets")})
+        s.delete(doomed)
+        detached = s.persist(ClsStars({"star_name": "Deneb"}))
+        s.detach(detached)
+        listed = set(s)
+        for obj in (held, pending, probe, doomed, detached):
+            assert (obj in s) == (obj in listed), obj
+        assert listed == {held, pending, doomed} and probe.getField("star_name") == "Sun"
+        s.flush()
+        assert doomed not in s and doomed not in set(s)  # deleted in the database: gone

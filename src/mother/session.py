@@ -268,8 +268,8 @@ class Session(Executor):
         return set(self.uow.deleted.values())
 
     def __contains__(self, obj: object) -> bool:
-        return getattr(obj, "_mo_session", None) is self and obj._mo_state in (
-            PENDING, PERSISTENT, DELETED)
+        """Whether the session tracks ``obj``: exactly the objects ``iter(session)`` gives."""
+        return getattr(obj, "_mo_session", None) is self and self.uow.tracks(obj)
 
     def __iter__(self) -> Iterator[DbMother]:
         return self.uow.objects()

@@ -173,6 +173,14 @@ class UnitOfWork:
         self.sync(obj)
         return obj
 
+    def tracks(self, obj: DbMother) -> bool:
+        """Whether ``obj`` is pending here or is the mapped object of its row."""
+        ident = id(obj)
+        if ident in self.new or ident in self.dirty or ident in self.deleted:
+            return True
+        key = obj._mo_key
+        return key is not None and self.identity.get(obj.table_name, key) is obj
+
     def forget(self, obj: DbMother) -> None:
         """Detach ``obj``: no longer tracked, its pending changes dropped from the session."""
         obj._mo_state = TRANSIENT if obj._mo_state == PENDING else obj._mo_state
