@@ -71,6 +71,15 @@ def test_generated_keys_come_back_in_order(db: mother.Database) -> None:
             (star.getField("star_id"), star.getField("star_name")) for star in stars]
 
 
+def test_rows_of_defaults_only_are_inserted_with_default_values(db: mother.Database) -> None:
+    with MotherSession() as s:
+        stars = [s.persist(ClsStars({})) for _ in range(2)]
+        s.flush()
+        assert all(star.getField("star_id") for star in stars)
+        assert len({star.getField("star_id") for star in stars}) == 2
+    assert count(db, "stars") == 2
+
+
 def test_flush_of_nothing_sends_nothing(db: mother.Database) -> None:
     with MotherSession() as s:
         s.flush()

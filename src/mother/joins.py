@@ -207,38 +207,7 @@ def delete(dialect: Dialect, table: Table, filter: Any) -> tuple[str, dict[str, 
     return f"DELETE FROM {query.ident(table.name)}{query.where(conds)}", query.params
 
 
-# -- executemany templates -------------------------------------------------------------------
-def many(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
-         keys: Sequence[str] = (), null_keys: Sequence[str] = (),
-         returning: Sequence[str] = ()) -> str:
-    """A statement run once per row: parameters ``c0…`` for columns, ``k0…`` for keys.
-
-    ``kind`` is ``insert``, ``update`` (set ``columns`` where ``keys`` match) or
-    ``delete``; ``null_keys`` must be NULL.
-    """
-    table.check_fields([*columns, *keys, *null_keys, *returning])
-    quote, ph = dialect.quote, dialect.placeholder
-    target = quote(table.name)
-    where = [f"{quote(key)} = {ph(f'k{i}')}" for i, key in enumerate(keys)]
-    where += [f"{quote(key)} IS NULL" for key in null_keys]
-    where_sql = " WHERE " + " AND ".join(where) if where else ""
-    if kind == "insert":
-        if columns:
-            sql = (f"INSERT INTO {target} ({', '.join(map(quote, columns))}) "
-                   f"VALUES ({', '.join(ph(f'c{i}') for i in range(len(columns)))})")
-        else:
-            sql = f"INSERT INTO {target} DEFAULT VALUES"
-        return sql + (" RETURNING " + ", ".join(map(quote, returning)) if returning else "")
-    if not where:
-        raise InvalidFilterError(f"refusing a {kind} of {table.name} without a condition")
-    if kind == "update":
-        sets = ", ".join(f"{quote(col)} = {ph(f'c{i}')}" for i, col in enumerate(columns))
-        return f"UPDATE {target} SET {sets}{where_sql}"
-    if kind == "delete":
-        return f"DELETE FROM {target}{where_sql}"
-    raise ValueError(kind)
-
-
+# -- multi-row inserts ----------------------------------------------------------------------
 def insert_values(dialect: Dialect, table: Table, columns: Sequence[str], count: int,
                   returning: Sequence[str]) -> str:
     """One INSERT of ``count`` rows; parameter ``v{n}`` is value n, row by row."""

@@ -21,7 +21,7 @@ from .errors import MotherError, ParanoidError
 from .records import MO_DEL, MO_LOAD, MO_NOA, MO_SAVE, MO_UP, DbMother, builder_for
 from .schema import Table
 from .session import Executor, Session
-from .sql import SQL_DEFAULT, Query
+from .sql import SQL_DEFAULT, Query, template, template_params
 
 log = logging.getLogger(__name__)
 #: rows per SELECT when MotherMany loads (keeps the parameter count low on SQLite)
@@ -184,8 +184,8 @@ class MotherMany(_RecordSet):
             if columns and pkey and dialect.ordered_returning:
                 result = self._insert_chunks(columns, rows)
             else:
-                sql = joins.many(dialect, self.table, "insert", columns, returning=pkey)
-                seq = [{f"c{i}": row[name] for i, name in enumerate(columns)} for row in rows]
+                sql = template(dialect, self.table, "insert", columns, returning=pkey)
+                seq = [template_params(columns, (), row) for row in rows]
                 result = self.executor._run_many(sql, seq, bool(pkey))
             for row, back in zip(rows, result):
                 for name in [n for n, v in row.items() if v is SQL_DEFAULT]:
@@ -229,9 +229,8 @@ class MotherMany(_RecordSet):
                                    "match the rows by")
             keys = [name for name, null in shape if name not in columns and not null]
             nulls = [name for name, null in shape if name not in columns and null]
-            sql = joins.many(dialect, self.table, kind, columns, keys, nulls)
-            seq = [{**{f"c{i}": row[n] for i, n in enumerate(columns)},
-                    **{f"k{i}": row[n] for i, n in enumerate(keys)}} for row in rows]
+            sql = template(dialect, self.table, kind, columns, keys, null_keys=nulls)
+            seq = [template_params(columns, keys, row) for row in rows]
             self.executor._run_many(sql, seq, False)
 
     def delete(self) -> None:

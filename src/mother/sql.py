@@ -223,38 +223,45 @@ def delete(dialect: Dialect, table: Table, filter: Any) -> tuple[str, dict[str, 
 
 
 def template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
-             keys: Sequence[str] = (), returning: Sequence[str] = ()) -> str:
-    """A statement for executemany, with one named placeholder per column.
+             keys: Sequence[str] = (), returning: Sequence[str] = (),
+             null_keys: Sequence[str] = ()) -> str:
+    """A statement run once per row (executemany), made once per table and shape.
 
     ``kind`` is ``insert`` (``columns`` inserted, ``returning`` returned),
-    ``update`` (``columns`` set where ``keys`` match) or ``delete`` (where
-    ``keys`` match). Parameter names are ``c0…`` for columns, ``k0…`` for keys.
-    Made once per table and shape.
+    ``update`` (``columns`` set where ``keys`` match and ``null_keys`` are NULL)
+    or ``delete`` (where they match). Parameter names are ``c0…`` for columns,
+    ``k0…`` for keys. An update or delete without any condition is refused.
     """
-    shape = (dialect.name, kind, tuple(columns), tuple(keys), tuple(returning))
+    shape = (dialect.name, kind, tuple(columns), tuple(keys), tuple(returning), tuple(null_keys))
     sql = table.templates.get(shape)
     if sql is None:
-        sql = table.templates[shape] = _template(dialect, table, kind, columns, keys, returning)
+        sql = table.templates[shape] = _template(dialect, table, kind, columns, keys,
+                                                 returning, null_keys)
     return sql
 
 
 def _template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
-              keys: Sequence[str], returning: Sequence[str]) -> str:
-    table.check_fields([*columns, *keys, *returning])
+              keys: Sequence[str], returning: Sequence[str], null_keys: Sequence[str]) -> str:
+    table.check_fields([*columns, *keys, *null_keys, *returning])
     quote, ph = dialect.quote, dialect.placeholder
     target = quote(table.name)
-    where = " AND ".join(f"{quote(key)} = {ph(f'k{i}')}" for i, key in enumerate(keys))
+    where = [f"{quote(key)} = {ph(f'k{i}')}" for i, key in enumerate(keys)]
+    where += [f"{quote(key)} IS NULL" for key in null_keys]
     if kind == "insert":
-        sql = (f"INSERT INTO {target} ({', '.join(map(quote, columns))}) "
-               f"VALUES ({', '.join(ph(f'c{i}') for i in range(len(columns)))})")
-        if returning:
-            sql += " RETURNING " + ", ".join(map(quote, returning))
-        return sql
+        if columns:
+            sql = (f"INSERT INTO {target} ({', '.join(map(quote, columns))}) "
+                   f"VALUES ({', '.join(ph(f'c{i}') for i in range(len(columns)))})")
+        else:
+            sql = f"INSERT INTO {target} DEFAULT VALUES"
+        return sql + (" RETURNING " + ", ".join(map(quote, returning)) if returning else "")
+    if not where:
+        raise InvalidFilterError(f"refusing a {kind} of {table.name} without a condition")
+    where_sql = " WHERE " + " AND ".join(where)
     if kind == "update":
         sets = ", ".join(f"{quote(col)} = {ph(f'c{i}')}" for i, col in enumerate(columns))
-        return f"UPDATE {target} SET {sets} WHERE {where}"
+        return f"UPDATE {target} SET {sets}{where_sql}"
     if kind == "delete":
-        return f"DELETE FROM {target} WHERE {where}"
+        return f"DELETE FROM {target}{where_sql}"
     raise ValueError(kind)
 
 
