@@ -96,9 +96,6 @@ class Dialect:
     def is_broken(self, conn: Any) -> bool:
         raise NotImplementedError
 
-    def set_autocommit(self, conn: Any, on: bool) -> None:
-        raise NotImplementedError
-
     # -- statements --------------------------------------------------------------------
     def execute(self, conn: Any, sql: str, params: Any = None) -> Any:
         """Run one statement and return a cursor whose rows are dicts."""

@@ -183,10 +183,6 @@ class PostgresDialect(Dialect):
     def is_broken(self, conn: psycopg.Connection) -> bool:
         return conn.closed or conn.broken
 
-    def set_autocommit(self, conn: psycopg.Connection, on: bool) -> None:
-        pgwire.discard_begin(conn)
-        conn.autocommit = on
-
     def commit(self, conn: psycopg.Connection) -> None:
         pgwire.discard_begin(conn)  # nothing ran: nothing to commit
         if conn.info.transaction_status != TransactionStatus.IDLE:

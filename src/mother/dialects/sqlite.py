@@ -121,9 +121,6 @@ class SQLiteDialect(Dialect):
             return True
         return False
 
-    def set_autocommit(self, conn: sqlite3.Connection, on: bool) -> None:
-        """SQLite connections always run in autocommit mode; ``begin()`` opens transactions."""
-
     def commit(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("COMMIT")
