@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import transaction
 
 import mother
 from mother import tutorial
@@ -96,6 +97,14 @@ def pgdb(pg_dsns: list[str]) -> Iterator[mother.Database]:
     tutorial.create(database)
     yield database
     mother.close_all()
+
+
+@pytest.fixture
+def clean_transaction() -> Iterator[None]:
+    """The thread's ``transaction`` aborted before and after the test (mother.tm tests)."""
+    transaction.abort()
+    yield
+    transaction.abort()
 
 
 def count(database: mother.Database, table: str, where: str = "") -> int:

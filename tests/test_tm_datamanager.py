@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,8 @@ from mother.tm import join
 from mother.tm.datamanager import DONE, ONE_PHASE, READ_ONLY
 from tm_support import add_deferred_table, second_database
 
-
-@pytest.fixture(autouse=True)
-def clean_transaction() -> Iterator[None]:
-    transaction.abort()
-    yield
-    transaction.abort()
+# the thread's transaction is aborted before and after every test (conftest.py)
+pytestmark = pytest.mark.usefixtures("clean_transaction")
 
 
 def test_data_manager_provides_the_three_interfaces(db: mother.Database) -> None:

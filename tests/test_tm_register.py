@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 import transaction
@@ -14,12 +13,8 @@ from conftest import count
 from mother import MO_SAVE, MotherSession
 from mother.tm import NoActiveTransactionError, current_session, register, unregister
 
-
-@pytest.fixture(autouse=True)
-def clean_transaction() -> Iterator[None]:
-    transaction.abort()
-    yield
-    transaction.abort()
+# the thread's transaction is aborted before and after every test (conftest.py)
+pytestmark = pytest.mark.usefixtures("clean_transaction")
 
 
 def test_current_session_is_one_session_per_transaction(db: mother.Database) -> None:

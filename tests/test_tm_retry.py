@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -15,12 +14,8 @@ from conftest import count
 from mother import MotherSession
 from mother.tm import join
 
-
-@pytest.fixture(autouse=True)
-def clean_transaction() -> Iterator[None]:
-    transaction.abort()
-    yield
-    transaction.abort()
+# the thread's transaction is aborted before and after every test (conftest.py)
+pytestmark = pytest.mark.usefixtures("clean_transaction")
 
 
 def _star(db: mother.Database) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import transaction
 
@@ -13,12 +11,8 @@ from conftest import count
 from mother import MO_SAVE, MotherSession
 from mother.tm import join
 
-
-@pytest.fixture(autouse=True)
-def clean_transaction() -> Iterator[None]:
-    transaction.abort()
-    yield
-    transaction.abort()
+# the thread's transaction is aborted before and after every test (conftest.py)
+pytestmark = pytest.mark.usefixtures("clean_transaction")
 
 
 def test_savepoint_rollback_undoes_rows_and_objects(db: mother.Database) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,8 @@ from mother.tm import COMMIT_LOG, MotherDataManager, join, parse_gid, recover
 from mother.tm.datamanager import ONE_PHASE, PREPARE, TransactionState
 from tm_support import Observer, add_deferred_table, prepared, second_database
 
-
-@pytest.fixture(autouse=True)
-def clean_transaction() -> Iterator[None]:
-    transaction.abort()
-    yield
-    transaction.abort()
+# the thread's transaction is aborted before and after every test (conftest.py)
+pytestmark = pytest.mark.usefixtures("clean_transaction")
 
 
 @pytest.fixture
