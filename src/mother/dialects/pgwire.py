@@ -41,8 +41,6 @@ _FORMATS = {"s": PyFormat.AUTO, "b": PyFormat.BINARY, "t": PyFormat.TEXT}
 _ES = pq.ExecStatus
 _SYNC, _ABORTED, _FATAL = _ES.PIPELINE_SYNC, _ES.PIPELINE_ABORTED, _ES.FATAL_ERROR
 _IDLE = pq.TransactionStatus.IDLE
-# the server forgot a prepared statement (DISCARD ALL), or its result type changed (DDL)
-_STALE_STATES = frozenset({"26000", "0A000"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,7 +283,34 @@ class _Batch:
         except BaseException:
             self._abandon()
             raise
-        return _collect(self.state, self.tx, self.expected, raw, self.encoding)
+        return self._collect(raw)
+
+    def _collect(self, raw: list[pq.abc.PGresult]) -> list[Result]:
+        """One :class:`Result` per statement; remember what got prepared; raise the first
+        failure (what followed it in the pipeline did not run)."""
+        state, results = self.state, []
+        error: BaseException | None = None
+        for (kind, key), res in zip(self.expected, raw):
+            status = res.status
+            if status == _ABORTED:
+                continue
+            if status == _FATAL:
+                failure = pgerrors.error_from_result(res, encoding=self.encoding)
+                if kind == "run" and failure.sqlstate == "26000":
+                    state.prepared.clear()  # dropped behind our back: DISCARD/DEALLOCATE ALL
+                elif kind == "run" and failure.sqlstate == "0A000":
+                    state.prepared.pop(key, None)  # its result type changed (DDL)
+                error = error or failure
+                continue
+            if kind == "prepare":
+                cache_key, name = key
+                state.prepared[cache_key] = name
+                state.seen.pop(cache_key, None)
+            elif kind == "run":
+                results.append(_result(self.tx, res, self.encoding))
+        if error is not None:
+            raise error
+        return results
 
     def _abandon(self) -> None:
         # results left unread (an interrupt, a lost server): the connection cannot go on
@@ -344,33 +369,6 @@ def _gather(pgconn: pq.abc.PGconn) -> Any:
         if batch and batch[0].status == _SYNC:
             return results
         results.extend(batch)
-
-
-def _collect(state: _State, tx: Transformer, expected: list[tuple[str, Any]],
-             raw: list[pq.abc.PGresult], encoding: str) -> list[Result]:
-    results: list[Result] = []
-    error: BaseException | None = None
-    for (kind, key), res in zip(expected, raw):
-        status = res.status
-        if status == _ABORTED:
-            continue
-        if status == _FATAL:
-            failure = pgerrors.error_from_result(res, encoding=encoding)
-            if kind == "run" and failure.sqlstate in _STALE_STATES:
-                state.prepared.pop(key, None)
-                if failure.sqlstate == "26000":
-                    state.prepared.clear()  # dropped behind our back: DISCARD/DEALLOCATE ALL
-            error = error or failure
-            continue
-        if kind == "prepare":
-            cache_key, name = key
-            state.prepared[cache_key] = name
-            state.seen.pop(cache_key, None)
-        elif kind == "run":
-            results.append(_result(tx, res, encoding))
-    if error is not None:
-        raise error
-    return results
 
 
 def _result(tx: Transformer, res: pq.abc.PGresult, encoding: str) -> Result:

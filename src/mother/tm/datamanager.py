@@ -83,6 +83,11 @@ def parse_gid(gid: str) -> str | None:
     return None
 
 
+def joined_resources(txn: Any) -> list[Any] | None:
+    """Every resource joined to ``txn`` (the package keeps them private; None if unknown)."""
+    return getattr(txn, "_resources", None)
+
+
 class _Key:
     """The key of dbmother's data on a transaction (``Transaction.data``)."""
 
@@ -133,7 +138,7 @@ class TransactionState:
         """
         live = [dm for dm in self.managers if dm.phase == ACTIVE]
         writers = sorted((dm for dm in live if dm.session.wrote), key=lambda dm: dm.sortKey())
-        resources = getattr(txn, "_resources", None)
+        resources = joined_resources(txn)
         foreign = resources is None or any(
             not isinstance(resource, MotherDataManager) for resource in resources)
         self.modes = {id(dm): READ_ONLY for dm in live}
@@ -251,7 +256,7 @@ class MotherDataManager:
         session = self.session
         if session.closed:
             raise SessionClosedError(f"session {session.name!r} ended inside its transaction")
-        if getattr(txn, "_resources", None) == [self]:
+        if joined_resources(txn) == [self]:
             self.mode = ONE_PHASE if session.wrote or session.uow.has_pending() else READ_ONLY
             session._commit()
             self.phase = COMMITTED
