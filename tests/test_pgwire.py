@@ -12,6 +12,8 @@ from psycopg.rows import dict_row
 from mother import MotherSession
 from mother.database import Database
 from mother.dialects import pgwire
+from mother.dialects.base import EndLost
+from mother.errors import RolledBackError
 
 IDLE, INTRANS, INERROR = (TransactionStatus.IDLE, TransactionStatus.INTRANS,
                           TransactionStatus.INERROR)
@@ -144,16 +146,19 @@ def test_lost_connection_during_a_pipeline(pgdb: Database, conn: psycopg.Connect
     with psycopg.connect(pgdb.settings.dsn, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     pgwire.begin(conn, None)
-    with pytest.raises(psycopg.OperationalError):
+    with pytest.raises(EndLost) as lost:
         pgwire.run(conn, [("INSERT INTO stars (star_name) VALUES (%s)", ("lost",)),
-                          ("SELECT 1", ())], end=b"COMMIT")
+                          ("SELECT 1", ())], end=b"COMMIT", probe=True)
+    # the server said it was going away before it answered the statements: no COMMIT ran
+    assert lost.value.ran is False
+    assert isinstance(lost.value.cause, psycopg.OperationalError)
     assert pgdb.dialect.is_broken(conn)
     assert stored(pgdb) == []
 
 
 # -- prepared statements ---------------------------------------------------------------------------
 def test_statement_is_prepared_after_the_threshold(conn: psycopg.Connection) -> None:
-    conn.prepare_threshold = 2
+    pgwire.set_prepare_threshold(conn, 2)
     sql = "SELECT %(k)s::int * 2 AS twice"
     for run in range(1, 5):
         assert pgwire.run(conn, [(sql, {"k": run})])[0].rows == [{"twice": 2 * run}]
@@ -161,14 +166,14 @@ def test_statement_is_prepared_after_the_threshold(conn: psycopg.Connection) -> 
 
 
 def test_prepare_threshold_none_never_prepares(conn: psycopg.Connection) -> None:
-    conn.prepare_threshold = None
+    pgwire.set_prepare_threshold(conn, None)
     for run in range(10):
         pgwire.run(conn, [("SELECT %s::int AS n", (run,))])
     assert prepared_names(conn) == []
 
 
 def test_parameter_types_are_part_of_the_prepared_key(conn: psycopg.Connection) -> None:
-    conn.prepare_threshold = 0
+    pgwire.set_prepare_threshold(conn, 0)
     # psycopg sends a small int as int2 and a large one as int8: two statements
     small = pgwire.run(conn, [("SELECT %s AS v", (7,))])[0].rows
     large = pgwire.run(conn, [("SELECT %s AS v", (2**40,))])[0].rows
@@ -179,7 +184,7 @@ def test_parameter_types_are_part_of_the_prepared_key(conn: psycopg.Connection) 
 def test_prepared_statements_are_capped_per_connection(
         conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pgwire, "MAX_PREPARED", 3)
-    conn.prepare_threshold = 0
+    pgwire.set_prepare_threshold(conn, 0)
     for number in range(6):
         [result] = pgwire.run(conn, [(f"SELECT %s::int + {number} AS n", (1,))])
         assert result.rows == [{"n": 1 + number}]
@@ -187,7 +192,7 @@ def test_prepared_statements_are_capped_per_connection(
 
 
 def test_prepare_failing_in_a_pipeline_is_not_remembered(conn: psycopg.Connection) -> None:
-    conn.prepare_threshold = 0
+    pgwire.set_prepare_threshold(conn, 0)
     pgwire.begin(conn, None)
     with pytest.raises(psycopg.errors.DivisionByZero):
         pgwire.run(conn, [("SELECT 1 / %s::int AS x", (0,)),
@@ -200,7 +205,7 @@ def test_prepare_failing_in_a_pipeline_is_not_remembered(conn: psycopg.Connectio
 def test_deallocate_all_through_a_session_forgets_prepared(pgdb: Database) -> None:
     session = MotherSession()
     conn = session.connection()
-    conn.prepare_threshold = 0
+    pgwire.set_prepare_threshold(conn, 0)
     session.mr_query("SELECT %(k)s::int AS k", {"k": 1})
     session.oc_query("DEALLOCATE ALL")
     assert session.mr_query("SELECT %(k)s::int AS k", {"k": 2}) == [{"k": 2}]
@@ -209,7 +214,7 @@ def test_deallocate_all_through_a_session_forgets_prepared(pgdb: Database) -> No
 
 def test_prepared_dropped_behind_our_back_fails_once_then_recovers(
         conn: psycopg.Connection) -> None:
-    conn.prepare_threshold = 0
+    pgwire.set_prepare_threshold(conn, 0)
     sql = "SELECT %s::int AS n"
     pgwire.run(conn, [(sql, (1,))])
     conn.execute("DEALLOCATE ALL")  # not through dbmother: it cannot know
@@ -238,7 +243,7 @@ def test_literal_round_trips_quotes_and_backslashes(conn: psycopg.Connection, va
 
 def test_prepared_statement_whose_result_type_changed_fails_once_then_recovers(
         pgdb: Database, conn: psycopg.Connection) -> None:
-    conn.prepare_threshold = 0
+    pgwire.set_prepare_threshold(conn, 0)
     sql = "SELECT star_age FROM stars WHERE star_id = %s"
     pgwire.run(conn, [(sql, (1,))])
     with psycopg.connect(pgdb.settings.dsn, autocommit=True) as other:
@@ -247,3 +252,122 @@ def test_prepared_statement_whose_result_type_changed_fails_once_then_recovers(
         pgwire.run(conn, [(sql, (1,))])  # "cached plan must not change result type"
     conn.rollback()
     assert pgwire.run(conn, [(sql, (1,))])[0].rows == []
+
+
+# -- closing commands: checked replies, lost replies ------------------------------------------
+def test_commit_of_a_failed_transaction_raises_rolled_back(pgdb: Database,
+                                                           conn: psycopg.Connection) -> None:
+    pgwire.begin(conn, None)
+    pgwire.run(conn, [("INSERT INTO stars (star_name) VALUES (%s)", ("lost",))])
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):  # caught by the application
+        pgwire.run(conn, [("INSERT INTO planets (star_id, planet_name) VALUES (%s, %s)",
+                           (999, "orphan"))])
+    with pytest.raises(RolledBackError, match="cannot commit"):
+        pgdb.dialect.commit(conn)
+    conn.rollback()
+    assert stored(pgdb) == []
+
+
+def test_prepare_of_a_failed_transaction_raises_rolled_back(pgdb: Database,
+                                                            conn: psycopg.Connection) -> None:
+    pgwire.begin(conn, None)
+    pgwire.run(conn, [("INSERT INTO stars (star_name) VALUES (%s)", ("lost",))])
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        pgwire.run(conn, [("INSERT INTO planets (star_id, planet_name) VALUES (%s, %s)",
+                           (999, "orphan"))])
+    [outcome] = pgdb.dialect.prepare([(conn, "mother-test-failed", [])])
+    assert isinstance(outcome, RolledBackError)
+    assert "PREPARE TRANSACTION with ROLLBACK" in str(outcome)
+    with psycopg.connect(pgdb.settings.dsn) as other:
+        assert other.execute("SELECT count(*) FROM pg_prepared_xacts "
+                             "WHERE gid = 'mother-test-failed'").fetchone()[0] == 0
+
+
+def test_a_transaction_that_wrote_is_not_committed_as_read_only(
+        pgdb: Database, conn: psycopg.Connection) -> None:
+    pgwire.begin(conn, None)
+    # looks like a read, writes: a data-modifying CTE
+    pgwire.run(conn, [("WITH w AS (INSERT INTO stars (star_name) VALUES (%s) RETURNING 1) "
+                       "SELECT count(*) FROM w", ("cte",))])
+    assert pgdb.dialect.commit_if_read_only(conn) is False
+    assert conn.pgconn.transaction_status == INTRANS  # still there, nothing lost
+    pgdb.dialect.commit(conn)
+    assert stored(pgdb) == ["cte"]
+
+
+def test_a_transaction_that_only_read_is_committed_in_one_round_trip(
+        pgdb: Database, conn: psycopg.Connection) -> None:
+    pgwire.begin(conn, None)
+    pgwire.run(conn, [("SELECT count(*) FROM stars", ())])
+    assert pgdb.dialect.commit_if_read_only(conn) is True
+    assert conn.pgconn.transaction_status == IDLE
+
+
+def _terminate_when_committing(pgdb: Database, conn: psycopg.Connection) -> None:
+    """Make the next COMMIT on ``conn`` wait, then kill its backend while it waits:
+    a deferred trigger sleeps at COMMIT, another connection terminates the backend
+    (call it before ``conn`` touches the table: the trigger's DDL needs its lock)."""
+    pid = conn.info.backend_pid
+    with psycopg.connect(pgdb.settings.dsn, autocommit=True) as admin:
+        admin.execute("CREATE OR REPLACE FUNCTION mother_test_sleep() RETURNS trigger "
+                      "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(10); RETURN NULL; END $$")
+        admin.execute("DROP TRIGGER IF EXISTS mother_test_slow ON stars")
+        admin.execute("CREATE CONSTRAINT TRIGGER mother_test_slow AFTER INSERT ON stars "
+                      "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+                      "EXECUTE FUNCTION mother_test_sleep()")
+    import threading
+    import time
+
+    def kill() -> None:
+        with psycopg.connect(pgdb.settings.dsn, autocommit=True) as admin:
+            for _ in range(200):
+                row = admin.execute("SELECT wait_event FROM pg_stat_activity WHERE pid = %s",
+                                    (pid,)).fetchone()
+                if row and row[0] == "PgSleep":
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                    return
+                time.sleep(0.05)
+
+    threading.Thread(target=kill, daemon=True).start()
+
+
+def test_commit_whose_backend_dies_during_it_did_not_run_and_says_so(
+        pgdb: Database, conn: psycopg.Connection, request: pytest.FixtureRequest) -> None:
+    request.addfinalizer(lambda: _drop_slow_trigger(pgdb))
+    _terminate_when_committing(pgdb, conn)
+    pgwire.begin(conn, None)
+    pgwire.run(conn, [("INSERT INTO stars (star_name) VALUES (%s)", ("dying",))])
+    with pytest.raises(EndLost) as lost:
+        pgdb.dialect.commit(conn)
+    # the probe was answered before the COMMIT ran: the transaction id is known
+    assert lost.value.xid is not None and lost.value.ran is None
+    assert pgdb.dialect.outcome(lost.value.xid) == "aborted"
+    assert stored(pgdb) == []
+
+
+def _drop_slow_trigger(pgdb: Database) -> None:
+    with psycopg.connect(pgdb.settings.dsn, autocommit=True) as admin:
+        admin.execute("DROP TRIGGER IF EXISTS mother_test_slow ON stars")
+
+
+def test_outcome_of_a_committed_transaction(pgdb: Database, conn: psycopg.Connection) -> None:
+    pgwire.begin(conn, None)
+    pgwire.run(conn, [("INSERT INTO stars (star_name) VALUES (%s)", ("kept",))])
+    [probe] = pgwire.run(conn, [(pgwire.XID_PROBE.decode(), ())])
+    xid = int(probe.rows[0]["pg_current_xact_id_if_assigned"])
+    pgdb.dialect.commit(conn)
+    assert pgdb.dialect.outcome(xid) == "committed"
+
+
+def test_psycopg_never_deallocates_our_statements_after_a_rollback(
+        pgdb: Database, conn: psycopg.Connection) -> None:
+    # a query without parameters run often would make psycopg prepare it, and its
+    # rollback then sends DEALLOCATE ALL, dropping dbmother's statements too
+    pgwire.set_prepare_threshold(conn, 0)
+    pgwire.run(conn, [("SELECT %s::int AS n", (1,))])
+    assert prepared_names(conn) == ["_mo_1"]
+    for _ in range(8):
+        conn.execute("SELECT 1")
+    conn.rollback()
+    assert prepared_names(conn) == ["_mo_1"]
+    assert pgwire.run(conn, [("SELECT %s::int AS n", (2,))])[0].rows == [{"n": 2}]

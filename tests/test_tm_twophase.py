@@ -14,8 +14,8 @@ import mother
 from classes import ClsStars
 from conftest import count
 from mother import MO_SAVE, MotherSession
-from mother.tm import COMMIT_LOG, MotherDataManager, join, parse_gid, recover
-from mother.tm.datamanager import ONE_PHASE, PREPARE, TransactionState
+from mother.tm import COMMIT_LOG, MotherDataManager, commitlog, join, make_gid, parse_gid
+from mother.tm.datamanager import DECISION_KEY, ONE_PHASE, PREPARE, TransactionState
 from tm_support import Observer, add_deferred_table, prepared, second_database
 
 # the thread's transaction is aborted before and after every test (conftest.py)
@@ -63,9 +63,9 @@ def test_two_databases_prepare_then_commit_with_one_global_id(two, pg_dsns) -> N
     global_id = TransactionState.of(txn).global_id
     transaction.commit()
     (gid1,), (gid2,) = observer.seen  # during the vote: one prepared branch in each database
-    assert gid1.startswith("mother:") and gid2.startswith("mother:")
-    assert parse_gid(gid1) == parse_gid(gid2) == global_id
-    assert gid1.endswith(":default:a") and gid2.endswith(":second:b")
+    (g1, decider1, n1), (g2, decider2, n2) = parse_gid(gid1), parse_gid(gid2)
+    assert g1 == g2 == global_id and decider1 == decider2 == _database_id(first)
+    assert (n1, n2) == (0, 1)  # the first branch decides
     assert s1.manager is None and s1.closed and s2.closed
     assert count(first, "stars") == 1 and count(second, "stars") == 1
     assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
@@ -73,12 +73,41 @@ def test_two_databases_prepare_then_commit_with_one_global_id(two, pg_dsns) -> N
     assert count(first, COMMIT_LOG, f"WHERE global_id = '{global_id}'") == 1
 
 
-def test_sort_keys_order_branches_by_database_then_session(two) -> None:
-    keys = [join(MotherSession(name, database=db)).sortKey()
-            for db, name in (("second", "a"), ("default", "z"), ("default", "b"))]
-    assert sorted(keys) == ["mother:default:b", "mother:default:z", "mother:second:a"]
-    assert keys == [join(MotherSession(n, database=d)).sortKey()
-                    for d, n in (("second", "a"), ("default", "z"), ("default", "b"))]
+@pytest.mark.parametrize("name", ["é" * 150, "x" * 300, "a:b'c"])
+def test_branch_ids_are_valid_whatever_the_session_names(two, pg_dsns, name: str) -> None:
+    first, second = two
+    _write_both((name, name))  # long, multi-byte, with separators; the same name twice
+    s3 = MotherSession(name)
+    join(s3)
+    ClsStars({"star_name": "third"}, MO_SAVE, session=s3)
+    transaction.commit()
+    assert count(first, "stars") == 2 and count(second, "stars") == 1
+    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
+
+
+def test_branch_ids_fit_postgresql_and_never_repeat() -> None:
+    gids = {make_gid("f" * 32, "abcdef12", n) for n in range(1000)}
+    assert len(gids) == 1000 and max(len(g.encode()) for g in gids) < 200
+    assert parse_gid(make_gid("f" * 32, "abcdef12", 7)) == ("f" * 32, "abcdef12", 7)
+    assert parse_gid("xa-123") is None and parse_gid("mother:short:x:1") is None
+
+
+def _database_id(database: mother.Database) -> str | None:
+    conn = database.dialect.connect()
+    try:
+        return commitlog.recorded_id(database, conn)
+    finally:
+        conn.close()
+
+
+def test_sort_keys_order_branches_by_database_then_join_order(two) -> None:
+    dms = [join(MotherSession(name, database=db))
+           for db, name in (("second", "a"), ("default", "z"), ("default", "b"))]
+    assert sorted(dms, key=lambda dm: dm.sortKey()) == [dms[1], dms[2], dms[0]]
+    # the decision resource sorts after every other key, one-phase ones included
+    keys = [r.sortKey() for r in transaction.get()._resources]
+    assert max(keys) == DECISION_KEY and DECISION_KEY > "~sqlalchemy:1" > max(
+        dm.sortKey() for dm in dms)
 
 
 def test_a_failing_vote_rolls_back_every_prepared_branch(two, pg_dsns, request) -> None:
@@ -102,6 +131,8 @@ def test_the_first_vote_prepares_every_branch_at_once(two, pg_dsns) -> None:
     assert [dm.phase for dm in dms] == ["prepared", "prepared"]
     dms[1].tpc_vote(txn)  # its PREPARE went out with the first: nothing more to send
     assert len(prepared(pg_dsns[1])) == 1
+    TransactionState.of(txn).resource.tpc_vote(txn)  # the decision: the decider commits
+    assert [dm.phase for dm in dms] == ["committed", "prepared"]
     for dm in dms:
         dm.tpc_finish(txn)
     assert count(first, "stars") == 1 and count(second, "stars") == 1
@@ -137,7 +168,7 @@ def test_a_branch_losing_its_server_before_the_votes_aborts_all(two, pg_dsns) ->
     assert_nothing_left(first, second, pg_dsns)
 
 
-def test_tpc_finish_never_raises_and_recovery_commits_the_stranded_branch(two, pg_dsns) -> None:
+def test_a_branch_whose_connection_died_after_its_vote_is_committed_anyway(two, pg_dsns) -> None:
     first, second = two
     s1, s2 = _write_both()
     pid = s2.connection().info.backend_pid
@@ -147,16 +178,15 @@ def test_tpc_finish_never_raises_and_recovery_commits_the_stranded_branch(two, p
             conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
     transaction.get().join(Observer(kill_second))
-    transaction.commit()  # COMMIT PREPARED fails on the second database: logged, not raised
+    # the second's connection died after its PREPARE: its COMMIT PREPARED fails there and
+    # is sent again on a new connection (the decision is durable: certain to commit)
+    transaction.commit()
     assert s2.closed and second.status().in_use == 0
-    assert count(first, "stars") == 1 and count(second, "stars") == 0
-    assert len(prepared(pg_dsns[1])) == 1
-    report = recover([first, second])
-    assert [b.database for b in report.committed] == ["second"]
-    assert count(second, "stars") == 1 and prepared(pg_dsns[1]) == []
+    assert count(first, "stars") == 1 and count(second, "stars") == 1
+    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
 
 
-def test_sqlite_sorts_last_commits_in_its_vote_and_holds_the_decision(
+def test_sqlite_commits_after_every_vote_and_holds_the_decision(
         two, pg_dsns, tmp_path: Path) -> None:
     first, _ = two
     lite = mother.init_mother(dsn=f"sqlite:///{tmp_path / 'lite.db'}", name="lite")
@@ -165,13 +195,13 @@ def test_sqlite_sorts_last_commits_in_its_vote_and_holds_the_decision(
     dms = [join(pg_session), join(lite_session)]
     for s in (pg_session, lite_session):
         ClsStars({"star_name": s.name}, MO_SAVE, session=s)
-    assert dms[0].sortKey() < "observer" < dms[1].sortKey()
-    observer = Observer(lambda: prepared(pg_dsns[0]))
+    observer = Observer(lambda: (prepared(pg_dsns[0]), count(lite, "stars")))
     transaction.get().join(observer)
     global_id = TransactionState.of(transaction.get()).global_id
     transaction.commit()
     assert [dm.mode for dm in dms] == [PREPARE, ONE_PHASE]
-    assert len(observer.seen) == 1  # PostgreSQL prepared before SQLite committed
+    # PostgreSQL prepared, and SQLite had not committed, when the later resource voted
+    assert len(observer.seen[0]) == 1 and observer.seen[1] == 0
     assert count(first, "stars") == 1 and count(lite, "stars") == 1
     assert count(lite, COMMIT_LOG, f"WHERE global_id = '{global_id}'") == 1
 

@@ -9,6 +9,7 @@ import types as _types
 
 from .database import Database, close_all, databases, get_database, init_mother
 from .errors import (
+    CommitOutcomeUnknownError,
     ConfigError,
     ConnectionLostError,
     FlushError,
@@ -19,6 +20,7 @@ from .errors import (
     ParanoidError,
     PoolTimeoutError,
     PrimaryKeyError,
+    RolledBackError,
     SessionClosedError,
     SessionConflictError,
     TransactionManagedError,

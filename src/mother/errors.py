@@ -67,6 +67,27 @@ class TransactionManagedError(MotherError):
     """The session is joined to a transaction: the transaction manager owns its outcome."""
 
 
+class RolledBackError(MotherError):
+    """The server rolled the transaction back instead of committing (or preparing) it:
+    a statement of it had failed earlier and its error was caught."""
+
+
+class CommitOutcomeUnknownError(MotherError):
+    """The reply to a COMMIT was lost and the server could not tell whether it committed.
+
+    Nothing was re-sent. ``session`` names the session, ``xid`` is the
+    transaction's id on the server when it was known (an administrator can ask
+    ``SELECT pg_xact_status('XID')`` later), ``status`` what the server said.
+    """
+
+    def __init__(self, message: str, session: str, xid: int | None = None,
+                 status: str | None = None) -> None:
+        super().__init__(message)
+        self.session = session
+        self.xid = xid
+        self.status = status
+
+
 class ConnectionLostError(MotherError):
     """The session's connection broke mid-transaction; ``rollback()`` starts again."""
 

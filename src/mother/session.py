@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .database import Database, resolve
+from .dialects.base import EndLost
 from .errors import (
+    CommitOutcomeUnknownError,
     ConnectionLostError,
     FlushError,
     NotUniqueError,
@@ -179,22 +181,30 @@ class Session(Executor):
 
     def _attempt(self, work: Callable[[Any], Any]) -> Any:
         """Run ``work(connection)``; a connection found dead before anything ran on it
-        (its server went away while it sat in the pool) is replaced once, nothing lost."""
+        (its server went away while it sat in the pool) is replaced once, nothing lost.
+
+        Work whose closing COMMIT may have run is never sent again: its
+        :class:`~mother.dialects.base.EndLost` goes to :meth:`_settle`.
+        """
         conn = self.connection()
         fresh, self._fresh = self._fresh, False
         try:
             return work(conn)
         except Exception as error:
-            self._guard(error)
-            if not (fresh and self._lost is error):
-                for translate in self.database.error_translators:
-                    translated = translate(error)
-                    if translated is not None:
-                        raise translated from error
+            cause = error.cause if isinstance(error, EndLost) else error
+            self._guard(cause)
+            unsent = not isinstance(error, EndLost) or error.ran is False
+            if fresh and unsent and self._lost is cause:
+                log.info("session %s: replacing a dead pooled connection", self.name)
+                self._lost = None
+                return self._attempt(work)
+            if isinstance(error, EndLost):
                 raise
-            log.info("session %s: replacing a dead pooled connection", self.name)
-            self._lost = None
-            return self._attempt(work)
+            for translate in self.database.error_translators:
+                translated = translate(error)
+                if translated is not None:
+                    raise translated from error
+            raise
 
     def _guard(self, error: BaseException) -> None:
         """After a driver error: if the connection is gone, remember it and give it back."""
@@ -244,7 +254,11 @@ class Session(Executor):
             dialect.begin(conn, self.name)
             return dialect.run_batch(conn, statements, commit)
 
-        results = self._attempt(work)
+        try:
+            results = self._attempt(work)
+        except EndLost as lost:
+            self._settle(lost)  # raises unless the server says it committed
+            results = lost.results or []
         self.statements += sum(len(seq) for _, seq, _ in statements)
         self.batches += 1
         if statements:
@@ -437,11 +451,70 @@ class Session(Executor):
             self._log("COMMIT", None)
             try:
                 self.database.dialect.commit(conn)
+            except EndLost as lost:
+                self._guard(lost.cause)
+                self._settle(lost)
             except Exception as error:
                 self._guard(error)
                 raise
         self.uow.commit()
         self.wrote = False
+
+    def _commit_with(self, statement: tuple[str, dict[str, Any]]) -> None:
+        """Flush, then run ``statement`` and COMMIT in one round trip (mother.tm's decision)."""
+        self.flush()
+        sql, params = statement
+        self._batch([(sql, [params], False)], commit=True)
+        self.uow.commit()
+        self.wrote = False
+
+    def _commit_if_read(self) -> bool:
+        """COMMIT if the database says the transaction wrote nothing; else False (and the
+        session now counts as written)."""
+        self._check_open()
+        self._check_lost()
+        conn = self._conn
+        if conn is not None:
+            self._log("COMMIT (if it wrote nothing)", None)
+            try:
+                if not self.database.dialect.commit_if_read_only(conn):
+                    self.wrote = True
+                    return False
+            except Exception as error:
+                self._guard(error)
+                raise
+        self.uow.commit()
+        return True
+
+    def _settle(self, lost: EndLost) -> None:
+        """The connection broke after a COMMIT was sent: return if the transaction
+        committed (or wrote nothing), raise otherwise; never send it again."""
+        self._lost = None  # the transaction is over either way
+        if lost.ran is False:
+            raise ConnectionLostError(
+                f"session {self.name!r} lost its connection before its COMMIT ran: "
+                f"nothing was committed ({lost.cause})") from lost.cause
+        if lost.wrote is False:
+            return  # nothing written: nothing to lose
+        status = self.database.dialect.outcome(lost.xid) if lost.xid is not None else None
+        if status == "committed":
+            log.warning("session %s: the reply to COMMIT was lost; the server says "
+                        "transaction %s committed", self.name, lost.xid)
+            return
+        if status == "aborted":
+            raise ConnectionLostError(
+                f"session {self.name!r} lost its connection during COMMIT; the server says "
+                f"transaction {lost.xid} was rolled back ({lost.cause})") from lost.cause
+        raise CommitOutcomeUnknownError(
+            f"session {self.name!r} lost its connection after sending COMMIT and the server "
+            f"could not tell the outcome (transaction id {lost.xid}, status {status}); "
+            "nothing was sent again", self.name, lost.xid, status) from lost.cause
+
+    def mark_written(self) -> None:
+        """Declare that the current transaction wrote (the vote then never takes it for a
+        read); dbmother also asks the server, so this is rarely needed."""
+        self._check_open()
+        self.wrote = True
 
     def rollback(self) -> None:
         """Roll back the transaction and restore the objects it changed."""

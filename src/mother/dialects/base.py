@@ -28,6 +28,27 @@ class PoolStatus:
                 f"{self.available} idle), {self.waiting} waiting; min {self.minimum}, {limit}")
 
 
+class EndLost(Exception):
+    """The connection broke after a closing command (``COMMIT``, ``PREPARE TRANSACTION``…)
+    was sent: what is known of its outcome.
+
+    ``ran`` is False when it certainly did not run, None when it may have. ``xid``
+    is the transaction's id, when the server gave it before the closing command
+    (ask :meth:`Dialect.outcome`); ``wrote`` is False when the server said the
+    transaction wrote nothing (then its outcome does not matter). ``results``
+    are the statements' results, when they all arrived before the break.
+    """
+
+    def __init__(self, cause: BaseException, ran: bool | None, xid: int | None = None,
+                 wrote: bool | None = None, results: list[Any] | None = None) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.ran = ran
+        self.xid = xid
+        self.wrote = wrote
+        self.results = results
+
+
 class Pool(Protocol):
     """A connection pool as the :class:`~mother.database.Database` uses it."""
 
@@ -128,7 +149,19 @@ class Dialect:
         raise NotImplementedError
 
     def commit(self, conn: Any) -> None:
+        """COMMIT; a transaction the server rolled back instead raises
+        :class:`~mother.errors.RolledBackError`, a lost reply :class:`EndLost`."""
         raise NotImplementedError
+
+    def commit_if_read_only(self, conn: Any) -> bool:
+        """COMMIT the transaction if it wrote nothing, as the database itself says (not
+        the statements' text); False, leaving the transaction as it was, if it wrote."""
+        raise NotImplementedError
+
+    def outcome(self, xid: int) -> str | None:
+        """What became of transaction ``xid``, asked on a new connection: ``committed``,
+        ``aborted``, ``in progress``, or None when the database cannot tell."""
+        return None
 
     def rollback(self, conn: Any) -> None:
         raise NotImplementedError
@@ -160,12 +193,22 @@ class Dialect:
         Per job, None or its error."""
         raise NotImplementedError(f"{self.name} cannot prepare transactions")
 
-    def finish_prepared(self, conn: Any, gid: str, commit: bool) -> None:
+    def finish_prepared(self, conn: Any, gid: str, commit: bool) -> bool:
+        """COMMIT (or ROLLBACK) PREPARED ``gid`` on ``conn`` (a new connection when None);
+        False when no such transaction is prepared (another process finished it)."""
         raise NotImplementedError(f"{self.name} cannot prepare transactions")
 
-    def prepared_transactions(self, conn: Any) -> list[str]:
-        """Global ids of the transactions prepared in this database."""
+    def prepared_transactions(self, conn: Any) -> list[tuple[str, float]]:
+        """The transactions prepared in this database: ``(gid, age in seconds)``."""
         return []
+
+    def lock_timeout(self, conn: Any, seconds: float) -> None:
+        """From now on, let ``conn`` wait at most ``seconds`` for a lock (called outside a
+        transaction, on a connection of recovery's own)."""
+
+    def is_lock_timeout(self, error: BaseException) -> bool:
+        """Whether ``error`` says a lock could not be had in time."""
+        return False
 
     def is_transient(self, error: BaseException) -> bool:
         """True when retrying the whole transaction may succeed."""

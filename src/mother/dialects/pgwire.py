@@ -4,11 +4,25 @@ A session's statements need less than psycopg's cursors give, and its
 flushes need one round trip: this module sends a list of statements (and a
 closing ``COMMIT`` or ``PREPARE TRANSACTION``) as one libpq pipeline, with
 psycopg's own adapters for the values and the rows. A statement run
-``prepare_threshold`` times on a connection (psycopg's setting, default 5;
-``None`` never) becomes a named prepared statement of that connection, as
-psycopg does for its cursors; at most :data:`MAX_PREPARED` per connection
-(later ones run unprepared: the pool renews connections, so none is
-deallocated, which could fail inside a transaction).
+``prepare_threshold`` times on a connection (dbmother's setting, default 5;
+``None`` never; see :func:`set_prepare_threshold`) becomes a named prepared
+statement of that connection, as psycopg does for its cursors; at most
+:data:`MAX_PREPARED` per connection (later ones run unprepared: the pool
+renews connections, so none is deallocated, which could fail inside a
+transaction). psycopg's own preparation is switched off on these
+connections: after a rollback psycopg sends ``DEALLOCATE ALL``, which would
+drop this module's statements too.
+
+Before a closing ``COMMIT`` the pipeline can ask the transaction's id and then
+ask the server to flush its output (a flush request, not a sync: a failure
+still skips the ``COMMIT``), so that the statements' replies leave the server
+before the ``COMMIT`` runs. The closing command's reply is
+checked: a transaction that had failed is answered ``ROLLBACK``, which raises
+:class:`~mother.errors.RolledBackError`. When the connection breaks after the
+closing command was sent, :class:`~mother.dialects.base.EndLost` says what is
+known: whether it can have run, and the transaction id the server had given
+the transaction (asked in the first segment), so that the caller can ask the
+server what became of it.
 
 The ``BEGIN`` of a session's transaction is not sent on its own: :func:`begin`
 queues it (with the session's ``SET application_name``) and it rides in the
@@ -34,6 +48,9 @@ from psycopg import errors as pgerrors
 from psycopg import generators, pq
 from psycopg.adapt import PyFormat, Transformer
 
+from ..errors import RolledBackError
+from .base import EndLost
+
 MAX_PREPARED = 200
 MAX_SEEN = 1000
 _PLACEHOLDER = re.compile(r"%(?:\(([^)]*)\))?(.|$)", re.DOTALL)
@@ -41,6 +58,10 @@ _FORMATS = {"s": PyFormat.AUTO, "b": PyFormat.BINARY, "t": PyFormat.TEXT}
 _ES = pq.ExecStatus
 _SYNC, _ABORTED, _FATAL = _ES.PIPELINE_SYNC, _ES.PIPELINE_ABORTED, _ES.FATAL_ERROR
 _IDLE = pq.TransactionStatus.IDLE
+#: asked before a closing command: the id of the transaction, or NULL if it wrote nothing
+XID_PROBE = b"SELECT pg_catalog.pg_current_xact_id_if_assigned()::text"
+#: SQLSTATE classes of a server that said it is going away (operator intervention, connection)
+_GOING_AWAY = ("57", "08")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +159,7 @@ class Result:
 class _State:
     """What this module keeps per connection."""
 
-    __slots__ = ("prepared", "seen", "begin", "counter")
+    __slots__ = ("prepared", "seen", "begin", "counter", "threshold")
 
     def __init__(self) -> None:
         #: (query, types) -> name of the prepared statement
@@ -149,6 +170,8 @@ class _State:
         #: commands opening the transaction, sent before the next statements
         self.begin: list[bytes] = []
         self.counter = 0
+        #: runs of a statement after which it is prepared (None: never)
+        self.threshold: int | None = 5
 
     def runs(self, key: tuple[bytes, tuple[int, ...]]) -> int:
         """Count a run of an unprepared statement; the runs so far, this one included."""
@@ -168,6 +191,13 @@ def _state(conn: psycopg.Connection) -> _State:
     if state is None:
         state = _states[conn] = _State()
     return state
+
+
+def set_prepare_threshold(conn: psycopg.Connection, threshold: int | None) -> None:
+    """Prepare a statement after ``threshold`` runs on ``conn`` (None: never); psycopg's
+    own preparation is switched off (see the module's docstring)."""
+    conn.prepare_threshold = None
+    _state(conn).threshold = threshold
 
 
 def forget_prepared(conn: psycopg.Connection) -> None:
@@ -214,17 +244,22 @@ def open_transaction(conn: psycopg.Connection) -> None:
 
 
 class _Batch:
-    """Commands for one connection, composed, then sent, then read back."""
+    """Commands for one connection, composed, then sent, then read back.
+
+    With ``probe`` (and a closing command ``end``), the transaction-id probe and a
+    flush request go before ``end``: what came before it is answered first.
+    """
 
     def __init__(self, conn: psycopg.Connection, statements: Sequence[tuple[str, Any]],
-                 end: bytes | None) -> None:
+                 end: bytes | None, probe: bool = False) -> None:
         self.conn = conn
         self.state = state = _state(conn)
         self.encoding = encoding = conn.info.encoding
         self.tx = tx = Transformer(conn)
-        threshold = conn.prepare_threshold
+        threshold = state.threshold
         pgconn = conn.pgconn
-        #: what each result belongs to: (kind, cache key), kind in prefix/prepare/run/end
+        self.end = end
+        #: what each result belongs to: (kind, cache key), kind in prefix/prepare/run/probe/end
         self.expected: list[tuple[str, Any]] = []
         self.sends: list[Any] = []
         for command in discard_begin(conn):
@@ -246,9 +281,17 @@ class _Batch:
             else:
                 self._add(pgconn.send_query_params, (tpl.query, values, types, formats),
                           "run", key)
+        if end is not None and probe:
+            self._add(pgconn.send_query_params, (XID_PROBE, None), "probe")
+        #: how many commands are answered before the closing one
+        self.first = len(self.sends)
         if end is not None:
             self._add(pgconn.send_query_params, (end, None), "end")
         self.pipelined = len(self.sends) > 1
+        #: whether the server flushes its replies before it runs the closing command
+        self.split = probe and end is not None and 0 < self.first < len(self.sends)
+        #: raw results read so far
+        self.raw: list[pq.abc.PGresult] = []
 
     def _add(self, send: Any, args: tuple[Any, ...], kind: str, key: Any = None) -> None:
         self.sends.append((send, args))
@@ -260,15 +303,20 @@ class _Batch:
         try:
             if self.pipelined:
                 pgconn.enter_pipeline_mode()
-                for send, args in self.sends:
+                for index, (send, args) in enumerate(self.sends):
+                    if index == self.first and self.split:
+                        pgconn.send_flush_request()  # replies leave before the end runs
                     send(*args)
                 pgconn.pipeline_sync()
             else:
                 send, args = self.sends[0]
                 send(*args)
             conn.wait(generators.send(pgconn))
-        except BaseException:
+        except BaseException as error:
             self._abandon()
+            if self.split:
+                # a message the server did not receive in full is not run
+                raise EndLost(error, ran=False) from error
             raise
 
     def receive(self) -> list[Result]:
@@ -276,18 +324,51 @@ class _Batch:
         conn, pgconn = self.conn, self.conn.pgconn
         try:
             if self.pipelined:
-                raw = conn.wait(_gather(pgconn))
+                conn.wait(self._gather())
                 pgconn.exit_pipeline_mode()
             else:
-                raw = conn.wait(generators.fetch_many(pgconn))
-        except BaseException:
+                self.raw = conn.wait(generators.fetch_many(pgconn))
+        except BaseException as error:
             self._abandon()
+            if self.split:
+                raise self._lost(error) from error
             raise
-        return self._collect(raw)
+        return self._collect(self.raw)
+
+    def _gather(self) -> Any:
+        """A psycopg generator: the results of the flushed pipeline, up to its sync
+        (kept in ``self.raw`` as they come, so a broken connection leaves what arrived)."""
+        pgconn = self.conn.pgconn
+        while True:
+            batch = yield from generators.fetch_many(pgconn)
+            if batch and batch[0].status == _SYNC:
+                return
+            self.raw.extend(batch)
+            if pgconn.status != pq.ConnStatus.OK:
+                raise psycopg.OperationalError("the connection broke during a pipeline")
+
+    def _lost(self, error: BaseException) -> EndLost:
+        """What is known of the closing command when the connection broke after sending it."""
+        answered = self.raw[:self.first]
+        going = any(res.status == _FATAL and (
+            res.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()[:2] in _GOING_AWAY
+            for res in answered)
+        if going or len(answered) < self.first:
+            # the server flushes the replies before the closing command, then runs it: if
+            # it said it was going away before that, the closing command never ran
+            return EndLost(error, ran=False if going else None)
+        # a failure before the closing command decides: that command was then skipped
+        results = self._collect(answered)
+        probed = [res for (kind, _), res in zip(self.expected, answered) if kind == "probe"]
+        value = probed[0].get_value(0, 0) if probed and probed[0].ntuples else None
+        if probed and value is None:
+            return EndLost(error, ran=None, wrote=False, results=results)
+        return EndLost(error, ran=None, xid=None if value is None else int(value),
+                       results=results)
 
     def _collect(self, raw: list[pq.abc.PGresult]) -> list[Result]:
         """One :class:`Result` per statement; remember what got prepared; raise the first
-        failure (what followed it in the pipeline did not run)."""
+        failure (what followed it in its segment did not run); check the closing command."""
         state, results = self.state, []
         error: BaseException | None = None
         for (kind, key), res in zip(self.expected, raw):
@@ -300,6 +381,10 @@ class _Batch:
                     state.prepared.clear()  # dropped behind our back: DISCARD/DEALLOCATE ALL
                 elif kind == "run" and failure.sqlstate == "0A000":
                     state.prepared.pop(key, None)  # its result type changed (DDL)
+                elif self.end is not None and failure.sqlstate == "25P02":
+                    failure = RolledBackError(
+                        "the transaction had failed (a statement's error was caught): it "
+                        "cannot commit; the server rolls it back")
                 error = error or failure
                 continue
             if kind == "prepare":
@@ -308,6 +393,8 @@ class _Batch:
                 state.seen.pop(cache_key, None)
             elif kind == "run":
                 results.append(_result(self.tx, res, self.encoding))
+            elif kind == "end" and error is None:
+                _check_end(self.end, res.command_status)
         if error is not None:
             raise error
         return results
@@ -319,18 +406,56 @@ class _Batch:
             self.conn.close()
 
 
+def _check_end(end: bytes | None, status: bytes | None) -> None:
+    """A closing command must be answered with its own tag: ``COMMIT`` for ``COMMIT``,
+    ``PREPARE TRANSACTION`` for ``PREPARE TRANSACTION '…'``; a transaction that had
+    failed is answered ``ROLLBACK`` instead."""
+    assert end is not None
+    expected = end.split(b" '", 1)[0]
+    if status == b"ROLLBACK" and expected != status:
+        raise RolledBackError(
+            f"the server answered {expected.decode()} with "
+            f"{(status or b'nothing').decode()}: a statement of this transaction had "
+            "failed (its error was caught), so the whole transaction was rolled back")
+
+
 def run(conn: psycopg.Connection, statements: Sequence[tuple[str, Any]],
-        end: bytes | None = None) -> list[Result]:
+        end: bytes | None = None, probe: bool = False) -> list[Result]:
     """Send ``statements`` (each SQL text with one set of parameters), then ``end`` (a
     statement without parameters such as ``COMMIT``), in one round trip; one
     :class:`Result` per statement. The first failure is raised once every result
-    has arrived, and then nothing after it ran."""
-    batch = _Batch(conn, statements, end)
+    has arrived, and then nothing after it in its segment ran. With ``probe`` the
+    transaction's id is asked before ``end`` (see :class:`~mother.dialects.base.EndLost`)."""
+    batch = _Batch(conn, statements, end, probe)
     if not batch.sends:
         return []
     with conn.lock:
         batch.send()
         return batch.receive()
+
+
+#: fails (invalid integer) exactly when the transaction has a transaction id, i.e. wrote
+_WROTE_CHECK = ("SELECT (CASE WHEN pg_catalog.pg_current_xact_id_if_assigned() IS NULL "
+                "THEN '0' ELSE 'wrote' END)::int")
+
+
+def commit_if_unwritten(conn: psycopg.Connection) -> bool:
+    """COMMIT the transaction if the server gave it no transaction id (it wrote nothing),
+    in one round trip; False, with the transaction as it was, if it wrote.
+
+    The server says what wrote, whatever the statements looked like (``SELECT f()``
+    where ``f`` inserts, a trigger). A failing check inside a savepoint stops the
+    COMMIT; rolling back to the savepoint (a second round trip, only then) keeps
+    everything the transaction did.
+    """
+    if discard_begin(conn) or conn.pgconn.transaction_status == _IDLE:
+        return True  # nothing ran
+    try:
+        run(conn, [("SAVEPOINT mother_wrote", ()), (_WROTE_CHECK, ())], end=b"COMMIT")
+    except pgerrors.InvalidTextRepresentation:
+        run(conn, [("ROLLBACK TO SAVEPOINT mother_wrote", ())])
+        return False
+    return True
 
 
 def run_together(jobs: Sequence[tuple[psycopg.Connection, Sequence[tuple[str, Any]],
@@ -359,16 +484,6 @@ def run_together(jobs: Sequence[tuple[psycopg.Connection, Sequence[tuple[str, An
             except Exception as error:
                 outcomes.append(error)
     return outcomes
-
-
-def _gather(pgconn: pq.abc.PGconn) -> Any:
-    """A psycopg generator: the results of a flushed pipeline, up to its sync."""
-    results: list[pq.abc.PGresult] = []
-    while True:
-        batch = yield from generators.fetch_many(pgconn)
-        if batch and batch[0].status == _SYNC:
-            return results
-        results.extend(batch)
 
 
 def _result(tx: Transformer, res: pq.abc.PGresult, encoding: str) -> Result:

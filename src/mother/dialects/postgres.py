@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 from ..errors import ConfigError, PoolTimeoutError
 from ..schema import Column, ForeignKey, Schema, Table
 from . import pgwire
-from .base import Dialect, PoolStatus
+from .base import Dialect, EndLost, PoolStatus
 
 UNBOUNDED = 2**31 - 1
 
@@ -138,10 +138,15 @@ class PostgresDialect(Dialect):
         return text.replace("%", "%%")
 
     def connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.settings.dsn, **self._connection_options())
+        conn = psycopg.connect(self.settings.dsn, **self._connection_options())
+        self._configure(conn)
+        return conn
 
     def _connection_options(self) -> dict[str, Any]:
-        return {"row_factory": dict_row, "prepare_threshold": self.settings.prepare_threshold}
+        return {"row_factory": dict_row}
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        pgwire.set_prepare_threshold(conn, self.settings.prepare_threshold)
 
     def make_pool(self) -> _PsycopgPool:
         settings = self.settings
@@ -153,6 +158,7 @@ class PostgresDialect(Dialect):
             timeout=settings.pool_timeout,
             max_idle=settings.pool_idle if settings.pool_type == "elastic" else 600.0,
             kwargs=self._connection_options(),
+            configure=self._configure,
             # a connection whose server went away is replaced before it is handed out
             check=_check_idle_connection,
             name=f"mother-{self.database}",
@@ -186,7 +192,19 @@ class PostgresDialect(Dialect):
     def commit(self, conn: psycopg.Connection) -> None:
         pgwire.discard_begin(conn)  # nothing ran: nothing to commit
         if conn.info.transaction_status != TransactionStatus.IDLE:
-            pgwire.run(conn, [], end=b"COMMIT")
+            pgwire.run(conn, [], end=b"COMMIT", probe=True)
+
+    def commit_if_read_only(self, conn: psycopg.Connection) -> bool:
+        return pgwire.commit_if_unwritten(conn)
+
+    def outcome(self, xid: int) -> str | None:
+        try:
+            with psycopg.connect(self.settings.dsn, connect_timeout=5) as conn:
+                row = conn.execute("SELECT pg_catalog.pg_xact_status(%s::text::xid8)",
+                                   (str(xid),)).fetchone()
+        except psycopg.Error:
+            return None
+        return row[0] if row else None
 
     def rollback(self, conn: psycopg.Connection) -> None:
         pgwire.discard_begin(conn)
@@ -216,8 +234,18 @@ class PostgresDialect(Dialect):
                   commit: bool = False) -> list[list[Any]]:
         """One pipeline: every statement (and the COMMIT) goes out before any result comes back."""
         flat = [(sql, params) for sql, seq, _ in statements for params in seq]
-        results = iter(pgwire.run(conn, flat, end=b"COMMIT" if commit else None))
-        return [[row for _ in seq for row in next(results).rows] for _, seq, _ in statements]
+
+        def grouped(results: list[pgwire.Result]) -> list[list[Any]]:
+            each = iter(results)
+            return [[row for _ in seq for row in next(each).rows] for _, seq, _ in statements]
+
+        try:
+            return grouped(pgwire.run(conn, flat, end=b"COMMIT" if commit else None,
+                                      probe=commit))
+        except EndLost as lost:
+            if lost.results is not None:
+                lost.results = grouped(lost.results)
+            raise
 
     def introspect(self, conn: psycopg.Connection) -> Schema:
         names = {row["oid"]: row["relname"] for row in conn.execute(TABLES_SQL)}
@@ -257,17 +285,36 @@ class PostgresDialect(Dialect):
             for conn, gid, statements in jobs])
         return [outcome if isinstance(outcome, Exception) else None for outcome in outcomes]
 
-    def finish_prepared(self, conn: psycopg.Connection, gid: str, commit: bool) -> None:
+    def finish_prepared(self, conn: psycopg.Connection | None, gid: str, commit: bool) -> bool:
         # after PREPARE the connection is outside any transaction, as COMMIT PREPARED must be
+        own = conn is None
+        if conn is None:
+            conn = self.connect()
         verb = b"COMMIT PREPARED " if commit else b"ROLLBACK PREPARED "
-        pgwire.run(conn, [], end=verb + pgwire.literal(conn, gid))
+        try:
+            pgwire.run(conn, [], end=verb + pgwire.literal(conn, gid))
+        except pgerrors.UndefinedObject:
+            return False  # finished by another process (recovery)
+        finally:
+            if own:
+                conn.close()
+        return True
 
-    def prepared_transactions(self, conn: psycopg.Connection) -> list[str]:
-        rows = conn.execute("SELECT gid FROM pg_catalog.pg_prepared_xacts "
-                            "WHERE database = current_database() ORDER BY prepared").fetchall()
+    def prepared_transactions(self, conn: psycopg.Connection) -> list[tuple[str, float]]:
+        rows = conn.execute(
+            "SELECT gid, extract(epoch FROM now() - prepared)::float8 AS age "
+            "FROM pg_catalog.pg_prepared_xacts "
+            "WHERE database = current_database() ORDER BY prepared").fetchall()
         if conn.info.transaction_status != TransactionStatus.IDLE:
             conn.rollback()
-        return [row["gid"] for row in rows]
+        return [(row["gid"], row["age"]) for row in rows]
+
+    def lock_timeout(self, conn: psycopg.Connection, seconds: float) -> None:
+        pgwire.run(conn, [("SELECT pg_catalog.set_config('lock_timeout', %(t)s, false)",
+                           {"t": f"{int(seconds * 1000)}ms"})])
+
+    def is_lock_timeout(self, error: BaseException) -> bool:
+        return isinstance(error, pgerrors.LockNotAvailable)
 
     def is_transient(self, error: BaseException) -> bool:
         return isinstance(error, (pgerrors.SerializationFailure, pgerrors.DeadlockDetected)) or (

@@ -30,6 +30,12 @@ MIN_VERSION = (3, 37, 0)
 _counter = itertools.count()
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that remembers how many rows it had changed when its transaction began."""
+
+    changes_at_begin = 0
+
+
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
     return {column[0]: value for column, value in zip(cursor.description, row)}
 
@@ -77,7 +83,8 @@ class SQLiteDialect(Dialect):
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.target, uri=True, isolation_level=None,
-                               check_same_thread=False, timeout=self.settings.busy_timeout)
+                               check_same_thread=False, timeout=self.settings.busy_timeout,
+                               factory=_Connection)
         conn.row_factory = _dict_row
         conn.execute("PRAGMA foreign_keys = ON")
         if not self.memory:
@@ -107,9 +114,10 @@ class SQLiteDialect(Dialect):
                 self._close(self._anchor)
                 self._anchor = None
 
-    def begin(self, conn: sqlite3.Connection, name: str | None = None) -> None:
+    def begin(self, conn: _Connection, name: str | None = None) -> None:
         if not conn.in_transaction:
             conn.execute("BEGIN IMMEDIATE")
+            conn.changes_at_begin = conn.total_changes
 
     def in_transaction(self, conn: sqlite3.Connection) -> bool:
         return conn.in_transaction
@@ -124,6 +132,13 @@ class SQLiteDialect(Dialect):
     def commit(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("COMMIT")
+
+    def commit_if_read_only(self, conn: _Connection) -> bool:
+        # total_changes counts every row written, by triggers too
+        if conn.in_transaction and conn.total_changes != conn.changes_at_begin:
+            return False
+        self.commit(conn)
+        return True
 
     def rollback(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
@@ -177,6 +192,12 @@ class SQLiteDialect(Dialect):
 
     def server_version(self, conn: sqlite3.Connection) -> str:
         return f"SQLite {sqlite3.sqlite_version}"
+
+    def lock_timeout(self, conn: sqlite3.Connection, seconds: float) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    def is_lock_timeout(self, error: BaseException) -> bool:
+        return self.is_transient(error)  # "database is locked" after busy_timeout
 
     def is_transient(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)

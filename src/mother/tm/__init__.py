@@ -6,8 +6,9 @@ two-phase commit and ``transaction.abort()`` roll it back; ``register()`` and
 ``recover()`` resolves what a crash left prepared. See the "Transactions" chapter.
 """
 
+from . import commitlog
+from .commitlog import COMMIT_LOG
 from .datamanager import (
-    COMMIT_LOG,
     GID_PREFIX,
     MotherDataManager,
     NoActiveTransactionError,
@@ -21,6 +22,6 @@ from .scoping import Registration, current_session, register, unregister
 
 __all__ = [
     "COMMIT_LOG", "GID_PREFIX", "Branch", "MotherDataManager", "NoActiveTransactionError",
-    "RecoveryReport", "Registration", "TransactionState", "current_session", "join", "make_gid",
-    "parse_gid", "recover", "register", "unregister",
+    "RecoveryReport", "Registration", "TransactionState", "commitlog", "current_session", "join",
+    "make_gid", "parse_gid", "recover", "register", "unregister",
 ]

@@ -1,21 +1,40 @@
 """The data manager that joins a session to a transaction of the ``transaction`` package.
 
-One :class:`MotherDataManager` per session per transaction. Its life::
+One :class:`MotherDataManager` per session per transaction, and one
+:class:`Decision` resource per transaction, which sorts after every other
+resource. The rule they keep: ``transaction.commit()`` returns only if the
+transaction committed everywhere or is certain to once recovery runs;
+otherwise it raises, and what did not commit is rolled back.
 
-    join ─► ACTIVE ─tpc_begin (flush)─► tpc_vote ─► VOTED | PREPARED | COMMITTED ─tpc_finish─► DONE
-                  └──── abort / tpc_abort (ROLLBACK [PREPARED]) ─────────────────────────────► DONE
+A branch's phases (each move is one row of :data:`MOVES`)::
 
-What each session does in the vote is planned once per transaction, when the
-first dbmother data manager votes (every ``tpc_begin`` has flushed by then, so
-it is known which sessions wrote): see :meth:`TransactionState.plan`.
+    phase      event                                   does                            next
+    ACTIVE     tpc_begin, sole resource                flush + COMMIT (one round trip)  COMMITTED
+    ACTIVE     tpc_begin, the server says it only read COMMIT                          COMMITTED
+    ACTIVE     tpc_begin                               flush                            FLUSHED
+    FLUSHED    tpc_vote, one of several writers        PREPARE TRANSACTION              PREPARED
+    FLUSHED    tpc_vote, PREPARE reply lost            (maybe prepared)                 IN_DOUBT
+    FLUSHED    decision vote, sole writer / no 2PC     COMMIT                           COMMITTED
+    PREPARED   decision vote, the decider              COMMIT PREPARED                  COMMITTED
+    PREPARED   tpc_finish                              COMMIT PREPARED                  DONE
+    COMMITTED  tpc_finish                              (session ends)                   DONE
+    ACTIVE, FLUSHED          abort / tpc_abort         ROLLBACK                         DONE
+    PREPARED, IN_DOUBT       abort / tpc_abort         ROLLBACK PREPARED, or COMMIT     DONE
+                                                       PREPARED once decided, or left
+                                                       to recovery if unknown
+    COMMITTED  abort / tpc_abort                       logs CRITICAL if it wrote        DONE
+
+The decision: when branches prepare, the *decider* records the global id in
+its database's commit log inside its own transaction (the row rides with its
+PREPARE, or with its COMMIT when it cannot prepare), and the :class:`Decision`
+resource, voting after everything else, commits the decider. The decision is
+durable before any resource finishes. See the "Transactions" chapter.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-import weakref
 from typing import Any
 
 import transaction
@@ -27,22 +46,37 @@ from transaction.interfaces import (
 )
 from zope.interface import implementer
 
-from ..database import Database
-from ..errors import MotherError, SessionClosedError, TransactionManagedError
+from ..dialects.base import EndLost
+from ..errors import (
+    CommitOutcomeUnknownError,
+    MotherError,
+    RolledBackError,
+    SessionClosedError,
+    TransactionManagedError,
+)
 from ..session import Session
+from . import commitlog
 
 log = logging.getLogger(__name__)
 
 #: every global transaction id made by dbmother starts with this
 GID_PREFIX = "mother"
-#: the table where the deciding branch records the commit decision
-COMMIT_LOG = "mother_commit_log"
-MAX_GID = 200  # PostgreSQL's limit for PREPARE TRANSACTION
 
-# phases of a data manager
-ACTIVE, VOTED, PREPARED, COMMITTED, DONE = "active", "voted", "prepared", "committed", "done"
+# phases of a branch
+ACTIVE, FLUSHED, PREPARED, IN_DOUBT, COMMITTED, DONE = (
+    "active", "flushed", "prepared", "in doubt", "committed", "done")
+#: every move a branch can make: (phase, next phase)
+MOVES = frozenset({
+    (ACTIVE, COMMITTED), (ACTIVE, FLUSHED), (FLUSHED, PREPARED), (FLUSHED, IN_DOUBT),
+    (FLUSHED, COMMITTED), (PREPARED, COMMITTED),
+    *((phase, DONE) for phase in (ACTIVE, FLUSHED, PREPARED, IN_DOUBT, COMMITTED)),
+})
 # what a session does in the vote
 READ_ONLY, ONE_PHASE, PREPARE = "read-only", "one-phase", "prepare"
+# the transaction's decision
+DECIDED, UNDECIDED, UNKNOWN, ABORTED = "committed", "undecided", "unknown", "aborted"
+#: the sort key of the Decision resource: after every other resource's key
+DECISION_KEY = "\U0010ffff" + GID_PREFIX + ":decision"
 
 
 class NoActiveTransactionError(MotherError):
@@ -70,16 +104,19 @@ def in_transaction(manager: Any) -> bool:
     return True
 
 
-def make_gid(global_id: str, database: str, session: str) -> str:
-    """A branch id: ``mother:<global id>:<database>:<session>`` (at most 200 characters)."""
-    return f"{GID_PREFIX}:{global_id}:{database}:{session}"[:MAX_GID]
+def make_gid(global_id: str, decider: str, branch: int) -> str:
+    """A branch id: ``mother:<global id>:<decider's database id>:<branch number>``
+    (ASCII, under 64 bytes, unique per branch; branch 0 is the decider)."""
+    return f"{GID_PREFIX}:{global_id}:{decider}:{branch}"
 
 
-def parse_gid(gid: str) -> str | None:
-    """The global id inside a dbmother branch id, or None for a foreign one."""
-    parts = gid.split(":", 2)
-    if len(parts) == 3 and parts[0] == GID_PREFIX and len(parts[1]) == 32:
-        return parts[1]
+def parse_gid(gid: str) -> tuple[str, str, int] | None:
+    """``(global id, decider's database id, branch number)`` of a dbmother branch id,
+    or None for a foreign one."""
+    parts = gid.split(":")
+    if (len(parts) == 4 and parts[0] == GID_PREFIX and len(parts[1]) == 32
+            and parts[2] and parts[3].isdigit()):
+        return parts[1], parts[2], int(parts[3])
     return None
 
 
@@ -93,72 +130,72 @@ class _Key:
 
 
 _KEY = _Key()
-# databases where the commit log is known to exist (a cache: saves a round trip per commit)
-_logs_known: weakref.WeakSet[Database] = weakref.WeakSet()
 
 
 class TransactionState:
     """What the dbmother data managers of one transaction share."""
 
-    def __init__(self) -> None:
+    def __init__(self, txn: Any, manager: Any) -> None:
         self.global_id = uuid.uuid4().hex
         self.managers: list[MotherDataManager] = []
         #: the session of each database scoped to this transaction (``current_session``)
         self.sessions: dict[str, Session] = {}
-        self.modes: dict[int, str] | None = None
+        #: the branches that write, in sort order, once planned (None before the votes)
+        self.writers: list[MotherDataManager] | None = None
         self.decider: MotherDataManager | None = None
+        self.decision = UNDECIDED
         #: whether the preparing branches have been sent their PREPARE (all at once)
         self.prepared = False
+        self.resource = Decision(self, manager)
+        txn.join(self.resource)
 
     @classmethod
-    def of(cls, txn: Any) -> TransactionState:
+    def of(cls, txn: Any, manager: Any = None) -> TransactionState:
         try:
             return txn.data(_KEY)
         except KeyError:
-            state = cls()
+            state = cls(txn, manager or transaction.manager)
             txn.set_data(_KEY, state)
             return state
 
-    def mode(self, dm: MotherDataManager, txn: Any) -> str:
-        if self.modes is None:
-            self.plan(txn)
-        assert self.modes is not None
-        return self.modes.get(id(dm), READ_ONLY)
-
-    def plan(self, txn: Any) -> None:
-        """Decide, once, what every session of the transaction does in its vote.
-
-        * a session that did not write: nothing (READ_ONLY, committed at the end);
-        * the only writer among the transaction's resources: ONE_PHASE (commit in the vote);
-        * otherwise a session that can prepare: PREPARE; one that cannot: ONE_PHASE, last.
-
-        The decider records the global id in its database's commit log, inside its
-        own transaction: the last-committing one-phase writer if there is one and
-        something prepares, else the first preparing branch when two or more prepare.
-        """
-        live = [dm for dm in self.managers if dm.phase == ACTIVE]
-        writers = sorted((dm for dm in live if dm.session.wrote), key=lambda dm: dm.sortKey())
+    def alone(self, dm: MotherDataManager, txn: Any) -> bool:
+        """Whether ``dm`` is the transaction's only resource (besides the Decision)."""
         resources = joined_resources(txn)
-        foreign = resources is None or any(
-            not isinstance(resource, MotherDataManager) for resource in resources)
-        self.modes = {id(dm): READ_ONLY for dm in live}
-        if len(writers) == 1 and not foreign:
-            self.modes[id(writers[0])] = ONE_PHASE
+        return resources is not None and all(r is dm or r is self.resource for r in resources)
+
+    def plan(self) -> None:
+        """Decide, once, at the first vote (every ``tpc_begin`` has run, so it is known
+        which sessions wrote), what each writing branch does:
+
+        * the only writer: ONE_PHASE, committed by the Decision resource, last;
+        * otherwise PREPARE where the database can, else ONE_PHASE (committed last, in
+          sort order). The decider is the last ONE_PHASE writer if any, else the first
+          preparing one; it records the decision inside its own transaction.
+        """
+        if self.writers is not None:
+            return
+        self.writers = writers = sorted((dm for dm in self.managers if dm.phase == FLUSHED),
+                                        key=lambda dm: dm.sortKey())
+        if len(writers) == 1:
+            writers[0].mode = ONE_PHASE
             return
         preparing = [dm for dm in writers if dm.twophase]
         last = [dm for dm in writers if not dm.twophase]
-        for dm in preparing:
-            self.modes[id(dm)] = PREPARE
-        for dm in last:
-            self.modes[id(dm)] = ONE_PHASE
+        for dm in writers:
+            dm.mode = PREPARE if dm.twophase else ONE_PHASE
         if len(last) > 1:
             log.warning("transaction %s: %d sessions cannot prepare (%s); they commit one after "
                         "the other, so atomicity between them is not guaranteed",
                         self.global_id, len(last), ", ".join(dm.session.name for dm in last))
-        if last and preparing:
-            self.decider = last[0]
-        elif len(preparing) >= 2:
-            self.decider = preparing[0]
+        if not preparing:
+            return  # nothing prepared: nothing for recovery to decide
+        self.decider = last[-1] if last else preparing[0]
+        decider_id = commitlog.database_id(self.decider.database, self.decider.session)
+        others = [dm for dm in preparing if dm is not self.decider]
+        if self.decider.twophase:
+            self.decider.gid = make_gid(self.global_id, decider_id, 0)
+        for number, dm in enumerate(others, 1):
+            dm.gid = make_gid(self.global_id, decider_id, number)
 
     def prepare_all(self) -> None:
         """PREPARE every preparing branch at once; the first preparing vote does it.
@@ -170,10 +207,9 @@ class TransactionState:
         if self.prepared:
             return
         self.prepared = True
-        assert self.modes is not None
         groups: dict[type, list[MotherDataManager]] = {}
-        for dm in self.managers:
-            if dm.phase == ACTIVE and self.modes.get(id(dm)) == PREPARE:
+        for dm in self.writers or ():
+            if dm.mode == PREPARE and dm.phase == FLUSHED:
                 # prepare() uses no state of the dialect object: one call per kind
                 groups.setdefault(type(dm.database.dialect), []).append(dm)
         for dms in groups.values():
@@ -187,9 +223,100 @@ class TransactionState:
             outcomes = ready[0].database.dialect.prepare(jobs) if ready else []
             for dm, outcome in zip(ready, outcomes):
                 if outcome is None:
-                    dm.phase = PREPARED
+                    dm.move(PREPARED)
+                    continue
+                if isinstance(outcome, EndLost) and outcome.ran is not False:
+                    dm.move(IN_DOUBT)  # it may have prepared: tpc_abort looks for it
+                    dm.session._guard(outcome.cause)
+                    outcome = outcome.cause  # type: ignore[assignment]
+                dm.vote_error = outcome
+
+    def decide(self) -> None:
+        """The Decision resource's vote, after every other vote: commit the one-phase
+        writers (the decider last, with the decision in its transaction), or the
+        preparing decider. From here on the transaction is decided."""
+        for dm in self.writers or ():
+            if dm.mode == ONE_PHASE and dm.phase == FLUSHED:
+                if dm is self.decider:
+                    dm.session._commit_with(commitlog.decision(dm.database, self.global_id))
                 else:
-                    dm.vote_error = outcome
+                    dm.session._commit()
+                dm.move(COMMITTED)
+                if dm is self.decider:
+                    self.decision = DECIDED
+        decider = self.decider
+        if decider is None or decider.phase != PREPARED:
+            return
+        try:
+            done = decider.finish(commit=True)
+        except Exception as error:
+            done = self._settle_decider(error)
+        if not done:
+            self.decision = ABORTED
+            raise RolledBackError(
+                f"transaction {self.global_id} was rolled back by recovery before its "
+                f"decider ({decider.gid} in {decider.database.name!r}) could commit")
+        self.decision = DECIDED
+        decider.move(COMMITTED)
+
+    def _settle_decider(self, error: Exception) -> bool:
+        """The decider's COMMIT PREPARED failed: find out, on a new connection, whether it
+        committed (retry it if it is still prepared); raise if nobody can tell."""
+        decider = self.decider
+        assert decider is not None and decider.gid is not None
+        decider.session._guard(error)
+        db = decider.database
+        log.warning("transaction %s: COMMIT PREPARED of the decider %s failed (%s); asking "
+                    "the server again", self.global_id, decider.gid, error)
+        try:
+            if db.dialect.finish_prepared(None, decider.gid, True):
+                return True
+            conn = db.dialect.connect()
+            try:
+                outcome = commitlog.read(db, conn, [self.global_id]).get(self.global_id)
+            finally:
+                conn.close()
+        except Exception as again:
+            self.decision = UNKNOWN
+            raise CommitOutcomeUnknownError(
+                f"transaction {self.global_id}: the decider {decider.gid} in "
+                f"{db.name!r} could not be committed nor asked ({again}); its prepared "
+                "branches are left to `mother recover`", decider.session.name) from error
+        return outcome == commitlog.COMMIT
+
+
+@implementer(ISavepointDataManager)
+class Decision:
+    """The resource that makes a transaction's decision durable: it votes last (its sort
+    key is above every other), after every other resource has voted."""
+
+    def __init__(self, state: TransactionState, manager: Any) -> None:
+        self.state = state
+        self.transaction_manager = manager
+
+    def __repr__(self) -> str:
+        return f"<mother Decision {self.state.global_id} ({self.state.decision})>"
+
+    def sortKey(self) -> str:
+        return DECISION_KEY
+
+    def tpc_vote(self, txn: Any) -> None:
+        """Commit the one-phase writers and the decider: see :meth:`TransactionState.decide`."""
+        self.state.decide()
+
+    def abort(self, txn: Any) -> None:
+        """Nothing of its own to undo: the branches undo theirs."""
+
+    tpc_begin = commit = tpc_finish = tpc_abort = abort
+
+    def savepoint(self) -> _NoSavepoint:
+        return _NoSavepoint()
+
+
+@implementer(IDataManagerSavepoint)
+class _NoSavepoint:
+    def rollback(self) -> None:
+        """The Decision resource holds no state to roll back."""
 
 
 @implementer(ISavepointDataManager, IRetryDataManager)
@@ -202,129 +329,153 @@ class MotherDataManager:
         self.transaction = txn
         self.database = session.database
         self.twophase = self.database.twophase
-        self.state = TransactionState.of(txn)
+        self.state = TransactionState.of(txn, transaction_manager)
+        self.number = len(self.state.managers)
         self.phase = ACTIVE
         #: what the vote did: READ_ONLY, ONE_PHASE or PREPARE (None before the vote)
         self.mode: str | None = None
         #: why this branch's PREPARE failed, when another branch's vote sent it
         self.vote_error: Exception | None = None
-        self.gid = make_gid(self.state.global_id, self.database.name, session.name)
+        #: the branch id, given when the transaction's votes are planned
+        self.gid: str | None = None
 
     def __repr__(self) -> str:
         return f"<MotherDataManager {self.session.name!r} on {self.database.name!r} ({self.phase})>"
 
     def sortKey(self) -> str:
-        """Stable order by database and session; sessions that cannot prepare sort last."""
-        prefix = GID_PREFIX if self.twophase else "~" + GID_PREFIX
-        return f"{prefix}:{self.database.name}:{self.session.name}"
+        """Stable order by database, then by join order within the transaction."""
+        return f"{GID_PREFIX}:{self.database.name}:{self.number:06d}"
 
-    # -- abort --------------------------------------------------------------------------
-    def abort(self, txn: Any) -> None:
-        """Roll back (before the vote) and end the session."""
-        if self.phase != DONE:
-            self._end(rollback=True)
-
-    def tpc_abort(self, txn: Any) -> None:
-        """Roll back whatever the vote did (ROLLBACK PREPARED) and end the session; never raises."""
-        if self.phase == DONE:
-            return
-        try:
-            if self.phase == PREPARED:
-                self.database.dialect.finish_prepared(self.session._conn, self.gid, False)
-        except Exception:
-            log.error("could not roll back prepared branch %s: it stays in doubt until "
-                      "`mother recover` rolls it back", self.gid, exc_info=True)
-        finally:
-            self._end(rollback=True)
-
-    def _end(self, rollback: bool) -> None:
-        self.phase = DONE
-        session = self.session
-        session.manager = None
-        try:
-            session._close(rollback=rollback)
-        except Exception:
-            log.error("could not end session %s cleanly", session.name, exc_info=True)
+    def move(self, phase: str) -> None:
+        """Go to ``phase``: one of :data:`MOVES`, or it is a bug."""
+        if (self.phase, phase) not in MOVES:
+            raise AssertionError(f"{self!r}: no move from {self.phase} to {phase}")
+        self.phase = phase
 
     # -- commit ---------------------------------------------------------------------------
     def tpc_begin(self, txn: Any) -> None:
         """Write every pending change of the session.
 
-        The transaction's only resource commits right here instead, in one phase:
-        its COMMIT rides in the same round trip as the flush.
+        The transaction's only resource commits right here instead, its COMMIT riding
+        with the flush; a session the server says only read commits here too.
         """
         session = self.session
         if session.closed:
             raise SessionClosedError(f"session {session.name!r} ended inside its transaction")
-        if joined_resources(txn) == [self]:
+        if self.state.alone(self, txn):
             self.mode = ONE_PHASE if session.wrote or session.uow.has_pending() else READ_ONLY
             session._commit()
-            self.phase = COMMITTED
+            self.move(COMMITTED)
+        elif not session.wrote and not session.uow.has_pending() and session._commit_if_read():
+            self.mode = READ_ONLY
+            self.move(COMMITTED)
         else:
             session.flush()
+            self.move(FLUSHED)
 
     def commit(self, txn: Any) -> None:
         """Nothing to do: the work was flushed in ``tpc_begin``."""
 
     def tpc_vote(self, txn: Any) -> None:
         """PREPARE TRANSACTION (every preparing branch at once, see
-        :meth:`TransactionState.prepare_all`), or commit now (sole writer, or a
-        database that cannot prepare)."""
-        if self.phase == COMMITTED:
-            return  # the only resource: committed in tpc_begin
-        mode = self.mode = self.state.mode(self, txn)
-        if mode == READ_ONLY:
-            self.phase = VOTED
+        :meth:`TransactionState.prepare_all`); one-phase writers commit later, in the
+        Decision resource's vote."""
+        if self.phase != FLUSHED:
             return
-        if mode == ONE_PHASE:
-            if self.state.decider is self:
-                self.session.oc_query(*self._decision())
-            self.session._commit()
-            self.phase = COMMITTED
-            return
-        self.state.prepare_all()
-        if self.vote_error is not None:
-            error, self.vote_error = self.vote_error, None
-            raise error
+        self.state.plan()
+        if self.mode == PREPARE:
+            self.state.prepare_all()
+            if self.vote_error is not None:
+                error, self.vote_error = self.vote_error, None
+                raise error
 
     def prepare_job(self) -> tuple[Any, str, list[tuple[str, Any]]]:
         """What this branch's PREPARE sends: ``(connection, gid, statements before it)``;
         the decider's commit decision rides in the same round trip."""
-        session = self.session
-        statements = [self._decision()] if self.state.decider is self else []
+        session, gid = self.session, self.gid
+        assert gid is not None
+        statements = ([commitlog.decision(self.database, self.state.global_id)]
+                      if self.state.decider is self else [])
         for sql, params in statements:
             session._log(sql, params)
-        session._log(f"PREPARE TRANSACTION '{self.gid}'", None)
-        return session.connection(), self.gid, statements
+        session._log(f"PREPARE TRANSACTION '{gid}'", None)
+        return session.connection(), gid, statements
+
+    def finish(self, commit: bool) -> bool:
+        """COMMIT (or ROLLBACK) PREPARED this branch; False if another process had
+        finished it."""
+        assert self.gid is not None
+        verb = "COMMIT" if commit else "ROLLBACK"
+        self.session._log(f"{verb} PREPARED '{self.gid}'", None)
+        conn = self.session._conn
+        return self.database.dialect.finish_prepared(conn, self.gid, commit)
 
     def tpc_finish(self, txn: Any) -> None:
-        """COMMIT PREPARED and end the session; never raises (a failure is left to recovery)."""
-        if self.phase == DONE:
-            return
+        """COMMIT PREPARED and end the session; never raises: the decision is durable,
+        so a branch that cannot be committed now is committed by recovery."""
         try:
             if self.phase == PREPARED:
-                self.database.dialect.finish_prepared(self.session._conn, self.gid, True)
-            elif self.phase == VOTED:
-                self.session._commit()
-            if self.state.decider is self:
-                _logs_known.add(self.database)
-        except Exception:
-            log.critical("could not commit branch %s of a committed transaction: run "
-                         "`mother recover` to commit it", self.gid, exc_info=True)
+                self._finish_prepared(commit=True)
         finally:
             self._end(rollback=False)
 
-    def _decision(self) -> tuple[str, dict[str, Any]]:
-        """The statement writing the global id to the commit log, inside this branch's
-        own transaction (the log is made on first use)."""
-        session, dialect = self.session, self.database.dialect
-        table = dialect.quote(COMMIT_LOG)
-        if self.database not in _logs_known:
-            session.oc_query(f"CREATE TABLE IF NOT EXISTS {table} ("
-                             "global_id VARCHAR(64) PRIMARY KEY, decided_at DOUBLE PRECISION)")
-        return (f"INSERT INTO {table} (global_id, decided_at) VALUES "
-                f"({dialect.placeholder('gid')}, {dialect.placeholder('at')})",
-                {"gid": self.state.global_id, "at": time.time()})
+    def _finish_prepared(self, commit: bool) -> None:
+        """COMMIT/ROLLBACK PREPARED, once more on a new connection if the first fails."""
+        verb = "commit" if commit else "roll back"
+        try:
+            if not self.finish(commit):
+                log.info("branch %s was already resolved by recovery", self.gid)
+            return
+        except Exception as error:
+            self.session._guard(error)
+            log.warning("could not %s branch %s (%s): trying a new connection",
+                        verb, self.gid, error)
+        try:
+            assert self.gid is not None
+            self.database.dialect.finish_prepared(None, self.gid, commit)
+        except Exception:
+            log.error("could not %s branch %s of transaction %s: it stays prepared until "
+                      "recovery (automatic, or `mother recover`) does it", verb, self.gid,
+                      self.state.global_id, exc_info=True)
+
+    # -- abort --------------------------------------------------------------------------
+    def abort(self, txn: Any) -> None:
+        """Undo this branch (before its vote, or when another resource failed)."""
+        self._undo()
+
+    def tpc_abort(self, txn: Any) -> None:
+        """Undo whatever the vote did and end the session; never raises."""
+        self._undo()
+
+    def _undo(self) -> None:
+        phase, decision = self.phase, self.state.decision
+        if phase == DONE:
+            return
+        try:
+            if phase in (PREPARED, IN_DOUBT) and decision == DECIDED:
+                log.critical("transaction %s is decided committed but aborts after it: "
+                             "committing its branch %s", self.state.global_id, self.gid)
+                self._finish_prepared(commit=True)
+            elif phase in (PREPARED, IN_DOUBT) and decision == UNKNOWN:
+                log.error("transaction %s: outcome unknown; branch %s is left prepared for "
+                          "recovery", self.state.global_id, self.gid)
+            elif phase in (PREPARED, IN_DOUBT):
+                self._finish_prepared(commit=False)
+            elif phase == COMMITTED and self.mode != READ_ONLY:
+                log.critical("transaction %s aborts, but its branch %s (session %s on %r) "
+                             "had already committed", self.state.global_id, self.gid,
+                             self.session.name, self.database.name)
+        finally:
+            self._end(rollback=phase in (ACTIVE, FLUSHED))
+
+    def _end(self, rollback: bool) -> None:
+        self.move(DONE)
+        session = self.session
+        session.manager = None
+        try:
+            session._close(rollback=rollback)
+        except Exception:
+            log.error("could not end session %s cleanly", session.name, exc_info=True)
 
     # -- savepoints and retries -------------------------------------------------------------
     def savepoint(self) -> _Savepoint:

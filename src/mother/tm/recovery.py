@@ -1,14 +1,24 @@
-"""Resolve the in-doubt prepared transactions a crash left behind (``mother recover``).
+"""Resolve the in-doubt prepared transactions that crashes left behind (``mother recover``).
 
-Rule: a dbmother branch is committed if and only if its global id is in the
-commit log (``mother_commit_log``) of any of the given databases; otherwise it
-is rolled back. Prepared transactions that dbmother did not make are listed
-and left alone. Log rows that no prepared branch needs any more are deleted
-once they are older than ``log_retention`` seconds.
+Safe at any time, from any number of processes, while others commit. For
+each dbmother branch (``mother:<global id>:<decider's database id>:<n>``)
+older than ``min_age`` seconds:
 
-Run it while no dbmother process is committing against these databases (after
-the crash, before the restart), or the presumed-abort rule may roll back a
-branch whose decision is about to be recorded.
+1. its decision is read from the commit log of the decider's database (the
+   database whose id the branch names; a branch whose decider's database was
+   not given is reported FAILED and left alone);
+2. ``commit`` found: COMMIT PREPARED; ``abort`` found: ROLLBACK PREPARED;
+3. nothing found: if the decider itself is still prepared, recovery rolls it
+   back (only one of its COMMIT PREPARED and this ROLLBACK PREPARED can
+   succeed, so the committing process learns the outcome); then it *fences*
+   the global id with an ``abort`` row. A decider that has not prepared yet
+   then fails on that row's unique key instead of committing; a decider that
+   holds the key right now makes the fence wait (``lock_timeout``), and the
+   branch is left for the next run.
+
+Prepared transactions not made by dbmother are listed and left alone.
+Decisions that no prepared branch of the given databases still needs are
+deleted once older than ``log_retention`` seconds.
 """
 
 from __future__ import annotations
@@ -25,11 +35,14 @@ from typing import Any
 from ..config import make_settings
 from ..database import Database, resolve
 from ..database import databases as configured
-from .datamanager import COMMIT_LOG, parse_gid
+from . import commitlog
+from .datamanager import make_gid, parse_gid
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mother.tm.recovery")
 
-COMMIT, ROLLBACK, FOREIGN, FAILED = "commit", "rollback", "foreign", "failed"
+COMMIT, ROLLBACK, FOREIGN, FAILED, WAITING = "commit", "rollback", "foreign", "failed", "waiting"
+#: how long a fence waits for a decider that holds its key (seconds)
+FENCE_WAIT = 0.5
 
 
 @dataclasses.dataclass
@@ -70,9 +83,15 @@ class RecoveryReport:
     def failed(self) -> list[Branch]:
         return self._with(FAILED)
 
+    @property
+    def waiting(self) -> list[Branch]:
+        """Branches too young, or whose decider was busy: left for a later run."""
+        return self._with(WAITING)
+
     def describe(self) -> str:
         verb = {COMMIT: "COMMIT PREPARED", ROLLBACK: "ROLLBACK PREPARED",
-                FOREIGN: "left alone (not made by dbmother)", FAILED: "FAILED"}
+                FOREIGN: "left alone (not made by dbmother)", FAILED: "FAILED",
+                WAITING: "left for later (in progress)"}
         lines = []
         for b in self.branches:
             would = "would " if self.dry_run and b.action in (COMMIT, ROLLBACK) else ""
@@ -84,73 +103,130 @@ class RecoveryReport:
         return "\n".join(lines)
 
 
-def _read_log(db: Database, conn: Any) -> dict[str, float]:
-    """The commit log of ``db`` (global id -> time), empty when it has none."""
-    dialect = db.dialect
-    try:
-        dialect.begin(conn)
-        rows = dialect.execute(
-            conn, f"SELECT global_id, decided_at FROM {dialect.quote(COMMIT_LOG)}").fetchall()
-    except Exception as error:
-        if db.dialect.is_broken(conn):
-            raise
-        log.debug("no commit log in %s: %s", db.name, error)
-        rows = []
-    dialect.rollback(conn)
-    return {row["global_id"]: row["decided_at"] or 0.0 for row in rows}
+class _Run:
+    """One recovery pass over a set of databases, each on a connection of its own."""
+
+    def __init__(self, dbs: list[Database], dry_run: bool, min_age: float) -> None:
+        self.dbs = dbs
+        self.dry_run = dry_run
+        self.min_age = min_age
+        self.conns: dict[str, Any] = {}
+        self.ids: dict[str, Database] = {}
+        self.prepared: dict[str, dict[str, float]] = {}
+        self.outcomes: dict[str, str] = {}
+        self.report = RecoveryReport(dry_run)
+
+    def open(self) -> None:
+        """Connect, make sure every log exists, list the prepared transactions."""
+        for db in self.dbs:
+            conn = self.conns[db.name] = db.dialect.connect()
+            self.prepared[db.name] = dict(db.dialect.prepared_transactions(conn))
+            known = commitlog.recorded_id(db, conn)
+            if known is not None:
+                self.ids[known] = db
+
+    def close(self) -> None:
+        for conn in self.conns.values():
+            conn.close()
+
+    def outcome(self, decider: Database, global_id: str) -> str | None:
+        if global_id not in self.outcomes:
+            found = commitlog.read(decider, self.conns[decider.name], [global_id])
+            if global_id in found:
+                self.outcomes[global_id] = found[global_id]
+        return self.outcomes.get(global_id)
+
+    def resolve(self, db: Database, gid: str, age: float) -> Branch:
+        parsed = parse_gid(gid)
+        if parsed is None:
+            log.info("prepared transaction %r in %s was not made by dbmother: left alone",
+                     gid, db.name)
+            return Branch(db.name, gid, None, FOREIGN)
+        global_id, decider_id, _ = parsed
+        branch = Branch(db.name, gid, global_id, WAITING)
+        decider = self.ids.get(decider_id)
+        if decider is None:
+            branch.action, branch.error = FAILED, (
+                f"its decision lives in the database with id {decider_id!r}, which was not "
+                "given to recovery")
+            return branch
+        outcome = self.outcome(decider, global_id)
+        if outcome is None:
+            if age < self.min_age or self.dry_run:
+                branch.action = WAITING if age < self.min_age else ROLLBACK
+                return branch
+            outcome = self.decide_abort(decider, decider_id, global_id)
+            if outcome is None:
+                return branch  # the decider holds the key right now
+        branch.action = COMMIT if outcome == commitlog.COMMIT else ROLLBACK
+        if not self.dry_run and gid in self.prepared[db.name]:
+            if not db.dialect.finish_prepared(self.conns[db.name], gid, branch.action == COMMIT):
+                log.info("recovery: %r in %s was resolved by another process", gid, db.name)
+            else:
+                log.warning("recovery: %s %r in %s", branch.action, gid, db.name)
+            self.prepared[db.name].pop(gid, None)
+        return branch
+
+    def decide_abort(self, decider: Database, decider_id: str, global_id: str) -> str | None:
+        """No decision recorded: roll back a prepared decider, then fence the global id.
+        The outcome now recorded, or None when the decider is busy or holds the key."""
+        conn = self.conns[decider.name]
+        decider_gid = make_gid(global_id, decider_id, 0)
+        if decider_gid in self.prepared[decider.name]:
+            # the arbiter: either this ROLLBACK PREPARED or the process's COMMIT PREPARED wins
+            try:
+                if decider.dialect.finish_prepared(conn, decider_gid, False):
+                    log.warning("recovery: rollback of undecided decider %r in %s",
+                                decider_gid, decider.name)
+            except Exception as error:
+                if decider.dialect.is_broken(conn):
+                    raise
+                log.info("recovery: decider %r in %s is busy (%s)", decider_gid,
+                         decider.name, error)
+                return None
+            self.prepared[decider.name].pop(decider_gid, None)
+        outcome = commitlog.fence(decider, conn, global_id, FENCE_WAIT)
+        if outcome is not None:
+            self.outcomes[global_id] = outcome
+        return outcome
+
+    def clean(self, retention: float) -> None:
+        keep = {parse_gid(gid)[0] for names in self.prepared.values() for gid in names
+                if parse_gid(gid) is not None}
+        cutoff = time.time() - retention
+        for db in self.ids.values():  # the databases that have a log
+            self.report.cleaned += commitlog.clean(db, self.conns[db.name], keep, cutoff)
 
 
 def recover(databases: Iterable[str | Database] | None = None, *, dry_run: bool = False,
-            log_retention: float = 3600.0) -> RecoveryReport:
-    """Find and resolve the in-doubt dbmother branches of ``databases`` (default: all)."""
+            log_retention: float = 3600.0, min_age: float = 5.0) -> RecoveryReport:
+    """Find and resolve the in-doubt dbmother branches of ``databases`` (default: all).
+
+    Safe to run at any time from any number of processes. Branches younger than
+    ``min_age`` seconds are left alone when their decision is not recorded yet
+    (they are most likely still being committed).
+    """
     dbs = [resolve(db) for db in databases] if databases is not None else configured()
-    report = RecoveryReport(dry_run)
-    conns = {db.name: db.dialect.connect() for db in dbs}
+    run = _Run(dbs, dry_run, min_age)
     try:
-        found = [(db, gid) for db in dbs
-                 for gid in db.dialect.prepared_transactions(conns[db.name])]
-        logs = {db.name: _read_log(db, conns[db.name]) for db in dbs}
-        decided = set().union(*logs.values()) if logs else set()
-        pending: set[str] = set()
-        for db, gid in found:
-            global_id = parse_gid(gid)
-            if global_id is None:
-                report.branches.append(Branch(db.name, gid, None, FOREIGN))
-                log.info("prepared transaction %r in %s was not made by dbmother: left alone",
-                         gid, db.name)
-                continue
-            branch = Branch(db.name, gid, global_id, COMMIT if global_id in decided else ROLLBACK)
-            report.branches.append(branch)
-            if dry_run:
-                pending.add(global_id)
-                continue
-            try:
-                db.dialect.finish_prepared(conns[db.name], gid, branch.action == COMMIT)
-                log.warning("recovery: %s %r in %s", branch.action, gid, db.name)
-            except Exception as error:
-                branch.error, branch.action = f"{branch.action}: {error}", FAILED
-                pending.add(global_id)
-                log.error("recovery could not resolve %r in %s: %s", gid, db.name, error)
+        run.open()
+        for db in dbs:
+            for gid, age in list(run.prepared[db.name].items()):
+                if gid not in run.prepared[db.name]:
+                    continue  # resolved above as a decider
+                try:
+                    branch = run.resolve(db, gid, age)
+                except Exception as error:
+                    if db.dialect.is_broken(run.conns[db.name]):
+                        raise
+                    branch = Branch(db.name, gid, None, FAILED, str(error))
+                    log.error("recovery could not resolve %r in %s: %s", gid, db.name, error)
+                run.report.branches.append(branch)
         if not dry_run:
-            cutoff = time.time() - log_retention
-            for db in dbs:
-                stale = [{"gid": gid} for gid, at in logs[db.name].items()
-                         if gid not in pending and at < cutoff]
-                if stale:
-                    _delete_log_rows(db, conns[db.name], stale)
-                    report.cleaned += len(stale)
+            run.clean(log_retention)
     finally:
-        for conn in conns.values():
-            conn.close()
-    return report
-
-
-def _delete_log_rows(db: Database, conn: Any, rows: list[dict[str, str]]) -> None:
-    dialect = db.dialect
-    dialect.begin(conn)
-    dialect.executemany(conn, f"DELETE FROM {dialect.quote(COMMIT_LOG)} WHERE global_id = "
-                        f"{dialect.placeholder('gid')}", rows)
-    dialect.commit(conn)
+        run.close()
+    return run.report
 
 
 def _ini_databases(path: str) -> list[Database]:
@@ -175,6 +251,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--dry-run", action="store_true", help="only say what would be done")
     parser.add_argument("--log-retention", type=float, default=3600.0, metavar="SECONDS",
                         help="keep commit log rows younger than this (default 3600)")
+    parser.add_argument("--min-age", type=float, default=5.0, metavar="SECONDS",
+                        help="leave undecided branches younger than this (default 5)")
     return parser
 
 
@@ -199,7 +277,8 @@ def run(args: argparse.Namespace) -> int:
         print("mother recover: no database given (use -c FILE.ini or --dsn DSN)", file=sys.stderr)
         return 2
     try:
-        report = recover(dbs, dry_run=args.dry_run, log_retention=args.log_retention)
+        report = recover(dbs, dry_run=args.dry_run, log_retention=args.log_retention,
+                         min_age=args.min_age)
     finally:
         for db in dbs:
             db.close()

@@ -1,0 +1,160 @@
+"""The commit log: one table per database where commit decisions are recorded.
+
+``mother_commit_log`` holds one row per decided global transaction id:
+``outcome`` is ``commit`` (written by the deciding branch inside its own
+transaction, so it exists exactly when that branch committed) or ``abort``
+(a *fence* written by recovery: it makes a late decider fail on the unique
+key instead of committing). One more row, keyed ``database``, holds this
+database's id (its ``outcome`` column), which every branch id names so that
+recovery knows where a branch's decision lives.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+from ..database import Database
+from ..session import Session
+
+COMMIT_LOG = "mother_commit_log"
+#: the key of the row holding the database's id
+ID_KEY = "database"
+COMMIT, ABORT = "commit", "abort"
+
+# the id of each database whose log this process has seen (a cache: saves a round trip)
+_ids: weakref.WeakKeyDictionary[Database, str] = weakref.WeakKeyDictionary()
+
+
+def _table(db: Database) -> str:
+    return db.dialect.quote(COMMIT_LOG)
+
+
+def _p(db: Database, name: str) -> str:
+    return db.dialect.placeholder(name)
+
+
+def database_id(db: Database, session: Session) -> str:
+    """This database's id, making the log the first time: on a connection of its own
+    (committed at once), or, where writers exclude each other (SQLite), inside
+    ``session``'s transaction, which holds the write lock already."""
+    known = _ids.get(db)
+    if known is not None:
+        return known
+    if not db.dialect.concurrent_writes:
+        session.mark_written()
+        return _made(db, session.connection())
+    conn = db.dialect.connect()
+    try:
+        for attempt in range(2):
+            db.dialect.begin(conn)
+            try:
+                known = _made(db, conn)
+                db.dialect.commit(conn)
+                break
+            except Exception:
+                db.dialect.rollback(conn)
+                if attempt or db.dialect.is_broken(conn):
+                    raise  # two processes making the table at once: the second try sees it
+    finally:
+        conn.close()
+    _ids[db] = known
+    return known
+
+
+def _made(db: Database, conn: Any) -> str:
+    """Create the log if it is missing, in the current transaction; the database's id."""
+    dialect, table = db.dialect, _table(db)
+    dialect.execute(conn, f"CREATE TABLE IF NOT EXISTS {table} ("
+                    "global_id VARCHAR(64) PRIMARY KEY, outcome VARCHAR(64) NOT NULL, "
+                    "decided_at DOUBLE PRECISION NOT NULL)")
+    dialect.execute(conn, f"INSERT INTO {table} (global_id, outcome, decided_at) "
+                    f"VALUES ({_p(db, 'key')}, {_p(db, 'id')}, {_p(db, 'at')}) "
+                    "ON CONFLICT (global_id) DO NOTHING",
+                    {"key": ID_KEY, "id": uuid.uuid4().hex[:8], "at": time.time()})
+    row = dialect.execute(conn, f"SELECT outcome FROM {table} WHERE global_id = "
+                          f"{_p(db, 'key')}", {"key": ID_KEY}).fetchone()
+    return str(row["outcome"])
+
+
+def recorded_id(db: Database, conn: Any) -> str | None:
+    """The id recorded in ``db``'s log, or None when it has no log (recovery)."""
+    dialect = db.dialect
+    try:
+        row = dialect.execute(conn, f"SELECT outcome FROM {_table(db)} WHERE global_id = "
+                              f"{_p(db, 'key')}", {"key": ID_KEY}).fetchone()
+    except Exception:
+        if dialect.is_broken(conn):
+            raise
+        row = None
+    dialect.rollback(conn)
+    return None if row is None else str(row["outcome"])
+
+
+def decision(db: Database, global_id: str) -> tuple[str, dict[str, Any]]:
+    """The statement recording that ``global_id`` commits (run inside the decider)."""
+    return (f"INSERT INTO {_table(db)} (global_id, outcome, decided_at) VALUES "
+            f"({_p(db, 'gid')}, {_p(db, 'outcome')}, {_p(db, 'at')})",
+            {"gid": global_id, "outcome": COMMIT, "at": time.time()})
+
+
+def read(db: Database, conn: Any, global_ids: Iterable[str] | None = None) -> dict[str, str]:
+    """The outcomes recorded for ``global_ids`` (all when None); empty without a log."""
+    dialect, table = db.dialect, _table(db)
+    sql = f"SELECT global_id, outcome FROM {table} WHERE global_id <> {_p(db, 'key')}"
+    params: dict[str, Any] = {"key": ID_KEY}
+    if global_ids is not None:
+        wanted = sorted(set(global_ids))
+        if not wanted:
+            return {}
+        names = [f"g{index}" for index in range(len(wanted))]
+        sql += " AND global_id IN (" + ", ".join(_p(db, name) for name in names) + ")"
+        params.update(zip(names, wanted))
+    try:  # a read of committed rows, outside any transaction: it takes no write lock
+        rows = dialect.execute(conn, sql, params).fetchall()
+    finally:
+        if not dialect.is_broken(conn):
+            dialect.rollback(conn)
+    return {row["global_id"]: row["outcome"] for row in rows}
+
+
+def fence(db: Database, conn: Any, global_id: str, wait: float) -> str | None:
+    """Record that ``global_id`` aborts unless it is already decided; its outcome, or None
+    when its decider holds the key right now (waited ``wait`` seconds for it)."""
+    dialect, table = db.dialect, _table(db)
+    dialect.lock_timeout(conn, wait)
+    dialect.begin(conn)
+    try:
+        dialect.execute(conn, f"INSERT INTO {table} (global_id, outcome, decided_at) VALUES "
+                        f"({_p(db, 'gid')}, {_p(db, 'outcome')}, {_p(db, 'at')}) "
+                        "ON CONFLICT (global_id) DO NOTHING",
+                        {"gid": global_id, "outcome": ABORT, "at": time.time()})
+        row = dialect.execute(conn, f"SELECT outcome FROM {table} WHERE global_id = "
+                              f"{_p(db, 'gid')}", {"gid": global_id}).fetchone()
+        dialect.commit(conn)
+    except Exception as error:
+        if dialect.is_broken(conn):
+            raise
+        dialect.rollback(conn)
+        if dialect.is_lock_timeout(error):
+            return None
+        raise
+    return str(row["outcome"])
+
+
+def clean(db: Database, conn: Any, keep: set[str], before: float) -> int:
+    """Delete the decisions made before ``before`` (epoch seconds) except those of
+    ``keep``; how many were deleted."""
+    dialect = db.dialect
+    names = [f"k{index}" for index in range(len(keep))]
+    spared = "".join(f", {_p(db, name)}" for name in names)
+    params: dict[str, Any] = {"key": ID_KEY, "before": before, **dict(zip(names, sorted(keep)))}
+    dialect.begin(conn)
+    deleted = dialect.execute(
+        conn, f"DELETE FROM {_table(db)} WHERE decided_at < {_p(db, 'before')} "
+        f"AND global_id NOT IN ({_p(db, 'key')}{spared})", params).rowcount
+    dialect.commit(conn)
+    return max(deleted, 0)
