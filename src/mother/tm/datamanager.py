@@ -332,8 +332,11 @@ class MotherDataManager:
         return _Savepoint(self)
 
     def should_retry(self, exception: BaseException) -> bool:
-        """Serialization failures, deadlocks, SQLite's "database is locked"."""
-        return self.database.dialect.is_transient(exception)
+        """Stale records, serialization failures, deadlocks, SQLite's "database is locked"."""
+        from ..errors import StaleRecordError  # kept local: this method is all that changed
+
+        return isinstance(exception, StaleRecordError) or \
+            self.database.dialect.is_transient(exception)
 
 
 @implementer(IDataManagerSavepoint)
