@@ -132,6 +132,17 @@ def test_first_statement_brings_begin_and_name_in_one_round_trip(
     assert sent(proxy) == [["COMMIT"]]
 
 
+def test_isolation_level_and_read_only_ride_in_the_begin(
+        db: mother.Database, proxy: RoundTripProxy) -> None:
+    s = MotherSession("rt-options", isolation_level="serializable", readonly=True)
+    assert s.get(ClsStars, 1).getField("star_name") == "Sun"
+    assert proxy.round_trips == 1
+    (trip,) = sent(proxy)
+    assert trip[:2] == ["BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY",
+                        "SET application_name = 'rt-options'"]
+    s.endSession()
+
+
 def test_flush_of_inserts_and_updates_is_one_round_trip(
         db: mother.Database, direct: mother.Database, proxy: RoundTripProxy) -> None:
     s = MotherSession()
