@@ -107,9 +107,9 @@ def _write_skew(level: str, tries: list[int]) -> None:
             n = s.ov_query("SELECT COUNT(*) AS n FROM stars")
             if len(tries) == 1:  # another transaction does the same meanwhile, and commits
                 with MotherSession(isolation_level=level) as other:
-                    m = other.ov_query("SELECT COUNT(*) AS n FROM stars")
-                    if m < 2:
-                        other.oc_query("INSERT INTO stars (star_id, star_name) VALUES (10, 'other')")
+                    if other.ov_query("SELECT COUNT(*) AS n FROM stars") < 2:
+                        other.oc_query("INSERT INTO stars (star_id, star_name) "
+                                       "VALUES (10, 'other')")
             if n < 2:
                 s.oc_query("INSERT INTO stars (star_id, star_name) VALUES (20, 'mine')")
 
