@@ -154,8 +154,8 @@ class Session(Executor):
         self.readonly = bool(readonly)
         #: the isolation level of the session's transactions (None: the database's)
         self.isolation_level = as_isolation_level("isolation_level", isolation_level)
-        self.autoflush = (settings.autoflush if autoflush is None else autoflush) \
-            and not self.readonly
+        wanted = settings.autoflush if autoflush is None else autoflush
+        self.autoflush = wanted and not self.readonly  # nothing to flush in a read-only one
         self._conn = pg_conn
         self._owned = pg_conn is None
         self._closed = False
