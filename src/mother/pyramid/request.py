@@ -12,7 +12,6 @@ from pyramid.response import Response
 from pyramid_retry import mark_error_retryable
 
 from .. import databases
-from ..errors import StaleRecordError
 from ..session import Session
 
 log = logging.getLogger(__name__)
@@ -65,10 +64,8 @@ def mother_session(request: Request) -> Session:
 
 
 def is_transient(error: BaseException) -> bool:
-    """Whether retrying may succeed: a stale record, or what a configured database's
-    dialect says is transient (as the data manager's ``should_retry``)."""
-    return isinstance(error, StaleRecordError) or any(
-        database.dialect.is_transient(error) for database in databases())
+    """Whether a configured database's dialect says retrying may succeed."""
+    return any(database.dialect.is_transient(error) for database in databases())
 
 
 def retry_tween_factory(handler: Callable[[Request], Response], registry: Any) -> Callable:
