@@ -17,6 +17,7 @@ from conftest import add_stars, count
 from mother import (
     MO_DEL,
     MO_SAVE,
+    MO_UP,
     MotherBox,
     MotherSession,
     ReadOnlySessionError,
@@ -28,6 +29,7 @@ from mother.tm import current_session
 WRITES: dict[str, Callable[[mother.Session], Any]] = {
     "persist": lambda s: s.persist(ClsStars({"star_name": "new"})),
     "MO_SAVE": lambda s: ClsStars({"star_name": "new"}, MO_SAVE, session=s),
+    "MO_UP": lambda s: ClsStars({"star_id": 1, "star_age": 3}, MO_UP, session=s),
     "MO_DEL": lambda s: ClsStars({"star_id": 1}, MO_DEL, session=s),
     "oc_query": lambda s: s.oc_query("INSERT INTO stars (star_name) VALUES ('raw')"),
     "lowercase": lambda s: s.oc_query("  delete from stars"),
