@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 import transaction
@@ -9,9 +11,19 @@ import transaction
 import mother
 from classes import ClsPlanets, ClsStars
 from conftest import add_stars, count
-from mother import MO_DEL, MO_LOAD, MO_SAVE, MO_UP, MotherBox, MotherSession, StaleRecordError
+from mother import (
+    MO_DEL,
+    MO_LOAD,
+    MO_SAVE,
+    MO_UP,
+    MotherBox,
+    MotherSession,
+    StaleRecordError,
+    getMotherBuilder,
+)
 from mother.errors import FlushError
 from mother.tm import join
+from tm_support import second_database
 
 
 def _delete_elsewhere(star_id: int) -> None:
@@ -141,3 +153,23 @@ def test_attempts_retries_an_update_made_stale_by_a_concurrent_delete(
     assert tries == 2
     assert count(pgdb, "stars", "WHERE star_name = 'Sun again'") == 1
     assert pgdb.status().in_use == 0
+
+
+def test_a_stale_branch_commits_no_database(db: mother.Database, kind: str,
+                                            request: pytest.FixtureRequest, tmp_path: Path,
+                                            clean_transaction: None) -> None:
+    """Two databases in one transaction: the stale flush (in tpc_begin) aborts both."""
+    second = second_database(kind, request, tmp_path)
+    with MotherSession(database=second) as s:
+        s.oc_query("INSERT INTO stars (star_id, star_name) VALUES (1, 'far')")
+    here, there = MotherSession(), MotherSession(database=second)
+    join(here)
+    join(there)
+    ClsStars({"star_name": "near"}, MO_SAVE, session=here)
+    far = there.get(getMotherBuilder("stars", second), 1)
+    MotherBox(far, {"star_id": 1}, MO_DEL, session=there)  # behind the unit of work's back
+    far.setField("star_age", 1)
+    with pytest.raises(StaleRecordError):
+        transaction.commit()
+    assert count(db, "stars") == 0 and count(second, "stars") == 1
+    assert here.closed and there.closed
