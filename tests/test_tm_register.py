@@ -133,3 +133,20 @@ def test_two_registrations_do_not_fight_over_a_new_session(db: mother.Database) 
         assert not s.closed
     finally:
         unregister(transaction_manager=None)
+
+
+def test_session_hooks_see_current_session_joined_to_its_own_manager(
+        db: mother.Database) -> None:
+    """Hooks (mother.zope's converts commit errors) still run, once the session joined."""
+    seen: list[object] = []
+    db.session_hooks.append(lambda s: seen.append(s.manager and s.manager.transaction_manager))
+    register()
+    tm2 = transaction.TransactionManager(explicit=True)
+    try:
+        tm2.begin()
+        current_session(transaction_manager=tm2)
+        current_session()
+        assert seen == [tm2, transaction.manager]
+        tm2.abort()
+    finally:
+        unregister()

@@ -140,8 +140,9 @@ class Session(Executor):
     database refuses the writes it cannot see: ``READ ONLY`` transactions on
     PostgreSQL, ``PRAGMA query_only`` on SQLite); a read-only session never
     flushes by itself. ``isolation_level`` overrides the database's setting
-    for the session's transactions. ``hooks=False`` skips the database's
-    session hooks: the caller joins the session to a transaction itself.
+    for the session's transactions. ``hooks=False`` leaves the database's
+    session hooks to the caller, which runs them once it has joined the session
+    to a transaction itself (as ``mother.tm.current_session`` does).
     """
 
     def __init__(self, name: str | None = None, pg_conn: Any = None, *,

@@ -42,6 +42,8 @@ def current_session(database: str | Database = "default", transaction_manager: A
         session = Session(name, database=db, readonly=bool(readonly),
                           isolation_level=isolation_level, hooks=False)
         join(session, manager)
+        for hook in db.session_hooks:  # once joined: register()'s hooks leave it alone
+            hook(session)
         state.sessions[db.name] = session
         return session
     if readonly is not None and session.readonly != readonly:
