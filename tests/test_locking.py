@@ -15,6 +15,7 @@ import mother
 from classes import ClsStars
 from conftest import add_stars
 from mother import MO_LOAD, MO_NOA, InvalidLockError, MotherBox, MotherSession
+from mother.sets import SetError
 from mother.sql import LOCKS
 from mother.tm import join
 
@@ -112,6 +113,8 @@ def test_a_lock_that_cannot_apply_is_refused(db: mother.Database) -> None:
         MotherBox(ClsStars, None, MO_LOAD, session=s, distinct=True, lock="update")
     with pytest.raises(InvalidLockError, match="MO_LOAD"):
         ClsStars({"star_name": "x"}, mother.MO_SAVE, session=s, lock="update")
+    with pytest.raises(SetError, match="MO_LOAD"):
+        MotherBox(ClsStars, None, mother.MO_DEL, session=s, lock="update")
     s.endSession()
 
 

@@ -90,6 +90,8 @@ class MotherBox(_RecordSet):
         self.distinct, self.joins = distinct, tuple(joins)
         self.lock = lock
         self._locking = lock_clause(self.database.dialect, lock, distinct or bool(self.joins))
+        if lock is not None and flag not in (MO_NOA, MO_LOAD):
+            raise SetError(f"lock={lock!r} is for loads (MO_LOAD), not flag {flag!r}")
         if lock is not None:
             self.executor._check_writable(f"a locking read (lock={lock!r}) of {self.table.name}")
         self.rowcount = -1
