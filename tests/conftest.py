@@ -115,3 +115,11 @@ def count(database: mother.Database, table: str, where: str = "") -> int:
         return database.dialect.execute(conn, sql).fetchone()["n"]
     finally:
         conn.close()
+
+
+def add_stars(*names: str) -> None:
+    """Commit one star per name, numbered from 1, each of age 0."""
+    with mother.MotherSession() as s:
+        for number, name in enumerate(names, 1):
+            s.oc_query("INSERT INTO stars (star_id, star_name, star_age) VALUES "
+                       f"({number}, {s.database.dialect.placeholder('name')}, 0)", {"name": name})

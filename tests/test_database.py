@@ -79,6 +79,12 @@ def test_twophase_detection(kind: str, dsn: str) -> None:
     assert database.twophase is (kind == "postgresql")
 
 
+def test_sqlite_says_it_cannot_prepare_without_connecting(tmp_path: Path) -> None:
+    database = init_mother(dsn=f"sqlite:///{tmp_path}/x.db")
+    assert database.twophase is False
+    assert database._pool is None and not (tmp_path / "x.db").exists()
+
+
 def test_twophase_forced_on_sqlite_is_a_config_error(tmp_path: Path) -> None:
     database = init_mother(dsn=f"sqlite:///{tmp_path}/x.db", twophase=True)
     with pytest.raises(ConfigError) as info:

@@ -9,10 +9,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from conftest import count
 from mother import ConfigError, MotherSession, close_all, init_mother, tutorial
 from mother.config import make_settings
 from mother.database import Database
 from mother.dialects import dialect_for
+from mother.dialects.base import RowNotChangedError
 
 
 @pytest.fixture(autouse=True)
@@ -127,6 +129,47 @@ def test_is_transient(db: Database, kind: str) -> None:
         assert dialect.is_transient(psycopg.errors.SerializationFailure())
         assert dialect.is_transient(psycopg.errors.DeadlockDetected())
         assert not dialect.is_transient(psycopg.errors.UniqueViolation())
+        assert not dialect.is_transient(psycopg.errors.LockNotAvailable())  # NOWAIT
     else:
         assert dialect.is_transient(sqlite3.OperationalError("database is locked"))
         assert not dialect.is_transient(sqlite3.IntegrityError("UNIQUE constraint failed"))
+
+
+def _batch_statements(db: Database) -> list[tuple[str, list[dict[str, object]], bool]]:
+    ph = db.dialect.placeholder
+    return [
+        (f"INSERT INTO stars (star_name) VALUES ({ph('n')}) RETURNING star_name",
+         [{"n": "a"}, {"n": "b"}], True),
+        (f"UPDATE stars SET star_age = 1 WHERE star_name = {ph('n')}",
+         [{"n": "a"}, {"n": "nobody"}, {"n": "b"}], False),
+        (f"DELETE FROM stars WHERE star_age = {ph('age')}", [{"age": 1}], False),
+    ]
+
+
+def test_run_batch_counts_each_parameter_set(db: Database) -> None:
+    conn = db.dialect.connect()
+    try:
+        db.dialect.begin(conn)
+        inserted, updated, deleted = db.dialect.run_batch(conn, _batch_statements(db))
+        db.dialect.rollback(conn)
+    finally:
+        conn.close()
+    assert inserted.rows == [{"star_name": "a"}, {"star_name": "b"}]
+    assert inserted.counts == [1, 1]
+    assert (updated.rows, updated.counts) == ([], [1, 0, 1])
+    assert deleted.counts == [2]
+
+
+@pytest.mark.parametrize("commit", [False, True])
+def test_run_batch_refuses_a_statement_that_must_change_a_row_and_did_not(
+        db: Database, commit: bool) -> None:
+    conn = db.dialect.connect()
+    try:
+        db.dialect.begin(conn)
+        with pytest.raises(RowNotChangedError) as info:
+            db.dialect.run_batch(conn, _batch_statements(db)[:2], commit, must_change={1})
+        assert (info.value.statement, info.value.index) == (1, 1)
+        db.dialect.rollback(conn)
+    finally:
+        conn.close()
+    assert count(db, "stars") == 0  # the COMMIT that rode along did not happen

@@ -108,3 +108,22 @@ def test_sixteen_concurrent_requests_half_failing(dsn: str, tmp_path: Path) -> N
         assert stored == {f"t{n}" for n in range(0, 16, 2)}
     finally:
         mother.close_all()
+
+
+def test_request_session_after_register_joins_the_request_transaction(
+        db: mother.Database) -> None:
+    """register() (the thread-local manager, as Zope's directive does) must not take
+    request.mother_session, which belongs to request.tm."""
+    from mother.tm import register, unregister
+    from pyramid_support import Boom
+
+    register()
+    try:
+        app = webtest.TestApp(make_app())
+        assert app.get("/ok", {"name": "kept"}).text.startswith("added ")
+        with pytest.raises(Boom):
+            app.get("/fail", {"name": "lost"})
+    finally:
+        unregister()
+    assert count(db, "stars", "WHERE star_name = 'kept'") == 1
+    assert count(db, "stars", "WHERE star_name = 'lost'") == 0

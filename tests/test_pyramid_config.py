@@ -30,10 +30,13 @@ def test_settings_configure_default_and_named_databases(dsn: str, tmp_path: Path
     other = f"sqlite:///{tmp_path / 'other.db'}"
     try:
         _include({"mother.dsn": dsn, "mother.pool_max": "7", "mother.persistent_one": "off",
-                  "mother.archive.dsn": other, "mother.archive.paranoid": "yes"})
+                  "mother.archive.dsn": other, "mother.archive.paranoid": "yes",
+                  "mother.isolation_level": "Repeatable  Read"})
         default = mother.get_database()
         assert default.settings.pool_max == 7 and default.settings.persistent_one is False
+        assert default.settings.isolation_level == "repeatable read"
         archive = mother.get_database("archive")
+        assert archive.settings.isolation_level is None
         assert archive.settings.dsn == other and archive.settings.paranoid is True
     finally:
         mother.close_all()
@@ -46,6 +49,8 @@ def test_settings_configure_default_and_named_databases(dsn: str, tmp_path: Path
     ("mother.pool_timeout", "-1"),
     ("mother.archive.pool_min", "x"),
     ("mother.colour", "blue"),
+    ("mother.isolation_level", "chaos"),
+    ("mother.archive.isolation_level", "read uncommitted"),
     ("mother.a.b.dsn", "sqlite://"),
     ("retry.attempts", "twice"),
     ("retry.attempts", "0"),

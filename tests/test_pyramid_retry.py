@@ -13,7 +13,9 @@ import webtest
 from pyramid.response import Response
 
 import mother
+from classes import ClsStars
 from conftest import count
+from mother import MO_DEL, MO_LOAD, MotherBox, StaleRecordError
 from pyramid_support import make_app
 
 
@@ -143,3 +145,37 @@ def test_serialization_failure_at_commit_reaches_exception_views(
     response = webtest.TestApp(app).get("/skew", status=503)
     assert response.text == "sorry: SerializationFailure"
     assert count(pgdb, "stars", "WHERE star_name = 'skew'") == 1  # only the other transaction's
+
+
+def stale_view(request: Any) -> Response:
+    """The first attempt deletes the loaded row behind the unit of work's back, so that its
+    update is stale when the commit flushes it (on PostgreSQL with the COMMIT riding along)."""
+    request.registry["test.attempts"].append(request.environ.get("retry.attempt"))
+    session = request.mother_session
+    where = {"star_name": "counter"}
+    (star,) = MotherBox(ClsStars, where, MO_LOAD, session=session).getRecords(flag_obj=True)
+    if request.environ.get("retry.attempt") == 0:
+        MotherBox(ClsStars, where, MO_DEL, session=session)  # a plain statement
+    star.setField("star_age", 41)
+    return Response("updated")
+
+
+def _stale_views(config: Any) -> None:
+    config.registry["test.attempts"] = []
+    config.add_route("stale", "/stale")
+    config.add_view(stale_view, route_name="stale")
+
+
+@pytest.mark.parametrize("attempts", [1, 2])
+def test_stale_record_at_commit_replays_the_request(fast_db: mother.Database,
+                                                    attempts: int) -> None:
+    _counter(fast_db)
+    app = make_app({"retry.attempts": str(attempts)}, websession=False, extra=_stale_views)
+    if attempts == 1:
+        with pytest.raises(StaleRecordError):
+            webtest.TestApp(app).get("/stale")
+        assert count(fast_db, "stars", "WHERE star_name = 'counter' AND star_age = 0") == 1
+    else:
+        assert webtest.TestApp(app).get("/stale").text == "updated"
+        assert app.registry["test.attempts"] == [0, 1]
+        assert count(fast_db, "stars", "WHERE star_name = 'counter' AND star_age = 41") == 1

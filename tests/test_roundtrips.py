@@ -134,6 +134,17 @@ def test_first_statement_brings_begin_and_name_in_one_round_trip(
     assert sent(proxy) == [[XID_PROBE.decode(), "COMMIT"]]
 
 
+def test_isolation_level_and_read_only_ride_in_the_begin(
+        db: mother.Database, proxy: RoundTripProxy) -> None:
+    s = MotherSession("rt-options", isolation_level="serializable", readonly=True)
+    assert s.get(ClsStars, 1).getField("star_name") == "Sun"
+    assert proxy.round_trips == 1
+    (trip,) = sent(proxy)
+    assert trip[:2] == ["BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY",
+                        "SET application_name = 'rt-options'"]
+    s.endSession()
+
+
 def test_flush_of_inserts_and_updates_is_one_round_trip(
         db: mother.Database, direct: mother.Database, proxy: RoundTripProxy) -> None:
     s = MotherSession()
@@ -155,7 +166,9 @@ def test_flush_of_inserts_and_updates_is_one_round_trip(
     s.persist(ClsPlanets({"star_id": 1, "planet_name": "Mars"}))
     s.endSession()  # the flush and its COMMIT in one pipeline
     assert proxy.round_trips == 1
-    assert verbs(sent(proxy)) == [["INSERT", "UPDATE", "SELECT", "COMMIT"]]
+    # the UPDATE rides guarded (WITH … UPDATE …): it fails, and so skips the COMMIT,
+    # when its row is gone; the transaction's id is asked before the COMMIT
+    assert verbs(sent(proxy)) == [["INSERT", "WITH", "SELECT", "COMMIT"]]
     assert count(direct, "planets") == 4
     assert count(direct, "stars", "WHERE star_age IN (10, 20)") == 2
 
@@ -165,7 +178,7 @@ def test_unit_of_work_is_2_round_trips_in_a_session_and_6_by_hand(
     unit_of_work_in_session(101)  # star 1 + 101 % 100 = 2, given a new age: 101
     assert proxy.round_trips == 2
     assert verbs(sent(proxy)) == [["BEGIN", "SET", "SELECT"],
-                                  ["INSERT", "INSERT", "UPDATE", "SELECT", "COMMIT"]]
+                                  ["INSERT", "INSERT", "WITH", "SELECT", "COMMIT"]]
 
     pool = psycopg_pool.ConnectionPool(through(proxy, pg_dsns[0]), min_size=1, max_size=1,
                                        kwargs={"row_factory": dict_row}, open=True)
@@ -193,8 +206,9 @@ def test_failure_inside_a_flush_costs_one_round_trip_and_writes_nothing(
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         getattr(s, end)()
     # stars first, the failing planet in the middle, the update after it
-    expected = ["INSERT", "INSERT", "UPDATE"] + (["SELECT", "COMMIT"] if end == "endSession"
-                                                 else [])
+    # (guarded, WITH … UPDATE …, when the COMMIT rides along)
+    expected = (["INSERT", "INSERT", "UPDATE"] if end == "flush"
+                else ["INSERT", "INSERT", "WITH", "SELECT", "COMMIT"])
     if end == "flush":
         assert proxy.round_trips == 1
         assert verbs(sent(proxy)) == [expected]

@@ -100,3 +100,53 @@ def test_two_threads_never_share_a_session(db: mother.Database) -> None:
     assert len(seen) == 2 and seen[0] is not seen[1]
     assert used == {"t0": True, "t1": True}
     assert count(db, "stars") == 2
+
+
+def test_current_session_of_another_manager_joins_only_that_manager(
+        db: mother.Database) -> None:
+    """register() for the thread-local manager must not take a session meant for tm2."""
+    register()
+    tm2 = transaction.TransactionManager(explicit=True)
+    try:
+        tm2.begin()
+        mine = current_session(transaction_manager=tm2)
+        assert mine.manager is not None and mine.manager.transaction_manager is tm2
+        ClsStars({"star_name": "tm2"}, MO_SAVE, session=mine)
+        local = current_session()  # the thread-local transaction has its own session
+        assert local is not mine and local.manager.transaction_manager is transaction.manager
+        transaction.abort()
+        assert not mine.closed  # the thread-local abort left tm2's session alone
+        tm2.commit()
+        assert mine.closed and count(db, "stars", "WHERE star_name = 'tm2'") == 1
+    finally:
+        unregister()
+
+
+def test_two_registrations_do_not_fight_over_a_new_session(db: mother.Database) -> None:
+    tm2 = transaction.TransactionManager()
+    register()
+    register(transaction_manager=tm2)
+    try:
+        s = MotherSession()  # both managers have a transaction: the first registration wins
+        assert s.manager.transaction_manager is transaction.manager
+        tm2.abort()
+        assert not s.closed
+    finally:
+        unregister(transaction_manager=None)
+
+
+def test_session_hooks_see_current_session_joined_to_its_own_manager(
+        db: mother.Database) -> None:
+    """Hooks (mother.zope's converts commit errors) still run, once the session joined."""
+    seen: list[object] = []
+    db.session_hooks.append(lambda s: seen.append(s.manager and s.manager.transaction_manager))
+    register()
+    tm2 = transaction.TransactionManager(explicit=True)
+    try:
+        tm2.begin()
+        current_session(transaction_manager=tm2)
+        current_session()
+        assert seen == [tm2, transaction.manager]
+        tm2.abort()
+    finally:
+        unregister()

@@ -98,3 +98,30 @@ def test_attempts_retries_when_sqlite_is_locked(tmp_path: Path) -> None:
         assert tries == 2 and count(db, "stars") == 2
     finally:
         mother.close_all()
+
+
+def test_a_locked_database_is_retried_on_the_first_transaction_after_init(
+        tmp_path: Path) -> None:
+    """Issue 11, case 12: nothing may connect before the data manager has joined."""
+    path = tmp_path / "first.db"
+    setup = sqlite3.connect(path)  # SQLite's default journal mode: WAL is not set yet
+    setup.execute("CREATE TABLE stars (star_id INTEGER PRIMARY KEY, star_name TEXT)")
+    setup.commit()
+    setup.close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # switching to WAL now times out: "database is locked"
+    db = mother.init_mother(dsn=f"sqlite:///{path}", busy_timeout=0.05)
+    tries = 0
+    try:
+        for attempt in transaction.manager.attempts(3):
+            with attempt:
+                tries += 1
+                s = MotherSession()
+                join(s)
+                if tries == 2:
+                    holder.execute("ROLLBACK")  # the lock goes away before the retry
+                s.oc_query("INSERT INTO stars (star_name) VALUES ('first')")
+        assert tries == 2 and count(db, "stars") == 1
+    finally:
+        holder.close()
+        mother.close_all()

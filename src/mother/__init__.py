@@ -20,9 +20,11 @@ from .errors import (
     ParanoidError,
     PoolTimeoutError,
     PrimaryKeyError,
+    ReadOnlySessionError,
     RolledBackError,
     SessionClosedError,
     SessionConflictError,
+    StaleRecordError,
     TransactionManagedError,
     UnknownFieldError,
     UnknownTableError,
@@ -44,7 +46,15 @@ from .records import (
 from .scoping import object_session, scoped_session, session_scope
 from .session import MotherPoolStatus, MotherPoolStratus, MotherSession, Session
 from .sets import MotherBox, MotherFusion, MotherMany
-from .sql import SQL_DEFAULT, SQL_FALSE, SQL_NULL, SQL_TRUE, InvalidFilterError, MoFilter
+from .sql import (
+    SQL_DEFAULT,
+    SQL_FALSE,
+    SQL_NULL,
+    SQL_TRUE,
+    InvalidFilterError,
+    InvalidLockError,
+    MoFilter,
+)
 
 __all__ = sorted(name for name, value in globals().items()
                  if not name.startswith("_") and not isinstance(value, _types.ModuleType))

@@ -11,6 +11,8 @@ from typing import Any
 from .errors import ConfigError
 
 POOL_TYPES = ("limited", "elastic", "growing")
+#: the isolation levels a database or a session may ask for (SQL's names, lower case)
+ISOLATION_LEVELS = ("read committed", "repeatable read", "serializable")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f"})
 
@@ -32,6 +34,8 @@ class Settings:
     autoflush: bool = True
     busy_timeout: float = 30.0
     prepare_threshold: int | None = 5
+    #: the isolation level of every transaction (None: the database's own default)
+    isolation_level: str | None = None
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(Settings)}
@@ -71,8 +75,22 @@ def as_float(key: str, value: Any) -> float:
     return number
 
 
+def as_isolation_level(key: str, value: Any) -> str | None:
+    """An isolation level, spelled as SQL does in any case and spacing (None: the default)."""
+    if value is None:
+        return None
+    level = " ".join(value.lower().split()) if isinstance(value, str) else value
+    if level in ("", "default"):
+        return None
+    if level not in ISOLATION_LEVELS:
+        raise ConfigError(key, value, "expected one of " + ", ".join(map(repr, ISOLATION_LEVELS)))
+    return level
+
+
 def _convert(key: str, value: Any) -> Any:
     kind = FIELDS[key].type
+    if key == "isolation_level":
+        return as_isolation_level(key, value)
     if kind == "bool":
         return as_bool(key, value)
     if kind == "bool | None":

@@ -94,7 +94,11 @@ class Database:
     def twophase(self) -> bool:
         """Whether sessions of this database prepare their transactions (two-phase commit)."""
         if self._twophase is None:
-            if self.settings.twophase is False:
+            if self.settings.twophase and not self.dialect.can_prepare:
+                raise ConfigError("twophase", True, f"database {self.name!r} is "
+                                  f"{self.dialect.name}, which cannot prepare transactions")
+            if self.settings.twophase is False or not self.dialect.can_prepare:
+                # known without connecting: nothing can fail before a session has joined
                 self._twophase = False
             else:
                 conn = self.getconn()

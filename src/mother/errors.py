@@ -86,6 +86,20 @@ class CommitOutcomeUnknownError(MotherError):
         self.session = session
         self.xid = xid
         self.status = status
+class ReadOnlySessionError(MotherError):
+    """A write was asked of a read-only session; it was refused before anything was sent."""
+
+
+class StaleRecordError(MotherError):
+    """An UPDATE or DELETE of a loaded row matched no row: another transaction deleted it
+    (or changed its key) since it was loaded. Retrying the transaction reads it again."""
+
+    def __init__(self, table: str, key: tuple[object, ...], what: str) -> None:
+        shown = key[0] if len(key) == 1 else key
+        super().__init__(f"{what} of {table} row {shown!r} matched no row: it was deleted "
+                         "(or its key changed) by another transaction since it was loaded")
+        self.table = table
+        self.key = key
 
 
 class ConnectionLostError(MotherError):

@@ -18,10 +18,11 @@ from .errors import (
     NotUniqueError,
     ParanoidError,
     PrimaryKeyError,
+    StaleRecordError,
 )
 from .schema import Table
 from .session import Executor, Session
-from .sql import SQL_DEFAULT
+from .sql import SQL_DEFAULT, InvalidLockError
 from .unitofwork import DELETED, GONE, PENDING, PERSISTENT, TRANSIENT
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ class DbMother:
 
     The flag acts at once: ``MO_SAVE`` inserts, ``MO_LOAD`` loads the one row
     matching the store, ``MO_UP`` updates by primary key, ``MO_DEL`` deletes
-    the matching rows, ``MO_NOA`` does nothing.
+    the matching rows, ``MO_NOA`` does nothing. ``lock`` (with ``MO_LOAD``
+    only) makes the load a locking read, see :meth:`load`.
     """
 
     # the primary key is not kept apart: _mo_key reads it from the store
@@ -54,17 +56,22 @@ class DbMother:
     paranoid: ClassVar[bool] = False
 
     def __new__(cls, store: Mapping[str, Any] | None = None, flag: int = MO_NOA,
-                session: Session | None = None, *args: Any, **kwargs: Any) -> DbMother:
+                session: Session | None = None, *args: Any, lock: str | None = None,
+                **kwargs: Any) -> DbMother:
+        if lock is not None and flag != MO_LOAD:
+            raise InvalidLockError(f"lock={lock!r} needs flag MO_LOAD (a locking read)")
         if flag == MO_LOAD and store:
             session = session if session is not None else cls._mo_implicit()
             if session is not None and not session.closed:
                 existing = cls._mo_probe(session, store)
                 if existing is not None:
+                    if lock is not None:
+                        existing.load(lock=lock)
                     return existing
         return super().__new__(cls)
 
     def __init__(self, store: Mapping[str, Any] | None = None, flag: int = MO_NOA,
-                 session: Session | None = None) -> None:
+                 session: Session | None = None, *, lock: str | None = None) -> None:
         if hasattr(self, "_mo_store"):
             return  # the identity map gave back an object this session already holds
         if session is None:
@@ -74,7 +81,10 @@ class DbMother:
         self._mo_store = {}
         self._mo_dirty = None
         self._mo_init_store(dict(store or {}))
-        self._mo_act(flag)
+        if lock is not None:
+            self.load(lock=lock)
+        else:
+            self._mo_act(flag)
 
     # -- plumbing ------------------------------------------------------------------------
     @classmethod
@@ -176,11 +186,15 @@ class DbMother:
     # -- building from rows (used by sessions and record sets) -----------------------------
     @classmethod
     def load_rows(cls, executor: Executor, filter: Any, fields: Iterable[str] | None = None,
-                  order: Any = None, distinct: bool = False) -> list[dict[str, Any]]:
-        """Rows of this table matching ``filter`` (dict, MoFilter or trusted string)."""
+                  order: Any = None, distinct: bool = False, lock: str | None = None
+                  ) -> list[dict[str, Any]]:
+        """Rows of this table matching ``filter`` (dict, MoFilter or trusted string),
+        locked as ``lock`` says (a locking read is refused in a read-only session)."""
+        if lock is not None:
+            executor._check_writable(f"a locking read (lock={lock!r}) of {cls.table_name}")
         table = executor.database.schema.table(cls.table_name)
         text, params = sql.select(executor.database.dialect, table, fields, filter, order,
-                                  distinct)
+                                  distinct, lock)
         return executor.mr_query(text, params)
 
     @classmethod
@@ -244,6 +258,7 @@ class DbMother:
             return
         table = self._mo_table()
         values = {name: self._mo_store[name] for name in sorted(dirty)}
+        loaded = self._mo_loaded(table)
         where = self._mo_where(table, "update", exclude=dirty)
         text, params = sql.update(self._mo_database().dialect, table, values, where)
         uow = self._mo_touch()
@@ -251,7 +266,7 @@ class DbMother:
         if uow is not None:
             uow.sync(self)
         try:
-            self._mo_executor().oc_query(text, params)
+            self._mo_change(text, params, loaded, "update")
         except BaseException:
             self._mo_dirty = dirty
             if uow is not None:
@@ -268,9 +283,10 @@ class DbMother:
             return
         if not self._mo_store:
             raise PrimaryKeyError(f"refusing to delete from {table.name} with an empty store")
+        loaded = self._mo_loaded(table)
         text, params = sql.delete(self._mo_database().dialect, table,
                                   self._mo_where(table, "delete"))
-        self._mo_executor().oc_query(text, params)
+        self._mo_change(text, params, loaded, "delete")
         self._mo_state = GONE
         if uow is not None:
             uow.sync(self)
@@ -278,14 +294,32 @@ class DbMother:
             if key is not None:
                 uow.identity.discard(table.name, key, self)
 
-    def load(self, fields: Iterable[str] | None = None) -> dict[str, Any]:
-        """SELECT the one row matching every stored value; returns the whole store."""
+    def _mo_loaded(self, table: Table) -> bool:
+        """Whether the record stands for a row it was loaded from (or stored as), by key."""
+        return self._mo_state in (PERSISTENT, DELETED) and self._mo_primary_key(table) is not None
+
+    def _mo_change(self, text: str, params: Any, loaded: bool, what: str) -> None:
+        """Run an UPDATE or DELETE now; for a loaded row, matching none is stale."""
+        count = self._mo_executor()._run(text, params, lambda cursor: cursor.rowcount)
+        if loaded and count == 0:
+            raise StaleRecordError(self.table_name, self._mo_primary_key(), what)
+
+    def load(self, fields: Iterable[str] | None = None, lock: str | None = None
+             ) -> dict[str, Any]:
+        """SELECT the one row matching every stored value; returns the whole store.
+
+        ``lock`` (``"update"``, ``"update nowait"``, ``"update skip locked"``,
+        ``"share"``…) makes it a locking read of every column (or of ``fields``),
+        which always goes to the database.
+        """
         table = self._mo_table()
         if not self._mo_store:
             raise PrimaryKeyError(f"cannot load {table.name} with an empty store")
         if fields is not None:
             wanted = list(fields)
             table.check_fields(wanted)
+        elif lock is not None:
+            wanted = list(table.columns)
         else:
             wanted = [name for name in table.columns if name not in self._mo_store]
         if not wanted:
@@ -296,7 +330,7 @@ class DbMother:
         key = self._mo_primary_key(table)
         if self._mo_state in (PERSISTENT, DELETED) and key is not None:
             where = dict(zip(table.primary_key, key))
-        rows = type(self).load_rows(self._mo_executor(), where, select)
+        rows = type(self).load_rows(self._mo_executor(), where, select, lock=lock)
         if len(rows) != 1:
             raise NotUniqueError(f"load {table.name} {where}", len(rows))
         uow = self._mo_touch()

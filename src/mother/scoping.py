@@ -18,10 +18,14 @@ def object_session(obj: Any) -> Session | None:
 
 
 @contextlib.contextmanager
-def session_scope(name: str | None = None, *, database: str | Database = "default"
+def session_scope(name: str | None = None, *, database: str | Database = "default",
+                  readonly: bool = False, isolation_level: str | None = None
                   ) -> Iterator[Session]:
-    """A session for a block: commit on success, rollback on error, always ended."""
-    session = Session(name, database=database)
+    """A session for a block: commit on success, rollback on error, always ended.
+
+    ``readonly`` and ``isolation_level`` are the session's (see :class:`Session`)."""
+    session = Session(name, database=database, readonly=readonly,
+                      isolation_level=isolation_level)
     try:
         yield session
     except BaseException:

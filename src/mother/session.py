@@ -7,9 +7,10 @@ import logging
 import random
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .config import as_isolation_level
 from .database import Database, resolve
 from .dialects.base import EndLost
 from .errors import (
@@ -18,6 +19,7 @@ from .errors import (
     FlushError,
     NotUniqueError,
     PrimaryKeyError,
+    ReadOnlySessionError,
     SessionClosedError,
     SessionConflictError,
     TransactionManagedError,
@@ -27,11 +29,15 @@ from .unitofwork import DELETED, GONE, PENDING, PERSISTENT, TRANSIENT, UnitOfWor
 
 if TYPE_CHECKING:
     from .dialects import PoolStatus
+    from .dialects.base import BatchResult
     from .records import DbMother
 
 sql_log = logging.getLogger("mother.sql")
 log = logging.getLogger(__name__)
 READ_ONLY = re.compile(r"\s*(SELECT|SHOW|VALUES|EXPLAIN|TABLE)\b", re.IGNORECASE)
+#: what a read-only session sends: the server refuses a write hidden behind it
+#: (a data-modifying WITH, a function called by a SELECT)
+READS = re.compile(r"\s*(SELECT|WITH|SHOW|VALUES|EXPLAIN|TABLE)\b", re.IGNORECASE)
 Statement = tuple[str, list[dict[str, Any]], bool]
 
 
@@ -44,6 +50,19 @@ class Executor:
 
     database: Database
     name: str
+    #: whether writes are refused (read-only sessions)
+    readonly = False
+
+    def _check_writable(self, what: str) -> None:
+        """Refuse ``what`` (a write) in a read-only session, before anything is sent."""
+        if self.readonly:
+            raise ReadOnlySessionError(f"session {self.name!r} is read-only: refusing {what}")
+
+    def _check_read(self, sql: str) -> None:
+        if self.readonly and not READS.match(sql):
+            words = sql.split(None, 1)
+            self._check_writable(f"the statement {(words[0] if words else sql).upper()!r} "
+                                 "(only SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN)")
 
     def _run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
         raise NotImplementedError
@@ -118,14 +137,28 @@ class Session(Executor):
     ``commit()`` commits and keeps the session; ``rollback()`` undoes;
     ``endSession()`` commits and gives the connection back. With ``pg_conn``
     the caller's connection is used: it is committed at the end, never closed.
+
+    ``readonly`` refuses every write before anything is sent (and the
+    database refuses the writes it cannot see: ``READ ONLY`` transactions on
+    PostgreSQL, ``PRAGMA query_only`` on SQLite); a read-only session never
+    flushes by itself. ``isolation_level`` overrides the database's setting
+    for the session's transactions. ``hooks=False`` leaves the database's
+    session hooks to the caller, which runs them once it has joined the session
+    to a transaction itself (as ``mother.tm.current_session`` does).
     """
 
     def __init__(self, name: str | None = None, pg_conn: Any = None, *,
-                 database: str | Database = "default", autoflush: bool | None = None) -> None:
+                 database: str | Database = "default", autoflush: bool | None = None,
+                 readonly: bool = False, isolation_level: str | None = None,
+                 hooks: bool = True) -> None:
         self.database = resolve(database)
         settings = self.database.settings
         self.name = name or f"{settings.session_name}-{random.randint(1, 2**31)}"
-        self.autoflush = settings.autoflush if autoflush is None else autoflush
+        self.readonly = bool(readonly)
+        #: the isolation level of the session's transactions (None: the database's)
+        self.isolation_level = as_isolation_level("isolation_level", isolation_level)
+        wanted = settings.autoflush if autoflush is None else autoflush
+        self.autoflush = wanted and not self.readonly  # nothing to flush in a read-only one
         self._conn = pg_conn
         self._owned = pg_conn is None
         self._closed = False
@@ -144,8 +177,9 @@ class Session(Executor):
         self.uow = UnitOfWork(self)
         if pg_conn is not None:
             self.database.dialect.set_session_name(pg_conn, self.name)
-        for hook in self.database.session_hooks:
-            hook(self)
+        if hooks:
+            for hook in self.database.session_hooks:
+                hook(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -217,15 +251,20 @@ class Session(Executor):
                     self.database.putconn(conn)
             log.warning("session %s lost its connection: %s", self.name, error)
 
+    def _begin(self, conn: Any) -> None:
+        """Open the session's transaction (with its options) where none is open."""
+        self.database.dialect.begin(conn, self.name, self.isolation_level, self.readonly)
+
     def _run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
         self._check_open()
+        self._check_read(sql)
         if self.autoflush and not self._flushing and self.uow.has_pending():
             self.flush()
         dialect = self.database.dialect
         self._log(sql, params)
 
         def work(conn: Any) -> Any:
-            dialect.begin(conn, self.name)
+            self._begin(conn)
             return fetch(dialect.execute(conn, sql, params))
 
         result = self._attempt(work)
@@ -239,20 +278,23 @@ class Session(Executor):
         if not seq:
             return []
         self._check_open()
+        self._check_read(sql)
         if self.autoflush and not self._flushing and self.uow.has_pending():
             self.flush()
         results = self._batch([(sql, list(seq), returning)])
-        return results[0]
+        return results[0].rows
 
-    def _batch(self, statements: list[Statement], commit: bool = False) -> list[list[Any]]:
-        """Send several executemany statements together (one round trip where the driver can)."""
+    def _batch(self, statements: list[Statement], commit: bool = False,
+               must_change: Collection[int] = ()) -> list[BatchResult]:
+        """Send several executemany statements together (one round trip where the driver
+        can); see :meth:`~mother.dialects.base.Dialect.run_batch` for ``must_change``."""
         dialect = self.database.dialect
         for sql, seq, _ in statements:
             self._log(sql, seq)
 
-        def work(conn: Any) -> list[list[Any]]:
-            dialect.begin(conn, self.name)
-            return dialect.run_batch(conn, statements, commit)
+        def work(conn: Any) -> list[BatchResult]:
+            self._begin(conn)
+            return dialect.run_batch(conn, statements, commit, must_change)
 
         try:
             results = self._attempt(work)
@@ -297,6 +339,7 @@ class Session(Executor):
         self._check_open()
         if self._flushing or not self.uow.has_pending():
             return False
+        self._check_writable("to flush its changes (detach() or rollback() them)")
         self._flushing = True
         try:
             self.uow.flush(commit)
@@ -307,6 +350,7 @@ class Session(Executor):
     def persist(self, obj: DbMother) -> DbMother:
         """Queue ``obj`` for insertion at the next flush (or track it if it is already stored)."""
         self._check_open()
+        self._check_writable(f"persist() of a {obj.table_name} record")
         self.uow.own(obj)
         self.uow.touch(obj)
         if obj._mo_state in (TRANSIENT, GONE):
@@ -319,6 +363,7 @@ class Session(Executor):
     def delete(self, obj: DbMother) -> None:
         """Queue the deletion of ``obj`` at the next flush (a pending one is simply dropped)."""
         self._check_open()
+        self._check_writable(f"delete() of a {obj.table_name} record")
         self.uow.own(obj)
         self.uow.touch(obj)
         if obj._mo_state == PENDING:
@@ -327,8 +372,14 @@ class Session(Executor):
             obj._mo_state = DELETED
         self.uow.sync(obj)
 
-    def get(self, cls: Any, pk: Any) -> DbMother | None:
-        """The object of the row with primary key ``pk``: no SQL if the session holds it."""
+    def get(self, cls: Any, pk: Any, lock: str | None = None) -> DbMother | None:
+        """The object of the row with primary key ``pk``: no SQL if the session holds it.
+
+        With ``lock`` (``"update"``, ``"update nowait"``, ``"update skip locked"``,
+        ``"share"``…, see :func:`mother.sql.lock_clause`) the row is always read
+        again, locked, and the object held for it takes the values read (except its
+        unflushed changes).
+        """
         from .records import builder_for
 
         builder = builder_for(cls, self.database)
@@ -339,10 +390,16 @@ class Session(Executor):
         else:
             values = tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
         found = self.uow.identity.get(table.name, values)
-        if found is not None:
+        if found is not None and lock is None:
             return found if found._mo_state == PERSISTENT else None
-        rows = builder.load_rows(self, dict(zip(keys, values)))
-        return builder.from_row(self, rows[0]) if rows else None
+        rows = builder.load_rows(self, dict(zip(keys, values)), lock=lock)
+        if not rows:
+            return None
+        if found is not None:
+            dirty = found._mo_dirty or ()
+            found._mo_store.update({k: v for k, v in rows[0].items() if k not in dirty})
+            return found if found._mo_state == PERSISTENT else None
+        return builder.from_row(self, rows[0])
 
     def refresh(self, obj: DbMother) -> DbMother:
         """Read ``obj``'s row again, dropping its unflushed changes."""
@@ -406,6 +463,7 @@ class Session(Executor):
         name = f"mother_sp_{self._savepoints}"
         conn = self.connection()
         self._log(f"SAVEPOINT {name}", None)
+        self._begin(conn)
         self.database.dialect.savepoint(conn, name)
         self.uow.push()
         self.wrote = True
@@ -637,7 +695,7 @@ class SharedConnection(Executor):
         if not seq:
             return []
         return self._in(lambda conn: self.database.dialect.run_batch(
-            conn, [(sql, list(seq), returning)], False)[0])
+            conn, [(sql, list(seq), returning)], False)[0].rows)
 
     def beginTrans(self) -> None:
         """Open (or nest into) a transaction; this thread owns the connection until it ends."""
@@ -677,9 +735,13 @@ class SharedConnection(Executor):
 
 
 def MotherSession(name: str | None = None, pg_conn: Any = None, *,
-                  database: str | Database = "default", autoflush: bool | None = None) -> Session:
-    """Open a session (Mother's name): ``MotherSession()``, work, then ``endSession()``."""
-    return Session(name, pg_conn, database=database, autoflush=autoflush)
+                  database: str | Database = "default", autoflush: bool | None = None,
+                  readonly: bool = False, isolation_level: str | None = None) -> Session:
+    """Open a session (Mother's name): ``MotherSession()``, work, then ``endSession()``.
+
+    ``readonly=True`` refuses writes; ``isolation_level`` is the session's own."""
+    return Session(name, pg_conn, database=database, autoflush=autoflush, readonly=readonly,
+                   isolation_level=isolation_level)
 
 
 def MotherPoolStatus(database: str = "default") -> PoolStatus:

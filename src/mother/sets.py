@@ -21,7 +21,7 @@ from .errors import MotherError, ParanoidError
 from .records import MO_DEL, MO_LOAD, MO_NOA, MO_SAVE, MO_UP, DbMother, builder_for
 from .schema import Table
 from .session import Executor, Session
-from .sql import SQL_DEFAULT, Query, template, template_params
+from .sql import SQL_DEFAULT, Query, lock_clause, template, template_params
 
 log = logging.getLogger(__name__)
 #: rows per SELECT when MotherMany loads (keeps the parameter count low on SQLite)
@@ -76,15 +76,24 @@ class MotherBox(_RecordSet):
     """The rows of one table matching a filter: load (``MO_LOAD``), update, delete.
 
     For ``MO_UP``, ``fields`` is the mapping of new values. ``joins`` (used by
-    the child and relation methods) adds joined tables to a load.
+    the child and relation methods) adds joined tables to a load. ``lock``
+    (``"update"``, ``"update nowait"``, ``"update skip locked"``, ``"share"``…)
+    makes the load a locking read of the matching rows.
     """
 
     def __init__(self, builder: Any, filter: Any = None, flag: int = MO_NOA,
                  fields: Any = None, order: Any = None, session: Session | None = None,
-                 distinct: bool = False, *, joins: Sequence[joins.Join] = ()) -> None:
+                 distinct: bool = False, *, joins: Sequence[joins.Join] = (),
+                 lock: str | None = None) -> None:
         super().__init__(builder, session)
         self.filter, self.fields, self.order = filter, fields, order
         self.distinct, self.joins = distinct, tuple(joins)
+        self.lock = lock
+        self._locking = lock_clause(self.database.dialect, lock, distinct or bool(self.joins))
+        if lock is not None and flag not in (MO_NOA, MO_LOAD):
+            raise SetError(f"lock={lock!r} is for loads (MO_LOAD), not flag {flag!r}")
+        if lock is not None:
+            self.executor._check_writable(f"a locking read (lock={lock!r}) of {self.table.name}")
         self.rowcount = -1
         actions = {MO_NOA: None, MO_LOAD: self.load, MO_UP: self.update, MO_DEL: self.delete}
         if flag not in actions:
@@ -105,7 +114,7 @@ class MotherBox(_RecordSet):
         what = [(self.table.name, name, None) for name in fields]
         sql, params = joins.select(dialect, schema, self.table.name, what, self.filter,
                                    self.order, self.distinct or bool(self.joins), self.joins)
-        self._records = self.executor.mr_query(sql, params)
+        self._records = self.executor.mr_query(sql + self._locking, params)
         return self._records
 
     def update(self) -> int:

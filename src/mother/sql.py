@@ -37,6 +37,38 @@ class InvalidFilterError(MotherError, TypeError):
     """A filter of a kind dbmother does not understand."""
 
 
+class InvalidLockError(MotherError, ValueError):
+    """A ``lock=`` argument that is not one of :data:`LOCKS` (or that cannot apply)."""
+
+
+#: the locking reads (``lock=`` of ``session.get``, ``load``, ``MotherBox``) and their SQL
+LOCKS = {
+    "update": "FOR UPDATE",
+    "update nowait": "FOR UPDATE NOWAIT",
+    "update skip locked": "FOR UPDATE SKIP LOCKED",
+    "share": "FOR SHARE",
+    "share nowait": "FOR SHARE NOWAIT",
+    "share skip locked": "FOR SHARE SKIP LOCKED",
+}
+
+
+def lock_clause(dialect: Dialect, lock: str | None, distinct: bool = False) -> str:
+    """The clause that ends a locking read (empty for ``lock=None``), checked.
+
+    Spelled in any case and spacing; a DISTINCT select cannot lock its rows.
+    """
+    if lock is None:
+        return ""
+    clause = LOCKS.get(" ".join(lock.lower().split())) if isinstance(lock, str) else None
+    if clause is None:
+        raise InvalidLockError(f"lock={lock!r}: expected None or one of "
+                               + ", ".join(map(repr, LOCKS)))
+    if distinct:
+        raise InvalidLockError(f"lock={lock!r}: a DISTINCT (or joined) select cannot lock "
+                               "its rows")
+    return dialect.lock_clause(clause)
+
+
 class MoFilter:
     """A filter made of programmer-written SQL conditions with bound parameters.
 
@@ -183,13 +215,16 @@ class Query:
 
 
 def select(dialect: Dialect, table: Table, fields: Iterable[str] | None, filter: Any,
-           order: Any = None, distinct: bool = False) -> tuple[str, dict[str, Any]]:
+           order: Any = None, distinct: bool = False, lock: str | None = None
+           ) -> tuple[str, dict[str, Any]]:
+    """``SELECT fields FROM table WHERE filter ORDER BY order`` (then the ``lock`` clause)."""
+    locking = lock_clause(dialect, lock, distinct)
     query = Query(dialect)
     tables = {table.name: table}
     what = query.columns(table, fields if fields else table.columns, qualify=True)
     conditions = query.conditions(filter, tables, table)
     sql = (f"SELECT {'DISTINCT ' if distinct else ''}{what} FROM {query.ident(table.name)}"
-           f"{query.where(conditions)}{query.order_by(order, tables, table)}")
+           f"{query.where(conditions)}{query.order_by(order, tables, table)}{locking}")
     return sql, query.params
 
 

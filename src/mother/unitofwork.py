@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import sql
-from .errors import PrimaryKeyError, SessionConflictError
+from .dialects.base import RowNotChangedError
+from .errors import PrimaryKeyError, SessionConflictError, StaleRecordError
 from .sql import SQL_DEFAULT
 
 if TYPE_CHECKING:
@@ -234,7 +235,9 @@ class UnitOfWork:
         """Write everything pending: inserts parents first, deletes children first, batched.
 
         Nothing changes on the objects unless the whole batch succeeded; with
-        ``commit`` the batch ends with COMMIT.
+        ``commit`` the batch ends with COMMIT. An update or delete that matches no
+        row (another transaction deleted it) raises :class:`StaleRecordError` and
+        commits nothing.
         """
         if not self.has_pending():
             return
@@ -242,6 +245,8 @@ class UnitOfWork:
         dialect = self.session.database.dialect
         statements: list[tuple[str, list[dict[str, Any]], bool]] = []
         appliers: list[Any] = []
+        #: the updates and deletes by key, by statement index: each must change its row
+        checked: dict[int, tuple[str, list[DbMother]]] = {}
 
         groups: dict[tuple[Any, ...], list[DbMother]] = {}
         for obj in self.new.values():
@@ -265,6 +270,7 @@ class UnitOfWork:
         for (table_name, columns), objs in updates.items():
             table = schema.table(table_name)
             keys = self._require_key(table, objs, "update")
+            checked[len(statements)] = ("update", objs)
             statements.append((
                 sql.template(dialect, table, "update", columns, keys),
                 [sql.template_params(columns, keys, obj._mo_store, dict(zip(keys, obj._mo_key)))
@@ -279,6 +285,7 @@ class UnitOfWork:
         for table_name, objs in sorted(deletes.items(), key=lambda item: -schema.rank(item[0])):
             table = schema.table(table_name)
             keys = self._require_key(table, objs, "delete")
+            checked[len(statements)] = ("delete", objs)
             statements.append((
                 sql.template(dialect, table, "delete", (), keys),
                 [sql.template_params((), keys, {}, dict(zip(keys, obj._mo_key))) for obj in objs],
@@ -286,13 +293,18 @@ class UnitOfWork:
             appliers.append((self._deleted, objs, ()))
 
         try:
-            results = self.session._batch(statements, commit)
+            try:
+                results = self.session._batch(statements, commit, checked)
+            except RowNotChangedError as error:
+                what, objs = checked[error.statement]
+                obj = objs[error.index]
+                raise StaleRecordError(obj.table_name, obj._mo_key, what) from error
         except BaseException as error:
             if self.session._lost is None:
                 self.session._failed = error
             raise
-        for (apply, objs, extra), rows in zip(appliers, results):
-            apply(objs, rows, extra)
+        for (apply, objs, extra), result in zip(appliers, results):
+            apply(objs, result.rows, extra)
 
     @staticmethod
     def _require_key(table: Any, objs: list[DbMother], what: str) -> tuple[str, ...]:

@@ -3,11 +3,36 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol
+from collections.abc import Collection, Sequence
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from ..config import Settings
+from ..errors import MotherError
 from ..schema import Schema
+
+#: one statement of a batch: SQL text, its parameter sets, whether it returns rows
+Statement = tuple[str, Sequence[Any], bool]
+
+
+class BatchResult(NamedTuple):
+    """What one statement of :meth:`Dialect.run_batch` gave back."""
+
+    #: the rows every run returned, concatenated (one per parameter set for
+    #: ``INSERT … RETURNING``)
+    rows: list[Any]
+    #: per parameter set, in order: the rows it changed (or returned)
+    counts: list[int]
+
+
+class RowNotChangedError(MotherError):
+    """A statement of a batch that had to change a row per parameter set changed none
+    for one of them; nothing of the batch was committed."""
+
+    def __init__(self, statement: int, index: int) -> None:
+        super().__init__(f"statement {statement} of the batch changed no row for its "
+                         f"parameter set {index}")
+        self.statement = statement
+        self.index = index
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +100,8 @@ class Dialect:
     ordered_returning: ClassVar[bool] = False
     #: exceptions that mean "the connection is gone"
     connection_errors: ClassVar[tuple[type[BaseException], ...]]
+    #: whether the database can prepare transactions at all (False: no need to ask it)
+    can_prepare: ClassVar[bool] = False
 
     def __init__(self, settings: Settings, database: str) -> None:
         self.settings = settings
@@ -104,12 +131,21 @@ class Dialect:
     def set_session_name(self, conn: Any, name: str) -> None:
         """Show the session name to the server's administrators, where it can."""
 
-    def begin(self, conn: Any, name: str | None = None) -> None:
+    def begin(self, conn: Any, name: str | None = None, isolation_level: str | None = None,
+              readonly: bool = False) -> None:
         """Open a transaction if the driver does not do it by itself.
 
         ``name`` is the session's name, shown to the server's administrators
         where the database can (set together with the transaction's start).
+        ``isolation_level`` (one of :data:`~mother.config.ISOLATION_LEVELS`;
+        None: the ``isolation_level`` setting) and ``readonly`` apply to the
+        transaction it opens.
         """
+
+    def lock_clause(self, clause: str) -> str:
+        """The text a locking read adds to its SELECT (``clause`` is ``FOR UPDATE`` and
+        the like, already checked); empty where the database has no row locks."""
+        return " " + clause
 
     def in_transaction(self, conn: Any) -> bool:
         raise NotImplementedError
@@ -122,21 +158,30 @@ class Dialect:
         """Run one statement and return a cursor whose rows are dicts."""
         raise NotImplementedError
 
-    def run_batch(self, conn: Any, statements: Sequence[tuple[str, Sequence[Any], bool]],
-                  commit: bool = False) -> list[list[Any]]:
+    def run_batch(self, conn: Any, statements: Sequence[Statement], commit: bool = False,
+                  must_change: Collection[int] = ()) -> list[BatchResult]:
         """Run executemany statements in order (then COMMIT if asked), in one round trip
-        where the driver can; per statement, the rows every run returned, concatenated
-        (one per parameter set for ``INSERT … RETURNING``)."""
+        where the driver can; per statement, its rows and its counts.
+
+        Every parameter set of the statements whose index is in ``must_change``
+        must change a row: when one changes none, :class:`RowNotChangedError` is
+        raised and nothing is committed (the transaction must be rolled back).
+        """
         results = []
-        for sql, seq, returning in statements:
-            if returning:
-                rows: list[Any] = []
-                for params in seq:
-                    rows.extend(self.execute(conn, sql, params).fetchall())
-                results.append(rows)
-            else:
-                self.executemany(conn, sql, seq)
-                results.append([])
+        for number, (sql, seq, returning) in enumerate(statements):
+            rows: list[Any] = []
+            counts = []
+            for index, params in enumerate(seq):
+                cursor = self.execute(conn, sql, params)
+                if returning:
+                    found = cursor.fetchall()
+                    rows.extend(found)
+                    counts.append(len(found))
+                else:
+                    counts.append(cursor.rowcount)
+                if counts[-1] == 0 and number in must_change:
+                    raise RowNotChangedError(number, index)
+            results.append(BatchResult(rows, counts))
         if commit:
             self.commit(conn)
         return results

@@ -216,15 +216,27 @@ def literal(conn: psycopg.Connection, value: str) -> bytes:
     return psycopg.sql.Literal(value).as_bytes(conn)
 
 
-def begin(conn: psycopg.Connection, name: str | None) -> None:
-    """Queue ``BEGIN`` (and ``SET application_name``) for the next statements, if idle."""
+#: the ``BEGIN`` of each isolation level (None: the server's default)
+_BEGIN = {None: b"BEGIN", "read committed": b"BEGIN ISOLATION LEVEL READ COMMITTED",
+          "repeatable read": b"BEGIN ISOLATION LEVEL REPEATABLE READ",
+          "serializable": b"BEGIN ISOLATION LEVEL SERIALIZABLE"}
+
+
+def begin(conn: psycopg.Connection, name: str | None, isolation_level: str | None = None,
+          readonly: bool = False) -> None:
+    """Queue ``BEGIN [ISOLATION LEVEL …] [READ ONLY]`` (and ``SET application_name``) for
+    the next statements, if idle. A ``BEGIN`` already queued stays as it is: a second
+    call before anything was sent (a savepoint's) keeps the session's options."""
     if conn.autocommit or conn.pgconn.transaction_status != _IDLE:
         return
-    commands = [b"BEGIN"]
+    state = _state(conn)
+    if state.begin:
+        return
+    commands = [_BEGIN[isolation_level] + (b" READ ONLY" if readonly else b"")]
     if name is not None and conn.info.parameter_status("application_name") != name:
         # SET takes no snapshot: the transaction may still choose its isolation level
         commands.append(b"SET application_name = " + literal(conn, name))
-    _state(conn).begin = commands
+    state.begin = commands
 
 
 def discard_begin(conn: psycopg.Connection) -> list[bytes]:

@@ -11,9 +11,10 @@ handing it out (replacing one whose server process went away).
 
 from __future__ import annotations
 
+import re
 import select
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import psycopg
@@ -25,9 +26,16 @@ from psycopg.rows import dict_row
 from ..errors import ConfigError, PoolTimeoutError
 from ..schema import Column, ForeignKey, Schema, Table
 from . import pgwire
-from .base import Dialect, EndLost, PoolStatus
+from .base import BatchResult, Dialect, EndLost, PoolStatus, RowNotChangedError, Statement
 
 UNBOUNDED = 2**31 - 1
+#: an UPDATE or DELETE (parameters named) that fails when it changes no row: the
+#: text of the failed cast names the statement and parameter set
+GUARD = ("WITH mo_changed AS (", " RETURNING 1) SELECT CAST(CASE WHEN COUNT(*) = 0 "
+         "THEN %(mo_unchanged)s ELSE CAST(COUNT(*) AS TEXT) END AS BIGINT) AS mo_count "
+         "FROM mo_changed")
+UNCHANGED = "mother-unchanged:"
+UNCHANGED_RE = re.compile(re.escape(UNCHANGED) + r"(\d+):(\d+)")
 
 TABLES_SQL = """
 SELECT c.oid, c.relname
@@ -122,6 +130,7 @@ class PostgresDialect(Dialect):
     ordered_returning = True
     concurrent_writes = True
     connection_errors = (psycopg.OperationalError, psycopg.InterfaceError)
+    can_prepare = True
 
     def __init__(self, settings: Any, database: str) -> None:
         super().__init__(settings, database)
@@ -179,9 +188,12 @@ class PostgresDialect(Dialect):
             finally:
                 conn.autocommit = False
 
-    def begin(self, conn: psycopg.Connection, name: str | None = None) -> None:
-        """Queue ``BEGIN`` (and ``SET application_name``): it rides with the next statement."""
-        pgwire.begin(conn, None if name is None else name[:63])
+    def begin(self, conn: psycopg.Connection, name: str | None = None,
+              isolation_level: str | None = None, readonly: bool = False) -> None:
+        """Queue ``BEGIN [ISOLATION LEVEL …] [READ ONLY]`` (and ``SET application_name``):
+        it rides with the next statement."""
+        pgwire.begin(conn, None if name is None else name[:63],
+                     isolation_level or self.settings.isolation_level, readonly)
 
     def in_transaction(self, conn: psycopg.Connection) -> bool:
         return conn.info.transaction_status != TransactionStatus.IDLE
@@ -229,19 +241,46 @@ class PostgresDialect(Dialect):
         pgwire.open_transaction(conn)
         conn.execute(script.encode())
 
-    def run_batch(self, conn: psycopg.Connection,
-                  statements: Sequence[tuple[str, Sequence[Any], bool]],
-                  commit: bool = False) -> list[list[Any]]:
-        """One pipeline: every statement (and the COMMIT) goes out before any result comes back."""
-        flat = [(sql, params) for sql, seq, _ in statements for params in seq]
+    def run_batch(self, conn: psycopg.Connection, statements: Sequence[Statement],
+                  commit: bool = False, must_change: Collection[int] = ()) -> list[BatchResult]:
+        """One pipeline: every statement (and the COMMIT) goes out before any result comes back.
 
-        def grouped(results: list[pgwire.Result]) -> list[list[Any]]:
-            each = iter(results)
-            return [[row for _ in seq for row in next(each).rows] for _, seq, _ in statements]
+        The rows a statement of ``must_change`` changed are known only once the
+        COMMIT has been sent with it: when one rides in the batch, each such
+        statement is guarded (:data:`GUARD`) so that the server itself fails it,
+        and so skips the COMMIT, when it changes no row.
+        """
+        guarded = commit and bool(must_change)
+        flat = []
+        for number, (sql, seq, _) in enumerate(statements):
+            if guarded and number in must_change:
+                text = GUARD[0] + sql + GUARD[1]
+                flat.extend((text, {**params, "mo_unchanged": f"{UNCHANGED}{number}:{index}"})
+                            for index, params in enumerate(seq))
+            else:
+                flat.extend((sql, params) for params in seq)
+
+        def grouped(results: list[pgwire.Result]) -> list[BatchResult]:
+            each, out = iter(results), []
+            for number, (_, seq, _) in enumerate(statements):
+                mine = [next(each) for _ in seq]
+                if guarded and number in must_change:
+                    out.append(BatchResult([], [result.rows[0]["mo_count"] for result in mine]))
+                    continue
+                counts = [result.rowcount for result in mine]
+                if number in must_change and 0 in counts:
+                    raise RowNotChangedError(number, counts.index(0))
+                out.append(BatchResult([row for result in mine for row in result.rows], counts))
+            return out
 
         try:
             return grouped(pgwire.run(conn, flat, end=b"COMMIT" if commit else None,
                                       probe=commit))
+        except pgerrors.InvalidTextRepresentation as error:
+            found = UNCHANGED_RE.search(error.diag.message_primary or "") if guarded else None
+            if found is None:
+                raise
+            raise RowNotChangedError(int(found[1]), int(found[2])) from error
         except EndLost as lost:
             if lost.results is not None:
                 lost.results = grouped(lost.results)

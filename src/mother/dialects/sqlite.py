@@ -6,6 +6,15 @@
 * Writers are serialized by SQLite: a transaction starts with
   ``BEGIN IMMEDIATE`` and waits up to ``busy_timeout`` for the write lock, so
   two sessions never deadlock on a lock upgrade.
+* Every transaction is serializable: writers hold the database's write lock
+  until they end and readers see one snapshot (WAL), so each
+  ``isolation_level`` is already met and none changes anything.
+* A read-only transaction starts with a plain (deferred) ``BEGIN``, which
+  takes no write lock, on a connection set to ``PRAGMA query_only`` (reset
+  when the connection goes back to the pool).
+* There are no row locks: a locking read (``lock="update"``) is a plain
+  SELECT, the write lock the transaction holds from its start already keeps
+  every other writer out.
 * Foreign keys are enforced on every connection.
 """
 
@@ -99,6 +108,7 @@ class SQLiteDialect(Dialect):
         try:
             if conn.in_transaction:
                 conn.rollback()
+            conn.execute("PRAGMA query_only = OFF")  # a read-only session may have set it
             return True
         except sqlite3.Error:
             return False
@@ -114,10 +124,19 @@ class SQLiteDialect(Dialect):
                 self._close(self._anchor)
                 self._anchor = None
 
-    def begin(self, conn: _Connection, name: str | None = None) -> None:
-        if not conn.in_transaction:
+    def begin(self, conn: _Connection, name: str | None = None,
+              isolation_level: str | None = None, readonly: bool = False) -> None:
+        if conn.in_transaction:
+            return
+        if readonly:
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute("BEGIN")
+        else:
             conn.execute("BEGIN IMMEDIATE")
-            conn.changes_at_begin = conn.total_changes
+        conn.changes_at_begin = conn.total_changes
+
+    def lock_clause(self, clause: str) -> str:
+        return ""
 
     def in_transaction(self, conn: sqlite3.Connection) -> bool:
         return conn.in_transaction

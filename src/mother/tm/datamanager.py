@@ -52,6 +52,7 @@ from ..errors import (
     MotherError,
     RolledBackError,
     SessionClosedError,
+    StaleRecordError,
     TransactionManagedError,
 )
 from ..session import Session
@@ -483,8 +484,9 @@ class MotherDataManager:
         return _Savepoint(self)
 
     def should_retry(self, exception: BaseException) -> bool:
-        """Serialization failures, deadlocks, SQLite's "database is locked"."""
-        return self.database.dialect.is_transient(exception)
+        """Stale records, serialization failures, deadlocks, SQLite's "database is locked"."""
+        return isinstance(exception, StaleRecordError) or \
+            self.database.dialect.is_transient(exception)
 
 
 @implementer(IDataManagerSavepoint)

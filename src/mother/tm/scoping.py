@@ -7,7 +7,9 @@ from typing import Any
 
 import transaction
 
+from ..config import as_isolation_level
 from ..database import Database, resolve
+from ..errors import SessionConflictError
 from ..session import Session
 from .datamanager import TransactionState, active_transaction, in_transaction, join
 
@@ -18,13 +20,17 @@ def _manager(transaction_manager: Any) -> Any:
     return transaction_manager if transaction_manager is not None else transaction.manager
 
 
-def current_session(database: str | Database = "default", transaction_manager: Any = None
+def current_session(database: str | Database = "default", transaction_manager: Any = None, *,
+                    readonly: bool | None = None, isolation_level: str | None = None
                     ) -> Session:
     """The session of ``database`` scoped to the manager's current transaction.
 
     Created and joined on first use, named ``<session_name>-<database>-<global id>``;
-    it ends with the transaction. An explicit manager outside a transaction raises
-    :class:`~mother.tm.NoActiveTransactionError`.
+    it ends with the transaction. It joins that manager only, whatever
+    :func:`register` hooks are installed. ``readonly`` and ``isolation_level``
+    apply when it is created; asked of the existing session, they must match it
+    (:class:`~mother.errors.SessionConflictError`). An explicit manager outside a
+    transaction raises :class:`~mother.tm.NoActiveTransactionError`.
     """
     db = resolve(database)
     manager = _manager(transaction_manager)
@@ -33,9 +39,24 @@ def current_session(database: str | Database = "default", transaction_manager: A
     session = state.sessions.get(db.name)
     if session is None or session.closed or session.database is not db:
         name = f"{db.settings.session_name}-{db.name}-{state.global_id[:12]}"
-        session = Session(name, database=db)
+        session = Session(name, database=db, readonly=bool(readonly),
+                          isolation_level=isolation_level, hooks=False)
         join(session, manager)
+        for hook in db.session_hooks:  # once joined: register()'s hooks leave it alone
+            hook(session)
         state.sessions[db.name] = session
+        return session
+    if readonly is not None and session.readonly != readonly:
+        raise SessionConflictError(
+            f"the session of {db.name!r} in this transaction is "
+            f"{'read-only' if session.readonly else 'read-write'}: it cannot be "
+            f"readonly={readonly!r} too")
+    level = as_isolation_level("isolation_level", isolation_level)
+    if level is not None and level != (session.isolation_level or db.settings.isolation_level):
+        raise SessionConflictError(
+            f"the session of {db.name!r} in this transaction runs at isolation level "
+            f"{session.isolation_level or db.settings.isolation_level or 'default'!r}, "
+            f"not {level!r}")
     return session
 
 
@@ -50,7 +71,8 @@ class Registration:
         return f"<Registration {self.database.name!r} {self.transaction_manager!r}>"
 
     def __call__(self, session: Session) -> None:
-        if in_transaction(self.transaction_manager):
+        # a session another registration (another manager) took already stays its own
+        if session.manager is None and in_transaction(self.transaction_manager):
             join(session, self.transaction_manager)
 
 
