@@ -49,7 +49,7 @@ FALSE_FAILURE = "false failure: raised, in both"
 PHANTOM = "phantom: a row no worker began"
 PREPARED = "left prepared after the last recovery"
 LOG_LEFT = "commit log rows left after the last recovery"
-WORKER_ERRORS = "worker died by itself (harness)"
+WORKER_ERRORS = "worker or recoverer died by itself (harness)"
 KINDS = (SPLIT, FALSE_COMMIT, FALSE_FAILURE, PHANTOM, PREPARED, LOG_LEFT, WORKER_ERRORS)
 
 
@@ -310,7 +310,7 @@ def run_chaos(dsns: list[str], workdir: Path, *, seconds: float, workers: int = 
     recovered = None
     if recoverer is not None:
         out, _ = recoverer.communicate(timeout=30)
-        recovered = json.loads(out) if out.strip() else {"exit": recoverer.returncode}
+        recovered = json.loads(out) if recoverer.returncode == 0 else None
     elapsed = time.monotonic() - started
     log_rows_before = 0
     for dsn in dsns:
@@ -318,6 +318,8 @@ def run_chaos(dsns: list[str], workdir: Path, *, seconds: float, workers: int = 
             log_rows_before += _log_rows(conn)
     report = last_recovery(dsns)
     outcome = check(dsns, sorted(workdir.glob("journal-*.jsonl")), baseline)
+    if recoverer is not None and recoverer.returncode != 0:
+        pool.died.append(workdir / "recoverer.err")
     for err in pool.died:
         tail = err.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
         outcome.flag(WORKER_ERRORS, f"{err.name}: {tail[0]}")

@@ -161,16 +161,19 @@ class _AutoRecovery:
         self._count(report, failed[-1].error if failed else None)
 
     def _count(self, report: RecoveryReport | None, error: str | None) -> None:
+        """Count a run: one that completed (``report``) or one that raised (None)."""
         with self.lock:
             counts = self.counts
+            if report is None:
+                self.counts = dataclasses.replace(
+                    counts, runs=counts.runs + 1, errors=counts.errors + 1, last_error=error)
+                return
             self.counts = dataclasses.replace(
-                counts, runs=counts.runs + 1,
-                errors=counts.errors + (report is None),
-                committed=counts.committed + (len(report.committed) if report else 0),
-                rolled_back=counts.rolled_back + (len(report.rolled_back) if report else 0),
-                failed=counts.failed + (len(report.failed) if report else 0),
-                last_error=error or counts.last_error,
-                last_run_at=time.time() if report is not None else counts.last_run_at)
+                counts, runs=counts.runs + 1, last_run_at=time.time(),
+                committed=counts.committed + len(report.committed),
+                rolled_back=counts.rolled_back + len(report.rolled_back),
+                failed=counts.failed + len(report.failed),
+                last_error=error or counts.last_error)
 
 
 _recovery = _AutoRecovery()
