@@ -83,8 +83,10 @@ def dsn(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def db(dsn: str) -> Iterator[mother.Database]:
-    """The default database, on each kind, with fresh tutorial tables."""
-    database = mother.init_mother(dsn=dsn, pool_min=1, pool_max=10, pool_timeout=5)
+    """The default database, on each kind, with fresh tutorial tables (no automatic
+    recovery: tests look at what they leave prepared)."""
+    database = mother.init_mother(dsn=dsn, pool_min=1, pool_max=10, pool_timeout=5,
+                                  recover_interval=None)
     tutorial.create(database)
     yield database
     mother.close_all()
@@ -93,7 +95,8 @@ def db(dsn: str) -> Iterator[mother.Database]:
 @pytest.fixture
 def pgdb(pg_dsns: list[str]) -> Iterator[mother.Database]:
     """The default database on PostgreSQL only, with fresh tutorial tables."""
-    database = mother.init_mother(dsn=pg_dsns[0], pool_min=1, pool_max=10, pool_timeout=5)
+    database = mother.init_mother(dsn=pg_dsns[0], pool_min=1, pool_max=10, pool_timeout=5,
+                                  recover_interval=None)
     tutorial.create(database)
     yield database
     mother.close_all()

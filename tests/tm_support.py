@@ -22,6 +22,7 @@ def second_database(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
         dsn = request.getfixturevalue("pg_dsns")[1]
     else:
         dsn = f"sqlite:///{tmp_path / (name + '.db')}"
+    settings.setdefault("recover_interval", None)  # tests look at what they leave prepared
     database = mother.init_mother(dsn=dsn, name=name, pool_min=1, pool_max=10, pool_timeout=5,
                                   **settings)
     tutorial.create(database)

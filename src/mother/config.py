@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +37,8 @@ class Settings:
     prepare_threshold: int | None = 5
     #: the isolation level of every transaction (None: the database's own default)
     isolation_level: str | None = None
+    #: seconds between automatic recoveries of in-doubt branches (None: off)
+    recover_interval: float | None = 5.0
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(Settings)}
@@ -85,6 +88,17 @@ def as_isolation_level(key: str, value: Any) -> str | None:
     if level not in ISOLATION_LEVELS:
         raise ConfigError(key, value, "expected one of " + ", ".join(map(repr, ISOLATION_LEVELS)))
     return level
+def as_interval(key: str, value: Any) -> float | None:
+    """A period in seconds, or None for off (``0``, ``off``, ``none``, an empty value)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off", "none")):
+        return None
+    try:
+        number = None if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not 0 <= number < math.inf:
+        raise ConfigError(key, value, "expected a number of seconds >= 0, or off")
+    return number or None
 
 
 def _convert(key: str, value: Any) -> Any:
@@ -105,6 +119,8 @@ def _convert(key: str, value: Any) -> Any:
         return as_int(key, value)
     if kind == "float":
         return as_float(key, value)
+    if kind == "float | None":
+        return as_interval(key, value)
     if not isinstance(value, str):
         raise ConfigError(key, value, "expected a string")
     return value.strip()

@@ -247,6 +247,11 @@ class Dialect:
         """The transactions prepared in this database: ``(gid, age in seconds)``."""
         return []
 
+    def stable_id(self) -> str | None:
+        """An id of this database that every process reaching it computes alike without
+        asking it (None: the id recorded in its commit log is used)."""
+        return None
+
     def lock_timeout(self, conn: Any, seconds: float) -> None:
         """From now on, let ``conn`` wait at most ``seconds`` for a lock (called outside a
         transaction, on a connection of recovery's own)."""

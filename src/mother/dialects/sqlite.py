@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import os
 import sqlite3
@@ -211,6 +212,13 @@ class SQLiteDialect(Dialect):
 
     def server_version(self, conn: sqlite3.Connection) -> str:
         return f"SQLite {sqlite3.sqlite_version}"
+
+    def stable_id(self) -> str | None:
+        # a file has one real path for every process of this machine; memory has no id
+        if self.memory:
+            return None
+        path = os.path.realpath(urllib.parse.unquote(self.target[len("file:"):]))
+        return hashlib.sha1(path.encode()).hexdigest()[:8]
 
     def lock_timeout(self, conn: sqlite3.Connection, seconds: float) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")

@@ -3,10 +3,11 @@
 ``join(session)`` makes ``transaction.commit()`` drive the session through
 two-phase commit and ``transaction.abort()`` roll it back; ``register()`` and
 ``current_session()`` give one session per transaction per database;
-``recover()`` resolves what a crash left prepared. See the "Transactions" chapter.
+``recover()`` resolves what a crash left prepared, and ``autorecovery`` does it in
+the background. See the "Transactions" chapter.
 """
 
-from . import commitlog
+from . import autorecovery, commitlog
 from .commitlog import COMMIT_LOG
 from .datamanager import (
     GID_PREFIX,
@@ -22,6 +23,6 @@ from .scoping import Registration, current_session, register, unregister
 
 __all__ = [
     "COMMIT_LOG", "GID_PREFIX", "Branch", "MotherDataManager", "NoActiveTransactionError",
-    "RecoveryReport", "Registration", "TransactionState", "commitlog", "current_session", "join",
-    "make_gid", "parse_gid", "recover", "register", "unregister",
+    "RecoveryReport", "Registration", "TransactionState", "autorecovery", "commitlog",
+    "current_session", "join", "make_gid", "parse_gid", "recover", "register", "unregister",
 ]

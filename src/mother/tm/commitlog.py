@@ -39,38 +39,50 @@ def _p(db: Database, name: str) -> str:
 
 def database_id(db: Database, session: Session) -> str:
     """This database's id, making the log the first time: on a connection of its own
-    (committed at once), or, where writers exclude each other (SQLite), inside
-    ``session``'s transaction, which holds the write lock already."""
-    known = _ids.get(db)
-    if known is not None:
-        return known
-    if not db.dialect.concurrent_writes:
+    (committed at once, the id remembered), or, where writers exclude each other
+    (SQLite), inside ``session``'s transaction, which holds the write lock already."""
+    dialect = db.dialect
+    if not dialect.concurrent_writes:
         session.mark_written()
-        return _made(db, session.connection())
-    conn = db.dialect.connect()
+        conn = session.connection()
+        _create(db, conn)
+        return dialect.stable_id() or _made(db, conn)
+    known = _ids.get(db)
+    if known is None:
+        known = _ids[db] = _made_apart(db)
+    return known
+
+
+def _made_apart(db: Database) -> str:
+    dialect = db.dialect
+    conn = dialect.connect()
     try:
         for attempt in range(2):
-            db.dialect.begin(conn)
+            dialect.begin(conn)
             try:
                 known = _made(db, conn)
-                db.dialect.commit(conn)
-                break
+                dialect.commit(conn)
+                return known
             except Exception:
-                db.dialect.rollback(conn)
-                if attempt or db.dialect.is_broken(conn):
+                dialect.rollback(conn)
+                if attempt or dialect.is_broken(conn):
                     raise  # two processes making the table at once: the second try sees it
     finally:
         conn.close()
-    _ids[db] = known
-    return known
+    raise AssertionError("unreachable")
+
+
+def _create(db: Database, conn: Any) -> None:
+    """Create the log if it is missing, in the current transaction."""
+    db.dialect.execute(conn, f"CREATE TABLE IF NOT EXISTS {_table(db)} ("
+                       "global_id VARCHAR(64) PRIMARY KEY, outcome VARCHAR(64) NOT NULL, "
+                       "decided_at DOUBLE PRECISION NOT NULL)")
 
 
 def _made(db: Database, conn: Any) -> str:
     """Create the log if it is missing, in the current transaction; the database's id."""
     dialect, table = db.dialect, _table(db)
-    dialect.execute(conn, f"CREATE TABLE IF NOT EXISTS {table} ("
-                    "global_id VARCHAR(64) PRIMARY KEY, outcome VARCHAR(64) NOT NULL, "
-                    "decided_at DOUBLE PRECISION NOT NULL)")
+    _create(db, conn)
     dialect.execute(conn, f"INSERT INTO {table} (global_id, outcome, decided_at) "
                     f"VALUES ({_p(db, 'key')}, {_p(db, 'id')}, {_p(db, 'at')}) "
                     "ON CONFLICT (global_id) DO NOTHING",
@@ -81,8 +93,11 @@ def _made(db: Database, conn: Any) -> str:
 
 
 def recorded_id(db: Database, conn: Any) -> str | None:
-    """The id recorded in ``db``'s log, or None when it has no log (recovery)."""
+    """The id of ``db`` (recovery): its stable one, or the one recorded in its log (None
+    when it has no log)."""
     dialect = db.dialect
+    if dialect.stable_id() is not None:
+        return dialect.stable_id()
     try:
         row = dialect.execute(conn, f"SELECT outcome FROM {_table(db)} WHERE global_id = "
                               f"{_p(db, 'key')}", {"key": ID_KEY}).fetchone()
@@ -115,9 +130,12 @@ def read(db: Database, conn: Any, global_ids: Iterable[str] | None = None) -> di
         params.update(zip(names, wanted))
     try:  # a read of committed rows, outside any transaction: it takes no write lock
         rows = dialect.execute(conn, sql, params).fetchall()
-    finally:
-        if not dialect.is_broken(conn):
-            dialect.rollback(conn)
+    except Exception:
+        if dialect.is_broken(conn):
+            raise
+        rows = []  # no log yet: nothing was ever decided here
+    if not dialect.is_broken(conn):
+        dialect.rollback(conn)
     return {row["global_id"]: row["outcome"] for row in rows}
 
 
@@ -126,8 +144,9 @@ def fence(db: Database, conn: Any, global_id: str, wait: float) -> str | None:
     when its decider holds the key right now (waited ``wait`` seconds for it)."""
     dialect, table = db.dialect, _table(db)
     dialect.lock_timeout(conn, wait)
-    dialect.begin(conn)
     try:
+        dialect.begin(conn)  # SQLite takes its write lock here
+        _create(db, conn)
         dialect.execute(conn, f"INSERT INTO {table} (global_id, outcome, decided_at) VALUES "
                         f"({_p(db, 'gid')}, {_p(db, 'outcome')}, {_p(db, 'at')}) "
                         "ON CONFLICT (global_id) DO NOTHING",
@@ -152,9 +171,15 @@ def clean(db: Database, conn: Any, keep: set[str], before: float) -> int:
     names = [f"k{index}" for index in range(len(keep))]
     spared = "".join(f", {_p(db, name)}" for name in names)
     params: dict[str, Any] = {"key": ID_KEY, "before": before, **dict(zip(names, sorted(keep)))}
-    dialect.begin(conn)
-    deleted = dialect.execute(
-        conn, f"DELETE FROM {_table(db)} WHERE decided_at < {_p(db, 'before')} "
-        f"AND global_id NOT IN ({_p(db, 'key')}{spared})", params).rowcount
+    try:
+        dialect.begin(conn)
+        deleted = dialect.execute(
+            conn, f"DELETE FROM {_table(db)} WHERE decided_at < {_p(db, 'before')} "
+            f"AND global_id NOT IN ({_p(db, 'key')}{spared})", params).rowcount
+    except Exception:
+        if dialect.is_broken(conn):
+            raise
+        dialect.rollback(conn)
+        return 0  # no log yet, or busy: the next run cleans
     dialect.commit(conn)
     return max(deleted, 0)

@@ -56,7 +56,7 @@ from ..errors import (
     TransactionManagedError,
 )
 from ..session import Session
-from . import commitlog
+from . import autorecovery, commitlog
 
 log = logging.getLogger(__name__)
 
@@ -535,4 +535,5 @@ def join(session: Session, transaction_manager: Any = None) -> MotherDataManager
     txn.join(dm)
     dm.state.managers.append(dm)
     session.manager = dm
+    autorecovery.ensure_started(session.database)
     return dm

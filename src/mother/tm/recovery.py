@@ -40,7 +40,8 @@ from .datamanager import make_gid, parse_gid
 
 log = logging.getLogger("mother.tm.recovery")
 
-COMMIT, ROLLBACK, FOREIGN, FAILED, WAITING = "commit", "rollback", "foreign", "failed", "waiting"
+COMMIT, ROLLBACK, FOREIGN, FAILED, WAITING, GONE = (
+    "commit", "rollback", "foreign", "failed", "waiting", "gone")
 #: how long a fence waits for a decider that holds its key (seconds)
 FENCE_WAIT = 0.5
 
@@ -84,6 +85,11 @@ class RecoveryReport:
         return self._with(FAILED)
 
     @property
+    def gone(self) -> list[Branch]:
+        """Branches another process (a committer, another recovery) finished first."""
+        return self._with(GONE)
+
+    @property
     def waiting(self) -> list[Branch]:
         """Branches too young, or whose decider was busy: left for a later run."""
         return self._with(WAITING)
@@ -91,7 +97,8 @@ class RecoveryReport:
     def describe(self) -> str:
         verb = {COMMIT: "COMMIT PREPARED", ROLLBACK: "ROLLBACK PREPARED",
                 FOREIGN: "left alone (not made by dbmother)", FAILED: "FAILED",
-                WAITING: "left for later (in progress)"}
+                WAITING: "left for later (in progress)",
+                GONE: "already finished by another process"}
         lines = []
         for b in self.branches:
             would = "would " if self.dry_run and b.action in (COMMIT, ROLLBACK) else ""
@@ -136,7 +143,9 @@ class _Run:
                 self.outcomes[global_id] = found[global_id]
         return self.outcomes.get(global_id)
 
-    def resolve(self, db: Database, gid: str, age: float) -> Branch:
+    def resolve(self, db: Database, gid: str, age: float) -> Branch | None:
+        """Resolve one prepared transaction; its report (None: reported already, as the
+        decider of another branch)."""
         parsed = parse_gid(gid)
         if parsed is None:
             log.info("prepared transaction %r in %s was not made by dbmother: left alone",
@@ -159,12 +168,16 @@ class _Run:
             if outcome is None:
                 return branch  # the decider holds the key right now
         branch.action = COMMIT if outcome == commitlog.COMMIT else ROLLBACK
-        if not self.dry_run and gid in self.prepared[db.name]:
-            if not db.dialect.finish_prepared(self.conns[db.name], gid, branch.action == COMMIT):
-                log.info("recovery: %r in %s was resolved by another process", gid, db.name)
-            else:
-                log.warning("recovery: %s %r in %s", branch.action, gid, db.name)
-            self.prepared[db.name].pop(gid, None)
+        if self.dry_run:
+            return branch
+        if gid not in self.prepared[db.name]:  # the decider, resolved just above
+            return None
+        if db.dialect.finish_prepared(self.conns[db.name], gid, branch.action == COMMIT):
+            log.warning("recovery: %s %r in %s", branch.action, gid, db.name)
+        else:
+            log.info("recovery: %r in %s was finished by another process", gid, db.name)
+            branch.action = GONE
+        self.prepared[db.name].pop(gid, None)
         return branch
 
     def decide_abort(self, decider: Database, decider_id: str, global_id: str) -> str | None:
@@ -175,7 +188,10 @@ class _Run:
         if decider_gid in self.prepared[decider.name]:
             # the arbiter: either this ROLLBACK PREPARED or the process's COMMIT PREPARED wins
             try:
-                if decider.dialect.finish_prepared(conn, decider_gid, False):
+                done = decider.dialect.finish_prepared(conn, decider_gid, False)
+                self.report.branches.append(Branch(decider.name, decider_gid, global_id,
+                                                   ROLLBACK if done else GONE))
+                if done:
                     log.warning("recovery: rollback of undecided decider %r in %s",
                                 decider_gid, decider.name)
             except Exception as error:
@@ -213,7 +229,7 @@ def recover(databases: Iterable[str | Database] | None = None, *, dry_run: bool 
         for db in dbs:
             for gid, age in list(run.prepared[db.name].items()):
                 if gid not in run.prepared[db.name]:
-                    continue  # resolved above as a decider
+                    continue  # resolved (and reported) as the decider of another branch
                 try:
                     branch = run.resolve(db, gid, age)
                 except Exception as error:
@@ -221,7 +237,8 @@ def recover(databases: Iterable[str | Database] | None = None, *, dry_run: bool 
                         raise
                     branch = Branch(db.name, gid, None, FAILED, str(error))
                     log.error("recovery could not resolve %r in %s: %s", gid, db.name, error)
-                run.report.branches.append(branch)
+                if branch is not None:
+                    run.report.branches.append(branch)
         if not dry_run:
             run.clean(log_retention)
     finally:
