@@ -9,7 +9,18 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from mother import ConfigError, MotherSession, close_all, init_mother, tutorial
+from conftest import count
+from mother import (
+    MO_LOAD,
+    MO_SAVE,
+    ConfigError,
+    MotherError,
+    MotherSession,
+    close_all,
+    getMotherObj,
+    init_mother,
+    tutorial,
+)
 from mother.config import make_settings
 from mother.database import Database
 from mother.dialects import dialect_for
@@ -30,8 +41,29 @@ def test_dialect_from_dsn(dsn: str, name: str) -> None:
     assert dialect_for(make_settings(dsn=dsn), "default").name == name
 
 
-def test_quote_doubles_embedded_quotes(db: Database) -> None:
-    assert db.dialect.quote('we"ird') == '"we""ird"'
+def test_quote_keeps_embedded_quotes_in_the_name(db: Database) -> None:
+    name = 'we"ird`name'
+    with MotherSession() as session:
+        session.oc_query(f"CREATE TABLE {db.dialect.quote(name)} ({db.dialect.quote(name)} "
+                         "INTEGER PRIMARY KEY)")
+    db.refresh_schema()
+    assert list(db.schema.table(name).columns) == [name]
+    getMotherObj(name, {name: 7}, MO_SAVE)
+    assert getMotherObj(name, {name: 7}, MO_LOAD).getField(name) == 7
+
+
+def test_quoted_unknown_name_is_an_error_not_a_string(db: Database) -> None:
+    """SQLite reads a double-quoted unknown name as a string literal; the dialect's quoting
+    must not: the comparison fails instead of being true for every row."""
+    ident = db.dialect.quote("no_such_column")
+    with MotherSession() as session:
+        session.oc_query("INSERT INTO stars (star_name) VALUES ('no_such_column')")
+    session = MotherSession()
+    with pytest.raises(Exception, match="no_such_column") as caught:
+        session.oc_query(f"DELETE FROM stars WHERE {ident} = 'no_such_column'")
+    session.close()
+    assert not isinstance(caught.value, MotherError)
+    assert count(db, "stars") == 1
 
 
 def test_placeholders(db: Database, kind: str) -> None:

@@ -7,6 +7,12 @@
   ``BEGIN IMMEDIATE`` and waits up to ``busy_timeout`` for the write lock, so
   two sessions never deadlock on a lock upgrade.
 * Foreign keys are enforced on every connection.
+* Identifiers are quoted with backticks. SQLite reads a double-quoted name
+  that is no column as a string literal (its "DQS" misfeature), so
+  ``"no_such_column" = 'no_such_column'`` would be true; a backticked name is
+  always an identifier, and an unknown one is an error. Where the driver can
+  (``sqlite3.Connection.setconfig``, Python 3.12+), the double-quoted string
+  fallback is also switched off on every connection, for programmer-written SQL.
 """
 
 from __future__ import annotations
@@ -65,6 +71,11 @@ class SQLiteDialect(Dialect):
         self._anchor: sqlite3.Connection | None = None
         self._anchor_lock = threading.Lock()
 
+    @staticmethod
+    def quote(identifier: str) -> str:
+        """Quote an identifier with backticks (embedded ones doubled): never a string literal."""
+        return "`" + identifier.replace("`", "``") + "`"
+
     def placeholder(self, name: str) -> str:
         return ":" + name
 
@@ -79,6 +90,9 @@ class SQLiteDialect(Dialect):
         conn = sqlite3.connect(self.target, uri=True, isolation_level=None,
                                check_same_thread=False, timeout=self.settings.busy_timeout)
         conn.row_factory = _dict_row
+        if hasattr(conn, "setconfig"):  # Python 3.12+: no double-quoted string literals
+            conn.setconfig(sqlite3.SQLITE_DBCONFIG_DQS_DML, False)
+            conn.setconfig(sqlite3.SQLITE_DBCONFIG_DQS_DDL, False)
         conn.execute("PRAGMA foreign_keys = ON")
         if not self.memory:
             conn.execute("PRAGMA journal_mode = WAL")
