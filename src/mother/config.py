@@ -129,7 +129,10 @@ def make_settings(
         raise ConfigError("pool_type", values["pool_type"], f"expected one of {POOL_TYPES}")
     settings = Settings(**values)
     if settings.pool_max < max(settings.pool_min, 1):
-        raise ConfigError("pool_max", settings.pool_max, "must be >= pool_min and >= 1")
+        given = "" if "pool_min" in raw else ", the default"
+        raise ConfigError("pool_max", settings.pool_max,
+                          f"must be >= pool_min ({settings.pool_min}{given}) and >= 1: "
+                          "raise pool_max or lower pool_min")
     if not settings.session_name:
         raise ConfigError("session_name", settings.session_name, "must not be empty")
     return settings

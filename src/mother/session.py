@@ -338,9 +338,16 @@ class Session(Executor):
         table = self.database.schema.table(builder.table_name)
         keys = table.primary_key
         if isinstance(pk, Mapping):
+            missing = [name for name in keys if name not in pk]
+            if missing:
+                raise PrimaryKeyError(f"get({table.name}, {pk!r}): the primary key needs "
+                                      f"{list(keys)}, missing {missing}")
             values = tuple(pk[name] for name in keys)
         else:
             values = tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
+        if len(values) != len(keys):
+            raise PrimaryKeyError(f"get({table.name}, {pk!r}): the primary key is {list(keys)}, "
+                                  f"{len(keys)} value(s), got {len(values)}")
         found = self.uow.identity.get(table.name, values)
         if found is not None:
             return found if found._mo_state == PERSISTENT else None
