@@ -4,8 +4,9 @@ Every example runs one call with a hostile name or value in its own session and
 commits whatever the call left; the call must either work or raise a
 :class:`~mother.MotherError` or a driver error (nothing else), and the canary
 table's rows, which no legitimate call of the example can match, must all be
-there unchanged afterwards (inserts may add rows) (the issue 14 bug: on SQLite a MoFilter key that was no
-column became a string literal and ``DELETE FROM canary`` emptied the table).
+there unchanged afterwards (inserts may add rows). The issue 14 bug: on SQLite
+a MoFilter key that was no column became a string literal and
+``DELETE FROM canary`` emptied the table.
 """
 
 from __future__ import annotations

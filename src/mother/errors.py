@@ -2,7 +2,11 @@
 
 Every error dbmother raises derives from :class:`MotherError`.  Errors of the
 database driver (``psycopg.errors.*``, ``sqlite3.Error``) pass through
-unchanged, so callers catch them exactly as they would without dbmother.
+unchanged, so callers catch them exactly as they would without dbmother, with
+one exception: a value the driver refuses (a data error, SQLSTATE class 22, or
+a Python type it cannot send) in a record's statement or a raw query becomes a
+:class:`BadValueError` naming the column or parameter, the driver's error kept
+as ``__cause__``.
 """
 
 from __future__ import annotations
