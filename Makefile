@@ -31,6 +31,7 @@ pytest: $(STAMP)
 
 test: lint docs pytest
 
+# stops the throwaway PostgreSQL cluster only if this checkout started it
 clean:
-	rm -rf $(VENV) docs/_build .pytest_cache src/*.egg-info
-	$(PYTHON) tools/pgcluster.py stop || true
+	if [ -x $(PY) ]; then $(PY) tools/pgcluster.py stop; fi
+	rm -rf $(VENV) docs/_build .pytest_cache .hypothesis src/*.egg-info

@@ -162,3 +162,17 @@ def test_is_transient(db: Database, kind: str) -> None:
     else:
         assert dialect.is_transient(sqlite3.OperationalError("database is locked"))
         assert not dialect.is_transient(sqlite3.IntegrityError("UNIQUE constraint failed"))
+
+
+def test_sqlite_create_setting(tmp_path: Path) -> None:
+    """``create = false`` refuses a missing file (a typo) instead of making an empty one;
+    the default still makes it, as a new application wants."""
+    typo = tmp_path / "typo.db"
+    database = init_mother(dsn=f"sqlite:///{typo}", create=False)
+    with pytest.raises(ConfigError, match=f"no SQLite database file {typo}: check the path, "
+                       "or set create = true to make a new one"):
+        database.schema  # noqa: B018 - reading it connects
+    assert not typo.exists()
+    init_mother(dsn=f"sqlite:///{typo}").schema  # noqa: B018
+    assert typo.exists()
+    assert init_mother(dsn=f"sqlite:///{typo}", create="false").schema.tables == {}

@@ -32,6 +32,8 @@ class Settings:
     autoflush: bool = True
     busy_timeout: float = 30.0
     prepare_threshold: int | None = 5
+    #: SQLite: make the database file when it does not exist (off: a missing file is an error)
+    create: bool = True
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(Settings)}

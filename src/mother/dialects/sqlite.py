@@ -87,7 +87,15 @@ class SQLiteDialect(Dialect):
         return self._open()
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.target, uri=True, isolation_level=None,
+        target = self.target
+        if not (self.memory or self.settings.create):
+            path = urllib.parse.unquote(target[len("file:"):])
+            if not os.path.exists(path):
+                raise ConfigError("dsn", self.settings.dsn,
+                                  f"no SQLite database file {path}: check the path, or set "
+                                  "create = true to make a new one (mother: --create)")
+            target += "?mode=rw"  # and never made between the check and the open
+        conn = sqlite3.connect(target, uri=True, isolation_level=None,
                                check_same_thread=False, timeout=self.settings.busy_timeout)
         conn.row_factory = _dict_row
         if hasattr(conn, "setconfig"):  # Python 3.12+: no double-quoted string literals
