@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classes import ClsPlanets, ClsStars
-from manager_classes import MStars
+from manager_classes import MPlanets, MStars
 from mother import (
     MO_DEL,
     MO_LOAD,
@@ -37,6 +37,7 @@ from mother import (
     MotherSession,
     Session,
     close_all,
+    getMotherBuilder,
     getMotherObj,
     init_mother,
     tutorial,
@@ -59,7 +60,8 @@ VALUES = st.one_of(
 #: a name and a value, often the same text: ``"x" = 'x'`` is true where a quoted name
 #: becomes a string literal
 PAIRS = NAMES.flatmap(lambda name: st.tuples(st.just(name), st.one_of(st.just(name), VALUES)))
-PROPERTY = settings(max_examples=40, deadline=None, derandomize=True,
+#: the same examples on every run (CI stays reproducible), about a second per test
+PROPERTY = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
 
@@ -91,7 +93,9 @@ def canary(db: Database) -> Iterator[Callable[[Callable[[Session], Any]], None]]
                          f"PRIMARY KEY, {quote('word')} TEXT NOT NULL)")
     db.refresh_schema()
     with MotherSession() as session:
-        MStars({"star_name": "Sun"}, MO_SAVE, session=session)
+        sun = MStars({"star_name": "Sun"}, MO_SAVE, session=session)
+        MPlanets({"star_id": sun.getField("star_id"), "planet_name": "Earth"}, MO_SAVE,
+                 session=session)
     tables = set(db.schema.tables)
 
     def reset() -> None:  # each example starts from the canary's rows (and shrinks honestly)
@@ -216,3 +220,31 @@ def test_children(canary, pair: tuple[Any, Any]) -> None:
 
     canary(children)
     canary(delete)
+
+
+@PROPERTY
+@given(pair=PAIRS, flag=st.sampled_from([MO_NOA, MO_SAVE, MO_LOAD, MO_DEL]))
+def test_relations_and_many_children(canary, pair: tuple[Any, Any], flag: int) -> None:
+    name, value = pair
+
+    def earth(s: Session) -> MPlanets:
+        return MPlanets({"planet_name": "Earth"}, MO_LOAD, session=s)
+
+    canary(lambda s: earth(s).joinLifeforms([name], {name: value}, {name: value}, [name]))
+    canary(lambda s: earth(s).joinLifeforms(r_tbl=name))
+    canary(lambda s: earth(s).assignLifeforms({name: value}, flag, {name: value}))
+    canary(lambda s: earth(s).dropMultipleLifeforms({name: value}, {name: value}, flag))
+    canary(lambda s: MStars({"star_name": "Sun"}, MO_LOAD, session=s).insertManyPlanets(
+        [{name: value}]))
+
+
+@PROPERTY
+@given(name=NAMES)
+def test_session_names_and_builders(canary, name: Any) -> None:
+    def named(_: Session) -> None:
+        with MotherSession(name if isinstance(name, str) else None) as s:
+            s.mr_query("SELECT word FROM canary")
+
+    canary(named)
+    canary(lambda s: MotherSession(database=name))
+    canary(lambda s: getMotherBuilder(name))
