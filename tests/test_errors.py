@@ -166,3 +166,15 @@ def test_get_with_an_incomplete_primary_key(db: Database) -> None:
             session.get(ClsStars, {"star_name": "Sun"})
         with pytest.raises(PrimaryKeyError, match=r"1 value\(s\), got 2"):
             session.get(ClsStars, (1, 2))
+
+
+def test_a_record_set_with_a_session_that_is_not_a_session(db: Database) -> None:
+    with pytest.raises(ArgumentError, match=r"^MotherBox\(session='default'\): session must be "
+                       r"a Session \(MotherSession\(\)\) or None$"):
+        MotherBox(ClsStars, None, MO_LOAD, session="default")
+
+
+def test_a_record_set_of_something_that_is_no_record(db: Database) -> None:
+    with pytest.raises(ArgumentError, match=r"^expected a DbMother class, a record or a table "
+                       r"name, not 42$"):
+        MotherBox(42, None, MO_LOAD)

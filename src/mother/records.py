@@ -472,4 +472,4 @@ def builder_for(thing: Any, database: str | Database = "default") -> type[DbMoth
         return type(thing)
     if isinstance(thing, type) and issubclass(thing, DbMother):
         return thing
-    raise TypeError(f"expected a DbMother class, a record or a table name, not {thing!r}")
+    raise ArgumentError(f"expected a DbMother class, a record or a table name, not {thing!r}")
