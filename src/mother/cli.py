@@ -87,13 +87,19 @@ def open_database(args: argparse.Namespace) -> Any:
         overrides["dsn"] = args.dsn
     make_settings(args.config, name, **overrides)
     database = init_mother(args.config, name=name, pool_min=1, **overrides)
+    check_connection(database, _dsn_source(args, section))
+    return database
+
+
+def check_connection(database: Any, source: str) -> None:
+    """Connect once, directly: any failure is one :class:`CommandError` that names the
+    database and where its DSN came from (``source``), before a pool retries and waits."""
     try:
         database.dialect.connect().close()
     except Exception as error:
         reason = " ".join(str(error).split()) or type(error).__name__
-        raise CommandError(f"cannot connect to database {name!r}: {reason} "
-                           f"(the DSN comes from {_dsn_source(args, section)})") from error
-    return database
+        raise CommandError(f"cannot connect to database {database.name!r}: {reason} "
+                           f"(the DSN comes from {source})") from error
 
 
 # -- mother map -------------------------------------------------------------------------------
@@ -303,5 +309,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-__all__ = ["COMMANDS", "Command", "CommandError", "add_database_options", "main",
-           "open_database", "split_statements"]
+__all__ = ["COMMANDS", "Command", "CommandError", "add_database_options", "check_connection",
+           "main", "open_database", "split_statements"]
