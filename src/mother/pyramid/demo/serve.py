@@ -30,9 +30,8 @@ def serve(dsn: str | None = None, host: str = "127.0.0.1", port: int = 6543) -> 
     """Configure the database, build the app and serve it until interrupted."""
     import waitress
 
-    from . import main
-
     from ...cli import check_connection
+    from . import main
 
     source = "the --dsn option" if dsn else "the demo's default (an SQLite file)"
     dsn = dsn or default_dsn()
