@@ -72,9 +72,11 @@ class ClsCanary(DbMother):
 
 @pytest.fixture
 def db(dsn: str) -> Iterator[Database]:
-    """The tutorial tables, without server-side prepared statements: with them, on
-    PostgreSQL, pgwire sometimes runs a statement it believes prepared that the server
-    does not know ("prepared statement "_mo_2" does not exist"; a separate issue)."""
+    """The tutorial tables, without server-side prepared statements. With them, on
+    PostgreSQL, a pgwire statement fails with 'prepared statement "_mo_2" does not
+    exist' (a separate issue): once psycopg has prepared statements of its own on a
+    connection (the schema queries) and then sees a ROLLBACK or DROP there, it sends
+    DEALLOCATE ALL before its next query, which drops pgwire's statements too."""
     database = init_mother(dsn=dsn, pool_min=1, pool_max=10, pool_timeout=5,
                            prepare_threshold=None)
     tutorial.create(database)
