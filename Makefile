@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test pytest lint docs install pgtest clean
 
-$(STAMP): setup.cfg setup.py
+$(STAMP): setup.cfg setup.py examples/quickstart/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -e ".[test,docs,pyramid,zope]"
+	$(PY) -m pip install --quiet -e "examples/quickstart[testing]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,16 +22,21 @@ pgtest: $(STAMP)
 	$(PY) tools/pgcluster.py ensure
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/ruff check src tests benchmarks tools examples
 
+# nitpicky (-n): every cross-reference must resolve; -W: every warning fails the build
 docs: $(STAMP)
-	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	$(VENV)/bin/sphinx-build -n -W --keep-going -q -b html docs docs/_build/html
 
+# dbmother's tests, then the Pyramid quickstart project's own (it starts pserve itself)
 pytest: $(STAMP)
 	MOTHER_TEST_PG_DSN="$$($(PY) tools/pgcluster.py ensure)" $(PY) -m pytest $(PYTEST_ARGS)
+	cd examples/quickstart && MOTHER_TEST_PG_DSN="$$(../../$(PY) ../../tools/pgcluster.py ensure)" \
+		../../$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint docs pytest
 
+# stops the throwaway PostgreSQL cluster only if this checkout started it
 clean:
-	rm -rf $(VENV) docs/_build .pytest_cache src/*.egg-info
-	$(PYTHON) tools/pgcluster.py stop || true
+	if [ -x $(PY) ]; then $(PY) tools/pgcluster.py stop; fi
+	rm -rf $(VENV) docs/_build .pytest_cache .hypothesis src/*.egg-info

@@ -167,3 +167,136 @@ def test_demo_serves_the_app_and_prints_its_url(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def mother_script(*argv: str, cwd: Path = ROOT) -> tuple[subprocess.CompletedProcess, float]:
+    """Run the real console script; its output and how long it took. (Pyramid warns about
+    pkg_resources when it is imported: that line is not dbmother's, it is silenced.)"""
+    import os
+    import time
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore:pkg_resources is deprecated:UserWarning"}
+    start = time.monotonic()
+    result = subprocess.run([str(Path(sys.executable).with_name("mother")), *argv], env=env,
+                            capture_output=True, text=True, cwd=cwd, check=False, timeout=60)
+    return result, time.monotonic() - start
+
+
+@pytest.mark.parametrize("command", ["map", "check", "exec", "recover", "demo"])
+@pytest.mark.parametrize("problem", ["no such database", "unknown role", "server down"])
+def test_connection_errors_are_reported_once_and_at_once(pg_server: str, tmp_path: Path,
+                                                         command: str, problem: str) -> None:
+    import psycopg
+
+    params = psycopg.conninfo.conninfo_to_dict(pg_server)
+    params.update({"no such database": {"dbname": "mother_no_such_db"},
+                   "unknown role": {"user": "mother_no_such_role"},
+                   "server down": {"port": "1"}}[problem])
+    dsn = psycopg.conninfo.make_conninfo(**params)
+    script = tmp_path / "one.sql"
+    script.write_text("SELECT 1;")
+    argv = [command, *([str(script)] if command == "exec" else []),
+            *(["--port", "0"] if command == "demo" else []), "--dsn", dsn]
+    result, seconds = mother_script(*argv)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("mother: error: ")
+    assert seconds < 5  # no pool_timeout wait
+    if command != "recover":  # recover names each database it could not reach
+        assert "the DSN comes from the --dsn option" in result.stderr
+
+
+def test_a_connection_error_names_the_ini_setting(pg_server: str, tmp_path: Path,
+                                                  capsys) -> None:
+    ini = tmp_path / "app.ini"
+    ini.write_text("[mother:astro]\ndsn = host=127.0.0.1 port=1 user=x dbname=x\n")
+    status, _, err = run(capsys, "map", "-c", str(ini), "--name", "astro")
+    assert status == 1
+    assert err.endswith(f"(the DSN comes from the dsn setting of [mother:astro] in {ini} "
+                        "(or --dsn))\n")
+
+
+def test_name_without_its_section_is_an_error(target: str, tmp_path: Path, capsys) -> None:
+    ini = tmp_path / "app.ini"
+    ini.write_text(f"[mother]\ndsn = {target}\n")
+    status, out, err = run(capsys, "map", "-c", str(ini), "--name", "astro")
+    assert (status, out) == (1, "")
+    assert err == f"mother: error: --name astro: {ini} has no [mother:astro] section (it has " \
+                  "mother)\n"
+
+
+def test_a_missing_sqlite_file_is_not_created(tmp_path: Path, capsys) -> None:
+    typo = tmp_path / "asrto.db"
+    for command in (["map"], ["check"]):
+        status, _, err = run(capsys, *command, "--dsn", f"sqlite:///{typo}")
+        assert status == 1
+        assert f"no SQLite database file {typo}: check the path, or set create = true" in err
+    script = tmp_path / "schema.sql"
+    script.write_text("CREATE TABLE t (a INTEGER);")
+    status, _, err = run(capsys, "exec", str(script), "--dsn", f"sqlite:///{typo}")
+    assert status == 1 and "(mother: --create)" in err
+    assert not typo.exists()
+    status, out, _ = run(capsys, "exec", str(script), "--create", "--dsn", f"sqlite:///{typo}")
+    assert status == 0 and typo.exists()
+    status, out, _ = run(capsys, "map", "--dsn", f"sqlite:///{typo}")
+    assert status == 0 and "t" in out.splitlines()
+
+
+@pytest.mark.parametrize("control", ["COMMIT;", "commit", "END TRANSACTION;", "ROLLBACK;",
+                                     "BEGIN;", "SAVEPOINT x;", "RELEASE x;",
+                                     "PREPARE TRANSACTION 'x';", "START TRANSACTION;"])
+def test_exec_refuses_transaction_control_and_runs_nothing(target: str, tmp_path: Path,
+                                                           control: str, capsys) -> None:
+    script = tmp_path / "half.sql"
+    script.write_text("INSERT INTO stars (star_name) VALUES ('first half');\n"
+                      f"/* then */ {control}\nINSERT INTO stars (star_name) VALUES ('second');\n")
+    status, _, err = run(capsys, "exec", str(script), "--dsn", target)
+    assert status == 1
+    assert err.startswith(f"mother: error: {script}, statement 2 ({control.split()[0].rstrip(';')}")
+    assert "remove its transaction control statements (nothing was run)" in err
+    with MotherSession(database=init_mother(dsn=target)) as session:
+        assert session.ov_query("SELECT COUNT(*) AS n FROM stars") == 0
+    close_all()
+
+
+def test_exec_takes_quoted_and_compound_text_for_what_it_is(target: str, kind: str,
+                                                            tmp_path: Path, capsys) -> None:
+    body = ("CREATE TRIGGER t_named AFTER INSERT ON stars BEGIN UPDATE stars SET star_age = 1; "
+            "END;" if kind == "sqlite" else
+            "CREATE FUNCTION t_one() RETURNS int AS $x$ BEGIN RETURN 1; END; $x$ "
+            "LANGUAGE plpgsql;")
+    script = tmp_path / "ok.sql"
+    script.write_text(f"-- COMMIT;\n{body}\nINSERT INTO stars (star_name) VALUES ('COMMIT;');\n")
+    status, _, err = run(capsys, "exec", str(script), "--dsn", target)
+    assert (status, err) == (0, "")
+    with MotherSession(database=init_mother(dsn=target)) as session:
+        assert session.mr_query("SELECT star_name FROM stars") == [{"star_name": "COMMIT;"}]
+    close_all()
+
+
+@pytest.mark.parametrize("settings", ["pool_max = 3", "pool_min = 1\npool_max = 3", "",
+                                      "pool_type = limited\npool_max = 40"])
+def test_recover_accepts_every_ini_that_check_accepts(target: str, tmp_path: Path,
+                                                      settings: str, capsys) -> None:
+    ini = tmp_path / "app.ini"
+    ini.write_text(f"[mother]\ndsn = {target}\n{settings}\n")
+    checked, _, check_err = run(capsys, "check", "-c", str(ini))
+    recovered, _, recover_err = run(capsys, "recover", "-c", str(ini))
+    assert (checked == 0) == (recovered == 0), (check_err, recover_err)
+    if checked:  # refused by both, with the same message
+        assert check_err == recover_err != ""
+
+
+def test_pgcluster_stop_leaves_a_cluster_it_did_not_start(tmp_path: Path) -> None:
+    """``make clean`` runs ``pgcluster.py stop``: it must not stop another checkout's server."""
+    import os
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "postmaster.pid").write_text("1\n")
+    (tmp_path / "started-by").write_text("/some/other/checkout\n")
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "pgcluster.py"), "stop"],
+                            env={**os.environ, "MOTHER_TEST_PG_BASE": str(tmp_path)},
+                            capture_output=True, text=True, check=True)
+    assert "leaving the cluster on port" in result.stdout
+    assert "/some/other/checkout started it, not this checkout" in result.stdout
+    assert (tmp_path / "started-by").exists()

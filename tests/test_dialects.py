@@ -10,7 +10,17 @@ import psycopg
 import pytest
 
 from conftest import count
-from mother import ConfigError, MotherSession, close_all, init_mother, tutorial
+from mother import (
+    MO_LOAD,
+    MO_SAVE,
+    ConfigError,
+    MotherError,
+    MotherSession,
+    close_all,
+    getMotherObj,
+    init_mother,
+    tutorial,
+)
 from mother.config import make_settings
 from mother.database import Database
 from mother.dialects import dialect_for
@@ -32,8 +42,29 @@ def test_dialect_from_dsn(dsn: str, name: str) -> None:
     assert dialect_for(make_settings(dsn=dsn), "default").name == name
 
 
-def test_quote_doubles_embedded_quotes(db: Database) -> None:
-    assert db.dialect.quote('we"ird') == '"we""ird"'
+def test_quote_keeps_embedded_quotes_in_the_name(db: Database) -> None:
+    name = 'we"ird`name'
+    with MotherSession() as session:
+        session.oc_query(f"CREATE TABLE {db.dialect.quote(name)} ({db.dialect.quote(name)} "
+                         "INTEGER PRIMARY KEY)")
+    db.refresh_schema()
+    assert list(db.schema.table(name).columns) == [name]
+    getMotherObj(name, {name: 7}, MO_SAVE)
+    assert getMotherObj(name, {name: 7}, MO_LOAD).getField(name) == 7
+
+
+def test_quoted_unknown_name_is_an_error_not_a_string(db: Database) -> None:
+    """SQLite reads a double-quoted unknown name as a string literal; the dialect's quoting
+    must not: the comparison fails instead of being true for every row."""
+    ident = db.dialect.quote("no_such_column")
+    with MotherSession() as session:
+        session.oc_query("INSERT INTO stars (star_name) VALUES ('no_such_column')")
+    session = MotherSession()
+    with pytest.raises(Exception, match="no_such_column") as caught:
+        session.oc_query(f"DELETE FROM stars WHERE {ident} = 'no_such_column'")
+    session.close()
+    assert not isinstance(caught.value, MotherError)
+    assert count(db, "stars") == 1
 
 
 def test_placeholders(db: Database, kind: str) -> None:
@@ -173,3 +204,17 @@ def test_run_batch_refuses_a_statement_that_must_change_a_row_and_did_not(
     finally:
         conn.close()
     assert count(db, "stars") == 0  # the COMMIT that rode along did not happen
+
+
+def test_sqlite_create_setting(tmp_path: Path) -> None:
+    """``create = false`` refuses a missing file (a typo) instead of making an empty one;
+    the default still makes it, as a new application wants."""
+    typo = tmp_path / "typo.db"
+    database = init_mother(dsn=f"sqlite:///{typo}", create=False)
+    with pytest.raises(ConfigError, match=f"no SQLite database file {typo}: check the path, "
+                       "or set create = true to make a new one"):
+        database.schema  # noqa: B018 - reading it connects
+    assert not typo.exists()
+    init_mother(dsn=f"sqlite:///{typo}").schema  # noqa: B018
+    assert typo.exists()
+    assert init_mother(dsn=f"sqlite:///{typo}", create="false").schema.tables == {}

@@ -28,6 +28,7 @@ EVIL = [
     "star_name = star_name; DELETE FROM stars",
     "x' OR '1'='1",
     'star_name" FROM stars; --',
+    "star_name` FROM stars; --",
     "stars.star_name",
     "",
     "%(x)s",

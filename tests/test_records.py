@@ -139,9 +139,11 @@ def test_update_writes_only_changed_columns(db: Database, sql_log) -> None:
         star.setField("star_mass", 99)
         star.update()
         updates = [text for text in sql_log
-                   if text.split("] ", 1)[1].startswith('UPDATE "stars"')]
+                   if text.split("] ", 1)[1].startswith(f"UPDATE {db.dialect.quote('stars')}")]
         assert len(updates) == 1
-        assert '"star_mass"' in updates[0] and '"star_name"' not in updates[0].split("WHERE")[0]
+        quote = db.dialect.quote
+        assert quote("star_mass") in updates[0]
+        assert quote("star_name") not in updates[0].split("WHERE")[0]
     with MotherSession() as s:
         row = s.or_query("SELECT star_name, star_mass FROM stars")
     assert row == {"star_name": "Renamed", "star_mass": 99}

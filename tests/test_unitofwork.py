@@ -125,7 +125,8 @@ def test_refresh_refuses_pending_and_foreign_objects(db: mother.Database, star_i
 def test_merge_copies_a_detached_object(db: mother.Database, star_id: int) -> None:
     with MotherSession() as first:
         old = first.get(ClsStars, star_id)
-    old.setField("star_age", 8)  # the session has ended: a detached object
+        first.detach(old)
+    old.setField("star_age", 8)  # a detached object: changed in memory only
     with MotherSession() as s:
         mine = s.merge(old)
         assert mine is not old and mine is s.get(ClsStars, star_id)

@@ -9,7 +9,10 @@ server where ``max_prepared_transactions > 0``:
    the PostgreSQL binaries of this machine (``initdb`` refuses to run as root,
    so as root the cluster belongs to the ``postgres`` system user).
 
-``python tools/pgcluster.py stop`` stops the throwaway cluster.
+``python tools/pgcluster.py stop`` stops the throwaway cluster, but only if
+this checkout started it (``make clean`` in one checkout must not stop the
+server another checkout, or another person, is testing against): the
+checkout that starts it writes its own path to ``OWNER``.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import psycopg
 
 SYSTEM_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 PORT = int(os.environ.get("MOTHER_TEST_PG_PORT", "54329"))
-BASE = f"/tmp/dbmother-pgtest-{os.getuid()}"
+BASE = os.environ.get("MOTHER_TEST_PG_BASE", f"/tmp/dbmother-pgtest-{os.getuid()}")
 DATA = os.path.join(BASE, "data")
+OWNER = os.path.join(BASE, "started-by")
+CHECKOUT = os.path.realpath(os.path.join(os.path.dirname(__file__), os.pardir))
 SETTINGS = {
     "max_prepared_transactions": "64",
     "max_connections": "200",
@@ -87,6 +92,8 @@ def start_cluster() -> str:
             for key, value in SETTINGS.items():
                 conf.write(f"{key} = {value}\n")
     options = f"-p {PORT}"
+    with open(OWNER, "w") as owner:
+        owner.write(CHECKOUT + "\n")
     subprocess.run(
         as_owner([find_binary("pg_ctl"), "-D", DATA, "-o", options, "-l",
                   os.path.join(BASE, "server.log"), "-w", "-t", "60", "start"]),
@@ -113,9 +120,21 @@ def ensure() -> str:
 
 
 def stop() -> None:
-    if os.path.exists(os.path.join(DATA, "postmaster.pid")):
-        subprocess.run(as_owner([find_binary("pg_ctl"), "-D", DATA, "-m", "fast", "stop"]),
-                       check=False)
+    """Stop the throwaway cluster if this checkout started it; say so otherwise."""
+    if not os.path.exists(os.path.join(DATA, "postmaster.pid")):
+        return
+    try:
+        with open(OWNER) as owner:
+            started_by = owner.read().strip()
+    except OSError:
+        started_by = "someone else (no record)"
+    if started_by != CHECKOUT:
+        print(f"pgcluster: leaving the cluster on port {PORT} running: {started_by} "
+              "started it, not this checkout")
+        return
+    subprocess.run(as_owner([find_binary("pg_ctl"), "-D", DATA, "-m", "fast", "stop"]),
+                   check=False)
+    os.remove(OWNER)
 
 
 if __name__ == "__main__":

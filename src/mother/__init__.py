@@ -9,6 +9,8 @@ import types as _types
 
 from .database import Database, close_all, databases, get_database, init_mother
 from .errors import (
+    ArgumentError,
+    BadValueError,
     CommitOutcomeUnknownError,
     ConfigError,
     ConnectionLostError,

@@ -14,9 +14,11 @@ Errors print one line, ``mother: error: …``, on stderr and exit with status 1.
 from __future__ import annotations
 
 import argparse
+import configparser
 import importlib
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +37,10 @@ class Command:
     database_options: bool = True
 
 
+class CommandError(Exception):
+    """A command cannot go on: the message says why and what to change."""
+
+
 def add_database_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
     """``-c FILE.ini`` (with ``--name``) or ``--dsn``: which database a command works on."""
     parser.add_argument("-c", "--config", metavar="FILE.ini", default=default,
@@ -44,16 +50,56 @@ def add_database_options(parser: argparse.ArgumentParser, default: Any = None) -
     parser.add_argument("--dsn", default=default,
                         help="postgresql://…, libpq key=value, sqlite:///file.db "
                              "(default: $MOTHER_DSN)")
+    parser.add_argument("--create", action="store_true", default=default,
+                        help="make the SQLite database file if it does not exist "
+                             "(without it, a missing file is an error)")
+
+
+def _dsn_source(args: argparse.Namespace, section: str) -> str:
+    """Where the DSN came from, as the user would fix it."""
+    if args.dsn:
+        return "the --dsn option"
+    if args.config:
+        return f"the dsn setting of [{section}] in {args.config} (or --dsn)"
+    return "$MOTHER_DSN (or --dsn, or -c FILE.ini)"
 
 
 def open_database(args: argparse.Namespace) -> Any:
-    """Configure the database the options name (one pooled connection is enough here)."""
+    """Configure the database the options name, then connect once, at once.
+
+    The settings are checked as the application would read them (the same INI
+    that ``init_mother`` refuses is refused here); then a single direct
+    connection reports a wrong DSN, a server that is down or an unknown role
+    as one error that says which setting to fix, before any pool waits.
+    """
+    from .config import make_settings
     from .database import init_mother
 
-    overrides: dict[str, Any] = {"pool_min": 1}
+    name = args.name or "default"
+    section = "mother" if name == "default" else f"mother:{name}"
+    if args.config and name != "default":  # init_mother falls back to [mother]; we do not
+        parser = configparser.ConfigParser(interpolation=None)
+        if parser.read(args.config) and not parser.has_section(section):
+            raise CommandError(f"--name {name}: {args.config} has no [{section}] section "
+                               f"(it has {', '.join(parser.sections()) or 'none'})")
+    overrides: dict[str, Any] = {"create": bool(getattr(args, "create", False))}
     if args.dsn:
         overrides["dsn"] = args.dsn
-    return init_mother(args.config, name=args.name or "default", **overrides)
+    make_settings(args.config, name, **overrides)
+    database = init_mother(args.config, name=name, pool_min=1, **overrides)
+    check_connection(database, _dsn_source(args, section))
+    return database
+
+
+def check_connection(database: Any, source: str) -> None:
+    """Connect once, directly: any failure is one :class:`CommandError` that names the
+    database and where its DSN came from (``source``), before a pool retries and waits."""
+    try:
+        database.dialect.connect().close()
+    except Exception as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise CommandError(f"cannot connect to database {database.name!r}: {reason} "
+                           f"(the DSN comes from {source})") from error
 
 
 # -- mother map -------------------------------------------------------------------------------
@@ -121,6 +167,15 @@ def _exec_arguments(parser: argparse.ArgumentParser) -> None:
 def _exec_run(args: argparse.Namespace) -> int:
     with open(args.file, encoding="utf-8") as handle:
         script = handle.read()
+    for number, statement in enumerate(split_statements(script), 1):
+        words = statement.split(None, 2)
+        keyword = words[0].upper() if words else ""
+        if keyword in TRANSACTION_CONTROL or (
+                keyword == "PREPARE" and len(words) > 1 and words[1].upper() == "TRANSACTION"):
+            raise CommandError(
+                f"{args.file}, statement {number} ({' '.join(words[:2])}): mother exec runs the "
+                "whole file in one transaction of its own; remove its transaction control "
+                "statements (nothing was run)")
     database = open_database(args)
     from .session import MotherSession
 
@@ -131,6 +186,44 @@ def _exec_run(args: argparse.Namespace) -> int:
     database.refresh_schema()
     print(f"{args.file}: executed and committed")
     return 0
+
+
+#: first words of the statements that would end or split ``mother exec``'s transaction
+TRANSACTION_CONTROL = frozenset({"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT",
+                                 "SAVEPOINT", "RELEASE"})
+_TOKEN = re.compile(r"""
+    (?P<skip> '(?:[^']|'')*' | "(?:[^"]|"")*" | `(?:[^`]|``)*` | --[^\n]* | /\*.*?\*/
+            | (?P<dollar>\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$).*?(?P=dollar) )
+  | (?P<semicolon>;)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
+""", re.VERBOSE | re.DOTALL)
+
+
+def split_statements(script: str) -> list[str]:
+    """The statements of an SQL script, their comments and quoted text left out.
+
+    Quotes, comments and PostgreSQL dollar quotes are skipped; a ``CREATE``
+    statement with a ``BEGIN … END`` body (an SQLite trigger, a PostgreSQL
+    ``BEGIN ATOMIC`` function) is one statement, up to its ``END``.
+    """
+    statements: list[str] = []
+    words: list[str] = []
+    compound = False
+    for match in _TOKEN.finditer(script):
+        if match.group("word"):
+            word = match.group("word")
+            words.append(word)
+            if word.upper() == "BEGIN" and words[0].upper() == "CREATE":
+                compound = True
+        elif match.group("semicolon"):
+            if compound and words[-1].upper() != "END":
+                continue  # a ';' inside the BEGIN … END body
+            if words:
+                statements.append(" ".join(words))
+            words, compound = [], False
+    if words:
+        statements.append(" ".join(words))
+    return statements
 
 
 BUILTIN: dict[str, Command] = {
@@ -199,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mother: interrupted", file=sys.stderr)
         return 130
+    except CommandError as error:
+        print(f"mother: error: {error}", file=sys.stderr)
+        return 1
     except Exception as error:  # one clear line, not a traceback
         log.debug("mother %s failed", chosen, exc_info=True)
         print(f"mother: error: {_error_line(error)}", file=sys.stderr)
@@ -213,4 +309,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-__all__ = ["COMMANDS", "Command", "add_database_options", "main", "open_database"]
+__all__ = ["COMMANDS", "Command", "CommandError", "add_database_options", "check_connection",
+           "main", "open_database", "split_statements"]

@@ -39,6 +39,8 @@ class Settings:
     isolation_level: str | None = None
     #: seconds between automatic recoveries of in-doubt branches (None: off)
     recover_interval: float | None = 5.0
+    #: SQLite: make the database file when it does not exist (off: a missing file is an error)
+    create: bool = True
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(Settings)}
@@ -163,7 +165,10 @@ def make_settings(
         raise ConfigError("pool_type", values["pool_type"], f"expected one of {POOL_TYPES}")
     settings = Settings(**values)
     if settings.pool_max < max(settings.pool_min, 1):
-        raise ConfigError("pool_max", settings.pool_max, "must be >= pool_min and >= 1")
+        given = "" if "pool_min" in raw else ", the default"
+        raise ConfigError("pool_max", settings.pool_max,
+                          f"must be >= pool_min ({settings.pool_min}{given}) and >= 1: "
+                          "raise pool_max or lower pool_min")
     if not settings.session_name:
         raise ConfigError("session_name", settings.session_name, "must not be empty")
     return settings

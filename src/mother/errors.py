@@ -2,7 +2,11 @@
 
 Every error dbmother raises derives from :class:`MotherError`.  Errors of the
 database driver (``psycopg.errors.*``, ``sqlite3.Error``) pass through
-unchanged, so callers catch them exactly as they would without dbmother.
+unchanged, so callers catch them exactly as they would without dbmother, with
+one exception: a value the driver refuses (a data error, SQLSTATE class 22, or
+a Python type it cannot send) in a record's statement or a raw query becomes a
+:class:`BadValueError` naming the column or parameter, the driver's error kept
+as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ class ConfigError(MotherError, ValueError):
         self.value = value
 
 
+class ArgumentError(MotherError, TypeError):
+    """A public function or class got an argument of the wrong kind (the message says which)."""
+
+
 class SessionClosedError(MotherError):
     """A session (or a record bound to it) was used after it ended."""
 
@@ -34,20 +42,33 @@ class UnknownTableError(MotherError, LookupError):
 
 
 class UnknownFieldError(MotherError, LookupError):
-    """The column does not exist in the table."""
+    """The column does not exist in the table (``table`` None: in no table of the database)."""
 
-    def __init__(self, table: str, field: str) -> None:
-        super().__init__(f"unknown column {field!r} in table {table!r}")
+    def __init__(self, table: str | None, field: str, hint: str = "") -> None:
+        where = f"in table {table!r}" if table is not None else "in any table"
+        super().__init__(f"unknown column {field!r} {where}{': ' + hint if hint else ''}")
         self.table = table
         self.field = field
+
+
+class BadValueError(MotherError, ValueError):
+    """The database driver refused a value; names the column (or parameter) it was for.
+
+    The driver's own error is kept as ``__cause__``.
+    """
+
+    def __init__(self, what: str, value: object, reason: str) -> None:
+        super().__init__(f"{what}: the database refused the value {value!r} ({reason})")
+        self.what = what
+        self.value = value
 
 
 class NotUniqueError(MotherError):
     """A query that must match exactly one row matched none or several."""
 
-    def __init__(self, what: str, count: int) -> None:
-        found = "no row" if count == 0 else f"{count} rows"
-        super().__init__(f"{what}: expected exactly one row, got {found}")
+    def __init__(self, what: str, count: int, unit: str = "row") -> None:
+        found = f"no {unit}" if count == 0 else f"{count} {unit}" + ("s" if count > 1 else "")
+        super().__init__(f"{what}: expected exactly one {unit}, got {found}")
         self.count = count
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from .dialects.base import Dialect
 from .errors import MotherError, UnknownFieldError
 from .schema import ForeignKey, Link, Schema, Table
-from .sql import InvalidFilterError, MoFilter, Query
+from .sql import InvalidFilterError, MoFilter, Query, order_words
 
 
 class RelationError(MotherError, LookupError):
@@ -130,7 +130,7 @@ def qualify_order(order: Any, tables: Mapping[str, Table], candidates: Sequence[
     items = [order] if isinstance(order, str) else list(order)
     out = []
     for item in items:
-        words = str(item).split()
+        words = order_words(item)
         name = words[0]
         sign = "-" if name.startswith("-") else ""
         table, column = owner(tables, candidates, name.lstrip("-"))

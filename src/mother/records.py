@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from . import sql
 from .database import Database, get_database
 from .errors import (
+    ArgumentError,
     MotherError,
     NotLoadedError,
     NotUniqueError,
     ParanoidError,
     PrimaryKeyError,
+    SessionClosedError,
     StaleRecordError,
 )
 from .schema import Table
@@ -58,6 +60,7 @@ class DbMother:
     def __new__(cls, store: Mapping[str, Any] | None = None, flag: int = MO_NOA,
                 session: Session | None = None, *args: Any, lock: str | None = None,
                 **kwargs: Any) -> DbMother:
+        cls._mo_check_arguments(store, session)
         if lock is not None and flag != MO_LOAD:
             raise InvalidLockError(f"lock={lock!r} needs flag MO_LOAD (a locking read)")
         if flag == MO_LOAD and store:
@@ -88,6 +91,21 @@ class DbMother:
 
     # -- plumbing ------------------------------------------------------------------------
     @classmethod
+    def _mo_check_arguments(cls, store: Any, session: Any) -> None:
+        """Refuse, naming it, what a record cannot be made from."""
+        if not isinstance(getattr(cls, "table_name", None), str):
+            raise ArgumentError(f"record class {cls.__name__} has no table_name: write "
+                                f"table_name = 'the_table' in its body")
+        if session is not None and not isinstance(session, Session):
+            raise ArgumentError(
+                f"{cls.__name__}(session={session!r}): session must be a Session "
+                "(MotherSession()) or None; a record of another database sets "
+                "mother_database = 'name' on its class")
+        if store is not None and not isinstance(store, Mapping):
+            raise ArgumentError(f"{cls.__name__}(store={store!r}): the store must be a mapping "
+                                f"of column names to values, not {type(store).__name__}")
+
+    @classmethod
     def _mo_implicit(cls) -> Session | None:
         """The transaction's session for records created without one (``mother.tm.register``)."""
         database = get_database(cls.mother_database)
@@ -104,8 +122,17 @@ class DbMother:
     def _mo_executor(self) -> Executor:
         session = self._mo_session
         if session is not None:
+            self._mo_check_open()
             return session
         return self._mo_database().executor()
+
+    def _mo_check_open(self) -> None:
+        """A record of an ended session refuses changes and queries (its values stay readable)."""
+        session = self._mo_session
+        if session is not None and session.closed:
+            raise SessionClosedError(
+                f"{self!r} lives in session {session.name!r}, which has ended: load the row "
+                "again in an open session (or session.merge(record))")
 
     def _mo_uow(self) -> UnitOfWork | None:
         session = self._mo_session
@@ -142,6 +169,7 @@ class DbMother:
         return tuple(store[name] for name in keys)
 
     def _mo_touch(self) -> UnitOfWork | None:
+        self._mo_check_open()
         uow = self._mo_uow()
         if uow is not None:
             uow.touch(self)
@@ -195,7 +223,7 @@ class DbMother:
         table = executor.database.schema.table(cls.table_name)
         text, params = sql.select(executor.database.dialect, table, fields, filter, order,
                                   distinct, lock)
-        return executor.mr_query(text, params)
+        return executor._run(text, params, lambda cursor: cursor.fetchall())
 
     @classmethod
     def from_row(cls, session: Session | None, row: Mapping[str, Any]) -> DbMother:
@@ -230,7 +258,8 @@ class DbMother:
             uow.new.pop(id(self), None)  # written now rather than at the flush
         text, params = sql.insert(self._mo_database().dialect, table, self._mo_store)
         try:
-            row = self._mo_executor()._run(text, params, lambda cursor: cursor.fetchone())
+            with sql.naming_values(self._mo_store, table.name):
+                row = self._mo_executor()._run(text, params, lambda cursor: cursor.fetchone())
         except BaseException:
             if uow is not None:
                 uow.sync(self)
@@ -266,7 +295,8 @@ class DbMother:
         if uow is not None:
             uow.sync(self)
         try:
-            self._mo_change(text, params, loaded, "update")
+            with sql.naming_values({**values, **where}, table.name):
+                self._mo_change(text, params, loaded, "update")
         except BaseException:
             self._mo_dirty = dirty
             if uow is not None:
@@ -284,9 +314,10 @@ class DbMother:
         if not self._mo_store:
             raise PrimaryKeyError(f"refusing to delete from {table.name} with an empty store")
         loaded = self._mo_loaded(table)
-        text, params = sql.delete(self._mo_database().dialect, table,
-                                  self._mo_where(table, "delete"))
-        self._mo_change(text, params, loaded, "delete")
+        where = self._mo_where(table, "delete")
+        text, params = sql.delete(self._mo_database().dialect, table, where)
+        with sql.naming_values(where, table.name):
+            self._mo_change(text, params, loaded, "delete")
         self._mo_state = GONE
         if uow is not None:
             uow.sync(self)
@@ -330,7 +361,8 @@ class DbMother:
         key = self._mo_primary_key(table)
         if self._mo_state in (PERSISTENT, DELETED) and key is not None:
             where = dict(zip(table.primary_key, key))
-        rows = type(self).load_rows(self._mo_executor(), where, select, lock=lock)
+        with sql.naming_values(where, table.name):
+            rows = type(self).load_rows(self._mo_executor(), where, select, lock=lock)
         if len(rows) != 1:
             raise NotUniqueError(f"load {table.name} {where}", len(rows))
         uow = self._mo_touch()
@@ -474,4 +506,4 @@ def builder_for(thing: Any, database: str | Database = "default") -> type[DbMoth
         return type(thing)
     if isinstance(thing, type) and issubclass(thing, DbMother):
         return thing
-    raise TypeError(f"expected a DbMother class, a record or a table name, not {thing!r}")
+    raise ArgumentError(f"expected a DbMother class, a record or a table name, not {thing!r}")

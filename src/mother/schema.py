@@ -67,7 +67,7 @@ class Table:
             raise UnknownFieldError(self.name, str(name)) from None
 
     def check_fields(self, names: Iterable[str]) -> None:
-        """Raise :class:`UnknownFieldError` for the first name that is not a column."""
+        """Raise :class:`~mother.UnknownFieldError` for the first name that is not a column."""
         columns = self.columns
         for name in names:
             if name not in columns:

@@ -24,7 +24,8 @@ from .errors import (
     SessionConflictError,
     TransactionManagedError,
 )
-from .sql import MoFilter, Query
+from .sql import MoFilter, naming_values
+from .sql import raw as raw_query
 from .unitofwork import DELETED, GONE, PENDING, PERSISTENT, TRANSIENT, UnitOfWork
 
 if TYPE_CHECKING:
@@ -43,6 +44,23 @@ Statement = tuple[str, list[dict[str, Any]], bool]
 
 def _rows(cursor: Any) -> list[dict[str, Any]]:
     return cursor.fetchall() if cursor.description else []
+
+
+def _shown(sql: str, limit: int = 200) -> str:
+    """A statement for an error message: on one line, cut only when very long."""
+    text = " ".join(sql.split())
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def _raw_values(params: Any) -> Mapping[str, Any]:
+    """The named values of a raw query (MoFilter dict keys are columns) for error messages."""
+    if isinstance(params, MoFilter):
+        values = dict(params.params)
+        for kind, value, _table in params.parts:
+            if kind == "dict":
+                values.update(value)
+        return values
+    return params if isinstance(params, Mapping) else {}
 
 
 class Executor:
@@ -83,44 +101,43 @@ class Executor:
                 sql_log.debug("[%s] %s -- parameters: %r", self.name, sql, params, extra=extra)
 
     def _raw(self, sql: str, params: Any) -> tuple[str, Any]:
-        """A raw query's text and parameters; a MoFilter adds its conditions."""
+        """A raw query's text and parameters; a MoFilter adds its conditions (keys checked)."""
         if not isinstance(params, MoFilter):
             return sql, params
-        query = Query(self.database.dialect)
-        conditions = []
-        for kind, value, _table in params.parts:
-            if kind == "text":
-                conditions.append(f"({value})")
-            else:
-                for name, item in value.items():
-                    op = "IS NULL" if item is None else "= " + query.bind(item)
-                    conditions.append(f"{query.ident(name)} {op}")
-        query.params.update(params.params)
-        joiner = " AND " if re.search(r"\bWHERE\b", sql, re.IGNORECASE) else " WHERE "
-        return (sql + joiner + " AND ".join(conditions) if conditions else sql), query.params
+        return raw_query(self.database.dialect, self.database.schema, sql, params)
+
+    def _query(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
+        """Run a raw query; a driver error about a value names its parameter (or column)."""
+        text, bound = self._raw(sql, params)
+        with naming_values(_raw_values(params)):
+            return self._run(text, bound, fetch)
 
     # -- Mother's raw query helpers ---------------------------------------------------------
     def oc_query(self, sql: str, params: Any = None) -> None:
         """Run a statement, no result."""
-        self._run(*self._raw(sql, params), fetch=lambda cursor: None)
+        self._query(sql, params, fetch=lambda cursor: None)
 
     def mr_query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         """Run a query, all rows as dicts."""
-        return self._run(*self._raw(sql, params), fetch=_rows)
+        return self._query(sql, params, fetch=_rows)
 
     def or_query(self, sql: str, params: Any = None) -> dict[str, Any]:
         """Run a query that must return exactly one row; that row as a dict."""
-        rows = self.mr_query(sql, params)
-        if len(rows) != 1:
-            raise NotUniqueError(sql.strip().split(None, 1)[0].upper() + " (or_query)", len(rows))
-        return rows[0]
+        return self._one_row(sql, params, "or_query")
 
     def ov_query(self, sql: str, params: Any = None) -> Any:
         """Run a query that must return exactly one row of one column; that value."""
-        row = self.or_query(sql, params)
+        row = self._one_row(sql, params, "ov_query")
         if len(row) != 1:
-            raise NotUniqueError(f"ov_query wants one column, got {len(row)}", 1)
+            raise NotUniqueError(f"ov_query {_shown(sql)} (columns {', '.join(map(str, row))})",
+                                 len(row), "column")
         return next(iter(row.values()))
+
+    def _one_row(self, sql: str, params: Any, helper: str) -> dict[str, Any]:
+        rows = self.mr_query(sql, params)
+        if len(rows) != 1:
+            raise NotUniqueError(f"{helper} {_shown(sql)}", len(rows))
+        return rows[0]
 
     def mq_query(self, sql: str, seq: Sequence[Any]) -> None:
         """Run a statement once per parameter set (executemany), no result."""
@@ -376,7 +393,7 @@ class Session(Executor):
         """The object of the row with primary key ``pk``: no SQL if the session holds it.
 
         With ``lock`` (``"update"``, ``"update nowait"``, ``"update skip locked"``,
-        ``"share"``…, see :func:`mother.sql.lock_clause`) the row is always read
+        ``"share"``…, see ``mother.sql.lock_clause``) the row is always read
         again, locked, and the object held for it takes the values read (except its
         unflushed changes).
         """
@@ -386,9 +403,16 @@ class Session(Executor):
         table = self.database.schema.table(builder.table_name)
         keys = table.primary_key
         if isinstance(pk, Mapping):
+            missing = [name for name in keys if name not in pk]
+            if missing:
+                raise PrimaryKeyError(f"get({table.name}, {pk!r}): the primary key needs "
+                                      f"{list(keys)}, missing {missing}")
             values = tuple(pk[name] for name in keys)
         else:
             values = tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
+        if len(values) != len(keys):
+            raise PrimaryKeyError(f"get({table.name}, {pk!r}): the primary key is {list(keys)}, "
+                                  f"{len(keys)} value(s), got {len(values)}")
         found = self.uow.identity.get(table.name, values)
         if found is not None and lock is None:
             return found if found._mo_state == PERSISTENT else None

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import joins
 from .database import Database, get_database
-from .errors import MotherError, ParanoidError
+from .errors import ArgumentError, MotherError, ParanoidError
 from .records import MO_DEL, MO_LOAD, MO_NOA, MO_SAVE, MO_UP, DbMother, builder_for
 from .schema import Table
 from .session import Executor, Session
@@ -46,6 +46,9 @@ class _RecordSet:
     """What every set shares: the builder, where it runs, and its records."""
 
     def __init__(self, builder: Any, session: Session | None) -> None:
+        if session is not None and not isinstance(session, Session):
+            raise ArgumentError(f"{type(self).__name__}(session={session!r}): session must be "
+                                "a Session (MotherSession()) or None")
         if isinstance(builder, DbMother) and session is None:
             session = builder.session
         self.database = _database(builder, session)

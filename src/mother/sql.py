@@ -7,12 +7,14 @@ string filter, or the text of a :class:`MoFilter`. Both are trusted as written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .dialects.base import Dialect
-from .errors import MotherError, UnknownFieldError
-from .schema import Table
+from .errors import BadValueError, MotherError, UnknownFieldError
+from .schema import Schema, Table
 
 
 class _Default:
@@ -38,7 +40,7 @@ class InvalidFilterError(MotherError, TypeError):
 
 
 class InvalidLockError(MotherError, ValueError):
-    """A ``lock=`` argument that is not one of :data:`LOCKS` (or that cannot apply)."""
+    """A ``lock=`` argument that is not one of ``LOCKS`` (or that cannot apply)."""
 
 
 #: the locking reads (``lock=`` of ``session.get``, ``load``, ``MotherBox``) and their SQL
@@ -194,9 +196,7 @@ class Query:
             order = [order]
         items = []
         for item in order:
-            words = str(item).split()
-            if not words:
-                raise InvalidFilterError(f"empty order item {item!r}")
+            words = order_words(item)
             name, direction = words[0], ""
             if name.startswith("-"):
                 name, direction = name[1:], " DESC"
@@ -212,6 +212,97 @@ class Query:
             table.column(column)
             items.append(self.ident(table.name, column) + direction)
         return " ORDER BY " + ", ".join(items)
+
+
+def order_words(item: Any) -> list[str]:
+    """The words of one ORDER BY item; a blank item is refused."""
+    words = str(item).split()
+    if not words or words[0] == "-":
+        raise InvalidFilterError(f"empty order item {item!r}: use 'column', '-column' "
+                                 "or 'column DESC'")
+    return words
+
+
+WHERE = re.compile(r"\bWHERE\b", re.IGNORECASE)
+
+
+def raw(dialect: Dialect, schema: Schema, sql: str, filter: MoFilter) -> tuple[str, dict[str, Any]]:
+    """A raw query with a MoFilter's conditions appended (after ``WHERE`` or ``AND``).
+
+    A dict key of the filter must be a column: of the filter's ``table``, of the
+    table a ``table.column`` key names, or else of some table of the schema.
+    Anything else is refused before any SQL runs, so a name can never end up
+    compared as something else (a string literal, say).
+    """
+    query = Query(dialect)
+    conditions = []
+    for kind, value, table_name in filter.parts:
+        if kind == "text":
+            conditions.append(f"({value})")
+            continue
+        for name, item in value.items():
+            column = raw_column(schema, table_name, name)
+            if item is SQL_DEFAULT:
+                raise InvalidFilterError(f"SQL_DEFAULT cannot be compared ({name})")
+            op = "IS NULL" if item is None else "= " + query.bind(item)
+            conditions.append(f"{query.ident(*column)} {op}")
+    query.params.update(filter.params)
+    if not conditions:
+        return sql, query.params
+    joiner = " AND " if WHERE.search(sql) else " WHERE "
+    return sql + joiner + " AND ".join(conditions), query.params
+
+
+def raw_column(schema: Schema, table_name: str | None, name: Any) -> tuple[str, ...]:
+    """A raw filter's key checked against the schema: ``(column,)`` or ``(table, column)``."""
+    if not isinstance(name, str):
+        raise UnknownFieldError(table_name, repr(name), "a filter key is a column name (a str)")
+    prefix, _, column = name.rpartition(".")
+    if prefix:
+        schema.table(prefix).column(column)
+        return prefix, column
+    if table_name is not None:
+        schema.table(table_name).column(column)
+        return (column,)
+    if not any(column in table.columns for table in schema.tables.values()):
+        raise UnknownFieldError(None, column, "name the table with MoFilter(..., table='t') "
+                                "or a 't.column' key")
+    return (column,)
+
+
+def rejected(error: BaseException, values: Mapping[str, Any], table: str | None = None
+             ) -> BadValueError | None:
+    """The driver error ``error`` as a :class:`BadValueError` naming the column (or parameter)
+    of ``values`` it is about, when its message shows that value or its type; else None.
+
+    Only data errors count (SQLSTATE class 22, or the driver refusing a Python type).
+    """
+    state = getattr(error, "sqlstate", None)
+    if isinstance(error, MotherError) or (state is not None and not state.startswith("22")):
+        return None
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    for name, value in values.items():
+        if value is None or value is SQL_DEFAULT:
+            continue
+        shown = str(value)
+        if (f'"{shown}"' in first or f"'{shown}'" in first
+                or f"type '{type(value).__name__}'" in first):
+            what = f"column {table}.{name}" if table else f"parameter {name!r}"
+            return BadValueError(what, value, first)
+    return None
+
+
+@contextlib.contextmanager
+def naming_values(values: Mapping[str, Any], table: str | None = None) -> Iterator[None]:
+    """Turn a driver error about one of ``values`` into a :class:`BadValueError` naming it."""
+    try:
+        yield
+    except Exception as error:
+        named = rejected(error, values, table)
+        if named is None:
+            raise
+        raise named from error
 
 
 def select(dialect: Dialect, table: Table, fields: Iterable[str] | None, filter: Any,

@@ -30,11 +30,12 @@ def app(zope_instance: dict[str, Any]) -> Iterator[Any]:
     app._p_jar.close()
 
 
-def _add(manager: Any, dsn: str, id: str = "mydb", **extra: Any) -> Any:
+def _add(manager: Any, dsn: str, id: str = "mydb", status: int | None = None,
+         **extra: Any) -> Any:
     form = {"id": id, "title": "My database", "dsn": dsn, "pool_min:int": "1",
             "pool_max:int": "3", "pool_timeout": "5", "pool_type": "limited",
             "twophase": "auto", **extra}
-    return manager.post(ADD_URL, form)
+    return manager.post(ADD_URL, form, status=status)
 
 
 @pytest.fixture
@@ -82,13 +83,30 @@ def test_adding_through_the_form_stores_settings_and_never_a_connection(
     manager.post("/manage_delObjects", {"ids:list": "stored"})
 
 
-def test_add_form_refuses_a_bad_setting(manager: Any, app: Any) -> None:
-    with pytest.raises(mother.ConfigError, match="pool_max"):
-        _add(manager, "sqlite:///x.db", id="bad", **{"pool_max:int": "0"})
-    with pytest.raises(mother.ConfigError, match="dsn"):
-        _add(manager, "run", id="bad")
+def test_add_form_shows_a_refused_setting(manager: Any, app: Any) -> None:
+    """A bad setting is not a bare 500: the form comes back (400) with the refusal and
+    what was typed, and nothing is added."""
+    page = _add(manager, "sqlite:///x.db", id="bad", status=400, **{"pool_max:int": "0"})
+    assert page.html.select_one(".mother-refused").text == (
+        "setting 'pool_max' = 0: must be >= pool_min (1) and >= 1: raise pool_max or lower "
+        "pool_min")
+    assert page.html.select_one("#id")["value"] == "bad"
+    page = _add(manager, "run", id="bad", status=400)
+    assert page.html.select_one(".mother-refused").text.startswith("setting 'dsn' = 'run'")
+    assert page.html.select_one("#dsn")["value"] == "run"
     app._p_jar.sync()
     assert "bad" not in app.objectIds()
+
+
+def test_properties_form_shows_a_refused_setting(manager: Any, added: str, app: Any) -> None:
+    page = manager.post(f"/{added}/manage_edit", {
+        "title": "t", "dsn": "mysql://nope", "pool_min:int": "1", "pool_max:int": "3",
+        "pool_timeout": "soon", "pool_type": "limited", "twophase": "auto"}, status=400)
+    assert page.html.select_one(".mother-refused").text == (
+        "setting 'pool_timeout' = 'soon': expected a number of seconds")
+    assert page.html.select_one("#pool_timeout")["value"] == "soon"
+    app._p_jar.sync()
+    assert app[added].pool_timeout == 5.0 and app[added].title == "My database"
 
 
 def test_management_tabs_render(manager: Any, added: str, zope_tables: dict[str, Any]) -> None:

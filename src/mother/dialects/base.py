@@ -110,7 +110,7 @@ class Dialect:
     # -- quoting and placeholders --------------------------------------------------
     @staticmethod
     def quote(identifier: str) -> str:
-        """Quote an identifier; embedded double quotes are doubled (both databases)."""
+        """Quote an identifier in double quotes, embedded ones doubled (SQLite uses backticks)."""
         return '"' + identifier.replace('"', '""') + '"'
 
     def placeholder(self, name: str) -> str:

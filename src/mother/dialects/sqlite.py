@@ -16,6 +16,12 @@
   SELECT, the write lock the transaction holds from its start already keeps
   every other writer out.
 * Foreign keys are enforced on every connection.
+* Identifiers are quoted with backticks. SQLite reads a double-quoted name
+  that is no column as a string literal (its "DQS" misfeature), so
+  ``"no_such_column" = 'no_such_column'`` would be true; a backticked name is
+  always an identifier, and an unknown one is an error. Where the driver can
+  (``sqlite3.Connection.setconfig``, Python 3.12+), the double-quoted string
+  fallback is also switched off on every connection, for programmer-written SQL.
 """
 
 from __future__ import annotations
@@ -81,6 +87,11 @@ class SQLiteDialect(Dialect):
         self._anchor: sqlite3.Connection | None = None
         self._anchor_lock = threading.Lock()
 
+    @staticmethod
+    def quote(identifier: str) -> str:
+        """Quote an identifier with backticks (embedded ones doubled): never a string literal."""
+        return "`" + identifier.replace("`", "``") + "`"
+
     def placeholder(self, name: str) -> str:
         return ":" + name
 
@@ -92,10 +103,21 @@ class SQLiteDialect(Dialect):
         return self._open()
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.target, uri=True, isolation_level=None,
+        target = self.target
+        if not (self.memory or self.settings.create):
+            path = urllib.parse.unquote(target[len("file:"):])
+            if not os.path.exists(path):
+                raise ConfigError("dsn", self.settings.dsn,
+                                  f"no SQLite database file {path}: check the path, or set "
+                                  "create = true to make a new one (mother: --create)")
+            target += "?mode=rw"  # and never made between the check and the open
+        conn = sqlite3.connect(target, uri=True, isolation_level=None,
                                check_same_thread=False, timeout=self.settings.busy_timeout,
                                factory=_Connection)
         conn.row_factory = _dict_row
+        if hasattr(conn, "setconfig"):  # Python 3.12+: no double-quoted string literals
+            conn.setconfig(sqlite3.SQLITE_DBCONFIG_DQS_DML, False)
+            conn.setconfig(sqlite3.SQLITE_DBCONFIG_DQS_DDL, False)
         conn.execute("PRAGMA foreign_keys = ON")
         if not self.memory:
             conn.execute("PRAGMA journal_mode = WAL")

@@ -6,7 +6,7 @@ resource. The rule they keep: ``transaction.commit()`` returns only if the
 transaction committed everywhere or is certain to once recovery runs;
 otherwise it raises, and what did not commit is rolled back.
 
-A branch's phases (each move is one row of :data:`MOVES`)::
+A branch's phases (each move is one row of ``MOVES``)::
 
     phase      event                                   does                            next
     ACTIVE     tpc_begin, sole resource                flush + COMMIT (one round trip)  COMMITTED
@@ -348,7 +348,7 @@ class MotherDataManager:
         return f"{GID_PREFIX}:{self.database.name}:{self.number:06d}"
 
     def move(self, phase: str) -> None:
-        """Go to ``phase``: one of :data:`MOVES`, or it is a bug."""
+        """Go to ``phase``: one of ``MOVES``, or it is a bug."""
         if (self.phase, phase) not in MOVES:
             raise AssertionError(f"{self!r}: no move from {self.phase} to {phase}")
         self.phase = phase

@@ -193,8 +193,17 @@ class MotherConnection(SimpleItem):
     def manage_edit(self, title: str = "", dsn: str = "", pool_min: Any = 1, pool_max: Any = 10,
                     pool_timeout: Any = 15.0, pool_type: str = "limited", twophase: str = "auto",
                     REQUEST: Any = None) -> Any:
-        """Change the settings; the pool is re-created on next use."""
-        self._set(title, dsn, pool_min, pool_max, pool_timeout, pool_type, twophase)
+        """Change the settings; the pool is re-created on next use. From the form, a
+        refused setting shows the form again with the error (nothing is changed)."""
+        try:
+            self._set(title, dsn, pool_min, pool_max, pool_timeout, pool_type, twophase)
+        except ConfigError as error:
+            if REQUEST is None:
+                raise
+            submitted = {"id": self.getId(), "title": title, "dsn": dsn, "pool_min": pool_min,
+                         "pool_max": pool_max, "pool_timeout": pool_timeout,
+                         "pool_type": pool_type, "twophase": twophase}
+            return _refused(self, REQUEST, error, adding=False, settings=submitted)
         if REQUEST is not None:
             return self.manage_main(REQUEST, message="Saved changes.")
         return None
@@ -254,6 +263,13 @@ def cloned(connection: MotherConnection, event: Any) -> None:
 InitializeClass(MotherConnection)
 
 
+def _refused(context: Any, request: Any, error: ConfigError, adding: bool,
+             settings: dict[str, Any]) -> str:
+    """The form again, with what was typed and the refusal (400 Bad Request)."""
+    request.RESPONSE.setStatus(400)
+    return _form.__of__(context)(adding=adding, settings=settings, error=str(error))
+
+
 def manage_addMotherConnectionForm(self: Any, REQUEST: Any = None) -> str:
     """The add form."""
     values = {"id": "", "title": "", "dsn": "", "pool_min": MotherConnection.pool_min,
@@ -267,9 +283,18 @@ def manage_addMotherConnection(self: Any, id: str, title: str = "", dsn: str = "
                                pool_min: Any = 1, pool_max: Any = 10, pool_timeout: Any = 15.0,
                                pool_type: str = "limited", twophase: str = "auto",
                                REQUEST: Any = None) -> Any:
-    """Add a Mother Database Connection to the folder."""
-    connection = MotherConnection(id, title, dsn, pool_min, pool_max, pool_timeout,
-                                  pool_type, twophase)
+    """Add a Mother Database Connection to the folder. From the form, a refused setting
+    shows the add form again with the error (nothing is added)."""
+    try:
+        connection = MotherConnection(id, title, dsn, pool_min, pool_max, pool_timeout,
+                                      pool_type, twophase)
+    except ConfigError as error:
+        if REQUEST is None:
+            raise
+        submitted = {"id": id, "title": title, "dsn": dsn, "pool_min": pool_min,
+                     "pool_max": pool_max, "pool_timeout": pool_timeout,
+                     "pool_type": pool_type, "twophase": twophase}
+        return _refused(self, REQUEST, error, adding=True, settings=submitted)
     container = self.Destination()  # self is the product's factory dispatcher
     container._setObject(id, connection)
     if REQUEST is not None:

@@ -30,10 +30,12 @@ def serve(dsn: str | None = None, host: str = "127.0.0.1", port: int = 6543) -> 
     """Configure the database, build the app and serve it until interrupted."""
     import waitress
 
+    from ...cli import check_connection
     from . import main
 
+    source = "the --dsn option" if dsn else "the demo's default (an SQLite file)"
     dsn = dsn or default_dsn()
-    init_mother(dsn=dsn, pool_min=1, pool_max=8)
+    check_connection(init_mother(dsn=dsn, pool_min=1, pool_max=8), source)
     app = main({})
     server = waitress.create_server(app, host=host, port=port, threads=8)
     url = f"http://{host}:{server.effective_port}/"
