@@ -10,6 +10,7 @@ import pytest
 import transaction
 from Acquisition import aq_base
 from mother_zope_testapp.checks import rows
+from mother_zope_testapp.zmi import connection_form
 from zope.component import getUtilitiesFor
 
 import mother
@@ -30,11 +31,13 @@ def app(zope_instance: dict[str, Any]) -> Iterator[Any]:
     app._p_jar.close()
 
 
-def _add(manager: Any, dsn: str, id: str = "mydb", **extra: Any) -> Any:
-    form = {"id": id, "title": "My database", "dsn": dsn, "pool_min:int": "1",
-            "pool_max:int": "3", "pool_timeout": "5", "pool_type": "limited",
-            "twophase": "auto", **extra}
-    return manager.post(ADD_URL, form)
+def _add(manager: Any, dsn: str, id: str = "mydb", status: Any = None, **extra: Any) -> Any:
+    return manager.post(ADD_URL, connection_form(dsn, id, **extra), status=status)
+
+
+def _form(page: Any, action: str) -> Any:
+    [form] = [form for form in page.forms.values() if form.action == action]
+    return form
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ def test_add_form_renders(manager: Any) -> None:
     assert "Add Mother Database Connection" in page.text
     form = page.forms[0]
     assert form.action == "manage_addMotherConnection"
-    for field in ("id", "title", "dsn", "pool_min:int", "pool_max:int", "pool_timeout",
+    for field in ("id", "title", "dsn", "pool_min", "pool_max", "pool_timeout",
                   "pool_type", "twophase"):
         assert field in form.fields
 
@@ -82,13 +85,38 @@ def test_adding_through_the_form_stores_settings_and_never_a_connection(
     manager.post("/manage_delObjects", {"ids:list": "stored"})
 
 
-def test_add_form_refuses_a_bad_setting(manager: Any, app: Any) -> None:
-    with pytest.raises(mother.ConfigError, match="pool_max"):
-        _add(manager, "sqlite:///x.db", id="bad", **{"pool_max:int": "0"})
-    with pytest.raises(mother.ConfigError, match="dsn"):
-        _add(manager, "run", id="bad")
+@pytest.mark.parametrize(("key", "extra"), [
+    ("pool_max", {"pool_max": "0"}),
+    ("pool_min", {"pool_min": "many"}),
+    ("pool_timeout", {"pool_timeout": "soon"}),
+    ("pool_type", {"pool_type": "huge"}),
+    ("twophase", {"twophase": "maybe"}),
+    ("dsn", {"dsn": "run"}),
+    ("id", {"id": "bad<id>"}),
+    ("id", {"id": "acl_users"}),
+])
+def test_add_form_shows_a_bad_setting_by_name_and_adds_nothing(
+        key: str, extra: dict[str, str], manager: Any, app: Any) -> None:
+    form = {**connection_form("sqlite:///x.db", "bad"), **extra}
+    page = manager.post(ADD_URL, form, status=400)
+    assert page.html.select_one(".mother-error-key").text == key
+    assert "Not saved" in page.html.select_one(".mother-form-error").text
+    refilled = _form(page, "manage_addMotherConnection")
+    assert all(refilled[name].value == value for name, value in form.items()
+               if name not in ("pool_type", "twophase") or name not in extra)
     app._p_jar.sync()
-    assert "bad" not in app.objectIds()
+    assert form["id"] not in app.objectIds() or form["id"] == "acl_users"
+
+
+def test_properties_form_shows_a_bad_setting_by_name_and_keeps_the_old_ones(
+        manager: Any, added: str, app: Any, zope_tables: dict[str, Any]) -> None:
+    form = connection_form("sqlite:///elsewhere.db", added, pool_max="0")
+    del form["id"]
+    page = manager.post(f"/{added}/manage_edit", form, status=400)
+    assert page.html.select_one(".mother-error-key").text == "pool_max"
+    assert _form(page, "manage_edit")["dsn"].value == "sqlite:///elsewhere.db"
+    app._p_jar.sync()
+    assert (app[added].dsn, app[added].pool_max) == (zope_tables["pg"], 3)
 
 
 def test_management_tabs_render(manager: Any, added: str, zope_tables: dict[str, Any]) -> None:
@@ -107,10 +135,10 @@ def test_management_tabs_render(manager: Any, added: str, zope_tables: dict[str,
 def test_test_tab_reports_a_failed_connection(manager: Any, added: str, tmp_path: Any) -> None:
     manager.post(f"/{added}/manage_edit", {
         "title": "gone", "dsn": "host=127.0.0.1 port=1 dbname=nothing connect_timeout=2",
-        "pool_min:int": "0", "pool_max:int": "2", "pool_timeout": "2", "pool_type": "limited",
+        "pool_min": "0", "pool_max": "2", "pool_timeout": "2", "pool_type": "limited",
         "twophase": "off"})
     page = manager.post(f"/{added}/manage_testForm", {"run": "1"})
-    assert "OperationalError" in page.html.select_one(".mother-error").text
+    assert "OperationalError" in page.html.select_one(".mother-connect-error").text
 
 
 def test_editing_properties_recreates_the_pool(manager: Any, added: str, app: Any,
@@ -121,7 +149,7 @@ def test_editing_properties_recreates_the_pool(manager: Any, added: str, app: An
     first = mother.get_database(name)
     assert first.settings.pool_max == 3
     page = manager.post(f"/{added}/manage_edit", {
-        "title": "t", "dsn": zope_tables["pg"], "pool_min:int": "1", "pool_max:int": "4",
+        "title": "t", "dsn": zope_tables["pg"], "pool_min": "1", "pool_max": "4",
         "pool_timeout": "5", "pool_type": "elastic", "twophase": "on"})
     assert "Saved changes." in page.text
     manager.get("/@@mother-via-connection", {"path": added, "body": "second"})
