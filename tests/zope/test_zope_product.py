@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import transaction
 from Acquisition import aq_base
-from mother_zope_testapp.checks import rows
-from mother_zope_testapp.zmi import connection_form
+from mother_zope_testapp.checks import insert, rows
+from mother_zope_testapp.zmi import connection_form, dsn_of
 from zope.component import getUtilitiesFor
 
 import mother
@@ -211,3 +211,86 @@ def test_anonymous_cannot_use_a_connection(browser: Any, manager: Any, added: st
     browser.post(f"/{added}/manage_edit", {"dsn": "sqlite:///evil.db"}, status=401)
     manager.get("/@@mother-via-connection", {"path": added, "body": "manager"})
     assert rows(zope_tables["pg"]) == ["manager"]
+
+
+# -- the Test tab: statements in the request's transaction ----------------------------------
+def _run(manager: Any, path: str, sql: str, commit: bool = False) -> Any:
+    form = {"sql": sql, "submit": "Run"}
+    if commit:
+        form["commit"] = "1"
+    return manager.post(f"/{path}/manage_testForm", form)
+
+
+def test_test_tab_shows_columns_rows_and_row_count(manager: Any, zmi_db: str, kind: str,
+                                                   zope_tables: dict[str, Any]) -> None:
+    insert(dsn_of(kind, zope_tables), "shown")
+    insert(dsn_of(kind, zope_tables), "also shown")
+    page = _run(manager, zmi_db, "SELECT id, body FROM notes ORDER BY id")
+    assert [th.text for th in page.html.select(".mother-rows th")] == ["id", "body"]
+    assert [[td.text for td in tr.select("td")] for tr in page.html.select(".mother-rows tbody tr")
+            ] == [["1", "shown"], ["2", "also shown"]]
+    assert page.html.select_one(".mother-rowcount").text == "2 rows"
+
+
+def test_test_tab_rolls_back_unless_asked_to_commit(manager: Any, zmi_db: str, kind: str,
+                                                    zope_tables: dict[str, Any]) -> None:
+    page = _run(manager, zmi_db, "INSERT INTO notes (body) VALUES ('tried')")
+    assert page.html.select_one(".mother-rowcount").text == "1 rows affected"
+    assert page.html.select_one(".mother-outcome").text == "Rolled back."
+    assert rows(dsn_of(kind, zope_tables)) == []
+    page = _run(manager, zmi_db, "INSERT INTO notes (body) VALUES ('kept')", commit=True)
+    assert page.html.select_one(".mother-outcome").text == "Committed."
+    assert rows(dsn_of(kind, zope_tables)) == ["kept"]
+
+
+def test_test_tab_shows_a_failing_statement_and_status_lists_it(
+        manager: Any, zmi_db: str, kind: str, zope_tables: dict[str, Any]) -> None:
+    page = _run(manager, zmi_db, "SELECT body FROM nowhere", commit=True)
+    error = page.html.select_one(".mother-error").text
+    assert "nowhere" in error
+    assert rows(dsn_of(kind, zope_tables)) == []
+    status = manager.get(f"/{zmi_db}/manage_status")
+    [first, *_] = status.html.select(".mother-errors tr")[1:]
+    cells = [td.text for td in first.select("td")]
+    assert cells[1] == "statement" and "nowhere" in cells[3]
+
+
+def test_test_tab_needs_test_database_connections(browser: Any, zmi_db: str, kind: str,
+                                                  zope_tables: dict[str, Any]) -> None:
+    browser.post(f"/{zmi_db}/manage_testForm",
+                 {"sql": "INSERT INTO notes (body) VALUES ('anon')", "commit": "1"}, status=401)
+    assert rows(dsn_of(kind, zope_tables)) == []
+
+
+# -- the Status tab --------------------------------------------------------------------------
+def test_status_tab_shows_the_pool_and_no_prepared_transactions(manager: Any, zmi_db: str
+                                                                ) -> None:
+    page = manager.get(f"/{zmi_db}/manage_status")
+    assert "limited pool:" in page.html.select_one(".mother-status").text
+    assert page.html.select_one(".mother-prepared-none").text == "None."
+    assert page.html.select_one(".mother-errors-none") is not None
+
+
+def test_status_tab_lists_in_doubt_prepared_transactions(manager: Any, added: str,
+                                                         zope_tables: dict[str, Any]) -> None:
+    import psycopg
+
+    from mother import tm
+
+    ours = tm.make_gid("ab" * 16, "zope-x", "Zope-mydb-1")
+    prepared = []
+    try:
+        for gid in (ours, "not-dbmother"):
+            with psycopg.connect(zope_tables["pg"]) as conn:
+                conn.execute("INSERT INTO notes (body) VALUES ('in doubt')")
+                conn.execute(psycopg.sql.SQL("PREPARE TRANSACTION {}").format(gid))
+                prepared.append(gid)
+        page = manager.get(f"/{added}/manage_status")
+        listed = {tr.select("td")[0].text: tr.select("td")[2].text
+                  for tr in page.html.select(".mother-prepared tr")[1:]}
+        assert listed == {ours: "rollback", "not-dbmother": "foreign"}
+    finally:
+        with psycopg.connect(zope_tables["pg"], autocommit=True) as conn:
+            for gid in prepared:
+                conn.execute(psycopg.sql.SQL("ROLLBACK PREPARED {}").format(gid))
+    assert rows(zope_tables["pg"]) == []

@@ -303,7 +303,8 @@ class MotherConnection(Connection):
         database = self.database()
         return self._status_template(
             status=self.pool_status(), name=self.database_name, prepared=self.prepared(),
-            errors=error_log(database).errors())
+            errors=[{**dataclasses.asdict(error), "time": error.time}
+                    for error in error_log(database).errors()])
 
     @security.protected(test_database_connections)
     def test_connection(self) -> dict[str, Any]:

@@ -22,3 +22,19 @@ def rows(dsn: str, table: str = "notes") -> list[str]:
 def counter(dsn: str, key: int) -> int:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT n FROM counters WHERE id = %s", (key,)).fetchone()[0]
+
+
+def insert(dsn: str, body: str) -> None:
+    """Commit a note from outside Zope."""
+    if dsn.startswith("sqlite:///"):
+        import sqlite3
+
+        conn = sqlite3.connect(dsn[len("sqlite:///"):])
+        try:
+            with conn:
+                conn.execute("INSERT INTO notes (body) VALUES (?)", (body,))
+        finally:
+            conn.close()
+        return
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO notes (body) VALUES (%s)", (body,))
