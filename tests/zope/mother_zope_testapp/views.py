@@ -119,10 +119,13 @@ class Views:
     def zsql_serial(self) -> str:
         """Z SQL Methods meet a real SQLSTATE 40001 on the first attempt (REPEATABLE READ)."""
         attempt = _count("zsql_serial")
-        before = self.context.read_counter()[0].n
+        prefix = self.request.form.get("prefix", "")
+        names = {name: f"{prefix}_{name}" if prefix else name
+                 for name in ("read_counter", "bump_counter")}
+        before = getattr(self.context, names["read_counter"])()[0].n
         if attempt == 1:
             _interfere("UPDATE counters SET n = n + 100 WHERE id = 1")
-        self.context.bump_counter()
+        getattr(self.context, names["bump_counter"])()
         return f"attempt {attempt} read {before}"
 
 
