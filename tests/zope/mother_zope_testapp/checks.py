@@ -38,3 +38,19 @@ def insert(dsn: str, body: str) -> None:
         return
     with psycopg.connect(dsn) as conn:
         conn.execute("INSERT INTO notes (body) VALUES (%s)", (body,))
+
+
+def prepared(dsn: str) -> list[str]:
+    """Global ids of the transactions left prepared in the database."""
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()")]
+
+
+def rollback_prepared(dsn: str) -> list[str]:
+    """Roll back every prepared transaction of the database (test clean-up); their ids."""
+    gids = prepared(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for gid in gids:
+            conn.execute(psycopg.sql.SQL("ROLLBACK PREPARED {}").format(gid))
+    return gids
