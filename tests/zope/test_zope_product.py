@@ -294,3 +294,15 @@ def test_status_tab_lists_in_doubt_prepared_transactions(manager: Any, added: st
             for gid in prepared:
                 conn.execute(psycopg.sql.SQL("ROLLBACK PREPARED {}").format(gid))
     assert rows(zope_tables["pg"]) == []
+
+
+def test_zrdb_entry_points_lead_to_our_tabs(manager: Any, zmi_db: str, kind: str,
+                                            zope_tables: dict[str, Any]) -> None:
+    """``manage_test`` and ``manage_properties`` of Shared.DC.ZRDB show the Test and
+    Properties tabs, so the statement is rolled back there too."""
+    page = manager.post(f"/{zmi_db}/manage_test",
+                        {"query": "INSERT INTO notes (body) VALUES ('via manage_test')"})
+    assert page.html.select_one(".mother-outcome").text == "Rolled back."
+    assert rows(dsn_of(kind, zope_tables)) == []
+    page = manager.get(f"/{zmi_db}/manage_properties")
+    assert _form(page, "manage_edit")["dsn"].value == dsn_of(kind, zope_tables)

@@ -227,6 +227,10 @@ class MotherConnection(Connection):
         cached = getattr(self, "_v_database", None)
         return cached is not None and self._registered(cached)
 
+    # the pool is made on first use: "(not connected)" would only mean "not used yet"
+    title_and_id = Item.title_and_id
+    title_or_id = Item.title_or_id
+
     def sql_quote__(self, v: Any) -> str:
         """``<dtml-sqlvar>`` and ``<dtml-sqltest>``: a string as an SQL literal."""
         if isinstance(v, bytes):
@@ -279,6 +283,16 @@ class MotherConnection(Connection):
         result = self.test_statement(sql, bool(commit)) if sql.strip() else None
         return self._test_template(connection=connection, result=result, sql=sql,
                                    commit=bool(commit))
+
+    @security.protected(test_database_connections)
+    def manage_test(self, query: str, REQUEST: Any = None) -> Any:
+        """``Shared.DC.ZRDB``'s test entry point: the Test tab with ``query`` (rolled back)."""
+        return self.manage_testForm(REQUEST, sql=query)
+
+    @security.protected(view_management_screens)
+    def manage_properties(self, REQUEST: Any = None) -> str:
+        """``Shared.DC.ZRDB``'s name of the Properties tab."""
+        return self.manage_main(REQUEST)
 
     @security.protected(test_database_connections)
     def test_statement(self, sql: str, commit: bool = False) -> dict[str, Any]:
