@@ -13,7 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "zope" / "instance.py"
-MKWSGIINSTANCE = Path(sys.executable).parent / "mkwsgiinstance"
+# beside the interpreter in a virtualenv; in the buildout's bin/ under its bin/test
+MKWSGIINSTANCE = next(path for path in (Path(sys.executable).parent / "mkwsgiinstance",
+                                        ROOT / "bin" / "mkwsgiinstance") if path.exists())
 MOTHER_NS = "{http://namespaces.zope.org/mother}database"
 NASTY_DSN = "postgresql://app@db.example/astro?sslmode=disable&application_name=a\"b<c>'d"
 

@@ -56,13 +56,20 @@ def string_literal(value: str, plain_backslashes: bool) -> str:
 
 
 def backslashes_are_plain(session: mother.Session) -> bool:
-    """Ask the database itself how it reads ``'a\\'`` (same question on every database)."""
+    """Ask the database itself how it reads ``'a\\'`` (the same question on every database).
+
+    A database that reads the backslash as an escape answers with a syntax error
+    (the literal never ends): that becomes a :class:`QuotingError` with the
+    database's own message.
+    """
     try:
         return session.ov_query(BACKSLASH_PROBE) == "a\\"
     except Exception as error:
         if session.database.dialect.is_transient(error):
             raise
-        return False
+        raise QuotingError(
+            f"could not check how the database reads backslashes in string literals ({error}); "
+            "on PostgreSQL, set standard_conforming_strings = on") from error
 
 
 def zope_type(value: Any) -> str:
