@@ -87,6 +87,10 @@ def test_buildout_never_destroys_the_instance(tmp_path: Path, pg_server: str) ->
     checked = _run(*zconsole, tmp_path / "check.py", cwd=tree)
     assert "connection: True" in checked and f"dsn: {dsn}\n" in checked
 
-    python = _run(tree / "bin" / "py", "-c", "import mother.zope, Products.ExternalMethod, "
-                  "Products.PythonScripts, Products.ZSQLMethods; print('imports')", cwd=tree)
-    assert "imports" in python
+    (tmp_path / "products.py").write_text(
+        "app = globals()['app']\n"
+        "print(sorted(m['name'] for m in app.all_meta_types()))\n")
+    products = _run(*zconsole, tmp_path / "products.py", cwd=tree)
+    for meta_type in ("External Method", "Script (Python)", "Z SQL Method",
+                      "Mother Database Connection"):
+        assert f"'{meta_type}'" in products
