@@ -100,6 +100,7 @@ def test_add_form_shows_a_bad_setting_by_name_and_adds_nothing(
     form = {**connection_form("sqlite:///x.db", "bad"), **extra}
     page = manager.post(ADD_URL, form, status=400)
     assert page.html.select_one(".mother-error-key").text == key
+    assert [field["name"] for field in page.html.select(".is-invalid")] == [key]
     assert "Not saved" in page.html.select_one(".mother-form-error").text
     refilled = _form(page, "manage_addMotherConnection")
     assert all(refilled[name].value == value for name, value in form.items()
@@ -235,7 +236,7 @@ def test_test_tab_shows_columns_rows_and_row_count(manager: Any, zmi_db: str, ki
 def test_test_tab_rolls_back_unless_asked_to_commit(manager: Any, zmi_db: str, kind: str,
                                                     zope_tables: dict[str, Any]) -> None:
     page = _run(manager, zmi_db, "INSERT INTO notes (body) VALUES ('tried')")
-    assert page.html.select_one(".mother-rowcount").text == "1 rows affected"
+    assert page.html.select_one(".mother-rowcount").text == "1 row affected"
     assert page.html.select_one(".mother-outcome").text == "Rolled back."
     assert rows(dsn_of(kind, zope_tables)) == []
     page = _run(manager, zmi_db, "INSERT INTO notes (body) VALUES ('kept')", commit=True)
