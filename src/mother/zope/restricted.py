@@ -1,10 +1,11 @@
 """What through-the-web code (Script (Python), Page Templates) may do with a connection.
 
-Restricted code never gets a :class:`mother.Session`: ``connection.session()``
-called from it returns a :class:`ScriptSession`, an acquisition wrapper in
-the connection's context whose only public names are the raw query helpers
-and record helpers below, each protected by *Use Database Methods* (checked
-in the connection's context, so a grant on a folder applies). Everything it
+Restricted code never gets a :class:`mother.Session` (``connection.session()`` is
+private to trusted code): ``connection.script_session()`` returns a
+:class:`ScriptSession`, an explicit acquisition wrapper in the connection's context
+(it acquires nothing) whose only public names are the raw query helpers and record
+helpers below, each protected by *Use Database Methods* (checked in the
+connection's context, so a grant on a folder applies). Everything it
 returns is plain data (lists, dicts, numbers, strings, dates), so nothing
 leads on to the session, its driver connection, the pool or the settings:
 its own state lives in attributes whose names start with ``_``, which
