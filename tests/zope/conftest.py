@@ -18,6 +18,7 @@ import psycopg
 import pytest
 import transaction
 import webtest
+from mother_zope_testapp.zmi import CONNECTION_ADD, connection_form, delete, dsn_of
 
 import mother
 import mother.zope
@@ -36,9 +37,12 @@ max-conflict-retries 2
 
 SITE_ZCML = """\
 <configure xmlns="http://namespaces.zope.org/zope"
+           xmlns:five="http://namespaces.zope.org/five"
            xmlns:mother="http://namespaces.zope.org/mother">
   <include package="Zope2.App" />
   <include package="Products.Five" />
+  <five:loadProducts file="meta.zcml" />
+  <five:loadProducts />
   <include package="mother.zope" />
   <include package="mother_zope_testapp" />
   <mother:database name="default" dsn="{pg}" pool_min="1" pool_max="5" twophase="on" />
@@ -148,3 +152,13 @@ def manager(zope_tables: dict[str, Any]) -> webtest.TestApp:
     client = webtest.TestApp(zope_tables["wsgi"])
     client.authorization = ("Basic", ADMIN)
     return client
+
+
+@pytest.fixture
+def zmi_db(kind: str, manager: webtest.TestApp, zope_tables: dict[str, Any]
+           ) -> Iterator[str]:
+    """A Mother Database Connection ``/zdb`` (PostgreSQL or SQLite), added through the ZMI."""
+    response = manager.post(CONNECTION_ADD, connection_form(dsn_of(kind, zope_tables), "zdb"))
+    assert response.status_int == 302, response.text
+    yield "zdb"
+    delete(manager, "zdb")

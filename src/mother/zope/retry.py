@@ -23,6 +23,8 @@ import mother
 from mother.errors import MotherError
 from mother.tm import MotherDataManager
 
+from .status import error_log
+
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,6 +58,7 @@ def _converting(method: Callable[..., Any], dm: MotherDataManager) -> Callable[.
         try:
             return method(txn)
         except Exception as error:
+            error_log(dm.session.database).record(error, method.__name__)
             if dm.should_retry(error) and not isinstance(error, TransientError):
                 log.info("transient error in %s of %s, the request will be retried: %s",
                          method.__name__, dm.session.name, error)
@@ -89,7 +92,9 @@ def translate(error: BaseException) -> TransientDatabaseError | None:
 
 def install_hook(database: mother.Database) -> None:
     """Make the database's errors retryable by the publisher: at commit (through
-    :func:`session_hook`, after ``mother.tm.register``'s own hook) and in statements."""
+    :func:`session_hook`, after ``mother.tm.register``'s own hook) and in statements;
+    and remember the last ones (:func:`~mother.zope.status.error_log`)."""
+    error_log(database)
     if session_hook not in database.session_hooks:
         database.session_hooks.append(session_hook)
     if translate not in database.error_translators:

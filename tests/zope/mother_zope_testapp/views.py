@@ -97,14 +97,36 @@ class Views:
         return f"attempt {attempt}"
 
     def via_connection(self) -> str:
-        """Use the ZMI connection ``path`` (restricted by "Use Database Methods")."""
+        """Use the ZMI connection ``path`` as restricted code does ("Use Database Methods")."""
         from AccessControl.ZopeGuards import guarded_getattr
 
         connection = self.context.unrestrictedTraverse(self.request.form["path"])
-        session = guarded_getattr(connection, "session")()
-        session.oc_query("INSERT INTO notes (body) VALUES (%(b)s)",
-                         {"b": self.request.form["body"]})
-        return f"inserted by {session.name}"
+        session = guarded_getattr(connection, "script_session")()
+        guarded_getattr(session, "oc_query")("INSERT INTO notes (body) VALUES (%(b)s)",
+                                             {"b": self.request.form["body"]})
+        return f"inserted by {session.getName()}"
+
+    def zsql_mixed(self) -> str:
+        """A Z SQL Method and get_session() write in one request; ``fail`` raises after."""
+        connection = self.context.unrestrictedTraverse(self.request.form["path"])
+        self.context.add_note(body="zsql")
+        session = get_session(connection.database_name)
+        session.oc_query(f"INSERT INTO notes (body) VALUES ({_ph(session, 'b')})", {"b": "python"})
+        if self.request.form.get("fail"):
+            raise ValueError("the view failed after writing")
+        return ", ".join(row.body for row in self.context.notes())
+
+    def zsql_serial(self) -> str:
+        """Z SQL Methods meet a real SQLSTATE 40001 on the first attempt (REPEATABLE READ)."""
+        attempt = _count("zsql_serial")
+        prefix = self.request.form.get("prefix", "")
+        names = {name: f"{prefix}_{name}" if prefix else name
+                 for name in ("read_counter", "bump_counter")}
+        before = getattr(self.context, names["read_counter"])()[0].n
+        if attempt == 1:
+            _interfere("UPDATE counters SET n = n + 100 WHERE id = 1")
+        getattr(self.context, names["bump_counter"])()
+        return f"attempt {attempt} read {before}"
 
 
 def _ph(session: mother.Session, name: str) -> str:
