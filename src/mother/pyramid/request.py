@@ -49,7 +49,7 @@ def get_session(request: Request, name: str = "default") -> Session:
     cached = cache.get(name)
     if cached is not None and cached[0] is txn and not cached[1].closed:
         return cached[1]
-    known = tm.TransactionState.of(txn).sessions.get(name)
+    known = tm.TransactionState.of(txn, manager).sessions.get(name)
     session = tm.current_session(database=name, transaction_manager=manager)
     if session is not known:
         # new in this transaction and not connected yet: the name reaches application_name

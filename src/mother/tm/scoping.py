@@ -35,7 +35,7 @@ def current_session(database: str | Database = "default", transaction_manager: A
     db = resolve(database)
     manager = _manager(transaction_manager)
     txn = active_transaction(manager)
-    state = TransactionState.of(txn)
+    state = TransactionState.of(txn, manager)
     session = state.sessions.get(db.name)
     if session is None or session.closed or session.database is not db:
         name = f"{db.settings.session_name}-{db.name}-{state.global_id[:12]}"

@@ -1,0 +1,68 @@
+"""What one recovery run costs when nothing is in doubt (run by hand; figures for docs/).
+
+Two PostgreSQL databases, reached through tools/rtproxy.py so that round trips are
+counted; each run of ``mother.tm.recover()`` (what automatic recovery does every
+``recover_interval``) is timed and its round trips counted, opening its
+connections included (``connect``) and without them (``work``).
+
+Usage:
+  MOTHER_TEST_PG_DSN="host=127.0.0.1 port=54329 user=postgres dbname=postgres" \\
+      .venv/bin/python benchmarks/bench_recovery.py [RUNS]
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+import mother
+from mother.tm import recover
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from rtproxy import RoundTripProxy  # noqa: E402
+
+
+def main(runs: int) -> None:
+    server = os.environ.get("MOTHER_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres")
+    params = conninfo_to_dict(server)
+    names = [f"mother_bench_rec_{uuid.uuid4().hex[:8]}_{i}" for i in range(2)]
+    with psycopg.connect(server, autocommit=True) as admin:
+        for name in names:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with RoundTripProxy(params.get("host", "127.0.0.1"), int(params.get("port", 5432))) \
+                as proxy:
+            dbs = [mother.init_mother(name=f"rec{i}", recover_interval=None, dsn=make_conninfo(
+                **{**params, "dbname": name, "host": proxy.host, "port": str(proxy.port),
+                   "sslmode": "disable"})) for i, name in enumerate(names)]
+            recover(dbs)  # the first run makes the commit logs
+            trips, times = [], []
+            for _ in range(runs):
+                proxy.reset()
+                start = time.perf_counter()
+                report = recover(dbs)
+                times.append(time.perf_counter() - start)
+                trips.append(proxy.round_trips)
+                assert not report.branches
+            per_db = statistics.median(trips) / len(dbs)
+            print(f"{runs} runs of recover() over {len(dbs)} databases, nothing in doubt; "
+                  f"Python {sys.version.split()[0]}, psycopg {psycopg.__version__}")
+            print(f"time per run: median {statistics.median(times) * 1e3:.2f} ms")
+            print(f"round trips per run: median {statistics.median(trips)} "
+                  f"({per_db:g} per database, opening the connection included)")
+            mother.close_all()
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            for name in names:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 50)
