@@ -2,8 +2,9 @@
 
 Two PostgreSQL databases, reached through tools/rtproxy.py so that round trips are
 counted; each run of ``mother.tm.recover()`` (what automatic recovery does every
-``recover_interval``) is timed and its round trips counted, opening its
-connections included (``connect``) and without them (``work``).
+``recover_interval``) is timed and its round trips counted, the opening of its
+connection to each database included (recovery connects apart from the pools,
+so that it never waits for a busy pool).
 
 Usage:
   MOTHER_TEST_PG_DSN="host=127.0.0.1 port=54329 user=postgres dbname=postgres" \\
@@ -56,7 +57,7 @@ def main(runs: int) -> None:
                   f"Python {sys.version.split()[0]}, psycopg {psycopg.__version__}")
             print(f"time per run: median {statistics.median(times) * 1e3:.2f} ms")
             print(f"round trips per run: median {statistics.median(trips)} "
-                  f"({per_db:g} per database, opening the connection included)")
+                  f"({per_db:g} per database, opening its connection included)")
             mother.close_all()
     finally:
         with psycopg.connect(server, autocommit=True) as admin:

@@ -340,13 +340,12 @@ class PostgresDialect(Dialect):
         return True
 
     def prepared_transactions(self, conn: psycopg.Connection) -> list[tuple[str, float]]:
-        rows = conn.execute(
+        # one statement in its own implicit transaction: one round trip
+        [result] = pgwire.run(conn, [(
             "SELECT gid, extract(epoch FROM now() - prepared)::float8 AS age "
             "FROM pg_catalog.pg_prepared_xacts "
-            "WHERE database = current_database() ORDER BY prepared").fetchall()
-        if conn.info.transaction_status != TransactionStatus.IDLE:
-            conn.rollback()
-        return [(row["gid"], row["age"]) for row in rows]
+            "WHERE database = current_database() ORDER BY prepared", ())])
+        return [(row["gid"], row["age"]) for row in result.rows]
 
     def lock_timeout(self, conn: psycopg.Connection, seconds: float) -> None:
         pgwire.run(conn, [("SELECT pg_catalog.set_config('lock_timeout', %(t)s, false)",

@@ -96,8 +96,9 @@ def recorded_id(db: Database, conn: Any) -> str | None:
     """The id of ``db`` (recovery): its stable one, or the one recorded in its log (None
     when it has no log)."""
     dialect = db.dialect
-    if dialect.stable_id() is not None:
-        return dialect.stable_id()
+    known = dialect.stable_id() or _ids.get(db)
+    if known is not None:
+        return known
     try:
         row = dialect.execute(conn, f"SELECT outcome FROM {_table(db)} WHERE global_id = "
                               f"{_p(db, 'key')}", {"key": ID_KEY}).fetchone()
@@ -106,7 +107,10 @@ def recorded_id(db: Database, conn: Any) -> str | None:
             raise
         row = None
     dialect.rollback(conn)
-    return None if row is None else str(row["outcome"])
+    if row is None:
+        return None
+    known = _ids[db] = str(row["outcome"])
+    return known
 
 
 def decision(db: Database, global_id: str) -> tuple[str, dict[str, Any]]:
@@ -171,8 +175,7 @@ def clean(db: Database, conn: Any, keep: set[str], before: float) -> int:
     names = [f"k{index}" for index in range(len(keep))]
     spared = "".join(f", {_p(db, name)}" for name in names)
     params: dict[str, Any] = {"key": ID_KEY, "before": before, **dict(zip(names, sorted(keep)))}
-    try:
-        dialect.begin(conn)
+    try:  # one statement, committed by itself: one round trip
         deleted = dialect.execute(
             conn, f"DELETE FROM {_table(db)} WHERE decided_at < {_p(db, 'before')} "
             f"AND global_id NOT IN ({_p(db, 'key')}{spared})", params).rowcount
@@ -181,5 +184,4 @@ def clean(db: Database, conn: Any, keep: set[str], before: float) -> int:
             raise
         dialect.rollback(conn)
         return 0  # no log yet, or busy: the next run cleans
-    dialect.commit(conn)
     return max(deleted, 0)

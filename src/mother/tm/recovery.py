@@ -124,7 +124,9 @@ class _Run:
         self.report = RecoveryReport(dry_run)
 
     def open(self) -> None:
-        """Connect, make sure every log exists, list the prepared transactions."""
+        """Connect to each database (apart from its pool: recovery never waits for a busy
+        pool, and a database that cannot be reached fails at once), list its prepared
+        transactions."""
         for db in self.dbs:
             conn = self.conns[db.name] = db.dialect.connect()
             self.prepared[db.name] = dict(db.dialect.prepared_transactions(conn))
