@@ -276,25 +276,26 @@ class _Batch:
         self.sends: list[Any] = []
         for command in discard_begin(conn):
             self._add(pgconn.send_query_params, (command, None), "prefix")
-        for sql, params in statements:
+        asked = [(sql, params, "run") for sql, params in statements]
+        if end is not None and probe:
+            asked.append((XID_PROBE.decode(), (), "probe"))
+        for sql, params, kind in asked:
             tpl = template(sql, encoding)
             values = tx.dump_sequence(tpl.values(params), tpl.formats)
             types, formats = tuple(tx.types or ()), tx.formats
             key = (tpl.query, types)
             name = state.prepared.get(key)
             if name is not None:
-                self._add(pgconn.send_query_prepared, (name, values, formats), "run", key)
+                self._add(pgconn.send_query_prepared, (name, values, formats), kind, key)
             elif (threshold is not None and len(state.prepared) < MAX_PREPARED
                   and state.runs(key) > threshold):
                 state.counter += 1
                 name = b"_mo_%d" % state.counter
                 self._add(pgconn.send_prepare, (name, tpl.query, types), "prepare", (key, name))
-                self._add(pgconn.send_query_prepared, (name, values, formats), "run", key)
+                self._add(pgconn.send_query_prepared, (name, values, formats), kind, key)
             else:
                 self._add(pgconn.send_query_params, (tpl.query, values, types, formats),
-                          "run", key)
-        if end is not None and probe:
-            self._add(pgconn.send_query_params, (XID_PROBE, None), "probe")
+                          kind, key)
         #: how many commands are answered before the closing one
         self.first = len(self.sends)
         if end is not None:
@@ -389,9 +390,9 @@ class _Batch:
                 continue
             if status == _FATAL:
                 failure = pgerrors.error_from_result(res, encoding=self.encoding)
-                if kind == "run" and failure.sqlstate == "26000":
+                if kind in ("run", "probe") and failure.sqlstate == "26000":
                     state.prepared.clear()  # dropped behind our back: DISCARD/DEALLOCATE ALL
-                elif kind == "run" and failure.sqlstate == "0A000":
+                elif kind in ("run", "probe") and failure.sqlstate == "0A000":
                     state.prepared.pop(key, None)  # its result type changed (DDL)
                 elif self.end is not None and failure.sqlstate == "25P02":
                     failure = RolledBackError(

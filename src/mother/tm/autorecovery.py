@@ -83,6 +83,8 @@ class _AutoRecovery:
     def ensure_started(self, database: Database) -> bool:
         if not database.settings.recover_interval or not database.twophase:
             return False
+        if self.thread is not None and database in self.anchors:
+            return True  # the common case, once per transaction: no lock taken
         with self.lock:
             self.anchors.add(database)
             if self.thread is None:
