@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from classes import ClsStars
+from conftest import count
 from manager_classes import MStars
 from mother import (
     MO_LOAD,
@@ -178,3 +179,13 @@ def test_a_record_set_of_something_that_is_no_record(db: Database) -> None:
     with pytest.raises(ArgumentError, match=r"^expected a DbMother class, a record or a table "
                        r"name, not 42$"):
         MotherBox(42, None, MO_LOAD)
+
+
+def test_a_value_refused_at_flush_names_its_column(pgdb: Database) -> None:
+    with pytest.raises(BadValueError) as info, MotherSession() as session:
+        session.persist(ClsStars({"star_name": "Sun", "star_mass": "heavy"}, session=session))
+        session.flush()
+    assert str(info.value).startswith("column stars.star_mass: the database refused the value "
+                                      "'heavy' (invalid input syntax for type integer")
+    assert isinstance(info.value.__cause__, psycopg.errors.InvalidTextRepresentation)
+    assert count(pgdb, "stars") == 0

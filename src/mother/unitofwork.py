@@ -302,6 +302,11 @@ class UnitOfWork:
         except BaseException as error:
             if self.session._lost is None:
                 self.session._failed = error
+            for _, objs, _ in appliers:  # a value the database refused: name its column
+                for obj in objs:
+                    named = sql.rejected(error, obj._mo_store, obj.table_name)
+                    if named is not None:
+                        raise named from error
             raise
         for (apply, objs, extra), result in zip(appliers, results):
             apply(objs, result.rows, extra)
