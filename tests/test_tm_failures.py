@@ -22,7 +22,7 @@ from transaction.interfaces import IDataManager
 from zope.interface import implementer
 
 import mother
-from classes import ClsStars
+from classes import ClsPlanets, ClsStars
 from conftest import count
 from mother import MO_SAVE, MotherSession, RolledBackError
 from mother.tm import join, recover
@@ -188,6 +188,18 @@ def test_a_deferred_constraint_failing_at_prepare_or_commit_rolls_back_both(
     with pytest.raises(Exception) as raised:
         transaction.commit()
     assert "foreign key" in str(raised.value).lower() or "FOREIGN KEY" in str(raised.value)
+    transaction.abort()
+    assert_atomic(pair, committed=False)
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_flush_failing_in_tpc_begin_rolls_back_both(pair, failing: int) -> None:
+    sessions = write_both()
+    # pending, so written by tpc_begin's flush, where its foreign key is refused
+    sessions[failing].persist(ClsPlanets({"star_id": 999, "planet_name": "orphan"},
+                                         session=sessions[failing]))
+    with pytest.raises(Exception, match="(?i)foreign key"):
+        transaction.commit()
     transaction.abort()
     assert_atomic(pair, committed=False)
 
