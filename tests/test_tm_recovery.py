@@ -128,3 +128,22 @@ def test_mother_recover_runs_through_the_cli(
     assert "would COMMIT PREPARED" in capsys.readouterr().out and count(second, "stars") == 0
     assert cli_main(["recover", *dsns]) == 0
     assert count(first, "stars") == count(second, "stars") == 1
+
+
+def test_recovery_reuses_the_connections_it_is_given_and_closes_them_after_a_failure(
+        two, pg_dsns: list[str]) -> None:
+    first, second = two
+    kept: dict[str, object] = {}
+    recover([first, second], connections=kept, clean=False)
+    opened = dict(kept)
+    assert sorted(opened) == ["default", "second"]
+    _crash(pg_dsns, "after-decision")
+    report = recover([first, second], connections=kept, min_age=0)
+    assert len(report.committed) == 1 and kept == opened  # the same connections, still open
+    assert not any(first.dialect.is_broken(conn) for conn in kept.values())
+    with psycopg.connect(pg_dsns[0], autocommit=True) as admin:  # one of them dies
+        admin.execute("SELECT pg_terminate_backend(%s)", (kept["default"].info.backend_pid,))
+    with pytest.raises(psycopg.OperationalError):
+        recover([first, second], connections=kept)
+    assert kept == {} and all(first.dialect.is_broken(conn) for conn in opened.values())
+    assert count(first, "stars") == count(second, "stars") == 1

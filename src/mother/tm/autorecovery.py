@@ -28,7 +28,7 @@ import random
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..database import Database, databases
 
@@ -40,6 +40,9 @@ log = logging.getLogger("mother.tm.recovery")
 
 JITTER = 0.2
 THREAD_NAME = "mother-autorecovery"
+#: how often (seconds) a run also cleans the commit logs; the runs between make one
+#: round trip per database
+CLEAN_EVERY = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +82,12 @@ class _AutoRecovery:
         self.counts = RecoveryStats()
         #: the databases that asked for the thread (weakly: a replaced one may go)
         self.anchors: weakref.WeakSet[Database] = weakref.WeakSet()
+        # after fork() the parent's connections stay referenced, unused: closing them
+        # here would end the parent's sessions on the server
+        self.inherited = [*getattr(self, "inherited", ()), *getattr(self, "conns", {}).values()]
+        #: the thread's connections, kept between runs: (database name, dsn) -> connection
+        self.conns: dict[tuple[str, str], Any] = {}
+        self.cleaned_at = float("-inf")
 
     def ensure_started(self, database: Database) -> bool:
         if not database.settings.recover_interval or not database.twophase:
@@ -137,6 +146,9 @@ class _AutoRecovery:
                     self._run(targets)
                 del targets  # hold no database while sleeping
         finally:
+            for conn in self.conns.values():
+                conn.close()
+            self.conns = {}
             with self.lock:
                 self._forget()
 
@@ -145,8 +157,20 @@ class _AutoRecovery:
         from .recovery import recover
 
         names = ", ".join(db.name for db in targets)
+        # connections kept between runs, per database name and DSN (a replaced database
+        # gets a new one); they belong to this thread alone
+        kept = {db.name: self.conns.pop((db.name, db.settings.dsn)) for db in targets
+                if (db.name, db.settings.dsn) in self.conns}
+        for conn in self.conns.values():  # databases no longer recovered
+            conn.close()
+        self.conns = {}
+        clean = time.monotonic() - self.cleaned_at >= CLEAN_EVERY
         try:
-            report = recover(targets)
+            report = recover(targets, connections=kept, clean=clean)
+            self.conns = {(db.name, db.settings.dsn): kept[db.name] for db in targets
+                          if db.name in kept}
+            if clean:
+                self.cleaned_at = time.monotonic()
         except Exception as error:
             log.error("automatic recovery of %s failed: %s", names, error, exc_info=True)
             self._count(None, f"{type(error).__name__}: {error}")

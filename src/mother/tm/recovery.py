@@ -113,11 +113,14 @@ class RecoveryReport:
 class _Run:
     """One recovery pass over a set of databases, each on a connection of its own."""
 
-    def __init__(self, dbs: list[Database], dry_run: bool, min_age: float) -> None:
+    def __init__(self, dbs: list[Database], dry_run: bool, min_age: float,
+                 connections: dict[str, Any] | None) -> None:
         self.dbs = dbs
         self.dry_run = dry_run
         self.min_age = min_age
-        self.conns: dict[str, Any] = {}
+        #: the caller's open connections, reused and kept open (else this run's own)
+        self.kept = connections is not None
+        self.conns: dict[str, Any] = connections if connections is not None else {}
         self.ids: dict[str, Database] = {}
         self.prepared: dict[str, dict[str, float]] = {}
         self.outcomes: dict[str, str] = {}
@@ -128,15 +131,21 @@ class _Run:
         pool, and a database that cannot be reached fails at once), list its prepared
         transactions."""
         for db in self.dbs:
-            conn = self.conns[db.name] = db.dialect.connect()
+            conn = self.conns.get(db.name)
+            if conn is None or db.dialect.is_broken(conn):
+                conn = self.conns[db.name] = db.dialect.connect()
             self.prepared[db.name] = dict(db.dialect.prepared_transactions(conn))
             known = commitlog.recorded_id(db, conn)
             if known is not None:
                 self.ids[known] = db
 
-    def close(self) -> None:
+    def close(self, failed: bool) -> None:
+        """Close this run's connections; the caller's only after a failure."""
+        if self.kept and not failed:
+            return
         for conn in self.conns.values():
             conn.close()
+        self.conns.clear()
 
     def outcome(self, decider: Database, global_id: str) -> str | None:
         if global_id not in self.outcomes:
@@ -217,15 +226,20 @@ class _Run:
 
 
 def recover(databases: Iterable[str | Database] | None = None, *, dry_run: bool = False,
-            log_retention: float = 3600.0, min_age: float = 5.0) -> RecoveryReport:
+            log_retention: float = 3600.0, min_age: float = 5.0,
+            connections: dict[str, Any] | None = None, clean: bool = True) -> RecoveryReport:
     """Find and resolve the in-doubt dbmother branches of ``databases`` (default: all).
 
     Safe to run at any time from any number of processes. Branches younger than
     ``min_age`` seconds are left alone when their decision is not recorded yet
-    (they are most likely still being committed).
+    (they are most likely still being committed). ``connections`` (by database
+    name) are reused and left open, and the connections made are added to it
+    (automatic recovery keeps them between runs); after a failure they are closed
+    and removed. ``clean=False`` leaves the commit log's old rows for a later run.
     """
     dbs = [resolve(db) for db in databases] if databases is not None else configured()
-    run = _Run(dbs, dry_run, min_age)
+    run = _Run(dbs, dry_run, min_age, connections)
+    failed = True
     try:
         run.open()
         for db in dbs:
@@ -241,10 +255,11 @@ def recover(databases: Iterable[str | Database] | None = None, *, dry_run: bool 
                     log.error("recovery could not resolve %r in %s: %s", gid, db.name, error)
                 if branch is not None:
                     run.report.branches.append(branch)
-        if not dry_run:
+        if clean and not dry_run:
             run.clean(log_retention)
+        failed = False
     finally:
-        run.close()
+        run.close(failed)
     return run.report
 
 
