@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 
 sql_log = logging.getLogger("mother.sql")
 log = logging.getLogger(__name__)
-READ_ONLY = re.compile(r"\s*(SELECT|SHOW|VALUES|EXPLAIN|TABLE)\b", re.IGNORECASE)
-#: what a read-only session sends: the server refuses a write hidden behind it
-#: (a data-modifying WITH, a function called by a SELECT)
+#: what looks like a read: all a read-only session may send (the server refuses a write
+#: hidden behind it: a data-modifying WITH, a function called by a SELECT); any other
+#: statement marks a session written, and one that sent only these is asked at commit
 READS = re.compile(r"\s*(SELECT|WITH|SHOW|VALUES|EXPLAIN|TABLE)\b", re.IGNORECASE)
 Statement = tuple[str, list[dict[str, Any]], bool]
 
@@ -287,7 +287,7 @@ class Session(Executor):
         result = self._attempt(work)
         self.statements += 1
         self.batches += 1
-        if not self.wrote and not READ_ONLY.match(sql):
+        if not self.wrote and not READS.match(sql):
             self.wrote = True
         return result
 
