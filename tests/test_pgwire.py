@@ -353,7 +353,7 @@ def _drop_slow_trigger(pgdb: Database) -> None:
 def test_outcome_of_a_committed_transaction(pgdb: Database, conn: psycopg.Connection) -> None:
     pgwire.begin(conn, None)
     pgwire.run(conn, [("INSERT INTO stars (star_name) VALUES (%s)", ("kept",))])
-    [probe] = pgwire.run(conn, [(pgwire.XID_PROBE.decode(), ())])
+    [probe] = pgwire.run(conn, [(pgwire.XID_PROBE, ())])
     xid = int(probe.rows[0]["pg_current_xact_id_if_assigned"])
     pgdb.dialect.commit(conn)
     assert pgdb.dialect.outcome(xid) == "committed"

@@ -131,7 +131,7 @@ def test_first_statement_brings_begin_and_name_in_one_round_trip(
     proxy.reset()
     s.endSession()  # nothing pending: the COMMIT alone
     # the transaction's id is asked with the COMMIT, in case its reply is lost
-    assert sent(proxy) == [[XID_PROBE.decode(), "COMMIT"]]
+    assert sent(proxy) == [[XID_PROBE, "COMMIT"]]
 
 
 def test_isolation_level_and_read_only_ride_in_the_begin(

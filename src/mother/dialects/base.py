@@ -260,6 +260,10 @@ class Dialect:
         """Whether ``error`` says a lock could not be had in time."""
         return False
 
+    def is_missing_table(self, error: BaseException) -> bool:
+        """Whether ``error`` says the table a statement named does not exist."""
+        return False
+
     def is_transient(self, error: BaseException) -> bool:
         """True when retrying the whole transaction may succeed."""
         return False

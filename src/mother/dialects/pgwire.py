@@ -59,7 +59,7 @@ _ES = pq.ExecStatus
 _SYNC, _ABORTED, _FATAL = _ES.PIPELINE_SYNC, _ES.PIPELINE_ABORTED, _ES.FATAL_ERROR
 _IDLE = pq.TransactionStatus.IDLE
 #: asked before a closing command: the id of the transaction, or NULL if it wrote nothing
-XID_PROBE = b"SELECT pg_catalog.pg_current_xact_id_if_assigned()::text"
+XID_PROBE = "SELECT pg_catalog.pg_current_xact_id_if_assigned()::text"
 #: SQLSTATE classes of a server that said it is going away (operator intervention, connection)
 _GOING_AWAY = ("57", "08")
 
@@ -278,7 +278,7 @@ class _Batch:
             self._add(pgconn.send_query_params, (command, None), "prefix")
         asked = [(sql, params, "run") for sql, params in statements]
         if end is not None and probe:
-            asked.append((XID_PROBE.decode(), (), "probe"))
+            asked.append((XID_PROBE, (), "probe"))
         for sql, params, kind in asked:
             tpl = template(sql, encoding)
             values = tx.dump_sequence(tpl.values(params), tpl.formats)

@@ -354,6 +354,9 @@ class PostgresDialect(Dialect):
     def is_lock_timeout(self, error: BaseException) -> bool:
         return isinstance(error, pgerrors.LockNotAvailable)
 
+    def is_missing_table(self, error: BaseException) -> bool:
+        return isinstance(error, pgerrors.UndefinedTable)
+
     def is_transient(self, error: BaseException) -> bool:
         return isinstance(error, (pgerrors.SerializationFailure, pgerrors.DeadlockDetected)) or (
             isinstance(error, psycopg.Error) and (error.sqlstate or "").startswith("40"))

@@ -248,5 +248,8 @@ class SQLiteDialect(Dialect):
     def is_lock_timeout(self, error: BaseException) -> bool:
         return self.is_transient(error)  # "database is locked" after busy_timeout
 
+    def is_missing_table(self, error: BaseException) -> bool:
+        return isinstance(error, sqlite3.OperationalError) and "no such table" in str(error)
+
     def is_transient(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)

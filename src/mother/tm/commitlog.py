@@ -37,6 +37,31 @@ def _p(db: Database, name: str) -> str:
     return db.dialect.placeholder(name)
 
 
+def _insert(db: Database, key: str, outcome: str, if_new: bool = False
+            ) -> tuple[str, dict[str, Any]]:
+    """The statement writing one row (``if_new``: unless the key has one already)."""
+    return (f"INSERT INTO {_table(db)} (global_id, outcome, decided_at) VALUES "
+            f"({_p(db, 'key')}, {_p(db, 'outcome')}, {_p(db, 'at')})"
+            + (" ON CONFLICT (global_id) DO NOTHING" if if_new else ""),
+            {"key": key, "outcome": outcome, "at": time.time()})
+
+
+def _outcome(db: Database, conn: Any, key: str) -> str | None:
+    """The ``outcome`` column of the row of ``key`` (None: no such row)."""
+    row = db.dialect.execute(conn, f"SELECT outcome FROM {_table(db)} WHERE global_id = "
+                             f"{_p(db, 'key')}", {"key": key}).fetchone()
+    return None if row is None else str(row["outcome"])
+
+
+def _no_log(db: Database, conn: Any, error: Exception) -> bool:
+    """After a failed read: True when the log does not exist (the transaction is rolled
+    back); any other error is raised by the caller."""
+    if db.dialect.is_broken(conn) or not db.dialect.is_missing_table(error):
+        return False
+    db.dialect.rollback(conn)
+    return True
+
+
 def database_id(db: Database, session: Session) -> str:
     """This database's id, making the log the first time: on a connection of its own
     (committed at once, the id remembered), or, where writers exclude each other
@@ -81,43 +106,34 @@ def _create(db: Database, conn: Any) -> None:
 
 def _made(db: Database, conn: Any) -> str:
     """Create the log if it is missing, in the current transaction; the database's id."""
-    dialect, table = db.dialect, _table(db)
     _create(db, conn)
-    dialect.execute(conn, f"INSERT INTO {table} (global_id, outcome, decided_at) "
-                    f"VALUES ({_p(db, 'key')}, {_p(db, 'id')}, {_p(db, 'at')}) "
-                    "ON CONFLICT (global_id) DO NOTHING",
-                    {"key": ID_KEY, "id": uuid.uuid4().hex[:8], "at": time.time()})
-    row = dialect.execute(conn, f"SELECT outcome FROM {table} WHERE global_id = "
-                          f"{_p(db, 'key')}", {"key": ID_KEY}).fetchone()
-    return str(row["outcome"])
+    db.dialect.execute(conn, *_insert(db, ID_KEY, uuid.uuid4().hex[:8], if_new=True))
+    known = _outcome(db, conn, ID_KEY)
+    assert known is not None  # written just above, or already there
+    return known
 
 
 def recorded_id(db: Database, conn: Any) -> str | None:
     """The id of ``db`` (recovery): its stable one, or the one recorded in its log (None
     when it has no log)."""
-    dialect = db.dialect
-    known = dialect.stable_id() or _ids.get(db)
+    known = db.dialect.stable_id() or _ids.get(db)
     if known is not None:
         return known
     try:
-        row = dialect.execute(conn, f"SELECT outcome FROM {_table(db)} WHERE global_id = "
-                              f"{_p(db, 'key')}", {"key": ID_KEY}).fetchone()
-    except Exception:
-        if dialect.is_broken(conn):
+        known = _outcome(db, conn, ID_KEY)
+    except Exception as error:
+        if not _no_log(db, conn, error):
             raise
-        row = None
-    dialect.rollback(conn)
-    if row is None:
         return None
-    known = _ids[db] = str(row["outcome"])
+    db.dialect.rollback(conn)
+    if known is not None:
+        _ids[db] = known
     return known
 
 
 def decision(db: Database, global_id: str) -> tuple[str, dict[str, Any]]:
     """The statement recording that ``global_id`` commits (run inside the decider)."""
-    return (f"INSERT INTO {_table(db)} (global_id, outcome, decided_at) VALUES "
-            f"({_p(db, 'gid')}, {_p(db, 'outcome')}, {_p(db, 'at')})",
-            {"gid": global_id, "outcome": COMMIT, "at": time.time()})
+    return _insert(db, global_id, COMMIT)
 
 
 def read(db: Database, conn: Any, global_ids: Iterable[str] | None = None) -> dict[str, str]:
@@ -134,29 +150,24 @@ def read(db: Database, conn: Any, global_ids: Iterable[str] | None = None) -> di
         params.update(zip(names, wanted))
     try:  # a read of committed rows, outside any transaction: it takes no write lock
         rows = dialect.execute(conn, sql, params).fetchall()
-    except Exception:
-        if dialect.is_broken(conn):
+    except Exception as error:
+        if not _no_log(db, conn, error):
             raise
-        rows = []  # no log yet: nothing was ever decided here
-    if not dialect.is_broken(conn):
-        dialect.rollback(conn)
+        return {}  # no log yet: nothing was ever decided here
+    dialect.rollback(conn)
     return {row["global_id"]: row["outcome"] for row in rows}
 
 
 def fence(db: Database, conn: Any, global_id: str, wait: float) -> str | None:
     """Record that ``global_id`` aborts unless it is already decided; its outcome, or None
     when its decider holds the key right now (waited ``wait`` seconds for it)."""
-    dialect, table = db.dialect, _table(db)
+    dialect = db.dialect
     dialect.lock_timeout(conn, wait)
     try:
         dialect.begin(conn)  # SQLite takes its write lock here
         _create(db, conn)
-        dialect.execute(conn, f"INSERT INTO {table} (global_id, outcome, decided_at) VALUES "
-                        f"({_p(db, 'gid')}, {_p(db, 'outcome')}, {_p(db, 'at')}) "
-                        "ON CONFLICT (global_id) DO NOTHING",
-                        {"gid": global_id, "outcome": ABORT, "at": time.time()})
-        row = dialect.execute(conn, f"SELECT outcome FROM {table} WHERE global_id = "
-                              f"{_p(db, 'gid')}", {"gid": global_id}).fetchone()
+        dialect.execute(conn, *_insert(db, global_id, ABORT, if_new=True))
+        outcome = _outcome(db, conn, global_id)
         dialect.commit(conn)
     except Exception as error:
         if dialect.is_broken(conn):
@@ -165,7 +176,7 @@ def fence(db: Database, conn: Any, global_id: str, wait: float) -> str | None:
         if dialect.is_lock_timeout(error):
             return None
         raise
-    return str(row["outcome"])
+    return outcome
 
 
 def clean(db: Database, conn: Any, keep: set[str], before: float) -> int:
@@ -179,9 +190,11 @@ def clean(db: Database, conn: Any, keep: set[str], before: float) -> int:
         deleted = dialect.execute(
             conn, f"DELETE FROM {_table(db)} WHERE decided_at < {_p(db, 'before')} "
             f"AND global_id NOT IN ({_p(db, 'key')}{spared})", params).rowcount
-    except Exception:
-        if dialect.is_broken(conn):
+    except Exception as error:
+        if _no_log(db, conn, error):
+            return 0
+        if dialect.is_broken(conn) or not dialect.is_lock_timeout(error):
             raise
         dialect.rollback(conn)
-        return 0  # no log yet, or busy: the next run cleans
+        return 0  # busy (SQLite's write lock): the next run cleans
     return max(deleted, 0)

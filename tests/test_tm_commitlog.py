@@ -1,0 +1,44 @@
+"""mother.tm.commitlog: the decisions, the database's id, and what counts as "no log"."""
+
+from __future__ import annotations
+
+import pytest
+
+import mother
+from mother import MotherSession
+from mother.tm import commitlog
+
+
+def test_a_database_without_a_log_has_no_id_and_no_decision(db: mother.Database) -> None:
+    conn = db.dialect.connect()
+    try:
+        assert commitlog.read(db, conn, ["f" * 32]) == {}
+        if db.dialect.stable_id() is None:  # PostgreSQL: the id lives in the log
+            assert commitlog.recorded_id(db, conn) is None
+        assert commitlog.clean(db, conn, set(), before=2e9) == 0
+    finally:
+        conn.close()
+
+
+def test_the_id_is_made_once_and_decisions_and_fences_read_back(db: mother.Database) -> None:
+    session = MotherSession()
+    made = commitlog.database_id(db, session)
+    session.oc_query(*commitlog.decision(db, "a" * 32))
+    session.endSession()
+    conn = db.dialect.connect()
+    try:
+        assert commitlog.recorded_id(db, conn) == made
+        assert commitlog.fence(db, conn, "a" * 32, 0.5) == commitlog.COMMIT  # decided: kept
+        assert commitlog.fence(db, conn, "b" * 32, 0.5) == commitlog.ABORT
+        assert commitlog.read(db, conn) == {"a" * 32: "commit", "b" * 32: "abort"}
+        assert commitlog.clean(db, conn, {"b" * 32}, before=2e9) == 1
+        assert commitlog.read(db, conn) == {"b" * 32: "abort"}
+    finally:
+        conn.close()
+
+
+def test_an_error_that_is_not_a_missing_log_is_raised(db: mother.Database) -> None:
+    conn = db.dialect.connect()
+    conn.close()  # a read on a closed connection must not pass for "nothing decided"
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own error, whatever its class
+        commitlog.read(db, conn, ["f" * 32])
