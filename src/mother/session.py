@@ -523,11 +523,16 @@ class Session(Executor):
         self._check_unmanaged("commit")
         self._commit()
 
-    def _commit(self) -> None:
+    def _commit(self, statement: tuple[str, dict[str, Any]] | None = None) -> None:
+        """Flush and COMMIT; ``statement`` (mother.tm's decision) rides with the COMMIT."""
         self._check_open()
         self._check_lost()  # never report a lost transaction as committed
         conn = self._conn
-        if self._flush(commit=True):
+        if statement is not None:
+            self.flush()
+            sql, params = statement
+            self._batch([(sql, [params], False)], commit=True)
+        elif self._flush(commit=True):
             pass  # the COMMIT went out in the flush's batch
         elif conn is not None:
             self._log("COMMIT", None)
@@ -539,14 +544,6 @@ class Session(Executor):
             except Exception as error:
                 self._guard(error)
                 raise
-        self.uow.commit()
-        self.wrote = False
-
-    def _commit_with(self, statement: tuple[str, dict[str, Any]]) -> None:
-        """Flush, then run ``statement`` and COMMIT in one round trip (mother.tm's decision)."""
-        self.flush()
-        sql, params = statement
-        self._batch([(sql, [params], False)], commit=True)
         self.uow.commit()
         self.wrote = False
 

@@ -239,7 +239,7 @@ class TransactionState:
         for dm in self.writers or ():
             if dm.mode == ONE_PHASE and dm.phase == FLUSHED:
                 if dm is self.decider:
-                    dm.session._commit_with(commitlog.decision(dm.database, self.global_id))
+                    dm.session._commit(commitlog.decision(dm.database, self.global_id))
                 else:
                     dm.session._commit()
                 dm.move(COMMITTED)
