@@ -25,7 +25,7 @@ from .errors import (
 from .executor import Executor, Transactional, executor_for, shared
 from .schema import Table
 from .sql import SQL_DEFAULT, InvalidLockError
-from .unitofwork import DELETED, GONE, PENDING, PERSISTENT, TRANSIENT, Owner, UnitOfWork
+from .unitofwork import DELETED, PENDING, PERSISTENT, TRANSIENT, Owner, UnitOfWork
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ functions and methods below)::
         |                      |                 ^   (setField: dirty; update()/flush: clean)
         |                      +--delete()--> TRANSIENT
         +--insert()/load() (now, MO_SAVE/MO_LOAD)-+   PERSISTENT --delete() now--> GONE
-                                                      GONE --persist()--> PENDING, --load()--> PERSISTENT
+                                             GONE --persist()--> PENDING; --load()--> PERSISTENT
 
 A journal keeps, per transaction and per savepoint, the state each touched
 object had before it was first changed there; rolling back restores it.
