@@ -119,7 +119,8 @@ class Executor:
 
     def mr_query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         """Run a query, all rows as dicts."""
-        return self._query(sql, params, fetch=_rows)
+        rows: list[dict[str, Any]] = self._query(sql, params, fetch=_rows)
+        return rows
 
     def or_query(self, sql: str, params: Any = None) -> dict[str, Any]:
         """Run a query that must return exactly one row; that row as a dict."""
@@ -294,6 +295,7 @@ class Transactional(Executor):
             self._begin(conn)
             return dialect.run_batch(conn, statements, commit, must_change)
 
+        results: list[BatchResult]
         try:
             results = self._attempt(work)
         except EndLost as lost:
@@ -476,8 +478,9 @@ class SharedConnection(Executor):
         self.log(sql, seq)
         if not seq:
             return []
-        return self._in(lambda conn: self.database.dialect.run_batch(
+        rows: list[Any] = self._in(lambda conn: self.database.dialect.run_batch(
             conn, [(sql, list(seq), returning)], False)[0].rows)
+        return rows
 
     def beginTrans(self) -> None:
         """Open (or nest into) a transaction; this thread owns the connection until it ends."""
@@ -536,7 +539,7 @@ def shared(database: Database) -> SharedConnection:
 def executor_for(database: Database) -> Executor:
     """Where a record without a session runs: the transaction's session, else the shared one."""
     if database.implicit_session is not None:
-        session = database.implicit_session()
+        session: Executor | None = database.implicit_session()
         if session is not None:
             return session
     return shared(database)

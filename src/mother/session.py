@@ -54,7 +54,7 @@ class Session(Transactional):
         self._flushing = False
         #: who owns the outcome while the session is managed (see :meth:`manage`)
         self.manager: Any = None
-        self.uow = UnitOfWork(self)
+        self.uow: UnitOfWork[DbMother] = UnitOfWork(self)
         if hooks:
             for hook in db.session_hooks:
                 hook(self)

@@ -135,7 +135,8 @@ class TransactionState:
     @classmethod
     def of(cls, txn: Any, manager: Any = None) -> TransactionState:
         try:
-            return txn.data(_KEY)
+            found: TransactionState = txn.data(_KEY)
+            return found
         except KeyError:
             state = cls(txn, manager or transaction.manager)
             txn.set_data(_KEY, state)
