@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import count, make_dsn
 from mother import (
     ConfigError,
     MotherPoolStatus,
@@ -18,6 +17,7 @@ from mother import (
     init_mother,
     tutorial,
 )
+from tests.support.databases import count, make_dsn
 
 
 @pytest.fixture(autouse=True)

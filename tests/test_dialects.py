@@ -9,7 +9,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import count
 from mother import (
     MO_LOAD,
     MO_SAVE,
@@ -25,6 +24,7 @@ from mother.config import make_settings
 from mother.database import Database
 from mother.dialects import dialect_for
 from mother.dialects.base import RowNotChangedError
+from tests.support.databases import count
 
 
 @pytest.fixture(autouse=True)

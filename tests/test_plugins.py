@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import count
 from mother import (
     MO_AFTER,
     MO_BEFORE,
@@ -20,6 +19,7 @@ from mother import (
 )
 from mother.plugins import MotherCaster, MotherTrigger
 from mother.plugins.triggers import TriggerError
+from tests.support.databases import count
 
 
 class TStars(DbMother, MotherTrigger):

@@ -9,8 +9,8 @@ import pytest
 import webtest
 
 import mother
-from conftest import count
-from pyramid_support import make_app
+from tests.support.databases import count
+from tests.support.pyramid_app import make_app
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_session_is_named_after_the_request(app: webtest.TestApp) -> None:
 
 
 def test_abort_on_exception(app: webtest.TestApp, db: mother.Database) -> None:
-    from pyramid_support import Boom
+    from tests.support.pyramid_app import Boom
 
     with pytest.raises(Boom):
         app.get("/fail", {"name": "lost"})
@@ -115,7 +115,7 @@ def test_request_session_after_register_joins_the_request_transaction(
     """register() (the thread-local manager, as Zope's directive does) must not take
     request.mother_session, which belongs to request.tm."""
     from mother.tm import register, unregister
-    from pyramid_support import Boom
+    from tests.support.pyramid_app import Boom
 
     register()
     try:

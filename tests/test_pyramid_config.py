@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,10 @@ from pyramid.config import Configurator
 from pyramid.paster import bootstrap
 
 import mother
-from conftest import ROOT, count
 from mother import ConfigError
 from mother.pyramid.settings import database_settings
+from tests.support import ROOT
+from tests.support.databases import count
 
 
 def _include(settings: dict[str, Any]) -> Configurator:
@@ -135,16 +137,14 @@ def test_session_per_database(db: mother.Database, tmp_path: Path) -> None:
 def _ini(tmp_path: Path, dsn: str) -> Path:
     ini = tmp_path / "app.ini"
     ini.write_text(f"""[app:main]
-use = call:pyramid_support:main
+use = call:tests.support.pyramid_app:main
 mother.dsn = {dsn}
 mother.pool_max = 5
 """)
     return ini
 
 
-def test_bootstrap_script_commits_and_aborts(db: mother.Database, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+def test_bootstrap_script_commits_and_aborts(db: mother.Database, tmp_path: Path) -> None:
     env = bootstrap(str(_ini(tmp_path, db.settings.dsn)))
     try:
         request = env["request"]
@@ -169,9 +169,13 @@ def test_pshell_session(db: mother.Database, tmp_path: Path) -> None:
               "    request.mother_session.oc_query(\"INSERT INTO stars (star_name) "
               "VALUES ('from pshell')\")\n\n"
               "print('done', request.mother_session.__class__.__name__)\n")
-    pshell = Path(sys.executable).parent / "pshell"
-    env = {"PYTHONPATH": str(ROOT / "tests"), "PATH": str(Path(sys.executable).parent)}
-    result = subprocess.run([str(pshell), "-p", "python", str(ini)], input=script, text=True,
-                            capture_output=True, env=env, timeout=120, cwd=str(tmp_path))
+    # Pyramid's pshell (the module its console script runs) from the checkout's root, where
+    # ``python -m`` finds the application's package; the caller's path (the mother under test)
+    env = {"PATH": str(Path(sys.executable).parent)}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    result = subprocess.run([sys.executable, "-m", "pyramid.scripts.pshell", "-p", "python",
+                             str(ini)], input=script, text=True, capture_output=True, env=env,
+                            timeout=120, cwd=ROOT)
     assert count(db, "stars", "WHERE star_name = 'from pshell'") == 1, result.stderr
     assert "NoActiveTransactionError" in result.stdout + result.stderr  # outside request.tm

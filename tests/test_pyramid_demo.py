@@ -7,8 +7,8 @@ import re
 import webtest
 
 import mother
-from conftest import count
 from mother.pyramid.demo import main
+from tests.support.databases import count
 
 
 def test_demo_crash_keeps_nothing_and_counter_survives(db: mother.Database) -> None:

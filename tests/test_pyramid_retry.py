@@ -13,10 +13,10 @@ import webtest
 from pyramid.response import Response
 
 import mother
-from classes import ClsStars
-from conftest import count
 from mother import MO_DEL, MO_LOAD, MotherBox, StaleRecordError
-from pyramid_support import make_app
+from tests.support.classes import ClsStars
+from tests.support.databases import count
+from tests.support.pyramid_app import make_app
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import pytest
 import webtest
 
 import mother
-from conftest import count
 from mother import ConfigError
 from mother.pyramid import MotherWebSessionFactory, WebSessionConflictError
-from pyramid_support import SECRET, Boom, make_app
+from tests.support.databases import count
+from tests.support.pyramid_app import SECRET, Boom, make_app
 
 TABLE = "mother_websessions"
 

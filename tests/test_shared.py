@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from classes import ClsStars
-from conftest import count
 from mother import MO_SAVE, MotherSession, get_database
 from mother.database import Database
+from tests.support.classes import ClsStars
+from tests.support.databases import count
 
 
 def ph(db: Database, name: str) -> str:

@@ -1,6 +1,6 @@
 """Automatic recovery (``recover_interval``): a process resolves what another one's crash left.
 
-Real processes die mid-commit (tests/tm_crash_child.py); the process under test
+Real processes die mid-commit (tests/support/tm_crash_child.py); the process under test
 only has automatic recovery running. Waits are bounded by recovery's own grace
 (the ``min_age`` default of ``recover()``, where it has one) plus a margin.
 """
@@ -12,7 +12,6 @@ import inspect
 import json
 import logging
 import subprocess
-import sys
 import threading
 import time
 import weakref
@@ -22,15 +21,14 @@ from pathlib import Path
 import pytest
 
 import mother
-from conftest import count
 from mother import ConfigError
 from mother.config import make_settings
 from mother.pyramid.settings import database_settings
 from mother.tm import autorecovery, recover
-from tm_support import prepared, second_database
+from tests.support import ROOT, child
+from tests.support.databases import count
+from tests.support.tm import prepared, second_database
 
-CRASH = Path(__file__).with_name("tm_crash_child.py")
-CHILD = Path(__file__).with_name("tm_autorecovery_child.py")
 INTERVAL = 0.1
 #: how long a branch must wait before recovery may touch it, plus a margin for slow machines
 BOUND = float(getattr(inspect.signature(recover).parameters.get("min_age"), "default", 0.0)
@@ -62,9 +60,9 @@ def _first(pg_dsns: list[str], **settings: object) -> mother.Database:
 
 
 def _crash(dsns: list[str], point: str) -> None:
-    child = subprocess.run([sys.executable, str(CRASH), *dsns, point],
-                           capture_output=True, text=True, timeout=120)
-    assert child.returncode == 17, child.stderr
+    proc = subprocess.run(child("tm_crash_child", *dsns, point), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 17, proc.stderr
 
 
 # -- the setting ----------------------------------------------------------------------------
@@ -150,18 +148,18 @@ def test_the_thread_ends_when_its_database_is_replaced_or_closed_and_keeps_none_
 
 def test_the_interpreter_exits_promptly_while_the_thread_runs(pg_dsns: list[str]) -> None:
     started = time.monotonic()
-    child = subprocess.run([sys.executable, str(CHILD), "exit", "0.05", pg_dsns[0]],
-                           capture_output=True, text=True, timeout=60)
-    assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
-    assert json.loads(child.stdout)["running"] is True
+    proc = subprocess.run(child("tm_autorecovery_child", "exit", "0.05", pg_dsns[0]),
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout)["running"] is True
     assert time.monotonic() - started < 30
 
 
 def test_a_forked_child_starts_its_own_thread(pg_dsns: list[str]) -> None:
-    child = subprocess.run([sys.executable, str(CHILD), "fork", "0.05", pg_dsns[0]],
-                           capture_output=True, text=True, timeout=60)
-    assert child.returncode == 0, child.stderr
-    said = {key: value for line in child.stdout.splitlines()
+    proc = subprocess.run(child("tm_autorecovery_child", "fork", "0.05", pg_dsns[0]),
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    said = {key: value for line in proc.stdout.splitlines()
             for key, value in json.loads(line).items()}
     # the parent's thread and counters do not exist in the child ...
     assert said["child_after_fork"]["running"] is False
@@ -214,8 +212,8 @@ def test_processes_recovering_at_once_resolve_every_branch_once(
         _crash(pg_dsns, point)
     assert len(prepared(pg_dsns[0]) + prepared(pg_dsns[1])) == 6
     go = tmp_path / "go"
-    others = [subprocess.Popen([sys.executable, str(CHILD), "serve", "0.05", *pg_dsns, str(go)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    others = [subprocess.Popen(child("tm_autorecovery_child", "serve", "0.05", *pg_dsns, str(go)),
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
               for _ in range(2)]
     for other in others:
         assert json.loads(other.stdout.readline()) == {"ready": True}

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tm_chaos import (
+from tests.support.tm_chaos import (
     FALSE_COMMIT,
     FALSE_FAILURE,
     PHANTOM,

@@ -10,12 +10,12 @@ from transaction.interfaces import IDataManager, IRetryDataManager, ISavepointDa
 from zope.interface.verify import verifyObject
 
 import mother
-from classes import ClsStars
-from conftest import count
 from mother import MO_SAVE, MotherSession, SessionClosedError, TransactionManagedError
 from mother.tm import join
 from mother.tm.datamanager import DONE, ONE_PHASE, READ_ONLY
-from tm_support import add_deferred_table, second_database
+from tests.support.classes import ClsStars
+from tests.support.databases import count
+from tests.support.tm import add_deferred_table, second_database
 
 # the thread's transaction is aborted before and after every test (conftest.py)
 pytestmark = pytest.mark.usefixtures("clean_transaction")

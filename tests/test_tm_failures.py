@@ -18,16 +18,14 @@ from typing import Any
 import psycopg
 import pytest
 import transaction
-from transaction.interfaces import IDataManager
-from zope.interface import implementer
 
 import mother
-from classes import ClsPlanets, ClsStars
-from conftest import count
 from mother import MO_SAVE, MotherSession, RolledBackError
 from mother.tm import join, recover
 from mother.tm.datamanager import DECISION_KEY, TransactionState
-from tm_support import add_deferred_table, prepared, second_database
+from tests.support.classes import ClsPlanets, ClsStars
+from tests.support.databases import count
+from tests.support.tm import Foreign, add_deferred_table, prepared, second_database
 
 pytestmark = [pytest.mark.usefixtures("clean_transaction"), pytest.mark.timeout(60)]
 PAIRS = ("postgresql+postgresql", "postgresql+sqlite")
@@ -35,43 +33,6 @@ PAIRS = ("postgresql+postgresql", "postgresql+sqlite")
 
 class Boom(Exception):
     """What the foreign resource raises."""
-
-
-@implementer(IDataManager)
-class Foreign:
-    """A real foreign resource: runs ``action`` in ``phase``, sorted by ``key``."""
-
-    def __init__(self, key: str, phase: str | None = None,
-                 action: Callable[[], Any] | None = None) -> None:
-        self.key, self.phase, self.action = key, phase, action
-        self.transaction_manager = transaction.manager
-        self.calls: list[str] = []
-
-    def sortKey(self) -> str:
-        return self.key
-
-    def _step(self, name: str) -> None:
-        self.calls.append(name)
-        if name == self.phase and self.action is not None:
-            self.action()
-
-    def abort(self, txn: Any) -> None:
-        self.calls.append("abort")
-
-    def tpc_abort(self, txn: Any) -> None:
-        self.calls.append("tpc_abort")
-
-    def commit(self, txn: Any) -> None:
-        self._step("commit")
-
-    def tpc_begin(self, txn: Any) -> None:
-        self._step("tpc_begin")
-
-    def tpc_vote(self, txn: Any) -> None:
-        self._step("tpc_vote")
-
-    def tpc_finish(self, txn: Any) -> None:
-        self._step("tpc_finish")
 
 
 def boom() -> None:

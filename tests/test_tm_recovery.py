@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 
 import mother
-from conftest import count
 from mother.tm import COMMIT_LOG, recover
 from mother.tm.recovery import main
-from tm_support import prepared, second_database
-
-CHILD = Path(__file__).with_name("tm_crash_child.py")
+from tests.support import ROOT, child
+from tests.support.databases import count
+from tests.support.tm import prepared, second_database
 
 
 @pytest.fixture
@@ -25,7 +23,7 @@ def two(pgdb: mother.Database, request: pytest.FixtureRequest, tmp_path: Path
 
 
 def _crash(pg_dsns: list[str], point: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(CHILD), pg_dsns[0], pg_dsns[1], point],
+    return subprocess.run(child("tm_crash_child", pg_dsns[0], pg_dsns[1], point), cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -39,8 +37,8 @@ def test_a_crash_at_each_point_is_resolved_so_both_databases_agree(
         two, pg_dsns: list[str], point: str, prepared_before: tuple[int, int],
         committed: int) -> None:
     first, second = two
-    child = _crash(pg_dsns, point)
-    assert child.returncode == 17, child.stderr
+    proc = _crash(pg_dsns, point)
+    assert proc.returncode == 17, proc.stderr
     assert (len(prepared(pg_dsns[0])), len(prepared(pg_dsns[1]))) == prepared_before
     report = recover([first, second], log_retention=0, min_age=0)
     assert len(report.committed) == (prepared_before[1] if committed else 0)
@@ -60,8 +58,8 @@ def _log_rows(database: mother.Database) -> int:
 
 def test_without_a_crash_nothing_is_left_to_recover(two, pg_dsns: list[str]) -> None:
     first, second = two
-    child = _crash(pg_dsns, "none")
-    assert child.returncode == 0 and "committed" in child.stdout, child.stderr
+    proc = _crash(pg_dsns, "none")
+    assert proc.returncode == 0 and "committed" in proc.stdout, proc.stderr
     report = recover([first, second])
     assert report.branches == [] and count(first, "stars") == count(second, "stars") == 1
 

@@ -8,10 +8,10 @@ import pytest
 import transaction
 
 import mother
-from classes import ClsStars
-from conftest import count
 from mother import MO_SAVE, MotherSession
 from mother.tm import NoActiveTransactionError, current_session, register, unregister
+from tests.support.classes import ClsStars
+from tests.support.databases import count
 
 # the thread's transaction is aborted before and after every test (conftest.py)
 pytestmark = pytest.mark.usefixtures("clean_transaction")

@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +22,12 @@ import pytest
 import transaction
 
 import mother
-from classes import ClsStars
-from conftest import ROOT, count
 from mother import MO_SAVE, MotherSession
 from mother.tm import join
-from test_tm_failures import Foreign
-
-sys.path.insert(0, str(ROOT / "tools"))
-from pgcluster import as_owner, find_binary  # noqa: E402
+from tests.support.classes import ClsStars
+from tests.support.databases import count
+from tests.support.tm import Foreign
+from tools.pgcluster import as_owner, find_binary
 
 pytestmark = [pytest.mark.usefixtures("clean_transaction"), pytest.mark.timeout(120)]
 

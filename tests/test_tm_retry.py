@@ -10,9 +10,9 @@ import pytest
 import transaction
 
 import mother
-from conftest import count
 from mother import MotherSession
 from mother.tm import join
+from tests.support.databases import count
 
 # the thread's transaction is aborted before and after every test (conftest.py)
 pytestmark = pytest.mark.usefixtures("clean_transaction")

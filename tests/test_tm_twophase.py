@@ -11,12 +11,12 @@ import pytest
 import transaction
 
 import mother
-from classes import ClsStars
-from conftest import count
 from mother import MO_SAVE, MotherSession
 from mother.tm import COMMIT_LOG, MotherDataManager, commitlog, join, make_gid, parse_gid
 from mother.tm.datamanager import DECISION_KEY, ONE_PHASE, PREPARE, TransactionState
-from tm_support import Observer, add_deferred_table, prepared, second_database
+from tests.support.classes import ClsStars
+from tests.support.databases import count
+from tests.support.tm import Observer, add_deferred_table, prepared, second_database
 
 # the thread's transaction is aborted before and after every test (conftest.py)
 pytestmark = pytest.mark.usefixtures("clean_transaction")

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 import transaction
 from Acquisition import aq_base
-from mother_zope_testapp.checks import insert, rows
-from mother_zope_testapp.zmi import connection_form, dsn_of
 from zope.component import getUtilitiesFor
 
 import mother
 from mother.zope.connection import ADD_PERMISSION, META_TYPE, MotherConnection
 from mother.zope.interfaces import IMotherDatabase
 from mother.zope.meta import register_database
+from tests.support.zopeapp.checks import insert, rows
+from tests.support.zopeapp.zmi import connection_form, dsn_of
 
 ADD_URL = "/manage_addProduct/mother.zope/manage_addMotherConnection"
 

@@ -6,12 +6,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from mother_zope_testapp import views
-from mother_zope_testapp.checks import counter, rows
 from transaction.interfaces import TransientError
 from ZODB.POSException import ConflictError
 
 from mother.zope import TransientDatabaseError
+from tests.support.zopeapp import views
+from tests.support.zopeapp.checks import counter, rows
 
 KIND_DB = {"postgresql": ("default", "pg"), "sqlite": ("lite", "lite")}
 

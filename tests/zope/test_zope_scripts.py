@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import transaction
 import webtest
-from mother_zope_testapp.checks import insert, rows
-from mother_zope_testapp.zmi import add_script, delete, dsn_of
+
+from tests.support.zopeapp.checks import insert, rows
+from tests.support.zopeapp.zmi import add_script, delete, dsn_of
 
 CLERK = ("clerk", "clerk-secret")
 

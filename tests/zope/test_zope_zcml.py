@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 import transaction
-from mother_zope_testapp.checks import rows
 from zope.component import getUtility, queryUtility
 from zope.configuration import xmlconfig
 from zope.configuration.config import ConfigurationConflictError
@@ -15,6 +14,7 @@ from zope.configuration.exceptions import ConfigurationError
 import mother
 from mother.zope import get_database, get_session
 from mother.zope.interfaces import IMotherDatabase
+from tests.support.zopeapp.checks import rows
 
 ZCML = """
 <configure xmlns="http://namespaces.zope.org/zope"

@@ -14,9 +14,10 @@ from typing import Any
 import psycopg
 import pytest
 import transaction
-from mother_zope_testapp import views
-from mother_zope_testapp.checks import prepared, rollback_prepared, rows
-from mother_zope_testapp.zmi import add_script, add_zsql, connection_form, delete
+
+from tests.support.zopeapp import views
+from tests.support.zopeapp.checks import prepared, rollback_prepared, rows
+from tests.support.zopeapp.zmi import add_script, add_zsql, connection_form, delete
 
 ADAPTERS = {"zpsycopg": "zpg", "mother": "zmo"}
 TEMPLATES = {

@@ -10,13 +10,13 @@ from typing import Any
 import psycopg
 import pytest
 import transaction
-from mother_zope_testapp import views
-from mother_zope_testapp.checks import rows
-from mother_zope_testapp.zmi import add_script, add_zsql, delete, dsn_of
 from transaction.interfaces import TransientError
 
 import mother.zope
 from mother.zope.adapter import QuotingError, ResultError, string_literal
+from tests.support.zopeapp import views
+from tests.support.zopeapp.checks import rows
+from tests.support.zopeapp.zmi import add_script, add_zsql, delete, dsn_of
 
 NASTY = ["O'Brien", "back\\slash", "100% sure", "two\r\nlines", "'; DROP TABLE notes; --",
          "ünïcödé", "\\'", ""]

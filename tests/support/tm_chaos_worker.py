@@ -1,9 +1,10 @@
-"""Child process of the chaos run (tests/tm_chaos.py): commits two-database transactions.
+"""Child process of the chaos run (tests/support/tm_chaos.py): commits two-database transactions.
 
 Usage::
 
-    python tm_chaos_worker.py worker DSN1 DSN2 JOURNAL STOPFILE [--widen S] [--recover-interval S]
-    python tm_chaos_worker.py recoverer DSN1 DSN2 STOPFILE [--every S] [--min-age S]
+    python -m tests.support.tm_chaos_worker worker DSN1 DSN2 JOURNAL STOPFILE \
+        [--widen S] [--recover-interval S]
+    python -m tests.support.tm_chaos_worker recoverer DSN1 DSN2 STOPFILE [--every S] [--min-age S]
 
 A worker runs transactions until STOPFILE exists. Each inserts its own id into
 ``chaos_rows`` of both databases and commits through ``transaction.commit()``,

@@ -1,6 +1,6 @@
 """Child process of the automatic recovery tests: a process that only has automatic recovery on.
 
-Usage: python tm_autorecovery_child.py MODE INTERVAL DSN [DSN2] [GOFILE], MODE being
+Usage: python -m tests.support.tm_autorecovery_child MODE INTERVAL DSN [DSN2] [GOFILE], MODE being
 
 * ``serve``: configure the databases with ``recover_interval=INTERVAL``, print
   "ready", wait for GOFILE to exist, start automatic recovery, and run until no

@@ -1,11 +1,11 @@
 """The chaos run of two-phase commit: workers killed at random while recovery runs online.
 
-:func:`run_chaos` starts worker processes (tests/tm_chaos_worker.py) that commit
+:func:`run_chaos` starts worker processes (:mod:`tests.support.tm_chaos_worker`) that commit
 two-database transactions, SIGKILLs a random one every fraction of a second and
 starts it again, optionally runs a recovering process next to them, then stops
 everything, runs a last recovery and compares what every worker saw with what
-the databases hold (:func:`check`). Used by tests/test_tm_chaos.py and by
-``tools/tm_chaos.py`` (the same run for a chosen duration, for before/after
+the databases hold (:func:`check`). Used by tests/tm/test_chaos.py and by
+``python -m tools.tm_chaos`` (the same run for a chosen duration, for before/after
 figures).
 
 What the databases must hold, for each transaction a worker began:
@@ -26,7 +26,6 @@ import json
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -38,8 +37,8 @@ import psycopg
 from mother.config import make_settings
 from mother.database import Database
 from mother.tm import COMMIT_LOG, RecoveryReport, recover
+from tests.support import ROOT, child
 
-WORKER = Path(__file__).with_name("tm_chaos_worker.py")
 NAMES = ("default", "second")  # the workers' database names: branch ids carry them
 STATES = ("committed", "failed", "unknown", "in flight")
 #: anomaly kinds, as printed
@@ -241,8 +240,8 @@ class _Workers:
         err = self.workdir / f"worker-{self.started}.err"
         with err.open("wb") as stderr:
             proc = subprocess.Popen(
-                [sys.executable, str(WORKER), "worker", *self.dsns, str(journal), str(self.stop),
-                 *self.options], stdout=subprocess.DEVNULL, stderr=stderr)
+                child("tm_chaos_worker", "worker", *self.dsns, str(journal), str(self.stop),
+                      *self.options), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
         return proc, err
 
     def restart_dead(self) -> None:
@@ -298,8 +297,8 @@ def run_chaos(dsns: list[str], workdir: Path, *, seconds: float, workers: int = 
         extra = ["--min-age", str(online_min_age)] if online_min_age is not None else []
         with (workdir / "recoverer.err").open("wb") as stderr:
             recoverer = subprocess.Popen(
-                [sys.executable, str(WORKER), "recoverer", *dsns, str(pool.stop),
-                 "--every", str(online_every), *extra], stdout=subprocess.PIPE, stderr=stderr)
+                child("tm_chaos_worker", "recoverer", *dsns, str(pool.stop), "--every",
+                      str(online_every), *extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr)
     kills = 0
     end = started + seconds
     while (left := end - time.monotonic()) > 0:

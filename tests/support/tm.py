@@ -1,7 +1,8 @@
-"""Helpers shared by the mother.tm tests: a second database and a real foreign resource."""
+"""Helpers shared by the mother.tm tests: a second database and real foreign resources."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,43 @@ class Observer:
 
     def tpc_abort(self, txn: Any) -> None:
         self.calls.append("tpc_abort")
+
+
+@implementer(IDataManager)
+class Foreign:
+    """A real foreign resource: runs ``action`` in ``phase``, sorted by ``key``."""
+
+    def __init__(self, key: str, phase: str | None = None,
+                 action: Callable[[], Any] | None = None) -> None:
+        self.key, self.phase, self.action = key, phase, action
+        self.transaction_manager = transaction.manager
+        self.calls: list[str] = []
+
+    def sortKey(self) -> str:
+        return self.key
+
+    def _step(self, name: str) -> None:
+        self.calls.append(name)
+        if name == self.phase and self.action is not None:
+            self.action()
+
+    def abort(self, txn: Any) -> None:
+        self.calls.append("abort")
+
+    def tpc_abort(self, txn: Any) -> None:
+        self.calls.append("tpc_abort")
+
+    def commit(self, txn: Any) -> None:
+        self._step("commit")
+
+    def tpc_begin(self, txn: Any) -> None:
+        self._step("tpc_begin")
+
+    def tpc_vote(self, txn: Any) -> None:
+        self._step("tpc_vote")
+
+    def tpc_finish(self, txn: Any) -> None:
+        self._step("tpc_finish")
 
 
 def add_deferred_table(database: mother.Database, request: pytest.FixtureRequest) -> None:

@@ -9,9 +9,9 @@ from pyramid.config import Configurator
 from pyramid.response import Response
 from pyramid.router import Router
 
-from classes import ClsStars
 from mother import MO_SAVE
 from mother.pyramid import MotherWebSessionFactory, create_websession_table
+from tests.support.classes import ClsStars
 
 SECRET = "test-secret-" + "x" * 40
 

@@ -1,6 +1,6 @@
 """Child process of the recovery tests: a two-database transaction that dies at a chosen point.
 
-Usage: python tm_crash_child.py DSN1 DSN2 POINT, POINT being before-vote (the first
+Usage: python -m tests.support.tm_crash_child DSN1 DSN2 POINT, POINT being before-vote (the first
 branch's vote), after-votes (every branch prepared, before the decision), after-decision
 (the decider committed, before any tpc_finish), between-commits (after the first tpc_finish)
 or none. The data managers' methods are wrapped to call os._exit().
