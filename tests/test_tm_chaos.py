@@ -1,7 +1,8 @@
-"""Chaos: workers SIGKILLed at random mid-commit while recovery runs online (tests/tm_chaos.py).
+"""Chaos: workers SIGKILLed at random mid-commit while recovery runs online.
 
-Run with ``-s`` to read the table of counts. ``MOTHER_CHAOS_SECONDS`` sets the
-length of the chaos (default 15 s); ``tools/tm_chaos.py`` runs it for longer.
+The run is :func:`tests.support.tm_chaos.run_chaos`. Run with ``-s`` to read the table
+of counts. ``MOTHER_CHAOS_SECONDS`` sets the length of the chaos (default 15 s);
+``python -m tools.tm_chaos`` runs it for longer.
 """
 
 from __future__ import annotations

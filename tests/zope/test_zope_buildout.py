@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+
 SCRIPT = ROOT / "zope" / "instance.py"
 # beside the interpreter in a virtualenv; in the buildout's bin/ under its bin/test
 MKWSGIINSTANCE = next(path for path in (Path(sys.executable).parent / "mkwsgiinstance",

@@ -16,7 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+
 EGGS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dbmother" / "buildout-eggs"
 CHECK = """\
 app = globals()["app"]
