@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import count, make_dsn
 from mother import (
     ConfigError,
     MotherPoolStatus,
@@ -19,6 +18,7 @@ from mother import (
     tutorial,
 )
 from mother.executor import shared
+from tests.support.databases import count, make_dsn
 
 
 @pytest.fixture(autouse=True)

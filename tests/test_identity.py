@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import gc
-import sys
 import weakref
-from pathlib import Path
 
 import pytest
 
 import mother
-from classes import ClsPlanets, ClsStars
-from conftest import count
+from benchmarks.bench_uow import retained  # the benchmark's own measure
 from mother import MO_LOAD, MO_SAVE, MotherSession, getMotherBuilder
 from mother.executor import shared
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from bench_uow import retained  # noqa: E402  (the benchmark's own measure)
+from tests.support.classes import ClsPlanets, ClsStars
+from tests.support.databases import count
 
 
 @pytest.fixture

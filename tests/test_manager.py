@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import count
-from manager_classes import MLifeforms, MMoonsInfo, MPlanets, MStars
 from mother import (
     MO_DEL,
     MO_LOAD,
@@ -25,6 +23,8 @@ from mother import (
 from mother.executor import shared
 from mother.joins import AmbiguousRelationError, RelationError
 from mother.manager import MotherNaming
+from tests.support.databases import count
+from tests.support.manager_classes import MLifeforms, MMoonsInfo, MPlanets, MStars
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-from classes import ClsStars
-from conftest import count
 from mother import MO_SAVE, MotherSession, get_database
 from mother.database import Database
 from mother.executor import shared as shared_connection
+from tests.support.classes import ClsStars
+from tests.support.databases import count
 
 
 def ph(db: Database, name: str) -> str:

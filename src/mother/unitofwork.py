@@ -392,8 +392,8 @@ class UnitOfWork(Generic[R]):
             checked[len(statements)] = ("update", objs)
             statements.append((
                 sql.template(dialect, table, "update", columns, keys),
-                [sql.template_params(columns, keys, obj._mo_store, dict(zip(keys, obj._mo_key or ())))
-                 for obj in objs],
+                [sql.template_params(columns, keys, obj._mo_store,
+                                     dict(zip(keys, obj._mo_key or ()))) for obj in objs],
                 False))
             appliers.append((self._updated, objs, ()))
 
@@ -407,7 +407,8 @@ class UnitOfWork(Generic[R]):
             checked[len(statements)] = ("delete", objs)
             statements.append((
                 sql.template(dialect, table, "delete", (), keys),
-                [sql.template_params((), keys, {}, dict(zip(keys, obj._mo_key or ()))) for obj in objs],
+                [sql.template_params((), keys, {}, dict(zip(keys, obj._mo_key or ())))
+                 for obj in objs],
                 False))
             appliers.append((self._deleted, objs, ()))
 
