@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -134,6 +135,12 @@ class Compare:
                                      + ", ".join(self.OPS))
 
 
+def quoted(dialect: Dialect, name: str) -> str:
+    """``name`` quoted by the dialect, for a statement that carries bound parameters (as
+    every composed statement does: on PostgreSQL a ``%`` in a name is then doubled)."""
+    return dialect.trusted(dialect.quote(name))
+
+
 class Query:
     """One statement being composed: its text parts and its bound parameters."""
 
@@ -151,7 +158,7 @@ class Query:
         return self.dialect.placeholder(name)
 
     def ident(self, *parts: str) -> str:
-        return ".".join(self.dialect.quote(part) for part in parts)
+        return ".".join(quoted(self.dialect, part) for part in parts)
 
     def columns(self, table: Table, names: Iterable[str], qualify: bool = False) -> str:
         table.check_fields(names := list(names))
@@ -244,24 +251,34 @@ class Query:
     def order_by(self, order: Any, tables: Mapping[str, Table],
                  candidates: Sequence[str] | None = None) -> str:
         """ORDER BY from column names (``"-col"`` or ``"col DESC"`` for descending; ``col``
-        of the first of ``candidates`` that has it, or ``table.col``), checked."""
+        of the first of ``candidates`` that has it, or ``table.col``), checked. A column
+        whose name has spaces is named whole (``"-my col"``, not ``"my col DESC"``)."""
         if not order:
             return ""
         candidates = list(tables) if candidates is None else candidates
         items = []
         for item in [order] if isinstance(order, str) else order:
             words = order_words(item)
-            name, direction = words[0], ""
-            if name.startswith("-"):
-                name, direction = name[1:], " DESC"
-            if len(words) == 2 and words[1].upper() in ("ASC", "DESC"):
+            whole = str(item)
+            direction = " DESC" if whole.startswith("-") else ""
+            if len(words) > 1 and _names_column(tables, candidates, whole.removeprefix("-")):
+                words = [whole]
+            elif len(words) == 2 and words[1].upper() in ("ASC", "DESC"):
                 direction = " " + words[1].upper()
             elif len(words) > 1:
                 raise InvalidFilterError(f"bad order item {item!r}: use 'column', '-column' "
                                          "or 'column DESC'")
-            table, column = owner(tables, candidates, name)
+            table, column = owner(tables, candidates, words[0].removeprefix("-"))
             items.append(self.ident(table.name, column) + direction)
         return " ORDER BY " + ", ".join(items)
+
+
+def _names_column(tables: Mapping[str, Table], candidates: Sequence[str], name: str) -> bool:
+    try:
+        owner(tables, candidates, name)
+    except UnknownFieldError:
+        return False
+    return True
 
 
 def order_words(item: Any) -> list[str]:
@@ -448,7 +465,7 @@ def insert_values(dialect: Dialect, table: Table, columns: Sequence[str], count:
                   returning: Sequence[str]) -> str:
     """One INSERT of ``count`` rows; parameter ``v{n}`` is value n, row by row."""
     table.check_fields([*columns, *returning])
-    quote, ph, width = dialect.quote, dialect.placeholder, len(columns)
+    quote, ph, width = functools.partial(quoted, dialect), dialect.placeholder, len(columns)
     rows = ", ".join("(" + ", ".join(ph(f"v{r * width + c}") for c in range(width)) + ")"
                      for r in range(count))
     return (f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) VALUES {rows}"
@@ -488,19 +505,21 @@ def declared(name: str, columns: Sequence[tuple[str, str]], primary_key: Sequenc
     return table
 
 
-def create_table(dialect: Dialect, table: Table) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for a :func:`declared` table."""
+def create_table(dialect: Dialect, table: Table) -> tuple[str, dict[str, Any]]:
+    """``CREATE TABLE IF NOT EXISTS`` for a :func:`declared` table (no parameters, but run
+    as a statement that has some, as every composed one is)."""
     query = Query(dialect)
     columns = [f"{query.ident(column.name)} {column.type}"
                + ("" if column.nullable else " NOT NULL") for column in table.columns.values()]
     if table.primary_key:
         columns.append(f"PRIMARY KEY ({query.columns(table, table.primary_key)})")
-    return f"CREATE TABLE IF NOT EXISTS {query.ident(table.name)} ({', '.join(columns)})"
+    return (f"CREATE TABLE IF NOT EXISTS {query.ident(table.name)} ({', '.join(columns)})",
+            query.params)
 
 
-def drop_table(dialect: Dialect, table: Table) -> str:
-    """``DROP TABLE IF EXISTS`` for a :func:`declared` table."""
-    return f"DROP TABLE IF EXISTS {dialect.quote(table.name)}"
+def drop_table(dialect: Dialect, table: Table) -> tuple[str, dict[str, Any]]:
+    """``DROP TABLE IF EXISTS`` for a :func:`declared` table (see :func:`create_table`)."""
+    return f"DROP TABLE IF EXISTS {quoted(dialect, table.name)}", {}
 
 
 def template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
@@ -524,7 +543,7 @@ def template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
 def _template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
               keys: Sequence[str], returning: Sequence[str], null_keys: Sequence[str]) -> str:
     table.check_fields([*columns, *keys, *null_keys, *returning])
-    quote, ph = dialect.quote, dialect.placeholder
+    quote, ph = functools.partial(quoted, dialect), dialect.placeholder
     target = quote(table.name)
     where = [f"{quote(key)} = {ph(f'k{i}')}" for i, key in enumerate(keys)]
     where += [f"{quote(key)} IS NULL" for key in null_keys]

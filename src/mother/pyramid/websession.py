@@ -64,8 +64,8 @@ def create_websession_table(database: str | Database = "default",
     try:
         db.dialect.begin(conn)
         if drop:
-            db.dialect.execute(conn, sql.drop_table(db.dialect, declared))
-        db.dialect.execute(conn, sql.create_table(db.dialect, declared))
+            db.dialect.execute(conn, *sql.drop_table(db.dialect, declared))
+        db.dialect.execute(conn, *sql.create_table(db.dialect, declared))
         db.dialect.commit(conn)
     finally:
         conn.close()

@@ -94,7 +94,7 @@ def _made_apart(db: Database) -> str:
 
 def _create(db: Database, conn: Any) -> None:
     """Create the log if it is missing, in the current transaction."""
-    db.dialect.execute(conn, sql.create_table(db.dialect, LOG))
+    db.dialect.execute(conn, *sql.create_table(db.dialect, LOG))
 
 
 def _made(db: Database, conn: Any) -> str:
