@@ -111,7 +111,7 @@ def _block_end(sql: str, start: int) -> int:
             return pos
 
 
-#: the words that start a statement (the first one at the top level is its verb)
+#: the words that start a statement (after a WITH, the first one at the top level is its verb)
 _VERBS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "VALUES", "TABLE", "MERGE"})
 #: the statements a filter is appended to
 _FILTERABLE = ("SELECT", "UPDATE", "DELETE")
@@ -142,7 +142,10 @@ def add_condition(sql: str, condition: str) -> str:
     if any(token.kind == "semicolon" for token in code):
         raise RawFilterError(sql, "it holds several statements: give the filter to one")
     top = [token for token in code if token.depth == 0 and token.kind == "word"]
-    at = next((index for index, token in enumerate(top) if token.keyword in _VERBS), len(top))
+    at = 0  # the verb: the first word, or after WITH the first word that starts a statement
+    if top and top[0].keyword == "WITH":
+        at = next((index for index, token in enumerate(top) if token.keyword in _VERBS),
+                  len(top))
     verb = top[at].keyword if at < len(top) else None
     if verb not in _FILTERABLE:
         what = "a statement without any" if verb is None else f"an {verb}" \
