@@ -25,7 +25,7 @@ from mother import (
     UnknownFieldError,
     UnknownTableError,
 )
-from mother.sql import Compare, InvalidFilterError
+from mother.filters import Compare, InvalidFilterError
 
 # legal names that break any statement written by string formatting
 PARENT = 'odd "stars"; DROP TABLE stars; --'

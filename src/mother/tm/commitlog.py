@@ -19,8 +19,8 @@ from typing import Any
 
 from .. import sql
 from ..database import Database
+from ..filters import Compare
 from ..session import Session
-from ..sql import Compare
 
 COMMIT_LOG = "mother_commit_log"
 #: the log, as dbmother makes it (its statements are composed against this declaration)
