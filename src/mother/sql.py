@@ -112,21 +112,20 @@ class Query:
             for name, value in values.items())
 
     def equalities(self, table: Table, values: Mapping[str, Any]) -> list[str]:
-        """``table.col = param`` (``IS NULL`` for None, the operator of a :class:`Compare`)
-        for each item, columns checked."""
+        """``table.col = param`` (see :meth:`condition`) for each item, columns checked."""
         table.check_fields(values)
-        out = []
-        for name, value in values.items():
-            column = self.ident(table.name, name)
-            if value is None:
-                out.append(f"{column} IS NULL")
-            elif value is SQL_DEFAULT:
-                raise InvalidFilterError(f"SQL_DEFAULT cannot be compared ({table.name}.{name})")
-            elif isinstance(value, Compare):
-                out.append(self.compare(column, value))
-            else:
-                out.append(f"{column} = {self.bind(value)}")
-        return out
+        return [self.condition(self.ident(table.name, name), value, f"{table.name}.{name}")
+                for name, value in values.items()]
+
+    def condition(self, column: str, value: Any, what: str) -> str:
+        """``column = param``; ``IS NULL`` for None, the operator of a :class:`Compare`."""
+        if value is None:
+            return f"{column} IS NULL"
+        if value is SQL_DEFAULT:
+            raise InvalidFilterError(f"SQL_DEFAULT cannot be compared ({what})")
+        if isinstance(value, Compare):
+            return self.compare(column, value)
+        return f"{column} = {self.bind(value)}"
 
     def compare(self, column: str, condition: Compare) -> str:
         if condition.op not in ("in", "not in"):
@@ -243,12 +242,8 @@ def raw(dialect: Dialect, schema: Schema, sql: str, filter: MoFilter) -> tuple[s
         if kind == "text":
             conditions.append(f"({value})")
             continue
-        for name, item in value.items():
-            column = raw_column(schema, table_name, name)
-            if item is SQL_DEFAULT:
-                raise InvalidFilterError(f"SQL_DEFAULT cannot be compared ({name})")
-            op = "IS NULL" if item is None else "= " + query.bind(item)
-            conditions.append(f"{query.ident(*column)} {op}")
+        conditions += [query.condition(query.ident(*raw_column(schema, table_name, name)),
+                                       item, name) for name, item in value.items()]
     query.params.update(filter.params)
     if not conditions and MARKER not in sql:
         return sql, query.params
