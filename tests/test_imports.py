@@ -16,13 +16,13 @@ CORE = [
     {"mother.config", "mother.schema"},
     {"mother.dialects", "mother.dialects.base", "mother.dialects.pgwire",
      "mother.dialects.postgres", "mother.dialects.sqlite", "mother.pool"},
-    {"mother.sql"},
+    {"mother.sql", "mother.filters", "mother.joins", "mother.sqltext"},
     {"mother.database"},
     {"mother.executor"},
     {"mother.unitofwork"},
     {"mother.records"},
     {"mother.session"},
-    {"mother.joins", "mother.sets", "mother.scoping"},
+    {"mother.sets", "mother.scoping"},
     {"mother.manager", "mother.plugins", "mother.plugins.caster", "mother.plugins.triggers"},
 ]
 #: the core never imports these (DESIGN.md: usable in a plain script)

@@ -57,6 +57,7 @@ from .sql import (
     InvalidLockError,
     MoFilter,
 )
+from .sqltext import RawFilterError
 
 __all__ = sorted(name for name, value in globals().items()
                  if not name.startswith("_") and not isinstance(value, _types.ModuleType))
