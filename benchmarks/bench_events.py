@@ -5,11 +5,12 @@ listening, against the same code before the events existed, and with listeners
     git worktree add /tmp/before 9664257      # main before mother.events
     python benchmarks/bench_events.py --before /tmp/before/src --dsn DSN [--n 2000]
 
-Two worker processes, one importing ``mother`` from this checkout and one from
-``--before``, each on its own scratch database (a PostgreSQL one made on the
-``--dsn`` server, and an SQLite file). The parent drives them in turns, in a
-rotating order (as ``timing.py`` does), one unit of work per request; each
-worker times its own unit of work, so the pipe between them is not counted.
+One worker process per contender, importing ``mother`` from this checkout or
+from ``--before``, each on its own scratch database (a PostgreSQL one made on
+the ``--dsn`` server, and an SQLite file). The parent drives them in turns, in
+a rotating order (as ``timing.py`` does), one unit of work per request, so
+each process waits alike between its runs; each worker times its own unit of
+work, so the pipe between them is not counted.
 Contenders: nobody listening; ``mother.sql`` at DEBUG (to a handler writing to
 ``os.devnull``); and, in this checkout only, an :func:`mother.events.capture`
 trace around each unit of work (what the toolbar panel does per request).
@@ -91,25 +92,29 @@ class Worker:
         self.process.wait()
 
 
-def compare(before: Path, dsns: tuple[str, str], n: int, warmup: int = 100) -> dict[str, float]:
-    """Median microseconds per unit of work of each contender, in turns."""
-    workers = {"before": Worker(before, dsns[0]), "after": Worker(AFTER, dsns[1])}
-    contenders = {
-        "before, nobody listening": ("before", "quiet"),
-        "after, nobody listening": ("after", "quiet"),
-        "before, mother.sql at DEBUG": ("before", "logger"),
-        "after, mother.sql at DEBUG": ("after", "logger"),
-        "after, a trace per unit": ("after", "trace"),
-    }
-    names = list(contenders)
+#: each contender: which code, and what listens
+CONTENDERS = {
+    "before, nobody listening": ("before", "quiet"),
+    "after, nobody listening": ("after", "quiet"),
+    "before, mother.sql at DEBUG": ("before", "logger"),
+    "after, mother.sql at DEBUG": ("after", "logger"),
+    "after, a trace per unit": ("after", "trace"),
+}
+
+
+def compare(before: Path, dsns: list[str], n: int, warmup: int = 100) -> dict[str, float]:
+    """Median microseconds per unit of work of each contender, in turns; one database
+    (of ``dsns``) and one process per contender."""
+    names = list(CONTENDERS)
+    workers = {name: Worker(before if CONTENDERS[name][0] == "before" else AFTER, dsn)
+               for name, dsn in zip(names, dsns)}
     samples: dict[str, list[int]] = {name: [] for name in names}
     numbers = itertools.count(1000)  # fresh values: every unit of work really updates
     try:
         for i in range(warmup + n):
             shift = i % len(names)
             for name in names[shift:] + names[:shift]:
-                side, mode = contenders[name]
-                took = workers[side].run(mode, next(numbers))
+                took = workers[name].run(CONTENDERS[name][1], next(numbers))
                 if i >= warmup:
                     samples[name].append(took)
     finally:
@@ -143,19 +148,18 @@ def main() -> None:
     if args.before is None:
         parser.error("--before is required")
     with tempfile.TemporaryDirectory() as tmp:
-        sqlite = (f"sqlite:///{tmp}/before.db", f"sqlite:///{tmp}/after.db")
+        sqlite = [f"sqlite:///{tmp}/{number}.db" for number in range(len(CONTENDERS))]
         report("SQLite", compare(args.before, sqlite, args.n), args.n)
     if not args.dsn:
         return
     server = psycopg.conninfo.conninfo_to_dict(args.dsn)
-    names = [f"mother_bench_events_{os.getpid()}_{side}" for side in ("before", "after")]
+    names = [f"mother_bench_events_{os.getpid()}_{number}" for number in range(len(CONTENDERS))]
     with psycopg.connect(args.dsn, autocommit=True) as conn:
         for name in names:
             conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        dsns = tuple(psycopg.conninfo.make_conninfo(**{**server, "dbname": name})
-                     for name in names)
-        report("PostgreSQL", compare(args.before, dsns, args.n), args.n)  # type: ignore[arg-type]
+        dsns = [psycopg.conninfo.make_conninfo(**{**server, "dbname": name}) for name in names]
+        report("PostgreSQL", compare(args.before, dsns, args.n), args.n)
     finally:
         with psycopg.connect(args.dsn, autocommit=True) as conn:
             for name in names:
