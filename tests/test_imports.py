@@ -14,8 +14,10 @@ PACKAGE = SRC / "mother"
 CORE = [
     {"mother.errors"},
     {"mother.config", "mother.schema"},
-    {"mother.dialects", "mother.dialects.base", "mother.dialects.pgwire",
-     "mother.dialects.postgres", "mother.dialects.sqlite", "mother.pool"},
+    {"mother.dialects.base"},
+    {"mother.events"},
+    {"mother.dialects", "mother.dialects.pgwire", "mother.dialects.postgres",
+     "mother.dialects.sqlite", "mother.pool"},
     {"mother.sql", "mother.filters", "mother.joins", "mother.sqltext"},
     {"mother.database"},
     {"mother.executor"},
@@ -23,7 +25,8 @@ CORE = [
     {"mother.records"},
     {"mother.session"},
     {"mother.sets", "mother.scoping"},
-    {"mother.manager", "mother.plugins", "mother.plugins.caster", "mother.plugins.triggers"},
+    {"mother.manager", "mother.plugins", "mother.plugins.caster", "mother.plugins.triggers",
+     "mother.otel"},
 ]
 #: the core never imports these (DESIGN.md: usable in a plain script)
 FRAMEWORKS = ("transaction", "pyramid", "pyramid_tm", "pyramid_retry", "zope", "Zope2",
