@@ -5,21 +5,24 @@ The registry of databases is the only global state of dbmother.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import Settings, make_settings
 from .dialects import Dialect, Pool, PoolStatus, dialect_for
-from .errors import ConfigError
+from .errors import ConfigError, StaleRecordError
 from .schema import Schema
 
 if TYPE_CHECKING:
     from .session import Executor, Session, SharedConnection
 
 log = logging.getLogger(__name__)
+
+Phase = TypeVar("Phase", bound=Callable[[Any, Any], Any])
 
 
 class Database:
@@ -38,9 +41,12 @@ class Database:
         self.builders: dict[str, type] = {}
         #: called with every new session (``mother.tm.register`` joins it to the transaction)
         self.session_hooks: list[Callable[[Session], None]] = []
-        #: may turn a driver error raised by a session's statement into another
-        #: exception (raised from it); ``mother.zope`` makes transient ones retryable
-        self.error_translators: list[Callable[[BaseException], BaseException | None]] = []
+        #: the one way an adapter translates errors: each is called as ``translator(error,
+        #: where)`` for an error of a session's statement (``where`` is ``"statement"``) or
+        #: of a commit phase of its data manager (``"tpc_begin"``, ``"commit"``,
+        #: ``"tpc_vote"``); the first that returns an exception has it raised from the
+        #: error (see :meth:`translate`). ``mother.zope`` makes transient ones retryable.
+        self.error_translators: list[Callable[[BaseException, str], BaseException | None]] = []
         #: gives the executor of records created without a session (``mother.tm.register``)
         self.implicit_session: Callable[[], Session | None] | None = None
 
@@ -134,6 +140,25 @@ class Database:
                 return session
         return self.shared
 
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether retrying the whole transaction may succeed: a :class:`StaleRecordError`,
+        or what the dialect calls transient (PostgreSQL's SQLSTATE class 40: serialization
+        failures and deadlocks; SQLite's "database is locked").
+
+        The one answer dbmother gives: the data manager's ``should_retry``,
+        ``mother.pyramid`` and ``mother.zope`` all ask here.
+        """
+        return isinstance(error, StaleRecordError) or self.dialect.is_transient(error)
+
+    def translate(self, error: BaseException, where: str) -> BaseException | None:
+        """What the first of :attr:`error_translators` that answers makes of ``error``
+        raised at ``where`` (None: it is raised unchanged)."""
+        for translator in self.error_translators:
+            translated = translator(error, where)
+            if translated is not None:
+                return translated
+        return None
+
     def close(self) -> None:
         """Close the shared connection and the pool."""
         with self._lock:
@@ -192,6 +217,32 @@ def close_all() -> None:
         _registry.clear()
     for database in dbs:
         database.close()
+
+
+def is_transient(error: BaseException, among: Iterable[Database] | None = None) -> bool:
+    """Whether any of the databases (default: every configured one) calls ``error``
+    transient (:meth:`Database.is_transient`): for code that does not know which
+    database raised it, such as a retry tween or a view decorator."""
+    if isinstance(error, StaleRecordError):
+        return True
+    return any(database.is_transient(error)
+               for database in (databases() if among is None else among))
+
+
+def translating(phase: Phase) -> Phase:
+    """Decorate a commit phase ``phase(self, txn)`` of a data manager (an object with a
+    ``database``): an error it raises is raised as what that database's translators make
+    of it (:meth:`Database.translate`, ``where`` being the phase's name), from it."""
+    @functools.wraps(phase)
+    def run(self: Any, txn: Any) -> Any:
+        try:
+            return phase(self, txn)
+        except Exception as error:
+            translated = self.database.translate(error, phase.__name__)
+            if translated is None:
+                raise
+            raise translated from error
+    return run  # type: ignore[return-value]
 
 
 def resolve(database: str | Database) -> Database:

@@ -46,13 +46,13 @@ from transaction.interfaces import (
 )
 from zope.interface import implementer
 
+from ..database import translating
 from ..dialects.base import EndLost
 from ..errors import (
     CommitOutcomeUnknownError,
     MotherError,
     RolledBackError,
     SessionClosedError,
-    StaleRecordError,
     TransactionManagedError,
 )
 from ..session import Session
@@ -354,6 +354,7 @@ class MotherDataManager:
         self.phase = phase
 
     # -- commit ---------------------------------------------------------------------------
+    @translating
     def tpc_begin(self, txn: Any) -> None:
         """Write every pending change of the session.
 
@@ -377,6 +378,7 @@ class MotherDataManager:
     def commit(self, txn: Any) -> None:
         """Nothing to do: the work was flushed in ``tpc_begin``."""
 
+    @translating
     def tpc_vote(self, txn: Any) -> None:
         """PREPARE TRANSACTION (every preparing branch at once, see
         :meth:`TransactionState.prepare_all`); one-phase writers commit later, in the
@@ -485,8 +487,7 @@ class MotherDataManager:
 
     def should_retry(self, exception: BaseException) -> bool:
         """Stale records, serialization failures, deadlocks, SQLite's "database is locked"."""
-        return isinstance(exception, StaleRecordError) or \
-            self.database.dialect.is_transient(exception)
+        return self.database.is_transient(exception)
 
 
 @implementer(IDataManagerSavepoint)
