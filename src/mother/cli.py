@@ -58,7 +58,7 @@ def database_options(default: Any = None) -> argparse.ArgumentParser:
 
 
 def demo_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``mother demo`` (read by :func:`mother.pyramid.demo.serve.run`).
+    """The options of ``mother demo`` (read by ``mother.pyramid.demo.serve.run``).
 
     ``--dsn`` may also come before ``demo``, as for every command.
     """

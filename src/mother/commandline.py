@@ -2,7 +2,7 @@
 
 :class:`CommandError` (a command cannot go on; ``mother`` prints it as one
 line) and :func:`check_connection` (connect once, directly, before any pool
-waits). ``mother demo`` (:mod:`mother.pyramid.demo.serve`) uses them too,
+waits). ``mother demo`` (``mother.pyramid.demo.serve``) uses them too,
 which is why they live here and not in :mod:`mother.cli`: the command line
 imports the demo, and the demo does not import the command line.
 """

@@ -151,7 +151,7 @@ def as_text(key: str, value: Any) -> str:
 
 @contextlib.contextmanager
 def spelled_as(spell: Callable[[str], str], keys: Collection[str] = FIELDS) -> Iterator[None]:
-    """Inside the block, a :class:`ConfigError` about one of ``keys`` (default: the
+    """Inside the block, a :class:`~mother.errors.ConfigError` about one of ``keys`` (default: the
     settings of :func:`mother.init_mother`) names the setting ``spell(key)`` instead: the
     way the adapter's users wrote it. Made from the error's attributes, reason and value kept.
     """
