@@ -177,6 +177,19 @@ _registry: dict[str, Database] = {}
 _registry_lock = threading.Lock()
 
 
+def check_settings(
+    config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    name: str = "default",
+    **settings: Any,
+) -> Settings:
+    """The settings :func:`init_mother` would use, checked as it checks them (the DSN's
+    form too, by its dialect) without configuring anything or connecting: for adapters
+    that read settings at startup or from a form."""
+    checked = make_settings(config, name, **settings)
+    dialect_for(checked, name)
+    return checked
+
+
 def init_mother(
     config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     *,

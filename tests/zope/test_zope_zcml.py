@@ -9,7 +9,10 @@ import transaction
 from mother_zope_testapp.checks import rows
 from zope.component import getUtility, queryUtility
 from zope.configuration import xmlconfig
-from zope.configuration.config import ConfigurationConflictError
+from zope.configuration.config import (
+    ConfigurationConflictError,
+    ConfigurationExecutionError,
+)
 from zope.configuration.exceptions import ConfigurationError
 
 import mother
@@ -78,6 +81,15 @@ def test_directive_refuses_a_bad_setting_with_its_name() -> None:
         xmlconfig.string(ZCML.format(
             body='<mother:database name="bad" dsn="sqlite://" pool_min="3" pool_max="2" />'))
     assert queryUtility(IMotherDatabase, name="bad") is None
+
+
+def test_directive_refuses_a_dsn_no_dialect_reads_while_the_zcml_is_read() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        xmlconfig.string(ZCML.format(body='<mother:database name="baddsn" dsn="mysql://x" />'))
+    assert not isinstance(caught.value, ConfigurationExecutionError)  # not when run
+    assert "<mother:database name='baddsn'>: setting 'dsn' = 'mysql://x'" in str(caught.value)
+    assert isinstance(caught.value.__cause__, mother.ConfigError)
+    assert queryUtility(IMotherDatabase, name="baddsn") is None
 
 
 def test_directive_requires_a_dsn() -> None:

@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..config import FIELDS, as_bool, as_int, as_text, make_settings, spelled_as
-from ..dialects import dialect_for
+from ..config import FIELDS, as_bool, as_int, as_text, spelled_as
+from ..database import check_settings
 from ..errors import ConfigError
 
 PREFIX = "mother."
@@ -59,8 +59,7 @@ def database_settings(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         prefix = _prefix(name)
         with spelled_as(lambda field, prefix=prefix: prefix + field,
                         keys=set(FIELDS) | set(values)):
-            checked = make_settings(values, name)
-            dialect_for(checked, name)
+            checked = check_settings(values, name)
         found[name] = {field: getattr(checked, field) for field in values}
     return found
 

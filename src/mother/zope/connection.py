@@ -40,7 +40,7 @@ from zope.interface import implementer
 import mother
 from mother import tm
 from mother.config import make_settings
-from mother.dialects import dialect_for
+from mother.database import check_settings
 from mother.errors import ConfigError
 
 from .adapter import ZRDBAdapter, backslashes_are_plain, run_statement, string_literal
@@ -72,8 +72,7 @@ def checked_settings(dsn: Any, pool_min: Any, pool_max: Any, pool_timeout: Any,
         raise ConfigError("twophase", twophase, f"expected one of {', '.join(TWOPHASE_CHOICES)}")
     values = {"dsn": dsn or "", "pool_min": pool_min, "pool_max": pool_max,
               "pool_timeout": pool_timeout, "pool_type": pool_type, "twophase": twophase}
-    settings = make_settings(_mother_settings(values, "check"), "check")
-    dialect_for(settings, "check")
+    settings = check_settings(_mother_settings(values, "check"), "check")
     stored = {key: getattr(settings, key) for key in SETTINGS}
     stored["twophase"] = twophase  # the form's word, not the setting's True/False/None
     return stored
