@@ -182,7 +182,7 @@ def check_settings(
     name: str = "default",
     **settings: Any,
 ) -> Settings:
-    """The settings :func:`init_mother` would use, checked as it checks them (the DSN's
+    """The settings :func:`~mother.init_mother` would use, checked as it checks them (the DSN's
     form too, by its dialect) without configuring anything or connecting: for adapters
     that read settings at startup or from a form."""
     checked = make_settings(config, name, **settings)
