@@ -43,9 +43,9 @@ class Database:
         self.session_hooks: list[Callable[[Session], None]] = []
         #: the one way an adapter translates errors: each is called as ``translator(error,
         #: where)`` for an error of a session's statement (``where`` is ``"statement"``) or
-        #: of a commit phase of its data manager (``"tpc_begin"``, ``"commit"``,
-        #: ``"tpc_vote"``); the first that returns an exception has it raised from the
-        #: error (see :meth:`translate`). ``mother.zope`` makes transient ones retryable.
+        #: of a commit phase of its data manager (``"tpc_begin"``, ``"tpc_vote"``); the
+        #: first that returns an exception has it raised from the error (see
+        #: :meth:`translate`). ``mother.zope`` makes transient ones retryable.
         self.error_translators: list[Callable[[BaseException, str], BaseException | None]] = []
         #: gives the executor of records created without a session (``mother.tm.register``)
         self.implicit_session: Callable[[], Session | None] | None = None

@@ -74,7 +74,8 @@ def checked_settings(dsn: Any, pool_min: Any, pool_max: Any, pool_timeout: Any,
               "pool_timeout": pool_timeout, "pool_type": pool_type, "twophase": twophase}
     settings = check_settings(_mother_settings(values, "check"), "check")
     stored = {key: getattr(settings, key) for key in SETTINGS}
-    stored["twophase"] = twophase  # the form's word, not the setting's True/False/None
+    # as typed: the form's word for twophase; the dsn without MOTHER_DSN's value
+    stored.update(twophase=twophase, dsn=(dsn or "").strip())
     return stored
 
 
