@@ -7,7 +7,7 @@ Everything public is importable from here::
 
 import types as _types
 
-from .database import Database, close_all, databases, get_database, init_mother
+from .database import Database, close_all, databases, get_database, init_mother, is_transient
 from .errors import (
     ArgumentError,
     BadValueError,

@@ -225,10 +225,9 @@ class Transactional(Executor):
                 return self._attempt(work)
             if isinstance(error, EndLost):
                 raise
-            for translate in self.database.error_translators:
-                translated = translate(error)
-                if translated is not None:
-                    raise translated from error
+            translated = self.database.translate(error, "statement")
+            if translated is not None:
+                raise translated from error
             raise
 
     def guard(self, error: BaseException) -> None:

@@ -47,13 +47,13 @@ from transaction.interfaces import (
 from zope.interface import implementer
 
 from .. import events
+from ..database import translating
 from ..dialects.base import EndLost
 from ..errors import (
     CommitOutcomeUnknownError,
     MotherError,
     RolledBackError,
     SessionClosedError,
-    StaleRecordError,
     TransactionManagedError,
 )
 from ..session import Session
@@ -347,6 +347,7 @@ class MotherDataManager:
 
     # -- commit ---------------------------------------------------------------------------
     @events.phase("tpc_begin")
+    @translating
     def tpc_begin(self, txn: Any) -> None:
         """Write every pending change of the session.
 
@@ -372,6 +373,7 @@ class MotherDataManager:
         """Nothing to do: the work was flushed in ``tpc_begin``."""
 
     @events.phase("tpc_vote", votes=VOTES)
+    @translating
     def tpc_vote(self, txn: Any) -> None:
         """PREPARE TRANSACTION (every preparing branch at once, see
         :meth:`TransactionState.prepare_all`); one-phase writers commit later, in the
@@ -477,8 +479,7 @@ class MotherDataManager:
 
     def should_retry(self, exception: BaseException) -> bool:
         """Stale records, serialization failures, deadlocks, SQLite's "database is locked"."""
-        return isinstance(exception, StaleRecordError) or \
-            self.database.dialect.is_transient(exception)
+        return self.database.is_transient(exception)
 
 
 @implementer(IDataManagerSavepoint)

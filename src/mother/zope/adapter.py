@@ -65,7 +65,7 @@ def backslashes_are_plain(session: mother.Session) -> bool:
     try:
         return session.ov_query(BACKSLASH_PROBE) == "a\\"
     except Exception as error:
-        if session.database.dialect.is_transient(error):
+        if session.database.is_transient(error):
             raise
         raise QuotingError(
             f"could not check how the database reads backslashes in string literals ({error}); "

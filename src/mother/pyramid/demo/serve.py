@@ -30,7 +30,7 @@ def serve(dsn: str | None = None, host: str = "127.0.0.1", port: int = 6543) -> 
     """Configure the database, build the app and serve it until interrupted."""
     import waitress
 
-    from ...cli import check_connection
+    from ...commandline import check_connection
     from . import main
 
     source = "the --dsn option" if dsn else "the demo's default (an SQLite file)"
@@ -48,27 +48,8 @@ def serve(dsn: str | None = None, host: str = "127.0.0.1", port: int = 6543) -> 
         server.close()
 
 
-def build_parser(parser: argparse.ArgumentParser) -> None:
-    """The options of ``mother demo``."""
-    parser.add_argument("--dsn", help="database (default: an SQLite file in the user data dir)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=6543, help="port (default 6543, 0: any)")
-
-
 def run(args: argparse.Namespace) -> int:
-    """Serve with the parsed options (the ``mother demo`` subcommand)."""
+    """Serve with the options of ``mother demo`` (declared by :func:`mother.cli.demo_arguments`)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     serve(args.dsn, args.host, args.port)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m mother.pyramid.demo [--dsn DSN] [--port N] [--host H]``."""
-    parser = argparse.ArgumentParser(prog="mother demo", description=__doc__)
-    build_parser(parser)
-    return run(parser.parse_args(argv))
-
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
