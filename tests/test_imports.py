@@ -20,7 +20,7 @@ CORE = [
      "mother.dialects.sqlite", "mother.pool"},
     {"mother.sql", "mother.filters", "mother.joins", "mother.sqltext"},
     {"mother.database"},
-    {"mother.executor"},
+    {"mother.executor", "mother.bulk"},
     {"mother.unitofwork"},
     {"mother.records"},
     {"mother.session"},

@@ -11,13 +11,14 @@ import contextlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import events
 from .database import Database
 from .dialects.base import BatchResult, EndLost
 from .errors import (
+    ArgumentError,
     CommitOutcomeUnknownError,
     ConfigError,
     ConnectionLostError,
@@ -36,6 +37,61 @@ log = logging.getLogger(__name__)
 READS = re.compile(r"\s*(SELECT|WITH|SHOW|VALUES|EXPLAIN|TABLE)\b", re.IGNORECASE)
 #: one statement of a batch: ``(sql, parameter sets, whether it returns rows)``
 Statement = tuple[str, list[dict[str, Any]], bool]
+#: rows per chunk of a stream when nobody says (``stream_query``, ``stream=True``)
+STREAM_SIZE = 1000
+
+
+def stream_size(size: Any) -> int:
+    """A stream's chunk size checked: a positive int (True: :data:`STREAM_SIZE`)."""
+    if size is True:
+        return STREAM_SIZE
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ArgumentError(f"stream size {size!r}: expected a positive number of rows "
+                            "per chunk (or True)")
+    return size
+
+
+class RowStream:
+    """The rows of a query, read from the database ``size`` at a time while you iterate,
+    inside the session's transaction (see :meth:`Executor.stream_query`).
+
+    Iterate it once. At its end (or when a loop left early lets the iterator go) the
+    cursor is closed; ``close()``, or ``with``, closes it at once.
+    """
+
+    def __init__(self, executor: Transactional, handle: Any, size: int) -> None:
+        self.executor = executor
+        self.size = size
+        self._handle: Any = handle
+        self._used = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._used:
+            raise ArgumentError("a stream can be iterated only once: run the query again")
+        self._used = True
+        return self._rows()
+
+    def _rows(self) -> Iterator[dict[str, Any]]:
+        try:
+            while self._handle is not None:
+                chunk = self.executor.fetch_stream(self._handle, self.size)
+                yield from chunk
+                if len(chunk) < self.size:
+                    break
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the cursor (nothing when it is closed already or its transaction ended)."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            self.executor.close_stream(handle)
+
+    def __enter__(self) -> RowStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _rows(cursor: Any) -> list[dict[str, Any]]:
@@ -91,6 +147,16 @@ class Executor:
         """Run one statement per parameter set; with ``returning``, the rows of every run."""
         raise NotImplementedError
 
+    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Load ``rows`` with a ``COPY … FROM STDIN`` (see :meth:`Dialect.copy
+        <mother.dialects.base.Dialect.copy>`); the rows loaded."""
+        raise NotImplementedError
+
+    def run_stream(self, sql: str, params: Any, size: int) -> RowStream:
+        """Start a query whose rows are read ``size`` at a time (:class:`RowStream`)."""
+        raise ArgumentError(f"{self.name}: streaming a query needs a session (its "
+                            "transaction holds the cursor): pass session=MotherSession()")
+
     def _query(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
         """Run a raw query (a MoFilter adds its conditions, keys checked); a driver error
         about a value names its parameter (or column)."""
@@ -109,6 +175,18 @@ class Executor:
         """Run a query, all rows as dicts."""
         rows: list[dict[str, Any]] = self._query(sql, params, fetch=_rows)
         return rows
+
+    def stream_query(self, sql: str, params: Any = None, size: int = STREAM_SIZE) -> RowStream:
+        """Run a query whose rows (dicts) are read ``size`` at a time as you iterate, in
+        constant memory, inside the session's transaction (pending changes are flushed
+        first, so it sees them): a server-side cursor on PostgreSQL, the driver's cursor
+        on SQLite. Only in a session (not on the shared connection)."""
+        size = stream_size(size)
+        text, bound = sql, params
+        if isinstance(params, MoFilter):
+            text, bound = raw_query(self.database.dialect, self.database.schema, sql, params)
+        with naming_values(_raw_values(params)):
+            return self.run_stream(text, bound, size)
 
     def or_query(self, sql: str, params: Any = None) -> dict[str, Any]:
         """Run a query that must return exactly one row; that row as a dict."""
@@ -267,6 +345,51 @@ class Transactional(Executor):
         self.check_open()
         self.check_read(sql)
         return self.batch([(sql, list(seq), returning)])[0].rows
+
+    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        self.check_open()
+        self.check_writable(f"a COPY into a table ({shown(sql)})")
+        dialect = self.database.dialect
+
+        def work(conn: Any) -> int:
+            self._begin(conn)
+            return dialect.copy(conn, sql, rows)
+
+        loaded: int = self._attempt(work)
+        self.statements += 1
+        self.batches += 1
+        self.wrote = True
+        return loaded
+
+    def run_stream(self, sql: str, params: Any, size: int) -> RowStream:
+        self.check_open()
+        self.check_read(sql)
+        dialect = self.database.dialect
+
+        def work(conn: Any) -> Any:
+            self._begin(conn)
+            return dialect.open_stream(conn, sql, params, size)
+
+        handle = self._attempt(work)
+        self.statements += 1
+        self.batches += 1
+        if not self.wrote and not READS.match(sql):
+            self.wrote = True
+        return RowStream(self, handle, size)
+
+    def fetch_stream(self, handle: Any, size: int) -> list[dict[str, Any]]:
+        """The next chunk of a stream this session opened (a round trip on PostgreSQL)."""
+        dialect = self.database.dialect
+        rows: list[dict[str, Any]] = self._attempt(
+            lambda conn: dialect.fetch_stream(conn, handle, size))
+        self.batches += 1
+        return rows
+
+    def close_stream(self, handle: Any) -> None:
+        """Close a stream's cursor, unless the session has ended or lost its connection."""
+        if self._closed or self._conn is None or self._lost or self._failed:
+            return
+        self._attempt(lambda conn: self.database.dialect.close_stream(conn, handle))
 
     def batch(self, statements: list[Statement], commit: bool = False,
               must_change: Collection[int] = ()) -> list[BatchResult]:
@@ -460,6 +583,10 @@ class SharedConnection(Executor):
         rows: list[Any] = self._in(lambda conn: self.database.dialect.run_batch(
             conn, [(sql, list(seq), returning)], False)[0].rows)
         return rows
+
+    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        loaded: int = self._in(lambda conn: self.database.dialect.copy(conn, sql, rows))
+        return loaded
 
     def beginTrans(self) -> None:
         """Open (or nest into) a transaction; this thread owns the connection until it ends."""

@@ -19,7 +19,7 @@ from .config import as_isolation_level
 from .database import Database, resolve
 from .dialects import PoolStatus
 from .errors import PrimaryKeyError, SessionConflictError, TransactionManagedError
-from .executor import Transactional
+from .executor import RowStream, Transactional
 from .records import DbMother, builder_for
 from .unitofwork import DELETED, PERSISTENT, UnitOfWork
 
@@ -79,6 +79,14 @@ class Session(Transactional):
         if seq:
             self._autoflush()
         return super().run_many(sql, seq, returning)
+
+    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        self._autoflush()
+        return super().run_copy(sql, rows)
+
+    def run_stream(self, sql: str, params: Any, size: int) -> RowStream:
+        self._autoflush()
+        return super().run_stream(sql, params, size)
 
     # -- unit of work --------------------------------------------------------------------
     @property

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from . import joins, sql
+from . import bulk, joins, sql
 from .database import Database, get_database
 from .errors import ArgumentError, MotherError, ParanoidError
 from .executor import Executor, executor_for
@@ -27,8 +27,6 @@ from .sql import SQL_DEFAULT, lock_clause, template, template_params
 log = logging.getLogger(__name__)
 #: rows per SELECT when MotherMany loads (keeps the parameter count low on SQLite)
 LOAD_CHUNK = 200
-#: rows per INSERT statement where the dialect returns keys in order (PostgreSQL)
-INSERT_CHUNK = 1000
 
 
 class SetError(MotherError, TypeError):
@@ -193,40 +191,28 @@ class MotherMany(_RecordSet):
         return groups
 
     def insert(self) -> None:
-        """INSERT every row; new primary keys are written back into the dicts."""
+        """INSERT every row; new primary keys are written back into the dicts.
+
+        Rows of one shape (the same columns), from :data:`~mother.bulk.BULK_ROWS` of
+        them on, go by COPY with their keys taken from the sequence first (see
+        :mod:`mother.bulk`); otherwise, and where that cannot apply, one
+        ``INSERT … RETURNING`` per row, sent together.
+        """
         if not self._store:
             log.info("MotherMany(%s): nothing to insert", self.table.name)
             return
         dialect, pkey = self.database.dialect, self.table.primary_key
         for columns, rows in self._groups().items():
-            if columns and pkey and dialect.ordered_returning:
-                result = self._insert_chunks(columns, rows)
-            else:
+            result = bulk.insert_rows(self.executor, self.table, columns, rows)
+            if result is None:
                 text = template(dialect, self.table, "insert", columns, returning=pkey)
                 seq = [template_params(columns, (), row) for row in rows]
                 result = self.executor.run_many(text, seq, bool(pkey))
-            for row, back in zip(rows, result):
+            for index, row in enumerate(rows):
                 for name in [n for n, v in row.items() if v is SQL_DEFAULT]:
                     del row[name]
-                row.update(back)
-
-    def _insert_chunks(self, columns: Sequence[str], rows: list[dict[str, Any]]
-                       ) -> list[dict[str, Any]]:
-        """Multi-row INSERT … RETURNING, in chunks (the dialect keeps the row order)."""
-        size = max(1, min(INSERT_CHUNK, 30000 // len(columns)))
-        result: list[dict[str, Any]] = []
-        statements: dict[int, str] = {}
-        for start in range(0, len(rows), size):
-            chunk = rows[start:start + size]
-            text = statements.get(len(chunk))
-            if text is None:
-                text = statements[len(chunk)] = sql.insert_values(
-                    self.database.dialect, self.table, columns, len(chunk),
-                    self.table.primary_key)
-            params = {f"v{n}": value for n, value in
-                      enumerate(row[name] for row in chunk for name in columns)}
-            result.extend(self.executor.run(text, params, lambda cursor: cursor.fetchall()))
-        return result
+                if result:
+                    row.update(result[index])
 
     def _keyed(self, kind: str, set_columns: Sequence[str] | None) -> None:
         if not self._store:

@@ -394,15 +394,29 @@ def insert(dialect: Dialect, table: Table, values: Mapping[str, Any],
     return sql, query.params
 
 
-def insert_values(dialect: Dialect, table: Table, columns: Sequence[str], count: int,
-                  returning: Sequence[str]) -> str:
-    """One INSERT of ``count`` rows; parameter ``v{n}`` is value n, row by row."""
-    table.check_fields([*columns, *returning])
-    quote, ph, width = functools.partial(quoted, dialect), dialect.placeholder, len(columns)
-    rows = ", ".join("(" + ", ".join(ph(f"v{r * width + c}") for c in range(width)) + ")"
-                     for r in range(count))
-    return (f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) VALUES {rows}"
-            f" RETURNING {', '.join(map(quote, returning))}")
+def next_keys(dialect: Dialect, table: Table, column: str, count: int
+              ) -> tuple[str, dict[str, Any]]:
+    """``count`` new values of the sequence that numbers ``table.column`` (a serial or
+    identity column), as rows ``{"k": value}``, in one statement; no row at all when no
+    sequence numbers the column. PostgreSQL only (where the dialect :attr:`can_copy`)."""
+    table.check_fields([column])
+    query = Query(dialect)
+    # the table is named as SQL text (quoted: its case kept), the column literally
+    seq = (f"pg_catalog.pg_get_serial_sequence({query.bind(dialect.quote(table.name))}, "
+           f"{query.bind(column)})")
+    return (f"SELECT pg_catalog.nextval(s.seq) AS k FROM (SELECT {seq} AS seq) AS s, "
+            f"pg_catalog.generate_series(1, {query.bind(count)}) WHERE s.seq IS NOT NULL",
+            query.params)
+
+
+def copy_in(dialect: Dialect, table: Table, columns: Sequence[str]) -> str:
+    """``COPY table (columns) FROM STDIN``, names checked and quoted. COPY takes no bound
+    parameters (its rows are its data), so the text is sent as it is: no ``%`` doubled."""
+    if not columns:
+        raise ArgumentError(f"COPY into {table.name} needs at least one column")
+    table.check_fields(columns)
+    names = ", ".join(dialect.quote(name) for name in columns)
+    return f"COPY {dialect.quote(table.name)} ({names}) FROM STDIN"
 
 
 def update(dialect: Dialect, table: Table, values: Mapping[str, Any], filter: Any,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from ..config import Settings
@@ -95,9 +95,8 @@ class Dialect:
     concurrent_writes: ClassVar[bool]
     #: the column type of an auto-numbered integer key (for the tutorial schema)
     serial_type: ClassVar[str]
-    #: whether a multi-row ``INSERT … VALUES … RETURNING`` returns rows in VALUES order
-    #: (MotherMany then inserts in chunks instead of one statement per row)
-    ordered_returning: ClassVar[bool] = False
+    #: whether :meth:`copy` can load rows (PostgreSQL's ``COPY … FROM STDIN``)
+    can_copy: ClassVar[bool] = False
     #: exceptions that mean "the connection is gone"
     connection_errors: ClassVar[tuple[type[BaseException], ...]]
     #: whether the database can prepare transactions at all (False: no need to ask it)
@@ -193,6 +192,28 @@ class Dialect:
 
     def executemany(self, conn: Any, sql: str, seq: Sequence[Any]) -> None:
         raise NotImplementedError
+
+    def copy(self, conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Load ``rows`` (value tuples) with ``sql`` (a ``COPY … FROM STDIN`` made by
+        :func:`mother.sql.copy_in`) in the open transaction, as one statement; the
+        rows loaded. Only where :attr:`can_copy`."""
+        raise NotImplementedError(f"{self.name} has no COPY")
+
+    # -- streaming: a query's rows read a chunk at a time, in the open transaction -------
+    def open_stream(self, conn: Any, sql: str, params: Any, size: int) -> Any:
+        """Start reading the rows of the query ``sql``, ``size`` at a time; a handle for
+        :meth:`fetch_stream` and :meth:`close_stream`. Here: a cursor of the driver's,
+        which reads its rows from the database as they are fetched (SQLite)."""
+        return self.execute(conn, sql, params)
+
+    def fetch_stream(self, conn: Any, stream: Any, size: int) -> list[Any]:
+        """The next (at most) ``size`` rows of a stream, as dicts; empty at its end."""
+        rows: list[Any] = stream.fetchmany(size)
+        return rows
+
+    def close_stream(self, conn: Any, stream: Any) -> None:
+        """Let go of a stream (read to its end or not)."""
+        stream.close()
 
     def execute_script(self, conn: Any, script: str) -> None:
         """Run a script of several statements (no parameters) in the current transaction."""

@@ -11,10 +11,12 @@ handing it out (replacing one whose server process went away).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import select
 import threading
-from collections.abc import Collection, Sequence
+import weakref
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -63,6 +65,35 @@ FROM pg_catalog.pg_constraint con
 WHERE con.conrelid = ANY(%s) AND con.contype IN ('p', 'f')
 ORDER BY con.conname
 """
+
+
+@dataclasses.dataclass
+class _Cursors:
+    """The server-side cursors of one connection's streams: which names the current
+    transaction uses (a transaction's cursors end with it)."""
+
+    #: transactions begun on the connection so far
+    generation: int = 0
+    #: the transaction (generation) that ``open`` belongs to
+    of: int = 0
+    open: set[int] = dataclasses.field(default_factory=set)
+
+    def take(self) -> int:
+        if self.of != self.generation:
+            self.open.clear()
+            self.of = self.generation
+        number = next(n for n in range(len(self.open) + 1) if n not in self.open)
+        self.open.add(number)
+        return number
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stream:
+    """A stream's server-side cursor: its number, name and transaction."""
+
+    number: int
+    name: str
+    generation: int
 
 
 def _check_idle_connection(conn: psycopg.Connection) -> None:
@@ -128,7 +159,7 @@ class _PsycopgPool:
 class PostgresDialect(Dialect):
     name = "postgresql"
     serial_type = "SERIAL"
-    ordered_returning = True
+    can_copy = True
     concurrent_writes = True
     connection_errors = (psycopg.OperationalError, psycopg.InterfaceError)
     can_prepare = True
@@ -139,9 +170,17 @@ class PostgresDialect(Dialect):
             psycopg.conninfo.conninfo_to_dict(settings.dsn)
         except psycopg.ProgrammingError as error:
             raise ConfigError("dsn", settings.dsn, f"not a PostgreSQL DSN: {error}") from None
+        self._streams: weakref.WeakKeyDictionary[psycopg.Connection, _Cursors] = (
+            weakref.WeakKeyDictionary())
 
     def placeholder(self, name: str) -> str:
         return f"%({name})s"
+
+    def _cursors(self, conn: psycopg.Connection) -> _Cursors:
+        found = self._streams.get(conn)
+        if found is None:
+            found = self._streams[conn] = _Cursors()
+        return found
 
     def trusted(self, text: str) -> str:
         # statements always carry bound parameters, so a literal % must be doubled
@@ -221,6 +260,8 @@ class PostgresDialect(Dialect):
               isolation_level: str | None = None, readonly: bool = False) -> None:
         """Queue ``BEGIN [ISOLATION LEVEL …] [READ ONLY]`` (and ``SET application_name``):
         it rides with the next statement."""
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            self._cursors(conn).generation += 1  # the cursors of earlier ones are gone
         pgwire.begin(conn, name, isolation_level or self.settings.isolation_level, readonly)
 
     def in_transaction(self, conn: psycopg.Connection) -> bool:
@@ -268,6 +309,56 @@ class PostgresDialect(Dialect):
 
     def executemany(self, conn: psycopg.Connection, sql: str, seq: Sequence[Any]) -> None:
         pgwire.run(conn, [(sql, params) for params in seq])
+
+    def copy(self, conn: psycopg.Connection, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """``COPY … FROM STDIN`` through psycopg's :meth:`~psycopg.Cursor.copy`, after the
+        queued ``BEGIN``; reported as one round trip."""
+        pgwire.open_transaction(conn)
+
+        def load() -> int:
+            with conn.cursor() as cursor:
+                with cursor.copy(sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                return cursor.rowcount
+
+        if not events.listeners:
+            return load()
+        return events.sent(*pgwire.labels(conn), sql, None, load, rows=lambda count: count)
+
+    def open_stream(self, conn: psycopg.Connection, sql: str, params: Any,
+                    size: int) -> _Stream:
+        """``DECLARE`` a server-side cursor (``NO SCROLL``, ``WITHOUT HOLD``: it lives in
+        the transaction) for the query; the queued ``BEGIN`` rides with it. Cursors are
+        named ``mo_stream_N``, N the lowest number free in the transaction, so that the
+        ``FETCH`` statements repeat (and get prepared) instead of piling up."""
+        cursors = self._cursors(conn)
+        number = cursors.take()
+        stream = _Stream(number, self.quote(f"mo_stream_{number}"), cursors.generation)
+        if params is None:
+            sql = self.trusted(sql)  # a query without parameters: its % signs are literal
+        try:
+            pgwire.run(conn, [(f"DECLARE {stream.name} NO SCROLL CURSOR FOR {sql}",
+                               () if params is None else params)])
+        except BaseException:
+            cursors.open.discard(number)
+            raise
+        return stream
+
+    def fetch_stream(self, conn: psycopg.Connection, stream: _Stream,
+                     size: int) -> list[Any]:
+        return pgwire.run(conn, [(f"FETCH FORWARD {int(size)} FROM {stream.name}", ())])[0].rows
+
+    def close_stream(self, conn: psycopg.Connection, stream: _Stream) -> None:
+        """``CLOSE`` the cursor if its transaction is still the open one (and has not
+        failed); otherwise it went with its transaction."""
+        cursors = self._cursors(conn)
+        if cursors.of != stream.generation or stream.number not in cursors.open:
+            return
+        cursors.open.discard(stream.number)
+        if (conn.info.transaction_status == TransactionStatus.INTRANS
+                and cursors.generation == stream.generation):
+            pgwire.run(conn, [(f"CLOSE {stream.name}", ())])
 
     def execute_script(self, conn: psycopg.Connection, script: str) -> None:
         # without parameters the server accepts several statements in one query

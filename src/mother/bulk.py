@@ -1,0 +1,74 @@
+"""Inserting many rows at once near the database's limit: keys taken from the sequence in
+one round trip, then the rows sent by ``COPY``.
+
+Each row gets its key because dbmother chose it: key *n* of the sequence's answer
+is written into row *n* and sent with it, so the keys are in row order by
+construction (not by the order a multi-row ``INSERT … RETURNING`` happens to
+answer in). Where the path does not apply, :func:`insert_rows` says so and the
+caller inserts row by row (one ``INSERT … RETURNING`` per row, pipelined).
+``MotherMany(MO_SAVE)`` and the unit of work's flush use it from
+:data:`BULK_ROWS` rows of one shape on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from . import sql
+from .database import Database
+from .schema import Table
+
+#: rows of one shape (one table, the same columns) from which they are sent by COPY;
+#: below it one pipelined INSERT per row costs fewer round trips (COPY takes three:
+#: the keys, the COPY, its data)
+BULK_ROWS = 100
+
+#: the mark, among a table's templates, of a key column no sequence numbers (asked once
+#: per schema: a new schema asks again)
+UNNUMBERED = "bulk: no sequence"
+
+
+class Runs(Protocol):
+    """Where the rows go: a session or the shared connection (:mod:`mother.executor`)."""
+
+    database: Database
+
+    def check_writable(self, what: str) -> None: ...
+    def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any: ...
+    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
+
+
+def insert_rows(executor: Runs, table: Table, columns: Sequence[str],
+                rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    """INSERT ``rows`` (their values for ``columns``) with one COPY; per row, in order, the
+    dict of its primary key's values. None when this path does not apply: fewer than
+    :data:`BULK_ROWS` rows, a database without COPY, no column to copy, more than one
+    key column missing, or a missing key column no sequence numbers.
+
+    A failure leaves nothing of the rows written (COPY is one statement); the keys
+    taken from the sequence are then lost, as those of a failed INSERT are.
+    """
+    dialect = executor.database.dialect
+    if not dialect.can_copy or len(rows) < BULK_ROWS or not columns:
+        return None
+    key = table.primary_key
+    missing = [name for name in key if name not in columns]
+    if len(missing) > 1 or (missing and (UNNUMBERED, missing[0]) in table.templates):
+        return None
+    executor.check_writable(f"an INSERT of {len(rows)} rows into {table.name}")
+    names = list(columns)
+    data: list[tuple[Any, ...]]
+    if missing:
+        text, params = sql.next_keys(dialect, table, missing[0], len(rows))
+        keys = executor.run(text, params, lambda cursor: [row["k"] for row in cursor.fetchall()])
+        if len(keys) != len(rows):
+            table.templates[(UNNUMBERED, missing[0])] = ""
+            return None
+        names.insert(0, missing[0])
+        data = [(number, *[row[name] for name in columns]) for number, row in zip(keys, rows)]
+    else:
+        data = [tuple(row[name] for name in columns) for row in rows]
+    executor.run_copy(sql.copy_in(dialect, table, names), data)
+    position = [names.index(name) for name in key]
+    return [{name: values[at] for name, at in zip(key, position)} for values in data]
