@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
-from . import sql
+from . import bulk, sql
 from .database import Database
 from .dialects.base import BatchResult, RowNotChangedError
 from .errors import PrimaryKeyError, SessionConflictError, StaleRecordError
@@ -47,6 +47,7 @@ class Owner(Protocol):
     def check_writable(self, what: str) -> None: ...
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any: ...
     def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]: ...
+    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
     def batch(self, statements: list[Statement], commit: bool = False,
               must_change: Collection[int] = ()) -> list[BatchResult]: ...
     def failed(self, error: BaseException) -> None: ...
@@ -373,10 +374,17 @@ class UnitOfWork(Generic[R]):
                             if value is not SQL_DEFAULT)
             groups.setdefault((obj.table_name, columns), []).append(obj)
         schema.check_acyclic({table for table, _ in groups})
+        #: groups inserted by COPY (:mod:`mother.bulk`): each sent when its turn comes
+        bulky: dict[int, tuple[Table, tuple[str, ...], list[R]]] = {}
         for (table_name, columns), objs in sorted(groups.items(),
                                                   key=lambda item: schema.rank(item[0][0])):
             table = schema.table(table_name)
             returning = table.primary_key
+            if len(objs) >= bulk.BULK_ROWS and dialect.can_copy and columns:
+                bulky[len(statements)] = (table, columns, objs)
+                statements.append(("", [], False))  # its place; the rows go by COPY
+                appliers.append((self._inserted, objs, returning))
+                continue
             statements.append((
                 sql.template(dialect, table, "insert", columns, returning=returning),
                 [sql.template_params(columns, (), obj._mo_store) for obj in objs],
@@ -414,7 +422,7 @@ class UnitOfWork(Generic[R]):
 
         try:
             try:
-                results = self.session.batch(statements, commit, checked)
+                results = self._send(statements, commit, checked, bulky)
             except RowNotChangedError as error:
                 what, objs = checked[error.statement]
                 obj = objs[error.index]
@@ -429,6 +437,40 @@ class UnitOfWork(Generic[R]):
             raise
         for (apply, objs, extra), result in zip(appliers, results):
             apply(objs, result.rows, extra)
+
+    def _send(self, statements: list[tuple[str, list[dict[str, Any]], bool]], commit: bool,
+              checked: dict[int, tuple[str, list[R]]],
+              bulky: dict[int, tuple[Table, tuple[str, ...], list[R]]]) -> list[BatchResult]:
+        """Send the flush: one batch, or, with large insert groups (``bulky``, by their
+        place among the statements), the statements before each group, the group by
+        COPY (or, where that cannot apply, as its statement), then the rest with the
+        COMMIT. Parents still go before children."""
+        if not bulky:
+            return self.session.batch(statements, commit, checked)
+        dialect = self.session.database.dialect
+        results: list[BatchResult] = []
+        start = 0
+        for place, (table, columns, objs) in sorted(bulky.items()):
+            if place > start:
+                results += self.session.batch(statements[start:place])
+            rows = bulk.insert_rows(self.session, table, columns,
+                                    [obj._mo_store for obj in objs])
+            if rows is None:
+                results += self.session.batch([(
+                    sql.template(dialect, table, "insert", columns,
+                                 returning=table.primary_key),
+                    [sql.template_params(columns, (), obj._mo_store) for obj in objs],
+                    bool(table.primary_key))])
+            else:
+                results.append(BatchResult(rows, [1] * len(rows)))
+            start = place + 1
+        if start == len(statements) and not commit:
+            return results
+        rest = {index - start: value for index, value in checked.items()}
+        try:
+            return results + self.session.batch(statements[start:], commit, rest)
+        except RowNotChangedError as error:  # numbered within the last batch
+            raise RowNotChangedError(error.statement + start, error.index) from error
 
     @staticmethod
     def _require_key(table: Table, objs: list[R], what: str) -> tuple[str, ...]:

@@ -1,0 +1,198 @@
+"""Bulk inserts (mother/bulk.py): keys in row order for every row, by COPY where it can,
+row by row where it cannot, and nothing written when one row fails."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import psycopg
+import pytest
+
+import mother
+from mother import SQL_DEFAULT, MotherMany, MotherSession, events, getMotherBuilder
+from mother.bulk import BULK_ROWS
+from mother.records import MO_SAVE
+from tests.support.databases import count
+
+ROWS = BULK_ROWS * 3 + 7
+
+
+def copies(trace: events.Trace) -> list[str]:
+    """The COPY statements the trace saw."""
+    return [s.sql for e in trace.events if isinstance(e, events.RoundTrip)
+            for s in e.statements if s.sql.startswith("COPY")]
+
+
+def stars(n: int, offset: int = 0) -> list[dict[str, object]]:
+    return [{"star_name": f"star {offset + i}", "star_mass": i % 13} for i in range(n)]
+
+
+def check_in_order(session: MotherSession, table: str, key: str, rows: list[dict]) -> None:
+    """Each row's key reads back the row itself (every column it gave)."""
+    q = session.database.dialect.quote
+    found = {row[key]: row for row in session.mr_query(f"SELECT * FROM {q(table)}")}
+    assert len({row[key] for row in rows}) == len(rows)
+    for row in rows:
+        stored = found[row[key]]
+        assert {name: stored[name] for name in row} == row, (row, stored)
+
+
+def test_motherMany_writes_every_key_back_in_row_order(db):
+    rows = stars(ROWS)
+    with events.capture() as trace, MotherSession() as session:
+        MotherMany("stars", rows, MO_SAVE, session)
+        check_in_order(session, "stars", "star_id", rows)
+    assert count(db, "stars") == ROWS
+    expected = ['COPY "stars" ("star_id", "star_name", "star_mass") FROM STDIN']
+    assert copies(trace) == (expected if db.dialect.can_copy else [])
+
+
+ODD_TABLE = "Odd %(t)s \"table"
+ODD_KEY = "Id %s"
+
+
+def make_odd_table(db: mother.Database) -> None:
+    """A table with odd names, defaults and a trigger that fills a column of each row."""
+    q = db.dialect.quote
+    t, key, weird, mixed, note = (q(ODD_TABLE), q(ODD_KEY), q("we`ird \"col"),
+                                  q("Mixed Case"), q("note"))
+    with MotherSession() as s:
+        s.oc_query(f"DROP TABLE IF EXISTS {t}")
+        s.oc_query(f"CREATE TABLE {t} ({key} {db.dialect.serial_type} PRIMARY KEY, "
+                   f"{weird} TEXT, {mixed} INTEGER DEFAULT 7, {note} TEXT)")
+        if db.dialect.name == "postgresql":
+            s.oc_query(f"CREATE FUNCTION odd_note() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                       f"BEGIN NEW.{note} := 'row ' || coalesce(NEW.{weird}, 'null'); "
+                       "RETURN NEW; END $$")
+            s.oc_query(f"CREATE TRIGGER odd_note BEFORE INSERT ON {t} "
+                       "FOR EACH ROW EXECUTE FUNCTION odd_note()")
+        else:
+            s.oc_query(f"CREATE TRIGGER odd_note AFTER INSERT ON {t} BEGIN UPDATE {t} "
+                       f"SET {note} = 'row ' || coalesce(NEW.{weird}, 'null') "
+                       f"WHERE {key} = NEW.{key}; END")
+    db.refresh_schema()
+
+
+def test_keys_in_row_order_with_odd_names_nulls_defaults_and_a_trigger(db):
+    make_odd_table(db)
+    weird = "we`ird \"col"
+    rows = [{weird: None if i % 5 == 0 else f"w{i}%", "Mixed Case": i} for i in range(ROWS)]
+    rows += [{weird: f"d{i}", "Mixed Case": SQL_DEFAULT} for i in range(ROWS)]
+    with MotherSession() as session:
+        MotherMany(getMotherBuilder(ODD_TABLE), rows, MO_SAVE, session)
+        assert all("Mixed Case" not in row for row in rows[ROWS:])  # DEFAULT: not sent
+        check_in_order(session, ODD_TABLE, ODD_KEY, rows)
+        q = db.dialect.quote
+        stored = {row[ODD_KEY]: row for row in session.mr_query(
+            f"SELECT * FROM {q(ODD_TABLE)}")}
+    for row in rows:  # the trigger ran for each row, and the defaults were the database's
+        got = stored[row[ODD_KEY]]
+        assert got["note"] == f"row {row[weird] if row[weird] is not None else 'null'}"
+        assert got["Mixed Case"] == row.get("Mixed Case", 7)
+
+
+def test_rows_that_bring_their_own_keys_are_copied_as_they_are(db):
+    rows = [{"star_id": 10_000 + i, "star_name": f"own {i}"} for i in range(ROWS)]
+    with events.capture() as trace, MotherSession() as session:
+        MotherMany("stars", rows, MO_SAVE, session)
+        check_in_order(session, "stars", "star_id", rows)
+    assert copies(trace) == (['COPY "stars" ("star_id", "star_name") FROM STDIN']
+                             if db.dialect.can_copy else [])
+
+
+def test_a_key_no_sequence_numbers_falls_back_to_one_insert_per_row(pgdb):
+    with MotherSession() as s:
+        s.oc_query("CREATE SEQUENCE free_numbers START 500 INCREMENT 3")
+        s.oc_query("CREATE TABLE unowned (u_id BIGINT PRIMARY KEY "
+                   "DEFAULT nextval('free_numbers'), label TEXT)")
+    pgdb.refresh_schema()
+    rows = [{"label": f"label {i}"} for i in range(ROWS)]
+    with events.capture() as trace, MotherSession() as session:
+        MotherMany("unowned", rows, MO_SAVE, session)
+        check_in_order(session, "unowned", "u_id", rows)
+    assert copies(trace) == []
+    assert sorted(row["u_id"] for row in rows) == list(range(500, 500 + 3 * ROWS, 3))
+    inserts = [s for e in trace.events if isinstance(e, events.RoundTrip)
+               for s in e.statements if s.sql.startswith("INSERT INTO")]
+    assert len(inserts) == 1 and len(inserts[0].params) == ROWS  # one per row, sent together
+
+
+def test_a_few_rows_go_row_by_row_without_copy(db):
+    rows = stars(BULK_ROWS - 1)
+    with events.capture() as trace, MotherSession() as session:
+        MotherMany("stars", rows, MO_SAVE, session)
+        check_in_order(session, "stars", "star_id", rows)
+    assert copies(trace) == []
+
+
+def planets(db: mother.Database, n: int, bad: int) -> list[dict[str, object]]:
+    """``n`` planets of a committed star; planet ``bad`` names a star that does not exist."""
+    with MotherSession() as s:
+        star = s.ov_query("INSERT INTO stars (star_name) VALUES ('sun') RETURNING star_id")
+    rows = [{"star_id": star, "planet_name": f"planet {i}"} for i in range(n)]
+    rows[bad]["star_id"] = star + 1000
+    return rows
+
+
+REFUSED = (psycopg.errors.ForeignKeyViolation, sqlite3.IntegrityError)
+
+
+def test_a_failing_row_in_the_middle_leaves_nothing_written_in_a_session(db):
+    rows = planets(db, ROWS, ROWS // 2)
+    session = MotherSession()
+    with pytest.raises(REFUSED, match="(?i)foreign key"):
+        MotherMany("planets", rows, MO_SAVE, session)
+    session.rollback()
+    session.endSession()
+    assert count(db, "planets") == 0
+    assert not any("planet_id" in row for row in rows)  # no key written back
+
+
+def test_a_failing_row_leaves_nothing_written_on_the_shared_connection(db):
+    rows = planets(db, ROWS, ROWS - 1)
+    with pytest.raises(REFUSED, match="(?i)foreign key"):
+        MotherMany("planets", rows, MO_SAVE)
+    assert count(db, "planets") == 0
+
+
+def test_bulk_insert_is_refused_in_a_read_only_session(db):
+    with MotherSession(readonly=True) as session, pytest.raises(
+            mother.ReadOnlySessionError, match="read-only"):
+        MotherMany("stars", stars(ROWS), MO_SAVE, session)
+    assert count(db, "stars") == 0
+
+
+def test_a_flush_of_many_new_records_copies_them_with_their_keys(db):
+    Star = getMotherBuilder("stars")
+    with events.capture() as trace, MotherSession() as session:
+        sun = Star({"star_name": "sun"}, session=session)
+        session.persist(sun)
+        session.flush()
+        sun.setField("star_mass", 99)  # an update in the same flush as the big insert
+        objs = [Star(row, session=session) for row in stars(ROWS)]
+        for obj in objs:
+            session.persist(obj)
+        session.flush()
+        rows = [obj.getFields() for obj in objs]
+        check_in_order(session, "stars", "star_id", rows)
+        assert session.ov_query("SELECT star_mass FROM stars WHERE star_name = 'sun'") == 99
+        assert all(obj in session for obj in objs)
+    assert count(db, "stars") == ROWS + 1
+    assert len(copies(trace)) == (1 if db.dialect.can_copy else 0)
+
+
+def test_a_stale_update_after_a_copied_group_names_the_right_record(db):
+    Star = getMotherBuilder("stars")
+    with MotherSession() as session:
+        gone, kept = Star({"star_name": "gone"}, session=session), Star({}, session=session)
+        session.persist(gone)
+        session.persist(kept)  # a higher key stays: SQLite does not number a new row 1 again
+        session.flush()
+        session.oc_query("DELETE FROM stars WHERE star_name = 'gone'")
+        gone.setField("star_mass", 1)
+        for row in stars(ROWS):
+            session.persist(Star(row, session=session))
+        with pytest.raises(mother.StaleRecordError, match=f"stars row {gone.getField('star_id')}"):
+            session.flush()
+        session.rollback()
+    assert count(db, "stars") == 0
