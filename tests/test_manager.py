@@ -131,6 +131,15 @@ def test_get_multiple_with_fields_filter_order(solar):
         sun.getMultiplePlanets(filter={"num_moons": 1})
 
 
+def test_get_multiple_and_join_can_stream(solar):
+    _session, sun, earth = solar
+    box = sun.getMultiplePlanets(fields=["planet_name"], order="planet_name", stream=1)
+    assert [row["planet_name"] for row in box] == ["earth", "mars"]
+    humans = earth.assignLifeforms({"life_name": "humans"}, MO_SAVE)
+    joined = earth.joinLifeforms(stream=True)
+    assert [row["life_id"] for row in joined] == [humans.getField("life_id")]
+
+
 def test_get_multiple_through_grandchild_and_related_table(solar):
     session, sun, earth = solar
     earth.insertMoonsInfo({"num_moons": 1})

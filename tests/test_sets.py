@@ -254,3 +254,43 @@ def test_many_insert_in_several_chunks_maps_every_key_to_its_row(db):
     stored = {r["star_id"]: r["star_age"] for r in MotherBox(ClsStars, flag=MO_LOAD)}
     assert len(stored) == 2500
     assert all(stored[row["star_id"]] == row["star_age"] for row in rows)
+
+
+# -- streamed sets ------------------------------------------------------------------------
+def test_a_streamed_box_reads_as_it_is_iterated_the_same_rows_as_a_list(stars):
+    with MotherSession() as s:
+        listed = MotherBox(ClsStars, {"star_mass": 5}, MO_LOAD, session=s).getRecords()
+        box = MotherBox(ClsStars, None, MO_LOAD, order="star_name", session=s, stream=2)
+        assert box.streamed == 2
+        assert [row["star_name"] for row in box] == ["rigel", "sun", "vega"]
+        assert list(MotherBox(ClsStars, {"star_mass": 5}, MO_LOAD, session=s,
+                              stream=True)) == listed
+        with pytest.raises(SetError, match="no length"):
+            len(box)
+        with pytest.raises(SetError, match="no list of records"):
+            box.getRecords()
+        with pytest.raises(SetError, match="for loads"):
+            MotherBox(ClsStars, None, MO_DEL, session=s, stream=10)
+
+
+def test_streamed_records_are_the_ones_the_identity_map_holds(stars):
+    with MotherSession() as s:
+        sun = ClsStars({"star_name": "sun"}, MO_LOAD, session=s)
+        box = MotherBox(ClsStars, order="star_name", session=s)
+        records = list(box.stream(1, flag_obj=True))
+        assert [r.getField("star_name") for r in records] == ["rigel", "sun", "vega"]
+        assert records[1] is sun
+        assert all(record in s for record in records)
+
+
+def test_a_streamed_fusion_gives_rows_and_record_pairs(db):
+    with MotherSession() as s:
+        sun = ClsStars({"star_name": "sun"}, MO_SAVE, session=s)
+        for name in ("earth", "mars", "venus"):
+            ClsPlanets({"star_id": sun.getField("star_id"), "planet_name": name}, MO_SAVE,
+                       session=s)
+        fusion = MotherFusion(ClsStars, ClsPlanets, order="planet_name", session=s, stream=2)
+        assert [row["planet_name"] for row in fusion] == ["earth", "mars", "venus"]
+        pairs = list(fusion.stream(2, flag_obj=True))
+        assert [(a, b.getField("planet_name")) for a, b in pairs] == [
+            (sun, "earth"), (sun, "mars"), (sun, "venus")]

@@ -139,9 +139,11 @@ class MotherManager:
 
     def getChildren(self, child: Any, fields: Any = None, filter: Any = None,
                     jbuilder: Any = None, jfilter: Any = None, order: Any = None,
-                    outer: bool = False, r_tbl: str | None = None) -> MotherBox:
+                    outer: bool = False, r_tbl: str | None = None, *,
+                    stream: int | bool | None = None) -> MotherBox:
         """This record's children; ``jbuilder``/``jfilter`` keep those joined to a grandchild
-        (or to a table related through a link table) that matches ``jfilter``."""
+        (or to a table related through a link table) that matches ``jfilter``. ``stream``
+        reads them as you iterate (see :class:`~mother.MotherBox`)."""
         builder = builder_for(child, self._mo_database())
         name = builder.table_name
         parts: list[Any] = [joins.Scoped(self._mo_child_filter(name), (name,)),
@@ -159,7 +161,7 @@ class MotherManager:
                 steps = [joins.Join(link.table, mine, side), joins.Join(other, theirs, side)]
                 parts.append(joins.Scoped(jfilter, (link.table, other)))
         return MotherBox(builder, joins.AllOf(tuple(parts)), MO_LOAD, fields, order,
-                         self.session, joins=steps)
+                         self.session, joins=steps, stream=stream)
 
     def updateChildren(self, child: Any, d_up: Mapping[str, Any], filter: Any = None) -> int:
         """Set ``d_up`` on this record's children (matching ``filter``); returns the row count."""
@@ -212,17 +214,18 @@ class MotherManager:
         return obj
 
     def joinRelated(self, related: Any, fields: Any = None, filter: Any = None,
-                    jfilter: Any = None, order: Any = None, r_tbl: str | None = None
-                    ) -> MotherBox:
+                    jfilter: Any = None, order: Any = None, r_tbl: str | None = None, *,
+                    stream: int | bool | None = None) -> MotherBox:
         """The related rows linked to this record; ``filter`` applies to the link table,
-        ``jfilter`` to the related table (as in Mother)."""
+        ``jfilter`` to the related table (as in Mother). ``stream`` reads them as you
+        iterate (see :class:`~mother.MotherBox`)."""
         builder = builder_for(related, self._mo_database())
         link, mine, theirs = self._mo_link(builder.table_name, r_tbl)
         where = joins.AllOf((joins.Scoped(key_values(self, mine), (link,)),
                              joins.Scoped(filter, (link,)),
                              joins.Scoped(jfilter, (builder.table_name,))))
         return MotherBox(builder, where, MO_LOAD, fields, order, self.session, distinct=True,
-                         joins=[joins.Join(link, theirs)])
+                         joins=[joins.Join(link, theirs)], stream=stream)
 
     def dropRelations(self, related: Any, filter: Any = None, jfilter: Any = None,
                       flag: int = MO_NOA, r_tbl: str | None = None) -> int:
@@ -282,8 +285,10 @@ def _child_methods(target: Any) -> dict[str, Callable[..., Any]]:
 
     def get_multiple(self: Any, fields: Any = None, filter: Any = None, jbuilder: Any = None,
                      jfilter: Any = None, order: Any = None, outer: bool = False,
-                     r_tbl: str | None = None) -> MotherBox:
-        return self.getChildren(target, fields, filter, jbuilder, jfilter, order, outer, r_tbl)
+                     r_tbl: str | None = None, *, stream: int | bool | None = None
+                     ) -> MotherBox:
+        return self.getChildren(target, fields, filter, jbuilder, jfilter, order, outer, r_tbl,
+                                stream=stream)
 
     def update_multiple(self: Any, d_up: Mapping[str, Any], filter: Any = None) -> int:
         return self.updateChildren(target, d_up, filter)
@@ -310,8 +315,9 @@ def _relation_methods(target: Any) -> dict[str, Callable[..., Any]]:
         return self.assignRelation(target, store, flag, params, r_tbl)
 
     def join(self: Any, fields: Any = None, filter: Any = None, jfilter: Any = None,
-             order: Any = None, r_tbl: str | None = None) -> MotherBox:
-        return self.joinRelated(target, fields, filter, jfilter, order, r_tbl)
+             order: Any = None, r_tbl: str | None = None, *,
+             stream: int | bool | None = None) -> MotherBox:
+        return self.joinRelated(target, fields, filter, jfilter, order, r_tbl, stream=stream)
 
     def drop_multiple(self: Any, filter: Any = None, jfilter: Any = None, flag: int = MO_NOA,
                       r_tbl: str | None = None) -> int:

@@ -22,7 +22,7 @@ from .errors import (
     SessionClosedError,
     StaleRecordError,
 )
-from .executor import Executor, Transactional, executor_for, shared
+from .executor import STREAM_SIZE, Executor, RowStream, Transactional, executor_for, shared
 from .schema import Table
 from .sql import SQL_DEFAULT, InvalidLockError
 from .unitofwork import DELETED, PENDING, PERSISTENT, TRANSIENT, Owner, UnitOfWork
@@ -414,6 +414,10 @@ class DbMother:
 
     def mr_query(self, text: str, params: Any = None) -> list[dict[str, Any]]:
         return self._mo_executor().mr_query(text, params)
+
+    def stream_query(self, text: str, params: Any = None,
+                     size: int = STREAM_SIZE) -> RowStream:
+        return self._mo_executor().stream_query(text, params, size)
 
     def mq_query(self, text: str, seq: Any) -> None:
         return self._mo_executor().mq_query(text, seq)

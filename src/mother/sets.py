@@ -18,7 +18,7 @@ from typing import Any
 from . import bulk, joins, sql
 from .database import Database, get_database
 from .errors import ArgumentError, MotherError, ParanoidError
-from .executor import Executor, executor_for
+from .executor import STREAM_SIZE, Executor, executor_for, stream_size
 from .records import MO_DEL, MO_LOAD, MO_NOA, MO_SAVE, MO_UP, DbMother, builder_for
 from .schema import Table
 from .session import Session
@@ -57,18 +57,54 @@ class _RecordSet:
         self.session: Session | None = (self.executor if isinstance(self.executor, Session)
                                         else None)
         self._records: list[dict[str, Any]] = []
+        #: rows per chunk when the set is streamed (None: its rows are a list)
+        self.streamed: int | None = None
+
+    def _stream_by(self, stream: Any) -> None:
+        """``stream=`` of a set that can stream: None/False (a list) or a chunk size/True."""
+        if stream is not None and stream is not False:
+            self.streamed = stream_size(stream)
+
+    def _refuse_streamed(self, what: str) -> None:
+        if self.streamed is not None:
+            raise SetError(f"{type(self).__name__}(stream={self.streamed}) of "
+                           f"{self.table.name} reads its rows as you iterate: it has no "
+                           f"{what} (iterate it, or leave stream= out for a list)")
 
     def __len__(self) -> int:
+        self._refuse_streamed("length")
         return len(self._records)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self.streamed is not None:
+            return iter(self.stream(self.streamed))
         return iter(self._records)
 
-    def _obj(self, row: Mapping[str, Any]) -> DbMother:
+    def _obj(self, row: Mapping[str, Any]) -> Any:
         return self.builder.from_row(self.session, row)
+
+    def _query(self) -> tuple[str, dict[str, Any]]:
+        """The SELECT of the set's rows."""
+        raise SetError(f"{type(self).__name__} has no query to stream")
+
+    def stream(self, size: int = STREAM_SIZE, flag_obj: bool = False) -> Iterator[Any]:
+        """Run the set's query again, its rows read ``size`` at a time as you iterate, in
+        constant memory inside the session's transaction (pending changes flushed
+        first); rows as dicts, or as with ``getRecords(flag_obj=True)``.
+
+        Records go through the session's identity map as loaded ones do: the one it
+        holds for a row is the one you get; the map holds records weakly, so a
+        record you let go of (and did not change) is freed as the stream moves on.
+        """
+        text, params = self._query()
+        rows = self.executor.run_stream(text, params, stream_size(size))
+        if not flag_obj:
+            return iter(rows)
+        return map(self._obj, rows)
 
     def getRecords(self, flag_obj: bool = False) -> list[Any]:
         """The rows as dicts, or as records of the builder class with ``flag_obj=True``."""
+        self._refuse_streamed("list of records")
         if flag_obj:
             return [self._obj(row) for row in self._records]
         return list(self._records)
@@ -80,14 +116,18 @@ class MotherBox(_RecordSet):
     For ``MO_UP``, ``fields`` is the mapping of new values. ``joins`` (used by
     the child and relation methods) adds joined tables to a load. ``lock``
     (``"update"``, ``"update nowait"``, ``"update skip locked"``, ``"share"``…)
-    makes the load a locking read of the matching rows.
+    makes the load a locking read of the matching rows. ``stream`` (a number of rows,
+    or True for :data:`~mother.executor.STREAM_SIZE`) makes ``MO_LOAD`` read nothing
+    yet: iterating the box then reads its rows that many at a time (see
+    :meth:`stream`); such a box has no ``len()`` and no ``getRecords()``.
     """
 
     def __init__(self, builder: Any, filter: Any = None, flag: int = MO_NOA,
                  fields: Any = None, order: Any = None, session: Session | None = None,
                  distinct: bool = False, *, joins: Sequence[joins.Join] = (),
-                 lock: str | None = None) -> None:
+                 lock: str | None = None, stream: int | bool | None = None) -> None:
         super().__init__(builder, session)
+        self._stream_by(stream)
         self.filter, self.fields, self.order = filter, fields, order
         self.distinct, self.joins = distinct, tuple(joins)
         self.lock = lock
@@ -100,6 +140,10 @@ class MotherBox(_RecordSet):
         actions = {MO_NOA: None, MO_LOAD: self.load, MO_UP: self.update, MO_DEL: self.delete}
         if flag not in actions:
             raise SetError(f"MotherBox flag must be MO_NOA, MO_LOAD, MO_UP or MO_DEL, not {flag!r}")
+        if self.streamed is not None and flag not in (MO_NOA, MO_LOAD):
+            raise SetError(f"stream= is for loads (MO_LOAD), not flag {flag!r}")
+        if self.streamed is not None:
+            return
         if actions[flag] is not None:
             actions[flag]()
 
@@ -111,8 +155,7 @@ class MotherBox(_RecordSet):
         if not self.filter and self.database.settings.paranoid:
             raise ParanoidError(f"paranoid: refusing to {what} every row of {self.table.name}")
 
-    def load(self) -> list[dict[str, Any]]:
-        """SELECT the matching rows (DISTINCT when asked or when joining)."""
+    def _query(self) -> tuple[str, dict[str, Any]]:
         dialect, schema = self.database.dialect, self.database.schema
         fields = self.fields or list(self.table.columns)
         if isinstance(fields, str):
@@ -121,7 +164,12 @@ class MotherBox(_RecordSet):
         text, params = sql.select_joined(dialect, schema, self.table.name, what, self.filter,
                                          self.order, self.distinct or bool(self.joins),
                                          self.joins)
-        self._records = self.executor.mr_query(text + self._locking, params)
+        return text + self._locking, params
+
+    def load(self) -> list[dict[str, Any]]:
+        """SELECT the matching rows (DISTINCT when asked or when joining)."""
+        self._refuse_streamed("load into a list")
+        self._records = self.executor.mr_query(*self._query())
         return self._records
 
     def update(self) -> int:
@@ -264,13 +312,16 @@ class MotherFusion(_RecordSet):
     ``table.col``), a dict ``{col: alias}``, or a tuple ``(fa, fb[, fr])`` of
     per-table lists, dicts or empty values (every column). ``params`` adds link
     table columns (a list, a dict, or True for its non-key columns). ``side`` is
-    ``"LEFT"`` or ``"RIGHT"``; ``jfilter`` applies to the link table.
+    ``"LEFT"`` or ``"RIGHT"``; ``jfilter`` applies to the link table. ``stream``, as
+    for :class:`MotherBox`: the rows are read as you iterate.
     """
 
     def __init__(self, a: Any, b: Any, filter: Any = None, fields: Any = None, order: Any = None,
                  session: Session | None = None, distinct: bool = False, rtbl: str | None = None,
-                 params: Any = None, jfilter: Any = None, side: str = "") -> None:
+                 params: Any = None, jfilter: Any = None, side: str = "", *,
+                 stream: int | bool | None = None) -> None:
         super().__init__(a, session)
+        self._stream_by(stream)
         self.other = builder_for(b, self.database)
         schema = self.database.schema
         names = (self.builder.table_name, self.other.table_name)
@@ -291,9 +342,14 @@ class MotherFusion(_RecordSet):
             steps = [joins.Join(self.link.table, mine, side), joins.Join(names[1], theirs, side)]
             where = joins.AllOf((filter, joins.Scoped(jfilter, (self.link.table,))))
         what = self._what(names, fields, params)
-        text, values = sql.select_joined(self.database.dialect, schema, names[0], what, where,
+        self._select = sql.select_joined(self.database.dialect, schema, names[0], what, where,
                                          order, distinct, steps)
-        self._records = self.executor.mr_query(text, values)
+        self._parts()
+        if self.streamed is None:
+            self._records = self.executor.mr_query(*self._select)
+
+    def _query(self) -> tuple[str, dict[str, Any]]:
+        return self._select
 
     def _what(self, names: tuple[str, str], fields: Any, params: Any
               ) -> list[tuple[str, str, str | None]]:
@@ -336,24 +392,28 @@ class MotherFusion(_RecordSet):
         A column goes to the first table that has it (a, then b, then the link);
         a side that an outer join left empty comes back as None.
         """
+        self._refuse_streamed("list of records")
         if not flag_obj:
             return list(self._records)
-        first, second = self.builder, self.other
+        return [self._obj(row) for row in self._records]
+
+    def _parts(self) -> None:
+        """The columns of each side, for :meth:`_obj`."""
         schema = self.database.schema
-        cols_a = schema.table(first.table_name).columns
-        cols_b = schema.table(second.table_name).columns
-        link_builder = builder_for(self.link.table, self.database) if self.link else None
-        cols_link = schema.table(self.link.table).columns if self.link else {}
-        out = []
-        for row in self._records:
-            a = {k: v for k, v in row.items() if k in cols_a}
-            b = {k: v for k, v in row.items() if k not in cols_a and k in cols_b}
-            rest = {k: v for k, v in row.items() if k in cols_link and k not in a and k not in b}
-            objs = [self._part(first, a), self._part(second, b)]
-            if link_builder is not None and rest:
-                objs.insert(1, self._part(link_builder, rest))
-            out.append(tuple(objs))
-        return out
+        self._cols_a = schema.table(self.builder.table_name).columns
+        self._cols_b = schema.table(self.other.table_name).columns
+        self._link_builder = builder_for(self.link.table, self.database) if self.link else None
+        self._cols_link = schema.table(self.link.table).columns if self.link else {}
+
+    def _obj(self, row: Mapping[str, Any]) -> tuple[DbMother | None, ...]:
+        cols_a, cols_b, cols_link = self._cols_a, self._cols_b, self._cols_link
+        a = {k: v for k, v in row.items() if k in cols_a}
+        b = {k: v for k, v in row.items() if k not in cols_a and k in cols_b}
+        rest = {k: v for k, v in row.items() if k in cols_link and k not in a and k not in b}
+        objs = [self._part(self.builder, a), self._part(self.other, b)]
+        if self._link_builder is not None and rest:
+            objs.insert(1, self._part(self._link_builder, rest))
+        return tuple(objs)
 
     def _part(self, builder: type[DbMother], values: dict[str, Any]) -> DbMother | None:
         if not values or (self.outer and all(value is None for value in values.values())):
