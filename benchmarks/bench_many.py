@@ -1,9 +1,17 @@
-"""MotherMany insert against raw psycopg executemany, same rows, same run.
+"""Bulk insert with keys: MotherMany against raw psycopg, same rows, same run, in turns.
 
     python -m benchmarks.bench_many --dsn "host=127.0.0.1 port=54329 user=postgres dbname=postgres"
 
-Creates a scratch database, inserts ``--rows`` planets ``--repeat`` times each
-way (one transaction per run, committed), and prints the best and median times.
+Creates a scratch database and inserts ``--rows`` planets ``--repeat`` times
+each way (one transaction per run, committed; the table emptied between runs,
+untimed), in a rotating order (``timing.py``), and prints the best and median
+times and each median against raw ``COPY`` and raw ``executemany``:
+
+* raw psycopg ``executemany`` (no keys back), as a careful program writes it;
+* raw psycopg ``COPY`` (no keys back): the limit;
+* ``MotherMany(MO_SAVE)``, keys written back (keys from the sequence, then COPY);
+* ``MotherMany(MO_SAVE)`` row by row (the fallback path: one ``INSERT … RETURNING``
+  per row, pipelined), keys written back.
 """
 
 from __future__ import annotations
@@ -12,25 +20,38 @@ import argparse
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 
 import psycopg
 
 import mother
-from mother import MO_SAVE, MotherMany, MotherSession, tutorial
+from mother import MO_SAVE, MotherMany, MotherSession, bulk, tutorial
+
+COLUMNS = ("planet_name", "planet_mass")
 
 
 def rows(n: int) -> list[dict[str, object]]:
     return [{"planet_name": f"planet {i}", "planet_mass": i % 97} for i in range(n)]
 
 
-def raw(dsn: str, n: int) -> float:
+def raw_executemany(conn: psycopg.Connection, n: int) -> float:
     data = [(r["planet_name"], r["planet_mass"]) for r in rows(n)]
-    with psycopg.connect(dsn) as conn:
-        start = time.perf_counter()
-        with conn.cursor() as cur:
-            cur.executemany("INSERT INTO planets (planet_name, planet_mass) VALUES (%s, %s)", data)
-        conn.commit()
-        return time.perf_counter() - start
+    start = time.perf_counter()
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO planets (planet_name, planet_mass) VALUES (%s, %s)", data)
+    conn.commit()
+    return time.perf_counter() - start
+
+
+def raw_copy(conn: psycopg.Connection, n: int) -> float:
+    data = [(r["planet_name"], r["planet_mass"]) for r in rows(n)]
+    start = time.perf_counter()
+    with conn.cursor() as cur, cur.copy("COPY planets (planet_name, planet_mass) FROM STDIN") \
+            as copy:
+        for row in data:
+            copy.write_row(row)
+    conn.commit()
+    return time.perf_counter() - start
 
 
 def many(n: int) -> float:
@@ -44,11 +65,20 @@ def many(n: int) -> float:
     return elapsed
 
 
+def many_row_by_row(n: int) -> float:
+    saved = bulk.BULK_ROWS
+    bulk.BULK_ROWS = n + 1  # below the threshold: the fallback path
+    try:
+        return many(n)
+    finally:
+        bulk.BULK_ROWS = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", required=True, help="a PostgreSQL server (any database)")
     parser.add_argument("--rows", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     name = f"mother_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.dsn, autocommit=True) as conn:
@@ -59,17 +89,31 @@ def main() -> None:
     try:
         database = mother.init_mother(dsn=dsn, pool_min=1)
         tutorial.create(database)
-        results: dict[str, list[float]] = {"raw psycopg executemany": [],
-                                           "MotherMany(MO_SAVE) + keys": []}
-        for _ in range(args.repeat):  # interleaved, so both see the same conditions
-            results["raw psycopg executemany"].append(raw(dsn, args.rows))
-            results["MotherMany(MO_SAVE) + keys"].append(many(args.rows))
-        base = statistics.median(results["raw psycopg executemany"])
-        print(f"{args.rows} rows, {args.repeat} runs each")
-        print(f"{'method':<30} {'best s':>8} {'median s':>9} {'ratio':>6}")
+        with psycopg.connect(dsn) as conn:
+            contenders: dict[str, Callable[[int], float]] = {
+                "raw psycopg executemany": lambda n: raw_executemany(conn, n),
+                "raw psycopg COPY": lambda n: raw_copy(conn, n),
+                "MotherMany + keys (COPY)": many,
+                "MotherMany + keys (row by row)": many_row_by_row,
+            }
+            names = list(contenders)
+            results: dict[str, list[float]] = {label: [] for label in names}
+            for run in range(args.repeat + 1):  # the first round warms up, untimed
+                shift = run % len(names)
+                for label in names[shift:] + names[:shift]:
+                    elapsed = contenders[label](args.rows)
+                    if run:
+                        results[label].append(elapsed)
+                    conn.execute("TRUNCATE planets CASCADE")
+                    conn.commit()
+        copy = statistics.median(results["raw psycopg COPY"])
+        executemany = statistics.median(results["raw psycopg executemany"])
+        print(f"{args.rows} rows, {args.repeat} runs each, psycopg {psycopg.__version__}")
+        print(f"{'method':<32} {'best ms':>8} {'median ms':>10} {'/COPY':>6} {'/execmany':>9}")
         for label, times in results.items():
             median = statistics.median(times)
-            print(f"{label:<30} {min(times):8.4f} {median:9.4f} {median / base:6.2f}")
+            print(f"{label:<32} {min(times) * 1e3:8.1f} {median * 1e3:10.1f} "
+                  f"{median / copy:6.2f} {median / executemany:9.2f}")
     finally:
         mother.close_all()
         with psycopg.connect(args.dsn, autocommit=True) as conn:

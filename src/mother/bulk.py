@@ -12,6 +12,7 @@ caller inserts row by row (one ``INSERT … RETURNING`` per row, pipelined).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -58,6 +59,7 @@ def insert_rows(executor: Runs, table: Table, columns: Sequence[str],
         return None
     executor.check_writable(f"an INSERT of {len(rows)} rows into {table.name}")
     names = list(columns)
+    values = _values(columns)
     data: list[tuple[Any, ...]]
     if missing:
         text, params = sql.next_keys(dialect, table, missing[0], len(rows))
@@ -66,9 +68,20 @@ def insert_rows(executor: Runs, table: Table, columns: Sequence[str],
             table.templates[(UNNUMBERED, missing[0])] = ""
             return None
         names.insert(0, missing[0])
-        data = [(number, *[row[name] for name in columns]) for number, row in zip(keys, rows)]
+        data = [(number, *values(row)) for number, row in zip(keys, rows)]
     else:
-        data = [tuple(row[name] for name in columns) for row in rows]
+        data = [values(row) for row in rows]
     executor.run_copy(sql.copy_in(dialect, table, names), data)
+    if len(key) == 1:
+        at = names.index(key[0])
+        return [{key[0]: each[at]} for each in data]
     position = [names.index(name) for name in key]
-    return [{name: values[at] for name, at in zip(key, position)} for values in data]
+    return [{name: each[at] for name, at in zip(key, position)} for each in data]
+
+
+def _values(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A row's values for ``columns``, as a tuple (:func:`operator.itemgetter`, at C speed)."""
+    get = operator.itemgetter(*columns)
+    if len(columns) == 1:
+        return lambda row: (get(row),)
+    return get  # type: ignore[return-value]

@@ -11,7 +11,9 @@ a set's update or delete (``session.refresh(obj)`` reads them again).
 
 from __future__ import annotations
 
+import itertools
 import logging
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -219,10 +221,12 @@ class MotherMany(_RecordSet):
         """Add a list of dicts, or one dict."""
         if isinstance(rows, Mapping):
             rows = [rows]
-        elif not isinstance(rows, (list, tuple)) or not all(isinstance(r, Mapping) for r in rows):
+        elif not isinstance(rows, (list, tuple)) or not all(
+                type(r) is dict or isinstance(r, Mapping) for r in rows):
             raise SetError(f"rows must be a dict or a list of dicts, not {type(rows).__name__}")
-        for row in rows:
-            self.table.check_fields(row)
+        shapes = {tuple(row) for row in rows}  # checked once per shape, not per row
+        for shape in shapes:
+            self.table.check_fields(shape)
         self._store.extend(rows)
         if not self._loaded:
             self._records = self._store
@@ -233,8 +237,10 @@ class MotherMany(_RecordSet):
         for row in self._store:
             if value_keys:
                 key: tuple[Any, ...] = tuple((name, row[name] is None) for name in row)
-            else:
+            elif any(map(operator.is_, row.values(), itertools.repeat(SQL_DEFAULT))):
                 key = tuple(name for name, value in row.items() if value is not SQL_DEFAULT)
+            else:
+                key = tuple(row)
             groups.setdefault(key, []).append(row)
         return groups
 
@@ -257,8 +263,9 @@ class MotherMany(_RecordSet):
                 seq = [template_params(columns, (), row) for row in rows]
                 result = self.executor.run_many(text, seq, bool(pkey))
             for index, row in enumerate(rows):
-                for name in [n for n, v in row.items() if v is SQL_DEFAULT]:
-                    del row[name]
+                if len(row) != len(columns):  # some were SQL_DEFAULT: now the database's
+                    for name in [n for n, v in row.items() if v is SQL_DEFAULT]:
+                        del row[name]
                 if result:
                     row.update(result[index])
 

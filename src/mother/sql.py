@@ -401,12 +401,13 @@ def next_keys(dialect: Dialect, table: Table, column: str, count: int
     sequence numbers the column. PostgreSQL only (where the dialect :attr:`can_copy`)."""
     table.check_fields([column])
     query = Query(dialect)
-    # the table is named as SQL text (quoted: its case kept), the column literally
+    # the table is named as SQL text (quoted: its case kept), the column literally; the
+    # sequence is looked up once (MATERIALIZED), not once per key
     seq = (f"pg_catalog.pg_get_serial_sequence({query.bind(dialect.quote(table.name))}, "
-           f"{query.bind(column)})")
-    return (f"SELECT pg_catalog.nextval(s.seq) AS k FROM (SELECT {seq} AS seq) AS s, "
-            f"pg_catalog.generate_series(1, {query.bind(count)}) WHERE s.seq IS NOT NULL",
-            query.params)
+           f"{query.bind(column)})::regclass")
+    return (f"WITH s AS MATERIALIZED (SELECT {seq} AS seq) SELECT pg_catalog.nextval(s.seq) "
+            f"AS k FROM s, pg_catalog.generate_series(1, {query.bind(count)}) "
+            "WHERE s.seq IS NOT NULL", query.params)
 
 
 def copy_in(dialect: Dialect, table: Table, columns: Sequence[str]) -> str:
