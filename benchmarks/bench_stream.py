@@ -1,7 +1,10 @@
 """Large reads: 1,000,000 rows streamed against loaded, and against a raw psycopg
 server-side cursor, for time and memory.
 
-    python -m benchmarks.bench_stream --dsn "host=127.0.0.1 port=54329 user=postgres dbname=postgres"
+    python -m benchmarks.bench_stream --dsn "$DSN" [--rows 1000000] [--size 1000] [--repeat 3]
+
+(``DSN`` a PostgreSQL server, for example ``host=127.0.0.1 port=54329 user=postgres
+dbname=postgres``.)
 
 Creates a scratch database with a table of ``--rows`` rows (four columns), then
 runs each contender in a fresh Python process (so that its peak RSS is its

@@ -63,8 +63,8 @@ def insert_rows(executor: Runs, table: Table, columns: Sequence[str],
     data: list[tuple[Any, ...]]
     if missing:
         text, params = sql.next_keys(dialect, table, missing[0], len(rows))
-        keys = executor.run(text, params, lambda cursor: [row["k"] for row in cursor.fetchall()])
-        if len(keys) != len(rows):
+        keys = executor.run(text, params, lambda cursor: cursor.fetchone()["k"])
+        if keys is None or len(keys) != len(rows):
             table.templates[(UNNUMBERED, missing[0])] = ""
             return None
         names.insert(0, missing[0])

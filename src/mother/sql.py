@@ -397,17 +397,20 @@ def insert(dialect: Dialect, table: Table, values: Mapping[str, Any],
 def next_keys(dialect: Dialect, table: Table, column: str, count: int
               ) -> tuple[str, dict[str, Any]]:
     """``count`` new values of the sequence that numbers ``table.column`` (a serial or
-    identity column), as rows ``{"k": value}``, in one statement; no row at all when no
-    sequence numbers the column. PostgreSQL only (where the dialect :attr:`can_copy`)."""
+    identity column), in one statement: one row ``{"k": [values]}`` (in no particular
+    order: the caller gives them out), ``{"k": None}`` when no sequence numbers the
+    column. PostgreSQL only (where the dialect
+    :attr:`~mother.dialects.base.Dialect.can_copy`)."""
     table.check_fields([column])
     query = Query(dialect)
     # the table is named as SQL text (quoted: its case kept), the column literally; the
     # sequence is looked up once (MATERIALIZED), not once per key
     seq = (f"pg_catalog.pg_get_serial_sequence({query.bind(dialect.quote(table.name))}, "
            f"{query.bind(column)})::regclass")
-    return (f"WITH s AS MATERIALIZED (SELECT {seq} AS seq) SELECT pg_catalog.nextval(s.seq) "
-            f"AS k FROM s, pg_catalog.generate_series(1, {query.bind(count)}) "
-            "WHERE s.seq IS NOT NULL", query.params)
+    return (f"WITH s AS MATERIALIZED (SELECT {seq} AS seq) SELECT "
+            "pg_catalog.array_agg(pg_catalog.nextval(s.seq)) AS k FROM s, "
+            f"pg_catalog.generate_series(1, {query.bind(count)}) WHERE s.seq IS NOT NULL",
+            query.params)
 
 
 def copy_in(dialect: Dialect, table: Table, columns: Sequence[str]) -> str:
