@@ -46,6 +46,9 @@ except ImportError:  # the plot then has no SQLAlchemy lines
 
 TABLE = ("CREATE TABLE growth (g_id SERIAL PRIMARY KEY, g_name TEXT NOT NULL, "
          "g_mass INTEGER NOT NULL)")
+#: one colour per contender in every panel
+COLORS = {"dbmother": "tab:blue", "raw psycopg": "tab:orange", "raw COPY (no keys)": "tab:gray",
+          "SQLAlchemy ORM": "tab:green"}
 #: per operation, per contender: run(n) -> seconds
 Work = dict[str, dict[str, Callable[[int], float]]]
 
@@ -238,7 +241,8 @@ def plot(results: dict[str, dict[str, list[float]]], sizes: list[int], out: Path
     for axis, (op, contenders) in zip(axes, results.items()):
         for name, per_row in contenders.items():
             style = "--" if "COPY" in name else "-"
-            axis.plot(sizes, [value * 1e6 for value in per_row], style, marker="o", label=name)
+            axis.plot(sizes, [value * 1e6 for value in per_row], style, marker="o", label=name,
+                      color=COLORS.get(name))
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_title(op)

@@ -148,12 +148,13 @@ class Executor:
         raise NotImplementedError
 
     def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        """Load ``rows`` with a ``COPY … FROM STDIN`` (see :meth:`Dialect.copy
-        <mother.dialects.base.Dialect.copy>`); the rows loaded."""
+        """Load ``rows`` (value tuples) with a ``COPY … FROM STDIN`` (the dialect's
+        ``copy``), as one statement; the rows loaded."""
         raise NotImplementedError
 
     def run_stream(self, sql: str, params: Any, size: int) -> RowStream:
-        """Start a query whose rows are read ``size`` at a time (:class:`RowStream`)."""
+        """Start a query whose rows are read ``size`` at a time
+        (:class:`~mother.executor.RowStream`)."""
         raise ArgumentError(f"{self.name}: streaming a query needs a session (its "
                             "transaction holds the cursor): pass session=MotherSession()")
 

@@ -121,7 +121,7 @@ class MotherBox(_RecordSet):
     makes the load a locking read of the matching rows. ``stream`` (a number of rows,
     or True for :data:`~mother.executor.STREAM_SIZE`) makes ``MO_LOAD`` read nothing
     yet: iterating the box then reads its rows that many at a time (see
-    :meth:`stream`); such a box has no ``len()`` and no ``getRecords()``.
+    ``stream()``); such a box has no ``len()`` and no ``getRecords()``.
     """
 
     def __init__(self, builder: Any, filter: Any = None, flag: int = MO_NOA,
