@@ -31,7 +31,8 @@ UNNUMBERED = "bulk: no sequence"
 
 
 class Runs(Protocol):
-    """Where the rows go: a session or the shared connection (:mod:`mother.executor`)."""
+    """Where the rows go: a session or the shared connection (an
+    :class:`~mother.executor.Executor`)."""
 
     database: Database
 
