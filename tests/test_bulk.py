@@ -17,10 +17,17 @@ from tests.support.databases import count
 ROWS = BULK_ROWS * 3 + 7
 
 
+def statements(trace: events.Trace) -> list[events.Statement]:
+    return [s for e in trace.events if isinstance(e, events.RoundTrip) for s in e.statements]
+
+
 def copies(trace: events.Trace) -> list[str]:
-    """The COPY statements the trace saw."""
-    return [s.sql for e in trace.events if isinstance(e, events.RoundTrip)
-            for s in e.statements if s.sql.startswith("COPY")]
+    """The COPY statements the trace saw (each followed by the round trip of its rows)."""
+    found = statements(trace)
+    started = [s.sql for s in found if s.sql.startswith("COPY") and "(its rows)" not in s.sql]
+    assert [s.sql for s in found if "(its rows)" in s.sql] == [
+        f"{sql} (its rows)" for sql in started]
+    return started
 
 
 def stars(n: int, offset: int = 0) -> list[dict[str, object]]:
@@ -45,6 +52,10 @@ def test_motherMany_writes_every_key_back_in_row_order(db):
     assert count(db, "stars") == ROWS
     expected = ['COPY "stars" ("star_id", "star_name", "star_mass") FROM STDIN']
     assert copies(trace) == (expected if db.dialect.can_copy else [])
+    if db.dialect.can_copy:  # the keys, then the COPY, then its rows: each reported
+        [keys] = [s for s in statements(trace) if "nextval" in s.sql]
+        [data] = [s for s in statements(trace) if s.sql.endswith("(its rows)")]
+        assert keys.rows == 1 and data.rows == ROWS
 
 
 ODD_TABLE = "Odd %(t)s \"table"

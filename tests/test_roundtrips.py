@@ -239,3 +239,31 @@ def test_repeated_statement_is_prepared_and_still_one_round_trip(
     rows = s.mr_query("SELECT name, statement FROM pg_prepared_statements")
     assert {"name": name, "statement": text} in rows
     s.endSession()
+
+
+def test_a_stream_is_one_round_trip_per_chunk_each_reported(
+        db: mother.Database, proxy: RoundTripProxy) -> None:
+    with MotherSession() as s:
+        s.mq_query("INSERT INTO stars (star_id, star_name) VALUES (%(id)s, 'x')",
+                   [{"id": 10 + i} for i in range(9)])  # 11 stars
+    proxy.reset()
+    with mother.events.capture() as trace, MotherSession("rt-stream") as s:
+        assert len(list(s.stream_query("SELECT star_id FROM stars", size=4))) == 11
+    trips = [e for e in trace.events if isinstance(e, mother.events.RoundTrip)]
+    # DECLARE (with BEGIN), three FETCHes (4, 4, 3 rows), CLOSE, COMMIT
+    assert verbs(sent(proxy)) == [["BEGIN", "SET", "DECLARE"], ["FETCH"], ["FETCH"], ["FETCH"],
+                                  ["CLOSE"], ["SELECT", "COMMIT"]]
+    assert proxy.round_trips == len(trips) == 6
+
+
+def test_a_bulk_insert_is_three_round_trips_each_reported(
+        db: mother.Database, direct: mother.Database, proxy: RoundTripProxy) -> None:
+    rows = [{"star_id": 1, "planet_name": f"p{i}"} for i in range(250)]
+    with mother.events.capture() as trace, MotherSession("rt-bulk") as s:
+        mother.MotherMany("planets", rows, mother.MO_SAVE, s)
+    trips = [e for e in trace.events if isinstance(e, mother.events.RoundTrip)]
+    wire = verbs(sent(proxy))
+    # the keys (with BEGIN), the COPY and its go-ahead, the rows and the reply, COMMIT
+    assert wire[0] == ["BEGIN", "SET", "WITH"] and wire[1] == ["COPY"]
+    assert proxy.round_trips == len(trips) == 4
+    assert count(direct, "planets") == 250 and all(row["planet_id"] for row in rows)

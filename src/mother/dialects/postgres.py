@@ -11,6 +11,7 @@ handing it out (replacing one whose server process went away).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import select
@@ -312,19 +313,22 @@ class PostgresDialect(Dialect):
 
     def copy(self, conn: psycopg.Connection, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         """``COPY … FROM STDIN`` through psycopg's :meth:`~psycopg.Cursor.copy`, after the
-        queued ``BEGIN``; reported as one round trip."""
+        queued ``BEGIN``: two round trips, each reported (the ``COPY`` and the server's
+        go-ahead; then the rows, the end of the data and the server's reply)."""
         pgwire.open_transaction(conn)
+        with conn.cursor() as cursor, contextlib.ExitStack() as started:
+            copy = self._sent(conn, sql, None, started.enter_context, cursor.copy(sql))
 
-        def load() -> int:
-            with conn.cursor() as cursor:
-                with cursor.copy(sql) as copy:
+            def load() -> int:
+                with started.pop_all():  # leaving it ends the data and reads the reply
                     for row in rows:
                         copy.write_row(row)
                 return cursor.rowcount
 
-        if not events.listeners:
-            return load()
-        return events.sent(*pgwire.labels(conn), sql, None, load, rows=lambda count: count)
+            if not events.listeners:
+                return load()
+            return events.sent(*pgwire.labels(conn), f"{sql} (its rows)", None, load,
+                               rows=lambda count: count)
 
     def open_stream(self, conn: psycopg.Connection, sql: str, params: Any,
                     size: int) -> _Stream:
