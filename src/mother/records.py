@@ -7,7 +7,7 @@ columns and keys come from the live schema.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import sql
@@ -50,6 +50,13 @@ class DbMother:
     # the primary key is not kept apart: _mo_key reads it from the store
     __slots__ = ("_mo_store", "_mo_session", "_mo_dirty", "_mo_state", "__dict__",
                  "__weakref__")
+
+    _mo_store: dict[str, Any]
+    _mo_session: Session | None
+    #: the columns changed since the row was last written or loaded (None: none)
+    _mo_dirty: set[str] | None
+    #: TRANSIENT, PENDING, PERSISTENT, DELETED or GONE (mother.unitofwork)
+    _mo_state: int
 
     table_name: ClassVar[str]
     #: the configured database of records created without a session
@@ -149,8 +156,9 @@ class DbMother:
     def _mo_act(self, flag: int) -> None:
         if flag == MO_NOA:
             return
-        action = {MO_SAVE: self.insert, MO_LOAD: self.load, MO_UP: self.update,
-                  MO_DEL: self.delete}.get(flag)
+        actions: dict[int, Callable[[], object]] = {
+            MO_SAVE: self.insert, MO_LOAD: self.load, MO_UP: self.update, MO_DEL: self.delete}
+        action = actions.get(flag)
         if action is None:
             raise MotherError(f"unknown flag {flag!r}: use MO_NOA, MO_SAVE, MO_LOAD, MO_UP "
                               "or MO_DEL")
@@ -223,7 +231,8 @@ class DbMother:
         table = executor.database.schema.table(cls.table_name)
         text, params = sql.select(executor.database.dialect, table, fields, filter, order,
                                   distinct, lock)
-        return executor._run(text, params, lambda cursor: cursor.fetchall())
+        rows: list[dict[str, Any]] = executor._run(text, params, lambda cursor: cursor.fetchall())
+        return rows
 
     @classmethod
     def from_row(cls, session: Session | None, row: Mapping[str, Any]) -> DbMother:
@@ -279,7 +288,9 @@ class DbMother:
         if updict:
             self.setFields(updict)
         if self._mo_state == PENDING:
-            self._mo_session.flush()
+            session = self._mo_session
+            assert session is not None, "a pending record lives in a session"
+            session.flush()
             return
         dirty = self._mo_dirty
         if not dirty:
@@ -333,7 +344,9 @@ class DbMother:
         """Run an UPDATE or DELETE now; for a loaded row, matching none is stale."""
         count = self._mo_executor()._run(text, params, lambda cursor: cursor.rowcount)
         if loaded and count == 0:
-            raise StaleRecordError(self.table_name, self._mo_primary_key(), what)
+            key = self._mo_primary_key()
+            assert key is not None, "a loaded record has its primary key (_mo_loaded)"
+            raise StaleRecordError(self.table_name, key, what)
 
     def load(self, fields: Iterable[str] | None = None, lock: str | None = None
              ) -> dict[str, Any]:
