@@ -21,12 +21,15 @@ import psycopg
 import psycopg_pool
 from psycopg import errors as pgerrors
 from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from ..errors import ConfigError, PoolTimeoutError
 from ..schema import Column, ForeignKey, Schema, Table
 from . import pgwire
 from .base import BatchResult, Dialect, EndLost, PoolStatus, RowNotChangedError, Statement
+
+#: the connections this dialect makes and pools: their rows are dicts (``dict_row``)
+PgConnection = psycopg.Connection[DictRow]
 
 UNBOUNDED = 2**31 - 1
 #: an UPDATE or DELETE (parameters named) that fails when it changes no row: the
@@ -64,7 +67,7 @@ ORDER BY con.conname
 """
 
 
-def _check_idle_connection(conn: psycopg.Connection) -> None:
+def _check_idle_connection(conn: PgConnection) -> None:
     """Check a connection before lending it, without a round trip when it looks healthy.
 
     An idle connection has nothing to read: a readable socket means the server
@@ -77,10 +80,18 @@ def _check_idle_connection(conn: psycopg.Connection) -> None:
         psycopg_pool.ConnectionPool.check_connection(conn)
 
 
+def _one_row(conn: PgConnection, sql: str) -> DictRow:
+    """The row of a statement that always returns exactly one (``SHOW``, ``SELECT version()``)."""
+    row = conn.execute(sql).fetchone()
+    assert row is not None, f"{sql} returned no row"
+    return row
+
+
 class _PsycopgPool:
     """psycopg_pool behind the :class:`~mother.dialects.base.Pool` protocol."""
 
-    def __init__(self, pool: psycopg_pool.ConnectionPool, pool_type: str, bounded: bool) -> None:
+    def __init__(self, pool: psycopg_pool.ConnectionPool[PgConnection], pool_type: str,
+                 bounded: bool) -> None:
         self.pool = pool
         self.pool_type = pool_type
         self.bounded = bounded
@@ -88,7 +99,7 @@ class _PsycopgPool:
         self._in_use = 0
         self._lock = threading.Lock()
 
-    def getconn(self) -> psycopg.Connection:
+    def getconn(self) -> PgConnection:
         try:
             conn = self.pool.getconn()
         except psycopg_pool.PoolTimeout as error:
@@ -106,7 +117,7 @@ class _PsycopgPool:
             self._in_use += 1
         return conn
 
-    def putconn(self, conn: psycopg.Connection) -> None:
+    def putconn(self, conn: PgConnection) -> None:
         with self._lock:
             self._in_use -= 1
         self.pool.putconn(conn)
@@ -146,15 +157,12 @@ class PostgresDialect(Dialect):
         # statements always carry bound parameters, so a literal % must be doubled
         return text.replace("%", "%%")
 
-    def connect(self) -> psycopg.Connection:
-        conn = psycopg.connect(self.settings.dsn, **self._connection_options())
+    def connect(self) -> PgConnection:
+        conn = psycopg.connect(self.settings.dsn, row_factory=dict_row)
         self._configure(conn)
         return conn
 
-    def _connection_options(self) -> dict[str, Any]:
-        return {"row_factory": dict_row}
-
-    def _configure(self, conn: psycopg.Connection) -> None:
+    def _configure(self, conn: PgConnection) -> None:
         pgwire.set_prepare_threshold(conn, self.settings.prepare_threshold)
 
     def make_pool(self) -> _PsycopgPool:
@@ -166,7 +174,8 @@ class PostgresDialect(Dialect):
             max_size=UNBOUNDED if growing else settings.pool_max,
             timeout=settings.pool_timeout,
             max_idle=settings.pool_idle if settings.pool_type == "elastic" else 600.0,
-            kwargs=self._connection_options(),
+            connection_class=PgConnection,
+            kwargs={"row_factory": dict_row},
             configure=self._configure,
             # a connection whose server went away is replaced before it is handed out
             check=_check_idle_connection,
@@ -175,7 +184,7 @@ class PostgresDialect(Dialect):
         )
         return _PsycopgPool(pool, settings.pool_type, bounded=not growing)
 
-    def set_session_name(self, conn: psycopg.Connection, name: str) -> None:
+    def set_session_name(self, conn: PgConnection, name: str) -> None:
         if conn.info.parameter_status("application_name") == name[:63]:
             return  # the server reports the current name: no round trip needed
         status = conn.info.transaction_status
@@ -188,25 +197,25 @@ class PostgresDialect(Dialect):
             finally:
                 conn.autocommit = False
 
-    def begin(self, conn: psycopg.Connection, name: str | None = None,
+    def begin(self, conn: PgConnection, name: str | None = None,
               isolation_level: str | None = None, readonly: bool = False) -> None:
         """Queue ``BEGIN [ISOLATION LEVEL …] [READ ONLY]`` (and ``SET application_name``):
         it rides with the next statement."""
         pgwire.begin(conn, None if name is None else name[:63],
                      isolation_level or self.settings.isolation_level, readonly)
 
-    def in_transaction(self, conn: psycopg.Connection) -> bool:
+    def in_transaction(self, conn: PgConnection) -> bool:
         return conn.info.transaction_status != TransactionStatus.IDLE
 
-    def is_broken(self, conn: psycopg.Connection) -> bool:
+    def is_broken(self, conn: PgConnection) -> bool:
         return conn.closed or conn.broken
 
-    def commit(self, conn: psycopg.Connection) -> None:
+    def commit(self, conn: PgConnection) -> None:
         pgwire.discard_begin(conn)  # nothing ran: nothing to commit
         if conn.info.transaction_status != TransactionStatus.IDLE:
             pgwire.run(conn, [], end=b"COMMIT", probe=True)
 
-    def commit_if_read_only(self, conn: psycopg.Connection) -> bool:
+    def commit_if_read_only(self, conn: PgConnection) -> bool:
         return pgwire.commit_if_unwritten(conn)
 
     def outcome(self, xid: int) -> str | None:
@@ -218,12 +227,12 @@ class PostgresDialect(Dialect):
             return None
         return row[0] if row else None
 
-    def rollback(self, conn: psycopg.Connection) -> None:
+    def rollback(self, conn: PgConnection) -> None:
         pgwire.discard_begin(conn)
         conn.rollback()
 
-    def execute(self, conn: psycopg.Connection, sql: str,
-                params: Any = None) -> pgwire.Result | psycopg.Cursor:
+    def execute(self, conn: PgConnection, sql: str,
+                params: Any = None) -> pgwire.Result | psycopg.Cursor[DictRow]:
         if params is None:
             # no parameters: psycopg's simple query, which may hold several statements
             pgwire.open_transaction(conn)
@@ -233,15 +242,15 @@ class PostgresDialect(Dialect):
             return cursor
         return pgwire.run(conn, [(sql, params)])[0]
 
-    def executemany(self, conn: psycopg.Connection, sql: str, seq: Sequence[Any]) -> None:
+    def executemany(self, conn: PgConnection, sql: str, seq: Sequence[Any]) -> None:
         pgwire.run(conn, [(sql, params) for params in seq])
 
-    def execute_script(self, conn: psycopg.Connection, script: str) -> None:
+    def execute_script(self, conn: PgConnection, script: str) -> None:
         # without parameters the server accepts several statements in one query
         pgwire.open_transaction(conn)
         conn.execute(script.encode())
 
-    def run_batch(self, conn: psycopg.Connection, statements: Sequence[Statement],
+    def run_batch(self, conn: PgConnection, statements: Sequence[Statement],
                   commit: bool = False, must_change: Collection[int] = ()) -> list[BatchResult]:
         """One pipeline: every statement (and the COMMIT) goes out before any result comes back.
 
@@ -251,7 +260,7 @@ class PostgresDialect(Dialect):
         and so skips the COMMIT, when it changes no row.
         """
         guarded = commit and bool(must_change)
-        flat = []
+        flat: list[tuple[str, Any]] = []
         for number, (sql, seq, _) in enumerate(statements):
             if guarded and number in must_change:
                 text = GUARD[0] + sql + GUARD[1]
@@ -286,7 +295,7 @@ class PostgresDialect(Dialect):
                 lost.results = grouped(lost.results)
             raise
 
-    def introspect(self, conn: psycopg.Connection) -> Schema:
+    def introspect(self, conn: PgConnection) -> Schema:
         names = {row["oid"]: row["relname"] for row in conn.execute(TABLES_SQL)}
         oids = list(names)
         columns: dict[int, dict[str, Column]] = {oid: {} for oid in oids}
@@ -307,16 +316,16 @@ class PostgresDialect(Dialect):
             conn.rollback()
         return Schema(sorted(tables.values(), key=lambda t: t.name), self.database)
 
-    def server_version(self, conn: psycopg.Connection) -> str:
-        return conn.execute("SELECT version()").fetchone()["version"]
+    def server_version(self, conn: PgConnection) -> str:
+        return str(_one_row(conn, "SELECT version()")["version"])
 
-    def supports_twophase(self, conn: psycopg.Connection) -> bool:
-        row = conn.execute("SHOW max_prepared_transactions").fetchone()
+    def supports_twophase(self, conn: PgConnection) -> bool:
+        row = _one_row(conn, "SHOW max_prepared_transactions")
         if conn.info.transaction_status != TransactionStatus.IDLE:
             conn.rollback()
         return int(row["max_prepared_transactions"]) > 0
 
-    def prepare(self, jobs: Sequence[tuple[psycopg.Connection, str, Sequence[tuple[str, Any]]]]
+    def prepare(self, jobs: Sequence[tuple[PgConnection, str, Sequence[tuple[str, Any]]]]
                 ) -> list[Exception | None]:
         """Every PREPARE goes out before any is awaited: the servers prepare in parallel."""
         outcomes = pgwire.run_together([
@@ -324,7 +333,7 @@ class PostgresDialect(Dialect):
             for conn, gid, statements in jobs])
         return [outcome if isinstance(outcome, Exception) else None for outcome in outcomes]
 
-    def finish_prepared(self, conn: psycopg.Connection | None, gid: str, commit: bool) -> bool:
+    def finish_prepared(self, conn: PgConnection | None, gid: str, commit: bool) -> bool:
         # after PREPARE the connection is outside any transaction, as COMMIT PREPARED must be
         own = conn is None
         if conn is None:
@@ -339,7 +348,7 @@ class PostgresDialect(Dialect):
                 conn.close()
         return True
 
-    def prepared_transactions(self, conn: psycopg.Connection) -> list[tuple[str, float]]:
+    def prepared_transactions(self, conn: PgConnection) -> list[tuple[str, float]]:
         # one statement in its own implicit transaction: one round trip
         [result] = pgwire.run(conn, [(
             "SELECT gid, extract(epoch FROM now() - prepared)::float8 AS age "
@@ -347,7 +356,7 @@ class PostgresDialect(Dialect):
             "WHERE database = current_database() ORDER BY prepared", ())])
         return [(row["gid"], row["age"]) for row in result.rows]
 
-    def lock_timeout(self, conn: psycopg.Connection, seconds: float) -> None:
+    def lock_timeout(self, conn: PgConnection, seconds: float) -> None:
         pgwire.run(conn, [("SELECT pg_catalog.set_config('lock_timeout', %(t)s, false)",
                            {"t": f"{int(seconds * 1000)}ms"})])
 

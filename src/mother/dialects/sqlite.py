@@ -31,6 +31,7 @@ import hashlib
 import itertools
 import os
 import sqlite3
+import sys
 import threading
 import urllib.parse
 import uuid
@@ -115,7 +116,7 @@ class SQLiteDialect(Dialect):
                                check_same_thread=False, timeout=self.settings.busy_timeout,
                                factory=_Connection)
         conn.row_factory = _dict_row
-        if hasattr(conn, "setconfig"):  # Python 3.12+: no double-quoted string literals
+        if sys.version_info >= (3, 12):  # Connection.setconfig: no double-quoted string literals
             conn.setconfig(sqlite3.SQLITE_DBCONFIG_DQS_DML, False)
             conn.setconfig(sqlite3.SQLITE_DBCONFIG_DQS_DDL, False)
         conn.execute("PRAGMA foreign_keys = ON")
@@ -219,9 +220,9 @@ class SQLiteDialect(Dialect):
         for table in tables:
             rows = conn.execute("SELECT * FROM pragma_foreign_key_list(?)",
                                 (table.name,)).fetchall()
-            for _, group in itertools.groupby(sorted(rows, key=lambda r: (r["id"], r["seq"])),
-                                              key=lambda r: r["id"]):
-                group = list(group)
+            for _, grouped in itertools.groupby(sorted(rows, key=lambda r: (r["id"], r["seq"])),
+                                                key=lambda r: r["id"]):
+                group = list(grouped)
                 ref = by_name.get(group[0]["table"])
                 if ref is None:
                     continue
