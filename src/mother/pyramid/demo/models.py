@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from ... import MO_SAVE, DbMother, Session, tutorial
 from ...database import Database
@@ -65,7 +66,7 @@ def setup(database: Database) -> None:
         raise
 
 
-def galaxy(session: Session) -> list[dict]:
+def galaxy(session: Session) -> list[dict[str, Any]]:
     """Every star with its planets and, for each planet, its lifeforms."""
     stars = session.mr_query(
         "SELECT star_id, star_name, star_age, star_mass FROM stars ORDER BY star_id")
@@ -74,7 +75,7 @@ def galaxy(session: Session) -> list[dict]:
     lives = session.mr_query(
         "SELECT c.planet_id, l.life_name FROM civilizations c "
         "JOIN lifeforms l ON l.life_id = c.life_id ORDER BY l.life_id")
-    by_star: dict[int, list[dict]] = {star["star_id"]: [] for star in stars}
+    by_star: dict[int, list[dict[str, Any]]] = {star["star_id"]: [] for star in stars}
     for planet in planets:
         planet["lifeforms"] = [life["life_name"] for life in lives
                                if life["planet_id"] == planet["planet_id"]]

@@ -28,7 +28,7 @@ def default_dsn() -> str:
 
 def serve(dsn: str | None = None, host: str = "127.0.0.1", port: int = 6543) -> None:
     """Configure the database, build the app and serve it until interrupted."""
-    import waitress
+    from waitress.server import create_server
 
     from ...cli import check_connection
     from . import main
@@ -37,8 +37,9 @@ def serve(dsn: str | None = None, host: str = "127.0.0.1", port: int = 6543) -> 
     dsn = dsn or default_dsn()
     check_connection(init_mother(dsn=dsn, pool_min=1, pool_max=8), source)
     app = main({})
-    server = waitress.create_server(app, host=host, port=port, threads=8)
-    url = f"http://{host}:{server.effective_port}/"
+    server = create_server(app, host=host, port=port, threads=8)
+    # types-waitress is wrong here: one host and port give one server, which has effective_port
+    url = f"http://{host}:{server.effective_port}/"  # type: ignore[union-attr]
     print(f"dbmother demo on {dsn}\nServing at {url}  (Ctrl+C to stop)", flush=True)
     try:
         server.run()

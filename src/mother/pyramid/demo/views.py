@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
 from pyramid.view import view_config
@@ -19,7 +21,7 @@ class CrashError(RuntimeError):
 
 
 @view_config(route_name="home", renderer="templates/home.jinja2")
-def home(request: Request) -> dict:
+def home(request: Request) -> dict[str, Any]:
     """The galaxy, the web-session counter and the report of the last crash."""
     session = request.mother_session
     visits = request.session.get("visits", 0) + 1
