@@ -2,7 +2,7 @@
 
 Run by hand, as root (it makes a network namespace)::
 
-    .venv/bin/python benchmarks/bench_latency.py [--delay 1ms] [--n 300]
+    .venv/bin/python -m benchmarks.bench_latency [--delay 1ms] [--n 300]
 
 Topology, made here and removed at the end (also after an error, Ctrl-C or
 SIGTERM; what a crashed run left is removed at start)::
@@ -56,14 +56,10 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tools"))
-import bench_uow  # noqa: E402  (puts src/ on the path)
-from rtproxy import RoundTripProxy, queries  # noqa: E402
-from timing import fresh, interleaved  # noqa: E402
-
-import mother  # noqa: E402
+import mother
+from benchmarks import bench_uow
+from benchmarks.timing import fresh, interleaved
+from tools.rtproxy import RoundTripProxy, queries
 
 NAMESPACE = "mobench"
 HOST_IF, NS_IF = "mobench0", "mobench1"

@@ -1,6 +1,6 @@
 """MotherMany insert against raw psycopg executemany, same rows, same run.
 
-    python benchmarks/bench_many.py --dsn "host=127.0.0.1 port=54329 user=postgres dbname=postgres"
+    python -m benchmarks.bench_many --dsn "host=127.0.0.1 port=54329 user=postgres dbname=postgres"
 
 Creates a scratch database, inserts ``--rows`` planets ``--repeat`` times each
 way (one transaction per run, committed), and prints the best and median times.

@@ -8,7 +8,7 @@ so that it never waits for a busy pool).
 
 Usage:
   MOTHER_TEST_PG_DSN="host=127.0.0.1 port=54329 user=postgres dbname=postgres" \\
-      .venv/bin/python benchmarks/bench_recovery.py [RUNS]
+      .venv/bin/python -m benchmarks.bench_recovery [RUNS]
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import statistics
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -26,9 +25,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 import mother
 from mother import MotherSession
 from mother.tm import commitlog, recover
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-from rtproxy import RoundTripProxy  # noqa: E402
+from tools.rtproxy import RoundTripProxy
 
 
 def main(runs: int) -> None:

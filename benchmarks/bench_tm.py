@@ -7,7 +7,7 @@ Work unit: load one star, change it, add two child planets, commit.
 
 Usage:
   MOTHER_TEST_PG_DSN="host=127.0.0.1 port=54329 user=postgres dbname=postgres" \
-      .venv/bin/python benchmarks/bench_tm.py [ROUNDS] [--repeat RUNS]
+      .venv/bin/python -m benchmarks.bench_tm [ROUNDS] [--repeat RUNS]
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Callable
 
 import psycopg
 import transaction
-from timing import interleaved
 
 import mother
+from benchmarks.timing import interleaved
 from mother import DbMother, MotherSession, tutorial
 from mother.tm import join
 

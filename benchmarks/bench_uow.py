@@ -1,7 +1,7 @@
 """Benchmarks of the unit of work (run by hand; figures go in docs/unitofwork.rst).
 
-    python benchmarks/bench_uow.py uow     --dsn DSN [--n 2000]   # session vs raw psycopg
-    python benchmarks/bench_uow.py memory  [--rows 100000] [--dsn DSN] # bytes per held row
+    python -m benchmarks.bench_uow uow     --dsn DSN [--n 2000]   # session vs raw psycopg
+    python -m benchmarks.bench_uow memory  [--rows 100000] [--dsn DSN] # bytes per held row
 
 ``uow`` is the unit of work "load one row by key, change a column, add two
 child rows, commit", through a session and by hand with psycopg (the same
@@ -15,7 +15,6 @@ import argparse
 import gc
 import itertools
 import os
-import sys
 import tempfile
 import tracemalloc
 from collections.abc import Callable
@@ -26,11 +25,9 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-from timing import fresh, interleaved  # noqa: E402
-
-import mother  # noqa: E402
-from mother import tutorial  # noqa: E402
+import mother
+from benchmarks.timing import fresh, interleaved
+from mother import tutorial
 
 
 class Stars(mother.DbMother):

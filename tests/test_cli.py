@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
 from mother import MotherSession, close_all, init_mother, tutorial
 from mother.cli import COMMANDS, Command, main
+from tests.support import ROOT
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ EXTRA = Command(lambda parser: parser.add_argument("--word", default="hi"),
 
 
 def test_commands_can_be_added_lazily(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setitem(COMMANDS, "extra", ("a plugged-in command", "test_cli:EXTRA"))
+    monkeypatch.setitem(COMMANDS, "extra", ("a plugged-in command", f"{__name__}:EXTRA"))
     monkeypatch.setitem(COMMANDS, "broken", ("never imported", "no_such_module:X"))
     status, out, _ = run(capsys, "extra", "--word", "hello")
     assert (status, out) == (0, "extra says hello\n")

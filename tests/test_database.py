@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import count, make_dsn
 from mother import (
     ConfigError,
     MotherPoolStatus,
@@ -18,6 +17,8 @@ from mother import (
     init_mother,
     tutorial,
 )
+from mother.executor import shared
+from tests.support.databases import count, make_dsn
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +100,7 @@ def test_twophase_off(dsn: str) -> None:
 def test_shared_connection_off(dsn: str) -> None:
     database = init_mother(dsn=dsn, persistent_one=False)
     with pytest.raises(ConfigError) as info:
-        database.shared  # noqa: B018
+        shared(database)
     assert info.value.key == "persistent_one"
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from classes import ClsStars
-from conftest import count
-from manager_classes import MStars
 from mother import (
     MO_LOAD,
     MO_SAVE,
@@ -26,6 +23,9 @@ from mother import (
 )
 from mother.config import make_settings
 from mother.database import Database
+from tests.support.classes import ClsStars
+from tests.support.databases import count
+from tests.support.manager_classes import MStars
 
 
 def test_a_value_the_driver_refuses_names_its_column(db: Database) -> None:

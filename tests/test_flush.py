@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import mother
-from classes import ClsMoonsInfo, ClsPlanets, ClsStars
-from conftest import count
 from mother import MO_SAVE, FlushError, MotherSession
+from tests.support.classes import ClsMoonsInfo, ClsPlanets, ClsStars
+from tests.support.databases import count
 
 
 def test_inserts_given_child_first_are_written_parents_first(db: mother.Database) -> None:

@@ -20,8 +20,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from classes import ClsPlanets, ClsStars
-from manager_classes import MPlanets, MStars
 from mother import (
     MO_DEL,
     MO_LOAD,
@@ -43,7 +41,9 @@ from mother import (
     tutorial,
 )
 from mother.database import Database
-from test_injection import EVIL
+from tests.support.classes import ClsPlanets, ClsStars
+from tests.support.hostile import EVIL
+from tests.support.manager_classes import MPlanets, MStars
 
 DRIVER_ERRORS = (psycopg.Error, sqlite3.Error)
 CANARY = [(900001, "canary-5f1c0a9e"), (900002, "canary-b27d4e13"), (900003, "canary-0e8a6c77")]

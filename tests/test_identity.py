@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import gc
-import sys
 import weakref
-from pathlib import Path
 
 import pytest
 
 import mother
-from classes import ClsPlanets, ClsStars
-from conftest import count
+from benchmarks.bench_uow import retained  # the benchmark's own measure
 from mother import MO_LOAD, MO_SAVE, MotherSession, getMotherBuilder
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from bench_uow import retained  # noqa: E402  (the benchmark's own measure)
+from mother.executor import shared
+from tests.support.classes import ClsPlanets, ClsStars
+from tests.support.databases import count
 
 
 @pytest.fixture
@@ -303,7 +300,7 @@ def test_held_rows_cost_less_than_twice_plain_dicts(db: mother.Database) -> None
 
 # -- keys: read from the store, one column or several ------------------------------------------
 def test_composite_keys_map_one_object_per_row(db: mother.Database) -> None:
-    db.shared.oc_query("CREATE TABLE grids (gx INTEGER, gy INTEGER, label TEXT, "
+    shared(db).oc_query("CREATE TABLE grids (gx INTEGER, gy INTEGER, label TEXT, "
                        "PRIMARY KEY (gx, gy))")
     db.refresh_schema()
     grids = getMotherBuilder("grids")
@@ -329,7 +326,7 @@ def test_composite_keys_map_one_object_per_row(db: mother.Database) -> None:
         s.delete(again)
         s.flush()
         assert s.get(grids, (1, 2)) is None and set(s) == {other}
-    db.shared.oc_query("DROP TABLE grids")
+    shared(db).oc_query("DROP TABLE grids")
     db.refresh_schema()
 
 

@@ -7,8 +7,6 @@ import logging
 
 import pytest
 
-from classes import ClsStars
-from conftest import count
 from mother import (
     MO_LOAD,
     MO_NOA,
@@ -22,19 +20,9 @@ from mother import (
     getMotherObj,
 )
 from mother.database import Database
-
-EVIL = [
-    'stars"; DROP TABLE stars; --',
-    "star_name = star_name; DELETE FROM stars",
-    "x' OR '1'='1",
-    'star_name" FROM stars; --',
-    "star_name` FROM stars; --",
-    "stars.star_name",
-    "",
-    "%(x)s",
-    ":x",
-    "star_name\x00",
-]
+from tests.support.classes import ClsStars
+from tests.support.databases import count
+from tests.support.hostile import EVIL
 
 
 @pytest.fixture

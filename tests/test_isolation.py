@@ -9,9 +9,9 @@ import pytest
 import transaction
 
 import mother
-from conftest import add_stars, count
 from mother import ConfigError, MotherSession, SessionConflictError, session_scope
 from mother.tm import current_session, join
+from tests.support.databases import add_stars, count
 
 
 def _level(s: mother.Session) -> str:

@@ -12,12 +12,12 @@ import psycopg
 import pytest
 
 import mother
-from classes import ClsStars
-from conftest import add_stars
 from mother import MO_LOAD, MO_NOA, InvalidLockError, MotherBox, MotherSession
 from mother.sets import SetError
 from mother.sql import LOCKS
 from mother.tm import join
+from tests.support.classes import ClsStars
+from tests.support.databases import add_stars
 
 pytestmark = pytest.mark.timeout(60)
 

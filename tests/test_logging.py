@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from classes import ClsStars
 from mother import MO_DEL, MO_LOAD, MO_SAVE, MotherBox, MotherMany, MotherSession
+from tests.support.classes import ClsStars
 
 
 def sql_records(caplog):

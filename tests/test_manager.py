@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 
 import mother
-from conftest import count
-from manager_classes import MLifeforms, MMoonsInfo, MPlanets, MStars
 from mother import (
     MO_DEL,
     MO_LOAD,
@@ -29,8 +27,11 @@ from mother import (
     UnknownFieldError,
     UnknownTableError,
 )
+from mother.executor import shared
 from mother.joins import AmbiguousRelationError, RelationError
 from mother.manager import MotherNaming
+from tests.support.databases import count
+from tests.support.manager_classes import MLifeforms, MMoonsInfo, MPlanets, MStars
 
 
 @pytest.fixture
@@ -285,7 +286,7 @@ def test_drop_with_delete_is_atomic(db, kind):
 
 
 def test_ambiguous_link_needs_r_tbl(db, kind):
-    db.shared.oc_query("CREATE TABLE visits (life_id INTEGER REFERENCES lifeforms(life_id), "
+    shared(db).oc_query("CREATE TABLE visits (life_id INTEGER REFERENCES lifeforms(life_id), "
                        "planet_id INTEGER REFERENCES planets(planet_id), day INTEGER)")
     db.refresh_schema()
 
@@ -304,14 +305,14 @@ def test_ambiguous_link_needs_r_tbl(db, kind):
     with pytest.raises(RelationError):
         earth.joinLifeforms(r_tbl="stars")
     assert count(db, "visits") == 1
-    db.shared.oc_query("DROP TABLE visits")
+    shared(db).oc_query("DROP TABLE visits")
     db.refresh_schema()
 
 
 def test_composite_foreign_keys(db, kind):
-    db.shared.oc_query("CREATE TABLE grids (gx INTEGER, gy INTEGER, label TEXT, "
+    shared(db).oc_query("CREATE TABLE grids (gx INTEGER, gy INTEGER, label TEXT, "
                        "PRIMARY KEY (gx, gy))")
-    db.shared.oc_query("CREATE TABLE cells (cell_id INTEGER PRIMARY KEY, gx INTEGER, gy INTEGER, "
+    shared(db).oc_query("CREATE TABLE cells (cell_id INTEGER PRIMARY KEY, gx INTEGER, gy INTEGER, "
                        "note TEXT, FOREIGN KEY (gx, gy) REFERENCES grids(gx, gy))")
     db.refresh_schema()
 
@@ -328,7 +329,7 @@ def test_composite_foreign_keys(db, kind):
     assert sorted(r["cell_id"] for r in grid.getMultipleCells()) == [10, 11, 12]
     assert grid.deleteMultipleCells() == 3
     for name in ("cells", "grids"):
-        db.shared.oc_query(f"DROP TABLE {name}")
+        shared(db).oc_query(f"DROP TABLE {name}")
     db.refresh_schema()
 
 

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from conftest import count
 from mother import (
     MotherPoolStatus,
     MotherPoolStratus,
@@ -20,6 +19,7 @@ from mother import (
     tutorial,
 )
 from mother.database import Database
+from tests.support.databases import count
 
 
 @pytest.fixture(autouse=True)

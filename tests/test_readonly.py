@@ -12,8 +12,6 @@ import pytest
 import transaction
 
 import mother
-from classes import ClsStars
-from conftest import add_stars, count
 from mother import (
     MO_DEL,
     MO_SAVE,
@@ -25,6 +23,8 @@ from mother import (
     session_scope,
 )
 from mother.tm import current_session
+from tests.support.classes import ClsStars
+from tests.support.databases import add_stars, count
 
 WRITES: dict[str, Callable[[mother.Session], Any]] = {
     "persist": lambda s: s.persist(ClsStars({"star_name": "new"})),

@@ -6,8 +6,6 @@ import logging
 
 import pytest
 
-from classes import ClsCivilizations, ClsLifeforms, ClsPlanets, ClsStars
-from conftest import count
 from mother import (
     MO_DEL,
     MO_LOAD,
@@ -33,6 +31,8 @@ from mother import (
     tutorial,
 )
 from mother.database import Database
+from tests.support.classes import ClsCivilizations, ClsLifeforms, ClsPlanets, ClsStars
+from tests.support.databases import count
 
 
 class ParanoidStars(DbMother):

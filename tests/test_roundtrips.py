@@ -13,9 +13,7 @@ at the socket only), so it stays inside the counts.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import psycopg_pool
@@ -25,17 +23,15 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 import mother
-from classes import ClsPlanets, ClsStars
-from conftest import count
+
+# the unit of work is the very one benchmarks/bench_uow.py times (key 1 + i % 100)
+from benchmarks.bench_uow import by_hand as unit_of_work_by_hand
+from benchmarks.bench_uow import with_session as unit_of_work_in_session
 from mother import MotherSession, tutorial
 from mother.dialects.pgwire import XID_PROBE
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "benchmarks")]
-# the unit of work is the very one benchmarks/bench_uow.py times (key 1 + i % 100)
-from bench_uow import by_hand as unit_of_work_by_hand  # noqa: E402
-from bench_uow import with_session as unit_of_work_in_session  # noqa: E402
-from rtproxy import RoundTripProxy, queries  # noqa: E402
+from tests.support.classes import ClsPlanets, ClsStars
+from tests.support.databases import count
+from tools.rtproxy import RoundTripProxy, queries
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import mother
-from classes import ClsPlanets, ClsStars
-from conftest import count
 from mother import MO_SAVE, MotherSession
+from tests.support.classes import ClsPlanets, ClsStars
+from tests.support.databases import count
 
 
 class Boom(Exception):

@@ -8,9 +8,9 @@ import threading
 import pytest
 
 import mother
-from classes import ClsStars
-from conftest import count
 from mother import MO_SAVE, object_session, scoped_session, session_scope
+from tests.support.classes import ClsStars
+from tests.support.databases import count
 
 
 class Boom(Exception):

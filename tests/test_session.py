@@ -8,8 +8,6 @@ import re
 import psycopg
 import pytest
 
-from classes import ClsStars
-from conftest import count
 from mother import (
     MO_SAVE,
     ConnectionLostError,
@@ -23,6 +21,8 @@ from mother import (
     tutorial,
 )
 from mother.database import Database
+from tests.support.classes import ClsStars
+from tests.support.databases import count
 
 
 def ph(db: Database, name: str) -> str:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from classes import ClsCivilizations, ClsLifeforms, ClsMoonsInfo, ClsPlanets, ClsStars
-from conftest import count
 from mother import (
     MO_DEL,
     MO_LOAD,
@@ -26,6 +24,8 @@ from mother import (
 )
 from mother.joins import RelationError
 from mother.sets import SetError
+from tests.support.classes import ClsCivilizations, ClsLifeforms, ClsMoonsInfo, ClsPlanets, ClsStars
+from tests.support.databases import count
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ import threading
 
 import pytest
 
-from classes import ClsStars
-from conftest import count
 from mother import MO_SAVE, MotherSession, get_database
 from mother.database import Database
+from mother.executor import shared as shared_connection
+from tests.support.classes import ClsStars
+from tests.support.databases import count
 
 
 def ph(db: Database, name: str) -> str:
@@ -20,7 +21,7 @@ def ph(db: Database, name: str) -> str:
 def test_each_statement_commits_by_itself(db: Database) -> None:
     ClsStars({"star_name": "auto"}, MO_SAVE)
     assert count(db, "stars") == 1
-    db.shared.oc_query("INSERT INTO stars (star_name) VALUES ('raw')")
+    shared_connection(db).oc_query("INSERT INTO stars (star_name) VALUES ('raw')")
     assert count(db, "stars") == 2
 
 
@@ -37,7 +38,7 @@ def test_only_the_outermost_commit_commits(db: Database) -> None:
 
 
 def test_any_rollback_rolls_back_everything(db: Database) -> None:
-    shared = db.shared
+    shared = shared_connection(db)
     shared.beginTrans()
     ClsStars({"star_name": "a"}, MO_SAVE)
     shared.beginTrans()
@@ -51,7 +52,7 @@ def test_any_rollback_rolls_back_everything(db: Database) -> None:
 
 
 def test_a_failed_statement_ends_the_nested_transaction(db: Database) -> None:
-    shared = db.shared
+    shared = shared_connection(db)
     shared.beginTrans()
     shared.beginTrans()
     ClsStars({"star_name": "doomed"}, MO_SAVE)
@@ -64,7 +65,7 @@ def test_a_failed_statement_ends_the_nested_transaction(db: Database) -> None:
 
 
 def test_raw_helpers_on_the_shared_connection(db: Database) -> None:
-    shared = get_database().shared
+    shared = shared_connection(get_database())
     shared.mq_query(f"INSERT INTO stars (star_name) VALUES ({ph(db, 'n')})",
                     [{"n": "x"}, {"n": "y"}])
     assert shared.ov_query("SELECT COUNT(*) AS n FROM stars") == 2
@@ -76,7 +77,7 @@ def test_raw_helpers_on_the_shared_connection(db: Database) -> None:
 def test_two_threads_never_interleave(db: Database) -> None:
     """Thread A holds a transaction; thread B's statement waits for it to end, so A's
     rollback cannot undo B's row and B's autocommit cannot commit A's row."""
-    shared = db.shared
+    shared = shared_connection(db)
     a_holds, b_ready, b_done = threading.Event(), threading.Event(), threading.Event()
     order: list[str] = []
 
@@ -118,4 +119,4 @@ def test_records_in_a_session_ignore_transaction_calls(db: Database) -> None:
     star.rollback()
     session.endSession()  # the record's rollback did not roll it back either
     assert count(db, "stars") == 1
-    assert db.shared._level == 0
+    assert shared_connection(db)._level == 0

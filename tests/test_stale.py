@@ -9,8 +9,6 @@ import pytest
 import transaction
 
 import mother
-from classes import ClsPlanets, ClsStars
-from conftest import add_stars, count
 from mother import (
     MO_DEL,
     MO_LOAD,
@@ -23,7 +21,9 @@ from mother import (
 )
 from mother.errors import FlushError
 from mother.tm import join
-from tm_support import second_database
+from tests.support.classes import ClsPlanets, ClsStars
+from tests.support.databases import add_stars, count
+from tests.support.tm import second_database
 
 
 def _delete_elsewhere(star_id: int) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 import threading
 
-from classes import ClsPlanets, ClsStars
 from mother import MO_SAVE, MotherPoolStatus, MotherSession, close_all, init_mother, tutorial
+from tests.support.classes import ClsPlanets, ClsStars
 
 
 def names_stored(database) -> set[str]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import count
-from manager_classes import MLifeforms, MMoonsInfo, MPlanets, MStars
 from mother import MO_SAVE, MotherSession
+from tests.support.databases import count
+from tests.support.manager_classes import MLifeforms, MMoonsInfo, MPlanets, MStars
 
 
 def tutorial(session):

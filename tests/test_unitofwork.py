@@ -8,8 +8,6 @@ import psycopg
 import pytest
 
 import mother
-from classes import ClsPlanets, ClsStars
-from conftest import count
 from mother import (
     MO_SAVE,
     ConnectionLostError,
@@ -17,6 +15,8 @@ from mother import (
     MotherSession,
     SessionConflictError,
 )
+from tests.support.classes import ClsPlanets, ClsStars
+from tests.support.databases import count
 
 DB_ERRORS = (psycopg.Error, sqlite3.Error)
 

@@ -1,7 +1,8 @@
 """Provide a PostgreSQL server for the test suite that allows prepared transactions.
 
-``python tools/pgcluster.py ensure`` prints a DSN (without database name) of a
-server where ``max_prepared_transactions > 0``:
+``python tools/pgcluster.py ensure`` (or ``python -m tools.pgcluster ensure``)
+prints a DSN (without database name) of a server where
+``max_prepared_transactions > 0``:
 
 1. ``MOTHER_TEST_PG_DSN`` if it is set (it must allow prepared transactions);
 2. otherwise the machine's server at 127.0.0.1:5432 if it already allows them;
@@ -13,6 +14,10 @@ server where ``max_prepared_transactions > 0``:
 this checkout started it (``make clean`` in one checkout must not stop the
 server another checkout, or another person, is testing against): the
 checkout that starts it writes its own path to ``OWNER``.
+
+The tests call :func:`ensure` in their own process (the ``pg_server`` fixture of
+tests/conftest.py). This module imports nothing of the checkout, so it also
+runs by its path, before anything else is set up.
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ SETTINGS = {
 }
 
 
+class ClusterError(Exception):
+    """No server that allows prepared transactions could be found or started."""
+
+
 def prepared_allowed(dsn: str) -> bool | None:
     """True/False when the server answers, None when it cannot be reached."""
     try:
@@ -54,12 +63,13 @@ def prepared_allowed(dsn: str) -> bool | None:
 
 
 def find_binary(name: str) -> str:
+    """The path of PostgreSQL's program ``name``: on the PATH, else the newest installed."""
     found = shutil.which(name)
     if found:
         return found
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
     if not candidates:
-        sys.exit(f"pgcluster: no PostgreSQL '{name}' binary on this machine; "
+        raise ClusterError(f"pgcluster: no PostgreSQL '{name}' binary on this machine; "
                  "install the postgresql package or set MOTHER_TEST_PG_DSN")
     return candidates[0]
 
@@ -103,15 +113,16 @@ def start_cluster() -> str:
         if prepared_allowed(dsn):
             return dsn
         time.sleep(0.5)
-    sys.exit(f"pgcluster: the throwaway cluster on port {PORT} did not come up; "
+    raise ClusterError(f"pgcluster: the throwaway cluster on port {PORT} did not come up; "
              f"see {BASE}/server.log")
 
 
 def ensure() -> str:
+    """The DSN of a server that allows prepared transactions, started if need be."""
     explicit = os.environ.get("MOTHER_TEST_PG_DSN")
     if explicit:
         if not prepared_allowed(explicit):
-            sys.exit("pgcluster: MOTHER_TEST_PG_DSN must reach a server with "
+            raise ClusterError("pgcluster: MOTHER_TEST_PG_DSN must reach a server with "
                      "max_prepared_transactions > 0")
         return explicit
     if prepared_allowed(SYSTEM_DSN):
@@ -137,11 +148,19 @@ def stop() -> None:
     os.remove(OWNER)
 
 
+def main(argv: list[str]) -> None:
+    """``ensure`` (the default) prints the DSN; ``stop`` stops this checkout's cluster."""
+    action = argv[0] if argv else "ensure"
+    try:
+        if action == "ensure":
+            print(ensure())
+        elif action == "stop":
+            stop()
+        else:
+            sys.exit("usage: pgcluster.py [ensure|stop]")
+    except ClusterError as error:
+        sys.exit(str(error))
+
+
 if __name__ == "__main__":
-    action = sys.argv[1] if len(sys.argv) > 1 else "ensure"
-    if action == "ensure":
-        print(ensure())
-    elif action == "stop":
-        stop()
-    else:
-        sys.exit("usage: pgcluster.py [ensure|stop]")
+    main(sys.argv[1:])

@@ -73,6 +73,9 @@ class Link:
         self.to_client = bytearray()
         #: client data held back by the proxy's delay: (when it is due, data)
         self.held: collections.deque[tuple[float, bytes]] = collections.deque()
+        #: the client sent the proxy's ``cut_after`` bytes: the reply is dropped and
+        #: the connection cut (the server did the work; the client never hears of it)
+        self.cutting = False
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -99,13 +102,17 @@ class RoundTripProxy:
 
     ``listen_port=0`` lets the system choose the port (see :attr:`port`).
     ``on_close`` is called, from the proxy's thread, with each link that closes.
+    ``cut_after`` (bytes) makes the proxy drop the server's reply to the request
+    containing them and cut that connection: a reply lost after the work was done.
     """
 
     def __init__(self, host: str, port: int, *, listen_host: str = "127.0.0.1",
                  listen_port: int = 0, delay: float = 0.0, record: bool = False,
                  connect_timeout: float = 10.0,
-                 on_close: Callable[[Link], None] | None = None) -> None:
+                 on_close: Callable[[Link], None] | None = None,
+                 cut_after: bytes | None = None) -> None:
         self.upstream = (host, port)
+        self.cut_after = cut_after
         self.listen_address = (listen_host, listen_port)
         self.delay = delay
         self.record = record
@@ -263,6 +270,10 @@ class RoundTripProxy:
                     return
                 if kind == "client":
                     self._from_client(link, data)
+                elif link.cutting:  # the reply is dropped, the connection cut
+                    link.to_client.clear()
+                    self._close(link)
+                    return
                 else:
                     self._from_server(link, data)
         except BlockingIOError:
@@ -282,6 +293,8 @@ class RoundTripProxy:
                 if link.record:
                     link._requests.append(bytearray())
             link.bytes_up += len(data)
+            if self.cut_after is not None and self.cut_after in data:
+                link.cutting = True
             if link.record and link._requests:
                 link._requests[-1] += data
         if self.delay:

@@ -1,10 +1,11 @@
-"""Run the two-phase commit chaos (tests/tm_chaos.py) for a chosen time and print its table.
+"""Run the two-phase commit chaos (tests/support/tm_chaos.py) for a chosen time; print its table.
 
-Two fresh databases are made on the server and dropped afterwards. Examples::
+Two fresh databases are made on the test server (``tools/pgcluster.py``) and
+dropped afterwards. From the checkout's root, for example::
 
     MOTHER_TEST_PG_DSN="host=127.0.0.1 port=54329 user=postgres dbname=postgres" \\
-        .venv/bin/python tools/tm_chaos.py --seconds 25
-    .venv/bin/python tools/tm_chaos.py --seconds 10 --no-kills --no-online --recover-interval off
+        .venv/bin/python -m tools.tm_chaos --seconds 25
+    .venv/bin/python -m tools.tm_chaos --seconds 10 --no-kills --no-online --recover-interval off
 
 The exit status is 1 when the run found an anomaly.
 """
@@ -13,31 +14,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import subprocess
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 
-import psycopg
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from tm_chaos import run_chaos  # noqa: E402
+from tests.support.pgserver import create_databases, drop_databases, server_dsn
+from tests.support.tm_chaos import run_chaos
 
 
 def _seconds_or_off(value: str) -> float | None:
     return None if value.lower() in ("off", "none", "0") else float(value)
-
-
-def _server() -> str:
-    dsn = os.environ.get("MOTHER_TEST_PG_DSN")
-    if dsn:
-        return dsn
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "pgcluster.py"), "ensure"],
-                          check=True, capture_output=True, text=True).stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,13 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # the last recovery's report is in the table
-    server = _server()
+    server = server_dsn()
     names = [f"mother_chaos_{uuid.uuid4().hex[:10]}_{suffix}" for suffix in ("a", "b")]
-    params = psycopg.conninfo.conninfo_to_dict(server)
-    dsns = [psycopg.conninfo.make_conninfo(**{**params, "dbname": name}) for name in names]
-    with psycopg.connect(server, autocommit=True) as conn:
-        for name in names:
-            conn.execute(f'CREATE DATABASE "{name}"')
+    dsns = create_databases(server, names)
     try:
         with tempfile.TemporaryDirectory(prefix="mother-chaos-") as workdir:
             result = run_chaos(
@@ -75,14 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                 widen=args.widen, seed=args.seed)
         print(result.table())
     finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            for gid, database in conn.execute(
-                    "SELECT gid, database FROM pg_prepared_xacts WHERE database = ANY(%s)",
-                    (names,)).fetchall():
-                with psycopg.connect(dsns[names.index(database)], autocommit=True) as other:
-                    other.execute(psycopg.sql.SQL("ROLLBACK PREPARED {}").format(gid))
-            for name in names:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_databases(server, names)
     return 1 if sum(result.anomalies.values()) else 0
 
 

@@ -1,4 +1,4 @@
-"""Named databases: settings, dialect, pool, cached schema and the shared connection.
+"""Named databases: settings, dialect, pool and cached schema.
 
 The registry of databases is the only global state of dbmother.
 """
@@ -9,15 +9,12 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import Settings, make_settings
 from .dialects import Dialect, Pool, PoolStatus, dialect_for
 from .errors import ConfigError
 from .schema import Schema
-
-if TYPE_CHECKING:
-    from .session import Executor, Session, SharedConnection
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +29,21 @@ class Database:
         self._lock = threading.RLock()
         self._pool: Pool | None = None
         self._schema: Schema | None = None
-        self._shared: SharedConnection | None = None
+        #: what the layers above keep per database, by type (the shared connection…)
+        self.extensions: dict[type, Any] = {}
+        #: called by :meth:`close` before the pool closes (to close what they keep)
+        self.on_close: list[Callable[[], None]] = []
         self._twophase: bool | None = None
         #: record classes made by getMotherBuilder(), by table name
         self.builders: dict[str, type] = {}
         #: called with every new session (``mother.tm.register`` joins it to the transaction)
-        self.session_hooks: list[Callable[[Session], None]] = []
+        self.session_hooks: list[Callable[[Any], None]] = []
         #: may turn a driver error raised by a session's statement into another
         #: exception (raised from it); ``mother.zope`` makes transient ones retryable
         self.error_translators: list[Callable[[BaseException], BaseException | None]] = []
-        #: gives the executor of records created without a session (``mother.tm.register``)
-        self.implicit_session: Callable[[], Session | None] | None = None
+        #: gives the session of records created without one (``mother.tm.register``),
+        #: or None to use the shared connection
+        self.implicit_session: Callable[[], Any] | None = None
 
     def __repr__(self) -> str:
         return f"<Database {self.name!r} {self.dialect.name}>"
@@ -112,34 +113,13 @@ class Database:
                 self._twophase = able
         return self._twophase
 
-    @property
-    def shared(self) -> SharedConnection:
-        """The shared ("persistent") connection used by records without a session."""
-        if not self.settings.persistent_one:
-            raise ConfigError("persistent_one", False,
-                              "the shared connection is off: pass a session")
-        if self._shared is None:
-            with self._lock:
-                if self._shared is None:
-                    from .session import SharedConnection
-
-                    self._shared = SharedConnection(self)
-        return self._shared
-
-    def executor(self) -> Executor:
-        """Where a record without a session runs: the transaction's session, else the shared one."""
-        if self.implicit_session is not None:
-            session = self.implicit_session()
-            if session is not None:
-                return session
-        return self.shared
-
     def close(self) -> None:
-        """Close the shared connection and the pool."""
+        """Close what the layers above keep (the shared connection), then the pool."""
         with self._lock:
-            if self._shared is not None:
-                self._shared.close()
-                self._shared = None
+            closers, self.on_close = self.on_close, []
+            self.extensions.clear()
+            for close in closers:
+                close()
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from . import sql
+from . import sql, unitofwork
 from .database import Database, get_database
 from .errors import (
     ArgumentError,
@@ -22,13 +22,10 @@ from .errors import (
     SessionClosedError,
     StaleRecordError,
 )
+from .executor import Executor, Transactional, executor_for, shared
 from .schema import Table
-from .session import Executor, Session
 from .sql import SQL_DEFAULT, InvalidLockError
-from .unitofwork import DELETED, GONE, PENDING, PERSISTENT, TRANSIENT
-
-if TYPE_CHECKING:
-    from .unitofwork import UnitOfWork
+from .unitofwork import DELETED, PENDING, PERSISTENT, TRANSIENT, Owner, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +49,7 @@ class DbMother:
                  "__weakref__")
 
     _mo_store: dict[str, Any]
-    _mo_session: Session | None
+    _mo_session: Owner | None
     #: the columns changed since the row was last written or loaded (None: none)
     _mo_dirty: set[str] | None
     #: TRANSIENT, PENDING, PERSISTENT, DELETED or GONE (mother.unitofwork)
@@ -65,7 +62,7 @@ class DbMother:
     paranoid: ClassVar[bool] = False
 
     def __new__(cls, store: Mapping[str, Any] | None = None, flag: int = MO_NOA,
-                session: Session | None = None, *args: Any, lock: str | None = None,
+                session: Owner | None = None, *args: Any, lock: str | None = None,
                 **kwargs: Any) -> DbMother:
         cls._mo_check_arguments(store, session)
         if lock is not None and flag != MO_LOAD:
@@ -81,7 +78,7 @@ class DbMother:
         return super().__new__(cls)
 
     def __init__(self, store: Mapping[str, Any] | None = None, flag: int = MO_NOA,
-                 session: Session | None = None, *, lock: str | None = None) -> None:
+                 session: Owner | None = None, *, lock: str | None = None) -> None:
         if hasattr(self, "_mo_store"):
             return  # the identity map gave back an object this session already holds
         if session is None:
@@ -103,7 +100,7 @@ class DbMother:
         if not isinstance(getattr(cls, "table_name", None), str):
             raise ArgumentError(f"record class {cls.__name__} has no table_name: write "
                                 f"table_name = 'the_table' in its body")
-        if session is not None and not isinstance(session, Session):
+        if session is not None and not isinstance(session, Transactional):
             raise ArgumentError(
                 f"{cls.__name__}(session={session!r}): session must be a Session "
                 "(MotherSession()) or None; a record of another database sets "
@@ -113,7 +110,7 @@ class DbMother:
                                 f"of column names to values, not {type(store).__name__}")
 
     @classmethod
-    def _mo_implicit(cls) -> Session | None:
+    def _mo_implicit(cls) -> Owner | None:
         """The transaction's session for records created without one (``mother.tm.register``)."""
         database = get_database(cls.mother_database)
         provider = database.implicit_session
@@ -130,8 +127,9 @@ class DbMother:
         session = self._mo_session
         if session is not None:
             self._mo_check_open()
+            assert isinstance(session, Executor), "a session is an executor"
             return session
-        return self._mo_database().executor()
+        return executor_for(self._mo_database())
 
     def _mo_check_open(self) -> None:
         """A record of an ended session refuses changes and queries (its values stay readable)."""
@@ -141,7 +139,7 @@ class DbMother:
                 f"{self!r} lives in session {session.name!r}, which has ended: load the row "
                 "again in an open session (or session.merge(record))")
 
-    def _mo_uow(self) -> UnitOfWork | None:
+    def _mo_uow(self) -> UnitOfWork[DbMother] | None:
         session = self._mo_session
         return session.uow if session is not None else None
 
@@ -176,7 +174,7 @@ class DbMother:
             return None
         return tuple(store[name] for name in keys)
 
-    def _mo_touch(self) -> UnitOfWork | None:
+    def _mo_touch(self) -> UnitOfWork[DbMother] | None:
         self._mo_check_open()
         uow = self._mo_uow()
         if uow is not None:
@@ -203,7 +201,7 @@ class DbMother:
         return where
 
     @classmethod
-    def _mo_probe(cls, session: Session, store: Mapping[str, Any]) -> DbMother | None:
+    def _mo_probe(cls, session: Owner, store: Mapping[str, Any]) -> DbMother | None:
         """For ``MO_LOAD``: the object this session already holds for the matching row."""
         table = session.database.schema.table(cls.table_name)
         table.check_fields(store)
@@ -221,41 +219,40 @@ class DbMother:
 
     # -- building from rows (used by sessions and record sets) -----------------------------
     @classmethod
-    def load_rows(cls, executor: Executor, filter: Any, fields: Iterable[str] | None = None,
+    def load_rows(cls, executor: Executor | Owner, filter: Any, fields: Iterable[str] | None = None,
                   order: Any = None, distinct: bool = False, lock: str | None = None
                   ) -> list[dict[str, Any]]:
         """Rows of this table matching ``filter`` (dict, MoFilter or trusted string),
         locked as ``lock`` says (a locking read is refused in a read-only session)."""
         if lock is not None:
-            executor._check_writable(f"a locking read (lock={lock!r}) of {cls.table_name}")
+            executor.check_writable(f"a locking read (lock={lock!r}) of {cls.table_name}")
         table = executor.database.schema.table(cls.table_name)
         text, params = sql.select(executor.database.dialect, table, fields, filter, order,
                                   distinct, lock)
-        rows: list[dict[str, Any]] = executor._run(text, params, lambda cursor: cursor.fetchall())
+        rows: list[dict[str, Any]] = executor.run(text, params, lambda cursor: cursor.fetchall())
         return rows
 
     @classmethod
-    def from_row(cls, session: Session | None, row: Mapping[str, Any]) -> DbMother:
+    def from_row(cls, session: Owner | None, row: Mapping[str, Any]) -> DbMother:
         """The object for a loaded row: the one the session holds already, else a new one."""
         if session is not None:
             table = session.database.schema.table(cls.table_name)
             keys = table.primary_key
             if keys and all(name in row for name in keys):
-                found = session.uow.identity.get(table.name, tuple(row[name] for name in keys))
+                found: DbMother | None = session.uow.identity.get(
+                    table.name, tuple(row[name] for name in keys))
                 if found is not None:
                     for name, value in row.items():
                         found._mo_store.setdefault(name, value)
                     return found
         obj = cls(row, MO_NOA, session)  # the store is a copy of the row
-        obj._mo_dirty = None
-        obj._mo_state = PERSISTENT
-        if obj._mo_session is not None:
-            return obj._mo_session.uow.adopt(obj)
-        return obj
+        owner = obj._mo_session
+        held: DbMother = unitofwork.loaded(obj, owner.uow if owner is not None else None, ())
+        return held
 
     # -- Mother's record methods -------------------------------------------------------------
     @property
-    def session(self) -> Session | None:
+    def session(self) -> Owner | None:
         """The session the record lives in (None: the shared connection)."""
         return self._mo_session
 
@@ -268,20 +265,12 @@ class DbMother:
         text, params = sql.insert(self._mo_database().dialect, table, self._mo_store)
         try:
             with sql.naming_values(self._mo_store, table.name):
-                row = self._mo_executor()._run(text, params, lambda cursor: cursor.fetchone())
+                row = self._mo_executor().run(text, params, lambda cursor: cursor.fetchone())
         except BaseException:
             if uow is not None:
                 uow.sync(self)
             raise
-        store = self._mo_store
-        for name in [name for name, value in store.items() if value is SQL_DEFAULT]:
-            del store[name]
-        if table.primary_key:
-            store.update(row)
-        self._mo_dirty = None
-        self._mo_state = PERSISTENT
-        if uow is not None:
-            uow.sync(self)
+        unitofwork.inserted(self, uow, row if table.primary_key else None)
 
     def update(self, updict: Mapping[str, Any] | None = None) -> None:
         """UPDATE the changed columns now (``updict`` is set first); never the primary key."""
@@ -302,16 +291,12 @@ class DbMother:
         where = self._mo_where(table, "update", exclude=dirty)
         text, params = sql.update(self._mo_database().dialect, table, values, where)
         uow = self._mo_touch()
-        self._mo_dirty = None
-        if uow is not None:
-            uow.sync(self)
+        unitofwork.cleaned(self, uow)
         try:
             with sql.naming_values({**values, **where}, table.name):
                 self._mo_change(text, params, loaded, "update")
         except BaseException:
-            self._mo_dirty = dirty
-            if uow is not None:
-                uow.sync(self)
+            unitofwork.cleaned(self, uow, dirty)
             raise
 
     def delete(self) -> None:
@@ -319,8 +304,7 @@ class DbMother:
         table = self._mo_table()
         uow = self._mo_touch()
         if uow is not None and self._mo_state == PENDING:
-            self._mo_state = TRANSIENT
-            uow.sync(self)
+            uow.delete(self)  # only queued: simply dropped
             return
         if not self._mo_store:
             raise PrimaryKeyError(f"refusing to delete from {table.name} with an empty store")
@@ -329,12 +313,7 @@ class DbMother:
         text, params = sql.delete(self._mo_database().dialect, table, where)
         with sql.naming_values(where, table.name):
             self._mo_change(text, params, loaded, "delete")
-        self._mo_state = GONE
-        if uow is not None:
-            uow.sync(self)
-            key = self._mo_primary_key(table)
-            if key is not None:
-                uow.identity.discard(table.name, key, self)
+        unitofwork.deleted(self, uow)
 
     def _mo_loaded(self, table: Table) -> bool:
         """Whether the record stands for a row it was loaded from (or stored as), by key."""
@@ -342,7 +321,7 @@ class DbMother:
 
     def _mo_change(self, text: str, params: Any, loaded: bool, what: str) -> None:
         """Run an UPDATE or DELETE now; for a loaded row, matching none is stale."""
-        count = self._mo_executor()._run(text, params, lambda cursor: cursor.rowcount)
+        count = self._mo_executor().run(text, params, lambda cursor: cursor.rowcount)
         if loaded and count == 0:
             key = self._mo_primary_key()
             assert key is not None, "a loaded record has its primary key (_mo_loaded)"
@@ -378,13 +357,7 @@ class DbMother:
             rows = type(self).load_rows(self._mo_executor(), where, select, lock=lock)
         if len(rows) != 1:
             raise NotUniqueError(f"load {table.name} {where}", len(rows))
-        uow = self._mo_touch()
-        self._mo_store.update(rows[0])
-        self._mo_dirty = None
-        if self._mo_state in (TRANSIENT, GONE):
-            self._mo_state = PERSISTENT
-        if uow is not None:
-            uow.adopt(self)
+        unitofwork.loaded(self, self._mo_touch(), rows[0])
         return self.getFields()
 
     def getField(self, name: str, autoload: bool = False) -> Any:
@@ -421,14 +394,8 @@ class DbMother:
             return
         uow = self._mo_touch()
         store[name] = value
-        if name in table.primary_key:
-            return
-        if self._mo_dirty is None:
-            self._mo_dirty = {name}
-        else:
-            self._mo_dirty.add(name)
-        if uow is not None and self._mo_state == PERSISTENT:
-            uow.dirty[id(self)] = self
+        if name not in table.primary_key:
+            unitofwork.changed(self, uow, name)
 
     def setFields(self, mapping: Mapping[str, Any]) -> None:
         """``setField`` for each item (all names are checked first)."""
@@ -440,17 +407,17 @@ class DbMother:
     def beginTrans(self) -> None:
         """Shared connection: open a (nested) transaction. Ignored in a session."""
         if self._mo_session is None:
-            self._mo_database().shared.beginTrans()
+            shared(self._mo_database()).beginTrans()
 
     def commit(self) -> None:
         """Shared connection: commit (the outermost level only). Ignored in a session."""
         if self._mo_session is None:
-            self._mo_database().shared.commit()
+            shared(self._mo_database()).commit()
 
     def rollback(self) -> None:
         """Shared connection: roll back every level. Ignored in a session."""
         if self._mo_session is None:
-            self._mo_database().shared.rollback()
+            shared(self._mo_database()).rollback()
 
     def oc_query(self, text: str, params: Any = None) -> None:
         return self._mo_executor().oc_query(text, params)
@@ -505,7 +472,7 @@ def getMotherBuilder(table: str, database: str | Database = "default") -> type[D
 
 
 def getMotherObj(table: str, store: Mapping[str, Any] | None = None, flag: int = MO_NOA,
-                 session: Session | None = None) -> DbMother:
+                 session: Owner | None = None) -> DbMother:
     """A record of ``table`` without a class: ``getMotherBuilder(table)(store, flag, session)``."""
     database = session.database if session is not None else get_database()
     return getMotherBuilder(table, database)(store, flag, session)

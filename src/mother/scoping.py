@@ -29,7 +29,7 @@ def session_scope(name: str | None = None, *, database: str | Database = "defaul
     try:
         yield session
     except BaseException:
-        session._close(rollback=True)
+        session._close(rollback=True)  # even when joined: the failed block is never committed
         raise
     if session.manager is None:
         session.endSession()

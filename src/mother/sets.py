@@ -18,9 +18,10 @@ from typing import Any
 from . import joins
 from .database import Database, get_database
 from .errors import ArgumentError, MotherError, ParanoidError
+from .executor import Executor, executor_for
 from .records import MO_DEL, MO_LOAD, MO_NOA, MO_SAVE, MO_UP, DbMother, builder_for
 from .schema import Table
-from .session import Executor, Session
+from .session import Session
 from .sql import SQL_DEFAULT, Query, lock_clause, template, template_params
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class _RecordSet:
         self.database = _database(builder, session)
         self.builder = builder_for(builder, self.database)
         self.table: Table = self.database.schema.table(self.builder.table_name)
-        self.executor: Executor = session if session is not None else self.database.executor()
+        self.executor: Executor = session if session is not None else executor_for(self.database)
         self.session: Session | None = (self.executor if isinstance(self.executor, Session)
                                         else None)
         self._records: list[dict[str, Any]] = []
@@ -96,7 +97,7 @@ class MotherBox(_RecordSet):
         if lock is not None and flag not in (MO_NOA, MO_LOAD):
             raise SetError(f"lock={lock!r} is for loads (MO_LOAD), not flag {flag!r}")
         if lock is not None:
-            self.executor._check_writable(f"a locking read (lock={lock!r}) of {self.table.name}")
+            self.executor.check_writable(f"a locking read (lock={lock!r}) of {self.table.name}")
         self.rowcount = -1
         actions = {MO_NOA: None, MO_LOAD: self.load, MO_UP: self.update, MO_DEL: self.delete}
         if flag not in actions:
@@ -126,14 +127,14 @@ class MotherBox(_RecordSet):
             raise SetError("MotherBox(MO_UP) needs fields= as a non-empty mapping of new values")
         self._check_filter("update")
         sql, params = joins.update(self.database.dialect, self.table, self.fields, self.filter)
-        self.rowcount = self.executor._run(sql, params, lambda cursor: cursor.rowcount)
+        self.rowcount = self.executor.run(sql, params, lambda cursor: cursor.rowcount)
         return self.rowcount
 
     def delete(self) -> int:
         """DELETE the matching rows (no filter: every row); returns the row count."""
         self._check_filter("delete")
         sql, params = joins.delete(self.database.dialect, self.table, self.filter)
-        self.rowcount = self.executor._run(sql, params, lambda cursor: cursor.rowcount)
+        self.rowcount = self.executor.run(sql, params, lambda cursor: cursor.rowcount)
         return self.rowcount
 
 
@@ -198,7 +199,7 @@ class MotherMany(_RecordSet):
             else:
                 sql = template(dialect, self.table, "insert", columns, returning=pkey)
                 seq = [template_params(columns, (), row) for row in rows]
-                result = self.executor._run_many(sql, seq, bool(pkey))
+                result = self.executor.run_many(sql, seq, bool(pkey))
             for row, back in zip(rows, result):
                 for name in [n for n, v in row.items() if v is SQL_DEFAULT]:
                     del row[name]
@@ -219,7 +220,7 @@ class MotherMany(_RecordSet):
                     self.table.primary_key)
             params = {f"v{n}": value for n, value in
                       enumerate(row[name] for row in chunk for name in columns)}
-            result.extend(self.executor._run(sql, params, lambda cursor: cursor.fetchall()))
+            result.extend(self.executor.run(sql, params, lambda cursor: cursor.fetchall()))
         return result
 
     def _keyed(self, kind: str, set_columns: Sequence[str] | None) -> None:
@@ -243,7 +244,7 @@ class MotherMany(_RecordSet):
             nulls = [name for name, null in shape if name not in columns and null]
             sql = template(dialect, self.table, kind, columns, keys, null_keys=nulls)
             seq = [template_params(columns, keys, row) for row in rows]
-            self.executor._run_many(sql, seq, False)
+            self.executor.run_many(sql, seq, False)
 
     def delete(self) -> None:
         """DELETE the rows matching each dict (every column of the dict must match)."""

@@ -1,9 +1,13 @@
 """The unit of work of a session: identity map, change tracking, journal and batched flush.
 
-Record states::
+Every change of a record's state is made here (records and sessions call the
+functions and methods below)::
 
     TRANSIENT --persist()--> PENDING --flush--> PERSISTENT --delete()--> DELETED --flush--> GONE
-                                                  (setField: dirty)
+        |                      |                 ^   (setField: dirty; update()/flush: clean)
+        |                      +--delete()--> TRANSIENT
+        +--insert()/load() (now, MO_SAVE/MO_LOAD)-+   PERSISTENT --delete() now--> GONE
+                                             GONE --persist()--> PENDING; --load()--> PERSISTENT
 
 A journal keeps, per transaction and per savepoint, the state each touched
 object had before it was first changed there; rolling back restores it.
@@ -12,17 +16,16 @@ object had before it was first changed there; rolling back restores it.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 from . import sql
-from .dialects.base import RowNotChangedError
+from .database import Database
+from .dialects.base import BatchResult, RowNotChangedError
 from .errors import PrimaryKeyError, SessionConflictError, StaleRecordError
+from .executor import Statement
+from .schema import Table
 from .sql import SQL_DEFAULT
-
-if TYPE_CHECKING:
-    from .records import DbMother
-    from .session import Session
 
 TRANSIENT, PENDING, PERSISTENT, DELETED, GONE = range(5)
 Snapshot = tuple[int, dict[str, Any], Any]
@@ -30,11 +33,48 @@ Snapshot = tuple[int, dict[str, Any], Any]
 SWEEP_MIN = 1024
 
 
+class Owner(Protocol):
+    """The session records live in, as records and the unit of work see it (a
+    :class:`~mother.session.Session`; this module and the records sit below it)."""
+
+    database: Database
+    name: str
+    readonly: bool
+    uow: UnitOfWork[Any]
+
+    @property
+    def closed(self) -> bool: ...
+    def check_writable(self, what: str) -> None: ...
+    def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any: ...
+    def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]: ...
+    def batch(self, statements: list[Statement], commit: bool = False,
+              must_change: Collection[int] = ()) -> list[BatchResult]: ...
+    def failed(self, error: BaseException) -> None: ...
+    def flush(self) -> None: ...
+
+
+class Tracked(Protocol):
+    """A record as the unit of work sees it (a :class:`~mother.records.DbMother`)."""
+
+    table_name: str
+    _mo_state: int
+    _mo_store: dict[str, Any]
+    _mo_dirty: set[str] | None
+    _mo_session: Owner | None
+
+    @property
+    def _mo_key(self) -> tuple[Any, ...] | None: ...
+
+
+#: the record type a unit of work holds
+R = TypeVar("R", bound=Tracked)
+
+
 def _bare(key: tuple[Any, ...]) -> Any:
     return key[0] if len(key) == 1 else key
 
 
-class IdentityMap:
+class IdentityMap(Generic[R]):
     """One object per row: per table, primary key -> a weak reference to the object.
 
     Keys are given as tuples and kept bare: a one-column key is the value
@@ -48,22 +88,22 @@ class IdentityMap:
     """
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[Any, weakref.ref[DbMother]]] = {}
+        self.tables: dict[str, dict[Any, weakref.ref[R]]] = {}
         self.entries = 0
         #: entries whose object died since the last sweep (an upper bound)
         self.dead = 0
         self._died = self._count_death  # one bound method shared by every reference
 
-    def _count_death(self, ref: weakref.ref[DbMother]) -> None:
+    def _count_death(self, ref: weakref.ref[R]) -> None:
         self.dead += 1
 
-    def get(self, table: str, key: Any) -> DbMother | None:
+    def get(self, table: str, key: Any) -> R | None:
         """The live object of the row ``key`` (a tuple) of ``table``, or None."""
         rows = self.tables.get(table)
         ref = rows.get(_bare(key)) if rows is not None else None
         return ref() if ref is not None else None
 
-    def add(self, table: str, key: Any, obj: DbMother) -> None:
+    def add(self, table: str, key: Any, obj: R) -> None:
         """Map the row ``key`` of ``table`` to ``obj`` (replacing a dead or other entry)."""
         rows = self.tables.get(table)
         if rows is None:
@@ -78,11 +118,13 @@ class IdentityMap:
         if self.dead >= SWEEP_MIN and 2 * self.dead >= self.entries:
             self.sweep()
 
-    def discard(self, table: str, key: Any, obj: DbMother) -> None:
+    def discard(self, table: str, key: Any, obj: R) -> None:
         """Unmap the row ``key`` of ``table`` if it maps to ``obj`` (or to a dead object)."""
         rows = self.tables.get(table)
         key = _bare(key)
-        ref = rows.get(key) if rows is not None else None
+        if rows is None:
+            return
+        ref = rows.get(key)
         if ref is not None and (ref() is obj or ref() is None):
             del rows[key]
             self.entries -= 1
@@ -91,7 +133,7 @@ class IdentityMap:
         """Whether some live object of ``table`` is mapped."""
         return any(ref() is not None for ref in self.tables.get(table, {}).values())
 
-    def objects(self) -> list[DbMother]:
+    def objects(self) -> list[R]:
         return [obj for rows in self.tables.values() for ref in list(rows.values())
                 if (obj := ref()) is not None]
 
@@ -107,34 +149,92 @@ class IdentityMap:
             self.entries += len(kept)
 
 
-def snapshot(obj: DbMother) -> Snapshot:
+def snapshot(obj: R) -> Snapshot:
     dirty = obj._mo_dirty
     return (obj._mo_state, dict(obj._mo_store), set(dirty) if dirty else None)
 
 
-class UnitOfWork:
-    def __init__(self, session: Session) -> None:
+# -- the record state transitions of statements run now (a record's flags and methods) or
+# -- in a flush; ``uow`` is the unit of work of the record's session (None without one)
+def inserted(obj: R, uow: UnitOfWork[R] | None, row: Any) -> None:
+    """The INSERT of ``obj`` ran: defaults are the database's now, the key read back
+    (``row``) is stored, nothing is dirty: PERSISTENT."""
+    if uow is not None:
+        uow.touch(obj)
+    store = obj._mo_store
+    for name in [name for name, value in store.items() if value is SQL_DEFAULT]:
+        del store[name]
+    if row:
+        store.update(row)
+    obj._mo_state = PERSISTENT
+    obj._mo_dirty = None
+    if uow is not None:
+        uow.sync(obj)
+
+
+def deleted(obj: R, uow: UnitOfWork[R] | None) -> None:
+    """The DELETE of ``obj``'s row ran: GONE, and no longer the object of its row."""
+    if uow is not None:
+        uow.touch(obj)
+    obj._mo_state = GONE
+    if uow is not None:
+        uow.sync(obj)
+        key = obj._mo_key
+        if key is not None:
+            uow.identity.discard(obj.table_name, key, obj)
+
+
+def loaded(obj: R, uow: UnitOfWork[R] | None, row: Any) -> R:
+    """``obj``'s row was read (``row``, its values): stored, clean, PERSISTENT; in a
+    session the object already mapped for the row wins (it is returned)."""
+    obj._mo_store.update(row)
+    obj._mo_dirty = None
+    if obj._mo_state in (TRANSIENT, GONE):
+        obj._mo_state = PERSISTENT
+    return uow.adopt(obj) if uow is not None else obj
+
+
+def changed(obj: R, uow: UnitOfWork[R] | None, name: str) -> None:
+    """Column ``name`` of ``obj`` was set: dirty (written at the next flush or update)."""
+    if obj._mo_dirty is None:
+        obj._mo_dirty = {name}
+    else:
+        obj._mo_dirty.add(name)
+    if uow is not None and obj._mo_state == PERSISTENT:
+        uow.dirty[id(obj)] = obj
+
+
+def cleaned(obj: R, uow: UnitOfWork[R] | None, dirty: set[str] | None = None) -> None:
+    """``obj``'s changes were written (an UPDATE ran): clean; with ``dirty``, the UPDATE
+    failed and those columns are dirty again."""
+    obj._mo_dirty = dirty
+    if uow is not None:
+        uow.sync(obj)
+
+
+class UnitOfWork(Generic[R]):
+    def __init__(self, session: Owner) -> None:
         self.session = session
-        self.identity = IdentityMap()
-        self.new: dict[int, DbMother] = {}
-        self.dirty: dict[int, DbMother] = {}
-        self.deleted: dict[int, DbMother] = {}
+        self.identity: IdentityMap[R] = IdentityMap()
+        self.new: dict[int, R] = {}
+        self.dirty: dict[int, R] = {}
+        self.deleted: dict[int, R] = {}
         #: the journal: per transaction and savepoint, each touched object's earlier state;
         #: weak, so an object nobody holds any more is simply forgotten
-        self.frames: list[weakref.WeakKeyDictionary[DbMother, Snapshot]] = [
+        self.frames: list[weakref.WeakKeyDictionary[R, Snapshot]] = [
             weakref.WeakKeyDictionary()]
 
     # -- bookkeeping -----------------------------------------------------------------------
     def has_pending(self) -> bool:
         return bool(self.new or self.dirty or self.deleted)
 
-    def touch(self, obj: DbMother) -> None:
+    def touch(self, obj: R) -> None:
         """Remember ``obj`` as it is now, before its first change in the current frame."""
         frame = self.frames[-1]
         if obj not in frame:
             frame[obj] = snapshot(obj)
 
-    def sync(self, obj: DbMother) -> None:
+    def sync(self, obj: R) -> None:
         """Put ``obj`` in the collection its state calls for, and in the identity map."""
         key = id(obj)
         state = obj._mo_state
@@ -152,7 +252,7 @@ class UnitOfWork:
             else:
                 self.identity.discard(obj.table_name, ident, obj)
 
-    def own(self, obj: DbMother) -> None:
+    def own(self, obj: R) -> None:
         """Bind ``obj`` to this session, refusing objects of another live session."""
         other = obj._mo_session
         if other is not None and other is not self.session and not other.closed:
@@ -161,7 +261,26 @@ class UnitOfWork:
                 f"{self.session.name!r}: use merge() to copy it")
         obj._mo_session = self.session
 
-    def adopt(self, obj: DbMother) -> DbMother:
+    def persist(self, obj: R) -> None:
+        """``session.persist(obj)``: a new (or deleted) object is queued for insertion;
+        a stored one is simply tracked."""
+        self.own(obj)
+        self.touch(obj)
+        if obj._mo_state in (TRANSIENT, GONE):
+            obj._mo_state = PENDING
+        self.sync(obj)
+
+    def delete(self, obj: R) -> None:
+        """``session.delete(obj)``: queued for deletion; a pending insert is dropped."""
+        self.own(obj)
+        self.touch(obj)
+        if obj._mo_state == PENDING:
+            obj._mo_state = TRANSIENT
+        elif obj._mo_state in (PERSISTENT, TRANSIENT):
+            obj._mo_state = DELETED
+        self.sync(obj)
+
+    def adopt(self, obj: R) -> R:
         """Register a freshly loaded ``obj``; an object already mapped for its row wins."""
         key = obj._mo_key
         if key is not None:
@@ -174,7 +293,7 @@ class UnitOfWork:
         self.sync(obj)
         return obj
 
-    def tracks(self, obj: DbMother) -> bool:
+    def tracks(self, obj: R) -> bool:
         """Whether ``obj`` is pending here or is the mapped object of its row."""
         ident = id(obj)
         if ident in self.new or ident in self.dirty or ident in self.deleted:
@@ -182,7 +301,7 @@ class UnitOfWork:
         key = obj._mo_key
         return key is not None and self.identity.get(obj.table_name, key) is obj
 
-    def forget(self, obj: DbMother) -> None:
+    def forget(self, obj: R) -> None:
         """Detach ``obj``: no longer tracked, its pending changes dropped from the session."""
         obj._mo_state = TRANSIENT if obj._mo_state == PENDING else obj._mo_state
         for collection in (self.new, self.dirty, self.deleted):
@@ -194,7 +313,7 @@ class UnitOfWork:
             frame.pop(obj, None)
         obj._mo_session = None
 
-    def objects(self) -> Iterator[DbMother]:
+    def objects(self) -> Iterator[R]:
         yield from self.identity.objects()
         yield from list(self.new.values())
 
@@ -246,9 +365,9 @@ class UnitOfWork:
         statements: list[tuple[str, list[dict[str, Any]], bool]] = []
         appliers: list[Any] = []
         #: the updates and deletes by key, by statement index: each must change its row
-        checked: dict[int, tuple[str, list[DbMother]]] = {}
+        checked: dict[int, tuple[str, list[R]]] = {}
 
-        groups: dict[tuple[Any, ...], list[DbMother]] = {}
+        groups: dict[tuple[Any, ...], list[R]] = {}
         for obj in self.new.values():
             columns = tuple(name for name, value in obj._mo_store.items()
                             if value is not SQL_DEFAULT)
@@ -264,21 +383,21 @@ class UnitOfWork:
                 bool(returning)))
             appliers.append((self._inserted, objs, returning))
 
-        updates: dict[tuple[Any, ...], list[DbMother]] = {}
+        updates: dict[tuple[Any, ...], list[R]] = {}
         for obj in self.dirty.values():
-            updates.setdefault((obj.table_name, tuple(sorted(obj._mo_dirty))), []).append(obj)
+            updates.setdefault((obj.table_name, tuple(sorted(obj._mo_dirty or ()))), []).append(obj)
         for (table_name, columns), objs in updates.items():
             table = schema.table(table_name)
             keys = self._require_key(table, objs, "update")
             checked[len(statements)] = ("update", objs)
             statements.append((
                 sql.template(dialect, table, "update", columns, keys),
-                [sql.template_params(columns, keys, obj._mo_store, dict(zip(keys, obj._mo_key)))
-                 for obj in objs],
+                [sql.template_params(columns, keys, obj._mo_store,
+                                     dict(zip(keys, obj._mo_key or ()))) for obj in objs],
                 False))
             appliers.append((self._updated, objs, ()))
 
-        deletes: dict[str, list[DbMother]] = {}
+        deletes: dict[str, list[R]] = {}
         for obj in self.deleted.values():
             deletes.setdefault(obj.table_name, []).append(obj)
         schema.check_acyclic(deletes)
@@ -288,20 +407,20 @@ class UnitOfWork:
             checked[len(statements)] = ("delete", objs)
             statements.append((
                 sql.template(dialect, table, "delete", (), keys),
-                [sql.template_params((), keys, {}, dict(zip(keys, obj._mo_key))) for obj in objs],
+                [sql.template_params((), keys, {}, dict(zip(keys, obj._mo_key or ())))
+                 for obj in objs],
                 False))
             appliers.append((self._deleted, objs, ()))
 
         try:
             try:
-                results = self.session._batch(statements, commit, checked)
+                results = self.session.batch(statements, commit, checked)
             except RowNotChangedError as error:
                 what, objs = checked[error.statement]
                 obj = objs[error.index]
-                raise StaleRecordError(obj.table_name, obj._mo_key, what) from error
+                raise StaleRecordError(obj.table_name, obj._mo_key or (), what) from error
         except BaseException as error:
-            if self.session._lost is None:
-                self.session._failed = error
+            self.session.failed(error)
             for _, objs, _ in appliers:  # a value the database refused: name its column
                 for obj in objs:
                     named = sql.rejected(error, obj._mo_store, obj.table_name)
@@ -312,36 +431,22 @@ class UnitOfWork:
             apply(objs, result.rows, extra)
 
     @staticmethod
-    def _require_key(table: Any, objs: list[DbMother], what: str) -> tuple[str, ...]:
+    def _require_key(table: Table, objs: list[R], what: str) -> tuple[str, ...]:
         keys = table.primary_key
         if not keys or any(obj._mo_key is None for obj in objs):
             raise PrimaryKeyError(f"cannot {what} a {table.name} record tracked by the session "
                                   "without its primary key")
         return keys
 
-    def _inserted(self, objs: list[DbMother], rows: list[Any], returning: tuple[str, ...]) -> None:
+    def _inserted(self, objs: list[R], rows: list[Any], returning: tuple[str, ...]) -> None:
         for index, obj in enumerate(objs):
-            self.touch(obj)
-            store = obj._mo_store
-            for name in [name for name, value in store.items() if value is SQL_DEFAULT]:
-                del store[name]
-            if returning:
-                store.update(rows[index])
-            obj._mo_state = PERSISTENT
-            obj._mo_dirty = None
-            self.sync(obj)
+            inserted(obj, self, rows[index] if returning else None)
 
-    def _updated(self, objs: list[DbMother], rows: list[Any], extra: Any) -> None:
+    def _updated(self, objs: list[R], rows: list[Any], extra: Any) -> None:
         for obj in objs:
             self.touch(obj)
-            obj._mo_dirty = None
-            self.sync(obj)
+            cleaned(obj, self)
 
-    def _deleted(self, objs: list[DbMother], rows: list[Any], extra: Any) -> None:
+    def _deleted(self, objs: list[R], rows: list[Any], extra: Any) -> None:
         for obj in objs:
-            self.touch(obj)
-            obj._mo_state = GONE
-            self.sync(obj)
-            key = obj._mo_key
-            if key is not None:
-                self.identity.discard(obj.table_name, key, obj)
+            deleted(obj, self)

@@ -18,76 +18,25 @@ import psycopg
 import pytest
 import transaction
 import webtest
-from mother_zope_testapp.zmi import CONNECTION_ADD, connection_form, delete, dsn_of
 
 import mother
 import mother.zope
-
-ADMIN = ("admin", "secret")
-
-ZOPE_CONF = """\
-%define INSTANCE {home}
-instancehome $INSTANCE
-<zodb_db main>
-    <mappingstorage />
-    mount-point /
-</zodb_db>
-max-conflict-retries 2
-"""
-
-SITE_ZCML = """\
-<configure xmlns="http://namespaces.zope.org/zope"
-           xmlns:five="http://namespaces.zope.org/five"
-           xmlns:mother="http://namespaces.zope.org/mother">
-  <include package="Zope2.App" />
-  <include package="Products.Five" />
-  <five:loadProducts file="meta.zcml" />
-  <five:loadProducts />
-  <include package="mother.zope" />
-  <include package="mother_zope_testapp" />
-  <mother:database name="default" dsn="{pg}" pool_min="1" pool_max="5" twophase="on" />
-  <mother:database name="lite" dsn="sqlite:///{lite}" pool_min="1" pool_max="2" />
-</configure>
-"""
-
-PG_DDL = """
-DROP TABLE IF EXISTS notes, counters, guarded, parents;
-CREATE TABLE notes (id SERIAL PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
-CREATE TABLE parents (id INTEGER PRIMARY KEY);
-CREATE TABLE guarded (id SERIAL PRIMARY KEY, body TEXT,
-    ref INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED);
-INSERT INTO counters VALUES (1, 0), (2, 0);
-"""
-
-LITE_DDL = """
-DROP TABLE IF EXISTS notes;
-CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
-"""
-
-
-def _with_db(dsn: str, dbname: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(dsn)
-    params["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**params)
+from tests.support.pgserver import create_databases, drop_databases
+from tests.support.zopeapp.instance import ADMIN, LITE_DDL, PG_DDL, SITE_ZCML, ZOPE_CONF
+from tests.support.zopeapp.zmi import CONNECTION_ADD, connection_form, delete, dsn_of
 
 
 @pytest.fixture(scope="session")
 def zope_pg(pg_server: str) -> Iterator[str]:
     """A PostgreSQL database of its own for the Zope instance (REPEATABLE READ by default)."""
     name = f"mother_zope_{uuid.uuid4().hex[:10]}"
+    [dsn] = create_databases(pg_server, [name])
     with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
         conn.execute(f"ALTER DATABASE \"{name}\" SET default_transaction_isolation "
                      "= 'repeatable read'")
-    yield _with_db(pg_server, name)
+    yield dsn
     mother.close_all()
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        for gid, in conn.execute("SELECT gid FROM pg_prepared_xacts WHERE database = %s",
-                                 (name,)).fetchall():
-            with psycopg.connect(_with_db(pg_server, name), autocommit=True) as other:
-                other.execute(psycopg.sql.SQL("ROLLBACK PREPARED {}").format(gid))
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_databases(pg_server, [name])
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +51,7 @@ def zope_instance(zope_pg: str, tmp_path_factory: pytest.TempPathFactory) -> dic
     (home / "var").mkdir()
     (home / "etc" / "zope.conf").write_text(ZOPE_CONF.format(home=home))
     (home / "etc" / "site.zcml").write_text(SITE_ZCML.format(pg=zope_pg, lite=lite))
-    from mother_zope_testapp import views
+    from tests.support.zopeapp import views
 
     views.SETTINGS["pg"] = zope_pg
     wsgi = HTTPExceptionHandler(make_wsgi_app({}, str(home / "etc" / "zope.conf")))
@@ -123,7 +72,7 @@ def zope_instance(zope_pg: str, tmp_path_factory: pytest.TempPathFactory) -> dic
 @pytest.fixture
 def zope_tables(zope_instance: dict[str, Any]) -> dict[str, Any]:
     """Fresh tables in both databases; attempt and failure records cleared."""
-    from mother_zope_testapp import views
+    from tests.support.zopeapp import views
 
     with psycopg.connect(zope_instance["pg"], autocommit=True) as conn:
         conn.execute(PG_DDL)

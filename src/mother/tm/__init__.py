@@ -9,15 +9,8 @@ the background. See the "Transactions" chapter.
 
 from . import autorecovery, commitlog
 from .commitlog import COMMIT_LOG
-from .datamanager import (
-    GID_PREFIX,
-    MotherDataManager,
-    NoActiveTransactionError,
-    TransactionState,
-    join,
-    make_gid,
-    parse_gid,
-)
+from .datamanager import MotherDataManager, NoActiveTransactionError, TransactionState, join
+from .gid import GID_PREFIX, make_gid, parse_gid
 from .recovery import Branch, RecoveryReport, recover
 from .scoping import Registration, current_session, register, unregister
 

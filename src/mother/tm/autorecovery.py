@@ -28,12 +28,10 @@ import random
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..database import Database, databases
-
-if TYPE_CHECKING:
-    from .recovery import RecoveryReport
+from .recovery import RecoveryReport, recover
 
 #: results go to the recovery logger, where ``mother recover`` reports too
 log = logging.getLogger("mother.tm.recovery")
@@ -153,9 +151,6 @@ class _AutoRecovery:
                 self._forget()
 
     def _run(self, targets: list[Database]) -> None:
-        # imported here: the data manager imports this module, and recovery imports it
-        from .recovery import recover
-
         names = ", ".join(db.name for db in targets)
         # connections kept between runs, per database name and DSN (a replaced database
         # gets a new one); they belong to this thread alone

@@ -57,11 +57,9 @@ from ..errors import (
 )
 from ..session import Session
 from . import autorecovery, commitlog
+from .gid import GID_PREFIX, make_gid
 
 log = logging.getLogger(__name__)
-
-#: every global transaction id made by dbmother starts with this
-GID_PREFIX = "mother"
 
 # phases of a branch
 ACTIVE, FLUSHED, PREPARED, IN_DOUBT, COMMITTED, DONE = (
@@ -105,22 +103,6 @@ def in_transaction(manager: Any) -> bool:
     return True
 
 
-def make_gid(global_id: str, decider: str, branch: int) -> str:
-    """A branch id: ``mother:<global id>:<decider's database id>:<branch number>``
-    (ASCII, under 64 bytes, unique per branch; branch 0 is the decider)."""
-    return f"{GID_PREFIX}:{global_id}:{decider}:{branch}"
-
-
-def parse_gid(gid: str) -> tuple[str, str, int] | None:
-    """``(global id, decider's database id, branch number)`` of a dbmother branch id,
-    or None for a foreign one."""
-    parts = gid.split(":")
-    if (len(parts) == 4 and parts[0] == GID_PREFIX and len(parts[1]) == 32
-            and parts[2] and parts[3].isdigit()):
-        return parts[1], parts[2], int(parts[3])
-    return None
-
-
 def joined_resources(txn: Any) -> list[Any] | None:
     """Every resource joined to ``txn`` (the package keeps them private; None if unknown)."""
     return getattr(txn, "_resources", None)
@@ -153,7 +135,8 @@ class TransactionState:
     @classmethod
     def of(cls, txn: Any, manager: Any = None) -> TransactionState:
         try:
-            return txn.data(_KEY)
+            found: TransactionState = txn.data(_KEY)
+            return found
         except KeyError:
             state = cls(txn, manager or transaction.manager)
             txn.set_data(_KEY, state)
@@ -228,7 +211,7 @@ class TransactionState:
                     continue
                 if isinstance(outcome, EndLost) and outcome.ran is not False:
                     dm.move(IN_DOUBT)  # it may have prepared: tpc_abort looks for it
-                    dm.session._guard(outcome.cause)
+                    dm.handle.failed(outcome.cause)
                     outcome = outcome.cause  # type: ignore[assignment]
                 dm.vote_error = outcome
 
@@ -239,9 +222,9 @@ class TransactionState:
         for dm in self.writers or ():
             if dm.mode == ONE_PHASE and dm.phase == FLUSHED:
                 if dm is self.decider:
-                    dm.session._commit(commitlog.decision(dm.database, self.global_id))
+                    dm.handle.commit(commitlog.decision(dm.database, self.global_id))
                 else:
-                    dm.session._commit()
+                    dm.handle.commit()
                 dm.move(COMMITTED)
                 if dm is self.decider:
                     self.decision = DECIDED
@@ -265,7 +248,7 @@ class TransactionState:
         committed (retry it if it is still prepared); raise if nobody can tell."""
         decider = self.decider
         assert decider is not None and decider.gid is not None
-        decider.session._guard(error)
+        decider.handle.failed(error)
         db = decider.database
         log.warning("transaction %s: COMMIT PREPARED of the decider %s failed (%s); asking "
                     "the server again", self.global_id, decider.gid, error)
@@ -326,6 +309,8 @@ class MotherDataManager:
 
     def __init__(self, session: Session, transaction_manager: Any, txn: Any) -> None:
         self.session = session
+        #: how the data manager drives the session (it touches nothing else of it)
+        self.handle = session.manage(self)
         self.transaction_manager = transaction_manager
         self.transaction = txn
         self.database = session.database
@@ -349,9 +334,12 @@ class MotherDataManager:
 
     def move(self, phase: str) -> None:
         """Go to ``phase``: one of ``MOVES``, or it is a bug."""
-        if (self.phase, phase) not in MOVES:
+        move = (self.phase, phase)
+        if move not in MOVES:
             raise AssertionError(f"{self!r}: no move from {self.phase} to {phase}")
         self.phase = phase
+        log.debug("session %s on %r: %s -> %s", self.handle.name, self.database.name, *move,
+                  extra={"move": move, "session": self.handle.name})
 
     # -- commit ---------------------------------------------------------------------------
     def tpc_begin(self, txn: Any) -> None:
@@ -360,18 +348,18 @@ class MotherDataManager:
         The transaction's only resource commits right here instead, its COMMIT riding
         with the flush; a session the server says only read commits here too.
         """
-        session = self.session
-        if session.closed:
-            raise SessionClosedError(f"session {session.name!r} ended inside its transaction")
+        handle = self.handle
+        if handle.closed:
+            raise SessionClosedError(f"session {handle.name!r} ended inside its transaction")
         if self.state.alone(self, txn):
-            self.mode = ONE_PHASE if session.wrote or session.uow.has_pending() else READ_ONLY
-            session._commit()
+            self.mode = ONE_PHASE if handle.wrote else READ_ONLY
+            handle.commit()
             self.move(COMMITTED)
-        elif not session.wrote and not session.uow.has_pending() and session._commit_if_read():
+        elif not handle.wrote and handle.commit_if_read():
             self.mode = READ_ONLY
             self.move(COMMITTED)
         else:
-            session.flush()
+            handle.flush()
             self.move(FLUSHED)
 
     def commit(self, txn: Any) -> None:
@@ -381,35 +369,27 @@ class MotherDataManager:
         """PREPARE TRANSACTION (every preparing branch at once, see
         :meth:`TransactionState.prepare_all`); one-phase writers commit later, in the
         Decision resource's vote."""
-        if self.phase != FLUSHED:
-            return
-        self.state.plan()
-        if self.mode == PREPARE:
-            self.state.prepare_all()
-            if self.vote_error is not None:
-                error, self.vote_error = self.vote_error, None
-                raise error
+        if self.phase == FLUSHED:
+            self.state.plan()
+            if self.mode == PREPARE:
+                self.state.prepare_all()
+        if self.vote_error is not None:  # also when the PREPARE left the branch in doubt
+            error, self.vote_error = self.vote_error, None
+            raise error
 
     def prepare_job(self) -> tuple[Any, str, list[tuple[str, Any]]]:
         """What this branch's PREPARE sends: ``(connection, gid, statements before it)``;
         the decider's commit decision rides in the same round trip."""
-        session, gid = self.session, self.gid
-        assert gid is not None
+        assert self.gid is not None
         statements = ([commitlog.decision(self.database, self.state.global_id)]
                       if self.state.decider is self else [])
-        for sql, params in statements:
-            session._log(sql, params)
-        session._log(f"PREPARE TRANSACTION '{gid}'", None)
-        return session.connection(), gid, statements
+        return self.handle.prepare_job(self.gid, statements)
 
     def finish(self, commit: bool) -> bool:
         """COMMIT (or ROLLBACK) PREPARED this branch; False if another process had
         finished it."""
         assert self.gid is not None
-        verb = "COMMIT" if commit else "ROLLBACK"
-        self.session._log(f"{verb} PREPARED '{self.gid}'", None)
-        conn = self.session._conn
-        return self.database.dialect.finish_prepared(conn, self.gid, commit)
+        return self.handle.finish_prepared(self.gid, commit)
 
     def tpc_finish(self, txn: Any) -> None:
         """COMMIT PREPARED and end the session; never raises: the decision is durable,
@@ -428,7 +408,7 @@ class MotherDataManager:
                 log.info("branch %s was already resolved by recovery", self.gid)
             return
         except Exception as error:
-            self.session._guard(error)
+            self.handle.failed(error)
             log.warning("could not %s branch %s (%s): trying a new connection",
                         verb, self.gid, error)
         try:
@@ -471,12 +451,10 @@ class MotherDataManager:
 
     def _end(self, rollback: bool) -> None:
         self.move(DONE)
-        session = self.session
-        session.manager = None
         try:
-            session._close(rollback=rollback)
+            self.handle.end(rollback)
         except Exception:
-            log.error("could not end session %s cleanly", session.name, exc_info=True)
+            log.error("could not end session %s cleanly", self.handle.name, exc_info=True)
 
     # -- savepoints and retries -------------------------------------------------------------
     def savepoint(self) -> _Savepoint:
@@ -492,25 +470,17 @@ class MotherDataManager:
 @implementer(IDataManagerSavepoint)
 class _Savepoint:
     def __init__(self, dm: MotherDataManager) -> None:
-        session = dm.session
-        if dm.phase != ACTIVE or session.closed:
-            raise SessionClosedError(f"session {session.name!r} is no longer in the transaction")
+        if dm.phase != ACTIVE or dm.handle.closed:
+            raise SessionClosedError(f"session {dm.handle.name!r} is no longer in the transaction")
         self.dm = dm
-        self.depth = len(session.uow.frames)
-        wrote = session.wrote
-        self.name = session.savepoint()
-        session.wrote = wrote  # a savepoint alone writes nothing
+        self.savepoint = dm.handle.savepoint()
 
     def rollback(self) -> None:
         """ROLLBACK TO SAVEPOINT; objects changed since go back too. The savepoint stays valid."""
-        session = self.dm.session
-        if self.dm.phase != ACTIVE or session.closed:
-            raise SessionClosedError(f"session {session.name!r} is no longer in the transaction")
-        uow = session.uow
-        while len(uow.frames) > self.depth + 1:
-            uow.restore()  # savepoints taken after this one
-        session.rollback_savepoint(self.name)
-        uow.push()
+        dm = self.dm
+        if dm.phase != ACTIVE or dm.handle.closed:
+            raise SessionClosedError(f"session {dm.handle.name!r} is no longer in the transaction")
+        dm.handle.rollback_to(self.savepoint)
 
 
 def join(session: Session, transaction_manager: Any = None) -> MotherDataManager:
@@ -534,6 +504,5 @@ def join(session: Session, transaction_manager: Any = None) -> MotherDataManager
     dm = MotherDataManager(session, manager, txn)
     txn.join(dm)
     dm.state.managers.append(dm)
-    session.manager = dm
     autorecovery.ensure_started(session.database)
     return dm

@@ -36,7 +36,7 @@ from ..config import make_settings
 from ..database import Database, resolve
 from ..database import databases as configured
 from . import commitlog
-from .datamanager import make_gid, parse_gid
+from .gid import make_gid, parse_gid
 
 log = logging.getLogger("mother.tm.recovery")
 

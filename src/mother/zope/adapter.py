@@ -133,7 +133,7 @@ def _fetch(max_rows: int) -> Callable[[Any], Answer]:
 def run_statement(session: mother.Session, sql: str, max_rows: int = 0) -> Answer:
     """Run one statement without parameters on ``session`` (as the session runs its own:
     in its transaction, marked as a write unless it reads, errors translated)."""
-    answer: Answer = session._run(sql, None, _fetch(max_rows))
+    answer: Answer = session.run(sql, None, _fetch(max_rows))
     return answer
 
 

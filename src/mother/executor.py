@@ -1,0 +1,545 @@
+"""Running SQL, the layer below sessions: raw queries, statements on a connection that
+is always inside a transaction (losing and replacing it), and the shared connection.
+
+Nothing here knows records or the unit of work: :class:`~mother.session.Session`
+adds them on top of :class:`Transactional`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+from .database import Database
+from .dialects.base import BatchResult, EndLost
+from .errors import (
+    CommitOutcomeUnknownError,
+    ConfigError,
+    ConnectionLostError,
+    FlushError,
+    NotUniqueError,
+    ReadOnlySessionError,
+    SessionClosedError,
+)
+from .sql import MoFilter, naming_values
+from .sql import raw as raw_query
+
+sql_log = logging.getLogger("mother.sql")
+log = logging.getLogger(__name__)
+#: what looks like a read: all a read-only session may send (the server refuses a write
+#: hidden behind it: a data-modifying WITH, a function called by a SELECT); any other
+#: statement marks a session written, and one that sent only these is asked at commit
+READS = re.compile(r"\s*(SELECT|WITH|SHOW|VALUES|EXPLAIN|TABLE)\b", re.IGNORECASE)
+#: one statement of a batch: ``(sql, parameter sets, whether it returns rows)``
+Statement = tuple[str, list[dict[str, Any]], bool]
+
+
+def _rows(cursor: Any) -> list[dict[str, Any]]:
+    return cursor.fetchall() if cursor.description else []
+
+
+def shown(sql: str, limit: int = 200) -> str:
+    """A statement for an error message: on one line, cut only when very long."""
+    text = " ".join(sql.split())
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def _raw_values(params: Any) -> Mapping[str, Any]:
+    """The named values of a raw query (MoFilter dict keys are columns) for error messages."""
+    if isinstance(params, MoFilter):
+        values = dict(params.params)
+        for kind, value, _table in params.parts:
+            if kind == "dict":
+                values.update(value)
+        return values
+    return params if isinstance(params, Mapping) else {}
+
+
+class Executor:
+    """Runs SQL for records and raw queries; sessions and the shared connection are executors.
+
+    :meth:`run` and :meth:`run_many` are what the layers above (records, record
+    sets) call; Mother's raw query helpers are built on them.
+    """
+
+    database: Database
+    name: str
+    #: whether writes are refused (read-only sessions)
+    readonly = False
+
+    def check_writable(self, what: str) -> None:
+        """Refuse ``what`` (a write) in a read-only session, before anything is sent."""
+        if self.readonly:
+            raise ReadOnlySessionError(f"session {self.name!r} is read-only: refusing {what}")
+
+    def check_read(self, sql: str) -> None:
+        """In a read-only session, refuse a statement that does not look like a read."""
+        if self.readonly and not READS.match(sql):
+            words = sql.split(None, 1)
+            self.check_writable(f"the statement {(words[0] if words else sql).upper()!r} "
+                                "(only SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN)")
+
+    def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
+        """Run one statement; ``fetch(cursor)`` gives the result."""
+        raise NotImplementedError
+
+    def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
+        """Run one statement per parameter set; with ``returning``, the rows of every run."""
+        raise NotImplementedError
+
+    def log(self, sql: str, params: Any) -> None:
+        """One DEBUG record per statement on ``mother.sql``: the SQL text as written (values
+        never interpolated into it), the parameters as a separate argument and as
+        ``record.params``, the session name as ``record.session``."""
+        if sql_log.isEnabledFor(logging.DEBUG):
+            extra = {"session": self.name, "sql": sql, "params": params}
+            if isinstance(params, list):
+                sql_log.debug("[%s] %s -- %d parameter sets", self.name, sql, len(params),
+                              extra=extra)
+            else:
+                sql_log.debug("[%s] %s -- parameters: %r", self.name, sql, params, extra=extra)
+
+    def _query(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
+        """Run a raw query (a MoFilter adds its conditions, keys checked); a driver error
+        about a value names its parameter (or column)."""
+        text, bound = sql, params
+        if isinstance(params, MoFilter):
+            text, bound = raw_query(self.database.dialect, self.database.schema, sql, params)
+        with naming_values(_raw_values(params)):
+            return self.run(text, bound, fetch)
+
+    # -- Mother's raw query helpers ---------------------------------------------------------
+    def oc_query(self, sql: str, params: Any = None) -> None:
+        """Run a statement, no result."""
+        self._query(sql, params, fetch=lambda cursor: None)
+
+    def mr_query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        """Run a query, all rows as dicts."""
+        rows: list[dict[str, Any]] = self._query(sql, params, fetch=_rows)
+        return rows
+
+    def or_query(self, sql: str, params: Any = None) -> dict[str, Any]:
+        """Run a query that must return exactly one row; that row as a dict."""
+        return self._one_row(sql, params, "or_query")
+
+    def ov_query(self, sql: str, params: Any = None) -> Any:
+        """Run a query that must return exactly one row of one column; that value."""
+        row = self._one_row(sql, params, "ov_query")
+        if len(row) != 1:
+            raise NotUniqueError(f"ov_query {shown(sql)} (columns {', '.join(map(str, row))})",
+                                 len(row), "column")
+        return next(iter(row.values()))
+
+    def _one_row(self, sql: str, params: Any, helper: str) -> dict[str, Any]:
+        rows = self.mr_query(sql, params)
+        if len(rows) != 1:
+            raise NotUniqueError(f"{helper} {shown(sql)}", len(rows))
+        return rows[0]
+
+    def mq_query(self, sql: str, seq: Sequence[Any]) -> None:
+        """Run a statement once per parameter set (executemany), no result."""
+        self.run_many(sql, list(seq), False)
+
+    def mg_query(self, sql: str, seq: Sequence[Any]) -> list[dict[str, Any]]:
+        """Run a statement once per parameter set; the rows of every run, concatenated."""
+        return self.run_many(sql, list(seq), True)
+
+
+class Transactional(Executor):
+    """Statements on one connection that is always inside a transaction.
+
+    The connection comes from the pool on first use (or is the caller's
+    ``pg_conn``: committed, never closed, at the end). A connection found dead
+    before anything ran on it is replaced once; a connection lost later is
+    remembered, and only a rollback may follow. A COMMIT whose reply was lost is
+    never sent again: the server is asked what became of it.
+    """
+
+    def __init__(self, database: Database, name: str, pg_conn: Any = None, *,
+                 readonly: bool = False, isolation_level: str | None = None) -> None:
+        self.database = database
+        self.name = name
+        self.readonly = bool(readonly)
+        #: the isolation level of the transactions (None: the database's)
+        self.isolation_level = isolation_level
+        self._conn = pg_conn
+        self._owned = pg_conn is None
+        self._closed = False
+        self._lost: BaseException | None = None
+        self._fresh = False
+        #: the error of a batch that failed half-way: only a rollback may follow
+        self._failed: BaseException | None = None
+        #: whether the current transaction may have written (read-only sessions skip PREPARE)
+        self.wrote = False
+        #: statements and round trips sent so far (a batch of statements is one)
+        self.statements = 0
+        self.batches = 0
+        if pg_conn is not None:
+            database.dialect.set_session_name(pg_conn, name)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def check_open(self) -> None:
+        """Refuse any use after the end."""
+        if self._closed:
+            raise SessionClosedError(f"session {self.name!r} has ended")
+
+    def check_lost(self) -> None:
+        """Refuse to go on in a transaction whose connection is gone."""
+        if self._lost is not None:
+            raise ConnectionLostError(
+                f"session {self.name!r} lost its connection ({self._lost}); its transaction "
+                "is gone: call rollback() to go on with a new connection")
+
+    def connection(self) -> Any:
+        """The connection, taken from the pool on first use."""
+        self.check_open()
+        self.check_lost()
+        if self._failed is not None:
+            raise FlushError(
+                f"session {self.name!r}: an earlier flush failed ({self._failed}); its "
+                "transaction may hold part of it: call rollback() (or leave begin_nested()) first")
+        if self._conn is None:
+            self._conn = self.database.getconn()
+            self._fresh = True
+        return self._conn
+
+    def failed(self, error: BaseException) -> None:
+        """A batch failed half-way (its transaction may hold part of it): from now on only
+        a rollback may follow. A lost connection says so already."""
+        if self._lost is None:
+            self._failed = error
+
+    def _attempt(self, work: Callable[[Any], Any]) -> Any:
+        """Run ``work(connection)``; a connection found dead before anything ran on it
+        (its server went away while it sat in the pool) is replaced once, nothing lost.
+
+        Work whose closing COMMIT may have run is never sent again: its
+        :class:`~mother.dialects.base.EndLost` goes to :meth:`settle`.
+        """
+        conn = self.connection()
+        fresh, self._fresh = self._fresh, False
+        try:
+            return work(conn)
+        except Exception as error:
+            cause = error.cause if isinstance(error, EndLost) else error
+            self.guard(cause)
+            unsent = not isinstance(error, EndLost) or error.ran is False
+            if fresh and unsent and self._lost is cause:
+                log.info("session %s: replacing a dead pooled connection", self.name)
+                self._lost = None
+                return self._attempt(work)
+            if isinstance(error, EndLost):
+                raise
+            for translate in self.database.error_translators:
+                translated = translate(error)
+                if translated is not None:
+                    raise translated from error
+            raise
+
+    def guard(self, error: BaseException) -> None:
+        """After a driver error: if the connection is gone, remember it and give it back."""
+        conn = self._conn
+        if conn is not None and self.database.dialect.is_broken(conn):
+            self._lost = error
+            self._conn = None
+            if self._owned:
+                with contextlib.suppress(Exception):
+                    self.database.putconn(conn)
+            log.warning("session %s lost its connection: %s", self.name, error)
+
+    def _begin(self, conn: Any) -> None:
+        """Open the transaction (with its options) where none is open."""
+        self.database.dialect.begin(conn, self.name, self.isolation_level, self.readonly)
+
+    def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
+        self.check_open()
+        self.check_read(sql)
+        dialect = self.database.dialect
+        self.log(sql, params)
+
+        def work(conn: Any) -> Any:
+            self._begin(conn)
+            return fetch(dialect.execute(conn, sql, params))
+
+        result = self._attempt(work)
+        self.statements += 1
+        self.batches += 1
+        if not self.wrote and not READS.match(sql):
+            self.wrote = True
+        return result
+
+    def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
+        if not seq:
+            return []
+        self.check_open()
+        self.check_read(sql)
+        return self.batch([(sql, list(seq), returning)])[0].rows
+
+    def batch(self, statements: list[Statement], commit: bool = False,
+              must_change: Collection[int] = ()) -> list[BatchResult]:
+        """Send several executemany statements together (one round trip where the driver
+        can), with ``commit`` a COMMIT after them; see
+        :meth:`~mother.dialects.base.Dialect.run_batch` for ``must_change``."""
+        dialect = self.database.dialect
+        for sql, seq, _ in statements:
+            self.log(sql, seq)
+
+        def work(conn: Any) -> list[BatchResult]:
+            self._begin(conn)
+            return dialect.run_batch(conn, statements, commit, must_change)
+
+        results: list[BatchResult]
+        try:
+            results = self._attempt(work)
+        except EndLost as lost:
+            self.settle(lost)  # raises unless the server says it committed
+            results = lost.results or []
+        self.statements += sum(len(seq) for _, seq, _ in statements)
+        self.batches += 1
+        if statements:
+            self.wrote = True
+        return results
+
+    # -- savepoints -------------------------------------------------------------------------
+    def send_savepoint(self, name: str) -> None:
+        """SAVEPOINT ``name`` (the transaction now counts as written: work may follow)."""
+        conn = self.connection()
+        self.log(f"SAVEPOINT {name}", None)
+        self._begin(conn)
+        self.database.dialect.savepoint(conn, name)
+        self.wrote = True
+
+    def send_release(self, name: str) -> None:
+        """RELEASE SAVEPOINT ``name``."""
+        self.log(f"RELEASE SAVEPOINT {name}", None)
+        self.database.dialect.release_savepoint(self.connection(), name)
+
+    def send_rollback_to(self, name: str) -> None:
+        """ROLLBACK TO SAVEPOINT ``name``; a batch that failed after it is undone with it."""
+        self.check_open()
+        self._failed = None
+        self.log(f"ROLLBACK TO SAVEPOINT {name}", None)
+        try:
+            self.database.dialect.rollback_savepoint(self.connection(), name)
+        except Exception as error:
+            self.guard(error)
+            raise
+
+    # -- the ends of a transaction --------------------------------------------------------
+    def send_commit(self) -> None:
+        """COMMIT the open transaction, if a connection was ever used."""
+        self.check_open()
+        self.check_lost()  # never report a lost transaction as committed
+        conn = self._conn
+        if conn is not None:
+            self.log("COMMIT", None)
+            try:
+                self.database.dialect.commit(conn)
+            except EndLost as lost:
+                self.guard(lost.cause)
+                self.settle(lost)
+            except Exception as error:
+                self.guard(error)
+                raise
+        self.wrote = False
+
+    def send_commit_if_read(self) -> bool:
+        """COMMIT if the database says the transaction wrote nothing; else False (and the
+        transaction now counts as written)."""
+        self.check_open()
+        self.check_lost()
+        conn = self._conn
+        if conn is not None:
+            self.log("COMMIT (if it wrote nothing)", None)
+            try:
+                if not self.database.dialect.commit_if_read_only(conn):
+                    self.wrote = True
+                    return False
+            except Exception as error:
+                self.guard(error)
+                raise
+        return True
+
+    def settle(self, lost: EndLost) -> None:
+        """The connection broke after a COMMIT was sent: return if the transaction
+        committed (or wrote nothing), raise otherwise; never send it again."""
+        self._lost = None  # the transaction is over either way
+        if lost.ran is False:
+            raise ConnectionLostError(
+                f"session {self.name!r} lost its connection before its COMMIT ran: "
+                f"nothing was committed ({lost.cause})") from lost.cause
+        if lost.wrote is False:
+            return  # nothing written: nothing to lose
+        status = self.database.dialect.outcome(lost.xid) if lost.xid is not None else None
+        if status == "committed":
+            log.warning("session %s: the reply to COMMIT was lost; the server says "
+                        "transaction %s committed", self.name, lost.xid)
+            return
+        if status == "aborted":
+            raise ConnectionLostError(
+                f"session {self.name!r} lost its connection during COMMIT; the server says "
+                f"transaction {lost.xid} was rolled back ({lost.cause})") from lost.cause
+        raise CommitOutcomeUnknownError(
+            f"session {self.name!r} lost its connection after sending COMMIT and the server "
+            f"could not tell the outcome (transaction id {lost.xid}, status {status}); "
+            "nothing was sent again", self.name, lost.xid, status) from lost.cause
+
+    def send_rollback(self) -> None:
+        """ROLLBACK the open transaction; a lost connection is forgotten (its transaction
+        is gone with it)."""
+        self.check_open()
+        conn, self._lost, self._failed = self._conn, None, None
+        if conn is not None:
+            self.log("ROLLBACK", None)
+            try:
+                self.database.dialect.rollback(conn)
+            except Exception as error:
+                self.guard(error)
+        self.wrote = False
+
+    def finish_prepared(self, gid: str, commit: bool) -> bool:
+        """COMMIT (or ROLLBACK) PREPARED ``gid`` on this connection (a new one if it has
+        none); False if it was not prepared any more."""
+        self.log(f"{'COMMIT' if commit else 'ROLLBACK'} PREPARED '{gid}'", None)
+        return self.database.dialect.finish_prepared(self._conn, gid, commit)
+
+    def release(self, rollback: bool = False) -> None:
+        """End: the connection goes back to the pool (rolled back first with ``rollback``)."""
+        if self._closed:
+            return
+        conn, self._conn = self._conn, None
+        self._closed = True
+        if conn is None:
+            return
+        if rollback:
+            with contextlib.suppress(Exception):
+                self.database.dialect.rollback(conn)
+        if self._owned:
+            self.database.putconn(conn)
+
+
+class SharedConnection(Executor):
+    """Mother's "persistent" connection, shared by every record without a session.
+
+    Outside ``beginTrans()`` each statement commits by itself. ``beginTrans()``
+    takes a lock that the thread holds until the outermost ``commit()`` or any
+    ``rollback()``: another thread's statements wait, so the work of two
+    threads never interleaves in one transaction.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.name = f"{database.settings.session_name}-shared"
+        self._conn: Any = None
+        self._lock = threading.RLock()
+        self._level = 0
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def _connection(self) -> Any:
+        if self._conn is None or self.database.dialect.is_broken(self._conn):
+            self._conn = self.database.dialect.connect()
+            self.database.dialect.set_session_name(self._conn, self.name)
+        return self._conn
+
+    def _in(self, work: Callable[[Any], Any]) -> Any:
+        dialect = self.database.dialect
+        with self._lock:
+            conn = self._connection()
+            try:
+                dialect.begin(conn)
+                result = work(conn)
+                if self._level == 0:
+                    dialect.commit(conn)
+                return result
+            except Exception:
+                with contextlib.suppress(Exception):
+                    dialect.rollback(conn)
+                # like rollback(): a failed statement ends the whole nested transaction
+                for _ in range(self._level):
+                    self._lock.release()
+                self._level = 0
+                raise
+
+    def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
+        self.log(sql, params)
+        return self._in(lambda conn: fetch(self.database.dialect.execute(conn, sql, params)))
+
+    def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
+        self.log(sql, seq)
+        if not seq:
+            return []
+        rows: list[Any] = self._in(lambda conn: self.database.dialect.run_batch(
+            conn, [(sql, list(seq), returning)], False)[0].rows)
+        return rows
+
+    def beginTrans(self) -> None:
+        """Open (or nest into) a transaction; this thread owns the connection until it ends."""
+        self._lock.acquire()
+        self._level += 1
+
+    def commit(self) -> None:
+        """Commit when the outermost ``beginTrans()`` ends; inner levels only count down."""
+        with self._lock:
+            if self._level == 0:
+                log.warning("commit() without beginTrans() on the shared connection")
+                return
+            if self._level == 1 and self._conn is not None:
+                self.database.dialect.commit(self._conn)
+            self._level -= 1
+            self._lock.release()
+
+    def rollback(self) -> None:
+        """Roll back everything since the outermost ``beginTrans()``."""
+        with self._lock:
+            if self._level == 0:
+                log.warning("rollback() without beginTrans() on the shared connection")
+                return
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self.database.dialect.rollback(self._conn)
+            for _ in range(self._level):
+                self._lock.release()
+            self._level = 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+                self._conn = None
+
+
+_shared_lock = threading.Lock()
+
+
+def shared(database: Database) -> SharedConnection:
+    """The shared ("persistent") connection of ``database``, made on first use."""
+    if not database.settings.persistent_one:
+        raise ConfigError("persistent_one", False, "the shared connection is off: pass a session")
+    found = database.extensions.get(SharedConnection)
+    if found is None:
+        with _shared_lock:
+            found = database.extensions.get(SharedConnection)
+            if found is None:
+                found = database.extensions[SharedConnection] = SharedConnection(database)
+                database.on_close.append(found.close)
+    return found
+
+
+def executor_for(database: Database) -> Executor:
+    """Where a record without a session runs: the transaction's session, else the shared one."""
+    if database.implicit_session is not None:
+        session: Executor | None = database.implicit_session()
+        if session is not None:
+            return session
+    return shared(database)

@@ -1,0 +1,191 @@
+"""The data manager: interfaces, commit and abort of one session, one-phase cases, failure paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import transaction
+from transaction.interfaces import IDataManager, IRetryDataManager, ISavepointDataManager
+from zope.interface.verify import verifyObject
+
+import mother
+from mother import MO_SAVE, MotherSession, SessionClosedError, TransactionManagedError
+from mother.tm import join
+from mother.tm.datamanager import DONE, ONE_PHASE, READ_ONLY
+from tests.support.classes import ClsStars
+from tests.support.databases import count
+from tests.support.tm import add_deferred_table, second_database
+
+# the thread's transaction is aborted before and after every test (conftest.py)
+pytestmark = pytest.mark.usefixtures("clean_transaction")
+
+
+def test_data_manager_provides_the_three_interfaces(db: mother.Database) -> None:
+    dm = join(MotherSession())
+    for interface in (IDataManager, ISavepointDataManager, IRetryDataManager):
+        assert verifyObject(interface, dm)
+
+
+def test_transaction_commit_commits_the_session_and_ends_it(db: mother.Database) -> None:
+    s = MotherSession()
+    dm = join(s)
+    ClsStars({"star_name": "Sun"}, MO_SAVE, session=s)
+    s.persist(ClsStars({"star_name": "Vega"}, session=s))  # pending: flushed in tpc_begin
+    assert count(db, "stars") == 0
+    transaction.commit()
+    assert count(db, "stars") == 2
+    assert s.closed and s.manager is None and dm.phase == DONE
+    assert db.status().in_use == 0
+
+
+def test_transaction_abort_rolls_back_restores_objects_and_ends_the_session(
+        db: mother.Database) -> None:
+    with MotherSession() as s:
+        star = ClsStars({"star_name": "Sun"}, MO_SAVE, session=s)
+    s2 = MotherSession()
+    join(s2)
+    mine = s2.get(ClsStars, star.getField("star_id"))
+    mine.setField("star_name", "Nova")
+    ClsStars({"star_name": "Vega"}, MO_SAVE, session=s2)
+    transaction.abort()
+    assert count(db, "stars") == 1 and count(db, "stars", "WHERE star_name = 'Sun'") == 1
+    assert mine.getField("star_name") == "Sun"
+    assert s2.closed and db.status().in_use == 0
+
+
+def test_joining_twice_gives_the_same_data_manager(db: mother.Database) -> None:
+    s = MotherSession()
+    assert join(s) is join(s)
+    assert len([r for r in transaction.get()._resources
+                if getattr(r, "session", None) is s]) == 1
+
+
+def test_a_session_joined_elsewhere_cannot_join_another_transaction(db: mother.Database) -> None:
+    s = MotherSession()
+    join(s)
+    other = transaction.TransactionManager()
+    other.begin()
+    with pytest.raises(TransactionManagedError):
+        join(s, other)
+    other.abort()
+
+
+def test_a_closed_session_cannot_join(db: mother.Database) -> None:
+    s = MotherSession()
+    s.endSession()
+    with pytest.raises(SessionClosedError):
+        join(s)
+
+
+@pytest.mark.parametrize("method", ["commit", "rollback", "endSession", "close"])
+def test_direct_outcome_calls_on_a_joined_session_raise(db: mother.Database, method: str) -> None:
+    s = MotherSession()
+    join(s)
+    ClsStars({"star_name": "Sun"}, MO_SAVE, session=s)
+    with pytest.raises(TransactionManagedError, match="transaction"):
+        getattr(s, method)()
+    transaction.commit()
+    assert count(db, "stars") == 1
+
+
+def test_the_only_writer_commits_in_one_phase(db: mother.Database) -> None:
+    s = MotherSession()
+    dm = join(s)
+    ClsStars({"star_name": "Sun"}, MO_SAVE, session=s)
+    transaction.commit()
+    assert dm.mode == ONE_PHASE
+    assert count(db, "stars") == 1
+
+
+def test_the_only_resource_commits_in_tpc_begin_with_its_flush(db: mother.Database) -> None:
+    s = MotherSession()
+    dm = join(s)
+    s.persist(ClsStars({"star_name": "Sun"}, session=s))
+    txn = transaction.get()
+    batches = s.batches
+    dm.tpc_begin(txn)  # the phases driven one by one, as transaction.commit() does
+    assert count(db, "stars") == 1  # committed already: nothing else can vote after it
+    assert s.batches == batches + 1  # the flush and its COMMIT in one batch
+    assert (dm.mode, dm.phase) == (ONE_PHASE, "committed")
+    dm.commit(txn)
+    dm.tpc_vote(txn)
+    dm.tpc_finish(txn)
+    assert s.closed and dm.phase == DONE and db.status().in_use == 0
+
+
+def test_with_another_resource_tpc_begin_only_flushes(
+        db: mother.Database, kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    second_database(kind, request, tmp_path)
+    s, other = MotherSession("s"), MotherSession("other", database="second")
+    dm = join(s)
+    join(other)
+    s.persist(ClsStars({"star_name": "Sun"}, session=s))
+    dm.tpc_begin(transaction.get())
+    assert not s.new and dm.phase == "flushed"  # flushed, not committed
+    assert count(db, "stars") == 0
+    transaction.abort()
+    assert count(db, "stars") == 0 and s.closed
+
+
+def test_a_session_that_only_read_does_not_prepare(
+        db: mother.Database, kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    # the reader uses another database: a SQLite reader would hold the write lock
+    second_database(kind, request, tmp_path)
+    reader, writer = MotherSession("reader", database="second"), MotherSession("writer")
+    dm_reader, dm_writer = join(reader), join(writer)
+    assert reader.mr_query("SELECT * FROM stars") == []
+    ClsStars({"star_name": "Sun"}, MO_SAVE, session=writer)
+    transaction.commit()
+    assert (dm_reader.mode, dm_writer.mode) == (READ_ONLY, ONE_PHASE)
+    assert reader.closed and writer.closed and count(db, "stars") == 1
+
+
+def test_a_doomed_transaction_aborts_every_session(
+        db: mother.Database, kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    second = second_database(kind, request, tmp_path)
+    sessions = [MotherSession("s1"), MotherSession("s2", database="second")]
+    for s in sessions:
+        join(s)
+        ClsStars({"star_name": s.name}, MO_SAVE, session=s)
+    transaction.doom()
+    with pytest.raises(transaction.interfaces.DoomedTransaction):
+        transaction.commit()
+    transaction.abort()
+    assert count(db, "stars") == 0 and count(second, "stars") == 0
+    assert all(s.closed for s in sessions) and db.status().in_use == 0
+
+
+def test_after_a_failed_commit_abort_cleans_up_and_the_next_transaction_works(
+        db: mother.Database) -> None:
+    """zope.sqlalchemy issue 2: no stale join state after a failed commit."""
+    with MotherSession() as s:
+        ClsStars({"star_id": 1, "star_name": "Sun"}, MO_SAVE, session=s)
+    s = MotherSession()
+    dm = join(s)
+    s.persist(ClsStars({"star_id": 1, "star_name": "Clash"}, session=s))  # fails in tpc_begin
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        transaction.commit()
+    assert s.closed and dm.phase == DONE
+    with pytest.raises(transaction.interfaces.TransactionFailedError):
+        transaction.commit()
+    transaction.abort()
+    s2 = MotherSession()
+    join(s2)
+    ClsStars({"star_id": 2, "star_name": "Vega"}, MO_SAVE, session=s2)
+    transaction.commit()
+    assert count(db, "stars") == 2 and db.status().in_use == 0
+
+
+def test_a_failing_one_phase_vote_rolls_back_and_releases_the_connection(
+        db: mother.Database, request: pytest.FixtureRequest) -> None:
+    add_deferred_table(db, request)
+    s = MotherSession()
+    join(s)
+    ClsStars({"star_name": "Sun"}, MO_SAVE, session=s)
+    s.oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
+    with pytest.raises(Exception, match="(?i)foreign key|violates"):
+        transaction.commit()
+    transaction.abort()
+    assert count(db, "stars") == 0 and count(db, "deferred_child") == 0
+    assert s.closed and db.status().in_use == 0

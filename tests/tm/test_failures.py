@@ -1,0 +1,361 @@
+"""Every order of failure of a two-database commit: first, between, last; in each phase.
+
+Two dbmother branches (PostgreSQL + PostgreSQL, and PostgreSQL + SQLite) and one
+foreign resource placed by its sort key before, between or after them. The rule
+checked each time, as the caller sees it: ``transaction.commit()`` returned ⇒
+the rows are in both databases; it raised ⇒ in neither (or it raised
+CommitOutcomeUnknownError); never anything left prepared.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import transaction
+
+import mother
+from mother import MO_SAVE, MotherSession, RolledBackError
+from mother.tm import join, recover
+from mother.tm.datamanager import DECISION_KEY, TransactionState
+from tests.support.classes import ClsPlanets, ClsStars
+from tests.support.databases import count
+from tests.support.tm import Foreign, add_deferred_table, prepared, second_database
+
+pytestmark = [pytest.mark.usefixtures("clean_transaction"), pytest.mark.timeout(60)]
+PAIRS = ("postgresql+postgresql", "postgresql+sqlite")
+
+
+class Boom(Exception):
+    """What the foreign resource raises."""
+
+
+def boom() -> None:
+    raise Boom("the foreign resource fails")
+
+
+@pytest.fixture(params=PAIRS)
+def pair(request: pytest.FixtureRequest, pgdb: mother.Database, tmp_path: Path
+         ) -> tuple[mother.Database, mother.Database]:
+    kind = request.param.split("+")[1]
+    return pgdb, second_database(kind, request, tmp_path)
+
+
+def dsns(pair: tuple[mother.Database, mother.Database]) -> list[str]:
+    return [db.settings.dsn for db in pair if db.dialect.name == "postgresql"]
+
+
+def write_both(tag: str = "x") -> tuple[MotherSession, MotherSession]:
+    s1, s2 = MotherSession("one"), MotherSession("two", database="second")
+    for s in (s1, s2):
+        join(s)
+        ClsStars({"star_name": tag}, MO_SAVE, session=s)
+    return s1, s2
+
+
+def key_at(position: str, sessions: tuple[MotherSession, MotherSession]) -> str:
+    """A sort key before, between or after the two dbmother branches."""
+    keys = sorted(s.manager.sortKey() for s in sessions)
+    return {"first": "!first", "between": keys[0] + "\0", "last": keys[1] + "\0"}[position]
+
+
+def outcome(pair: tuple[mother.Database, mother.Database]) -> tuple[int, int]:
+    return count(pair[0], "stars"), count(pair[1], "stars")
+
+
+def nothing_prepared(pair: tuple[mother.Database, mother.Database]) -> bool:
+    return all(prepared(dsn) == [] for dsn in dsns(pair))
+
+
+def assert_atomic(pair: tuple[mother.Database, mother.Database], committed: bool) -> None:
+    assert outcome(pair) == ((1, 1) if committed else (0, 0))
+    assert nothing_prepared(pair)
+    assert pair[0].status().in_use == 0 and pair[1].status().in_use == 0
+
+
+def kill(session: MotherSession) -> Callable[[], None]:
+    """An action terminating ``session``'s PostgreSQL backend from another connection."""
+    pid = session.connection().info.backend_pid
+    dsn = session.database.settings.dsn
+
+    def action() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    return action
+
+
+# -- a foreign resource failing in each phase, at each position ---------------------------------
+@pytest.mark.parametrize("position", ["first", "between", "last"])
+@pytest.mark.parametrize("phase", ["tpc_begin", "commit", "tpc_vote"])
+def test_a_foreign_failure_before_the_decision_rolls_back_everything(
+        pair, position: str, phase: str) -> None:
+    sessions = write_both()
+    foreign = Foreign(key_at(position, sessions), phase, boom)
+    transaction.get().join(foreign)
+    with pytest.raises(Boom):
+        transaction.commit()
+    transaction.abort()
+    assert_atomic(pair, committed=False)
+    assert all(s.closed for s in sessions)
+
+
+@pytest.mark.parametrize("position", ["first", "between", "last"])
+def test_a_foreign_finish_failing_leaves_the_decided_transaction_committed(
+        pair, position: str, caplog: pytest.LogCaptureFixture) -> None:
+    sessions = write_both()
+    transaction.get().join(Foreign(key_at(position, sessions), "tpc_finish", boom))
+    with pytest.raises(Boom):  # the foreign resource's own failure is reported
+        transaction.commit()
+    transaction.abort()
+    # the decision was durable before any resource finished: dbmother rolls forward
+    assert_atomic(pair, committed=True)
+
+
+def _decisions(database: mother.Database, global_id: str) -> int:
+    try:
+        return count(database, "mother_commit_log",
+                     f"WHERE global_id = '{global_id}' AND outcome = 'commit'")
+    except Exception:  # no log in that database
+        return 0
+
+
+def test_the_decision_is_durable_before_a_resource_sorted_first_finishes(pair) -> None:
+    write_both()
+    global_id = TransactionState.of(transaction.get()).global_id
+    seen: list[int] = []
+
+    def look() -> None:  # what a ZODB sorted before dbmother sees at its tpc_finish
+        seen.append(_decisions(pair[0], global_id) + _decisions(pair[1], global_id))
+
+    transaction.get().join(Foreign("!first", "tpc_finish", look))
+    transaction.commit()
+    assert seen == [1]
+    assert_atomic(pair, committed=True)
+
+
+# -- the databases failing late ------------------------------------------------------------------
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_deferred_constraint_failing_at_prepare_or_commit_rolls_back_both(
+        pair, failing: int, request: pytest.FixtureRequest) -> None:
+    add_deferred_table(pair[failing], request)
+    sessions = write_both()
+    sessions[failing].oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
+    with pytest.raises(Exception) as raised:
+        transaction.commit()
+    assert "foreign key" in str(raised.value).lower() or "FOREIGN KEY" in str(raised.value)
+    transaction.abort()
+    assert_atomic(pair, committed=False)
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_flush_failing_in_tpc_begin_rolls_back_both(pair, failing: int) -> None:
+    sessions = write_both()
+    # pending, so written by tpc_begin's flush, where its foreign key is refused
+    sessions[failing].persist(ClsPlanets({"star_id": 999, "planet_name": "orphan"},
+                                         session=sessions[failing]))
+    with pytest.raises(Exception, match="(?i)foreign key"):
+        transaction.commit()
+    transaction.abort()
+    assert_atomic(pair, committed=False)
+
+
+def test_a_caught_statement_error_is_never_reported_committed(pair) -> None:
+    s1, s2 = write_both()
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):  # the application catches it
+        s1.oc_query("INSERT INTO planets (star_id, planet_name) VALUES (999, 'orphan')")
+    with pytest.raises(RolledBackError):
+        transaction.commit()
+    transaction.abort()
+    assert_atomic(pair, committed=False)
+
+
+def test_a_read_that_writes_is_prepared_like_any_write(pair, request) -> None:
+    first, second = pair
+    add_deferred_table(first, request)
+    with psycopg.connect(first.settings.dsn, autocommit=True) as conn:
+        conn.execute("CREATE OR REPLACE FUNCTION mother_sneaky() RETURNS int LANGUAGE sql AS "
+                     "$$ INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999) "
+                     "RETURNING 1 $$")
+    reader, writer = MotherSession("reader"), MotherSession("writer", database="second")
+    join(reader), join(writer)
+    assert reader.ov_query("SELECT mother_sneaky()") == 1  # looks like a read
+    ClsStars({"star_name": "w"}, MO_SAVE, session=writer)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):  # at its PREPARE, not after
+        transaction.commit()
+    transaction.abort()
+    assert count(second, "stars") == 0 and nothing_prepared(pair)
+
+
+# -- connections lost at each point --------------------------------------------------------------
+def postgres_indices(pair: tuple[mother.Database, mother.Database]) -> list[int]:
+    return [i for i, db in enumerate(pair) if db.dialect.name == "postgresql"]
+
+
+def reset(pair: tuple[mother.Database, mother.Database]) -> None:
+    for db in pair:
+        with MotherSession(database=db) as s:
+            s.oc_query("DELETE FROM stars")
+
+
+@pytest.mark.parametrize("position", ["first", "between", "last"])
+def test_a_connection_lost_during_the_votes(pair, position: str) -> None:
+    for victim in postgres_indices(pair):
+        sessions = write_both()
+        transaction.get().join(Foreign(key_at(position, sessions), "tpc_vote",
+                                       kill(sessions[victim])))
+        if position == "first":  # before any PREPARE: the branch is gone, so is everything
+            with pytest.raises(psycopg.OperationalError):
+                transaction.commit()
+            transaction.abort()
+            assert_atomic(pair, committed=False)
+        else:  # after the PREPAREs: a prepared branch outlives its connection
+            transaction.commit()
+            assert_atomic(pair, committed=True)
+        reset(pair)
+
+
+def test_a_connection_lost_after_the_decision_is_still_committed(pair) -> None:
+    for victim in postgres_indices(pair):
+        sessions = write_both()
+        transaction.get().join(Foreign("!first", "tpc_finish", kill(sessions[victim])))
+        transaction.commit()
+        assert_atomic(pair, committed=True)
+        reset(pair)
+
+
+def test_one_branch_beside_a_foreign_resource_commits_after_its_vote(pgdb) -> None:
+    s = MotherSession("alone")
+    join(s)
+    ClsStars({"star_name": "solo"}, MO_SAVE, session=s)
+    foreign = Foreign("~zzz", "tpc_vote", kill(s))  # its connection dies before the decision
+    transaction.get().join(foreign)
+    with pytest.raises(mother.MotherError):
+        transaction.commit()
+    transaction.abort()
+    assert count(pgdb, "stars") == 0 and prepared(pgdb.settings.dsn) == []
+
+
+def test_a_commit_last_resource_commits_after_every_other_vote(pair) -> None:
+    sessions = write_both()
+    # a zope.sqlalchemy one-phase resource sorts '~sqlalchemy:…'; it votes no
+    transaction.get().join(Foreign("~sqlalchemy:1", "tpc_vote", boom))
+    assert max(r.sortKey() for r in transaction.get()._resources) == DECISION_KEY
+    with pytest.raises(Boom):
+        transaction.commit()
+    transaction.abort()
+    assert all(s.closed for s in sessions)
+    assert_atomic(pair, committed=False)
+
+
+def test_the_decider_among_one_phase_databases_is_the_last(
+        pgdb, tmp_path: Path, request: pytest.FixtureRequest,
+        caplog: pytest.LogCaptureFixture) -> None:
+    lite_a = mother.init_mother(dsn=f"sqlite:///{tmp_path / 'a.db'}", name="lite_a")
+    lite_b = mother.init_mother(dsn=f"sqlite:///{tmp_path / 'b.db'}", name="lite_b")
+    for db in (lite_a, lite_b):
+        mother.tutorial.create(db)
+    add_deferred_table(lite_b, request)
+    sessions = [MotherSession(database=name) for name in ("default", "lite_a", "lite_b")]
+    for s in sessions:
+        join(s)
+        ClsStars({"star_name": "x"}, MO_SAVE, session=s)
+    sessions[2].oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
+    state = TransactionState.of(transaction.get())
+    with caplog.at_level(logging.WARNING, logger="mother.tm"), pytest.raises(
+            Exception, match="(?i)foreign key"):
+        transaction.commit()
+    transaction.abort()
+    assert state.decider is not None and state.decider.session is sessions[2]
+    # the last one failed: no decision, so nothing can ever commit the prepared branch
+    assert count(pgdb, "stars") == 0 and prepared(pgdb.settings.dsn) == []
+    assert count(lite_b, "stars") == 0
+    assert "atomicity" in caplog.text
+
+
+# -- recovery running at the same time ------------------------------------------------------------
+@pytest.fixture
+def two(pgdb: mother.Database, request: pytest.FixtureRequest, tmp_path: Path
+        ) -> tuple[mother.Database, mother.Database]:
+    return pgdb, second_database("postgresql", request, tmp_path)
+
+
+def test_recovery_between_the_prepares_and_the_decision_wins_and_commit_raises(two) -> None:
+    write_both()
+    transaction.get().join(Foreign("~recovery", "tpc_vote",
+                                   lambda: recover(list(two), min_age=0)))
+    with pytest.raises(RolledBackError, match="rolled back by recovery"):
+        transaction.commit()
+    transaction.abort()
+    assert_atomic(two, committed=False)
+
+
+def test_recovery_waits_for_a_decider_that_holds_its_key(pgdb, tmp_path, request) -> None:
+    lite = second_database("sqlite", request, tmp_path)
+    write_both()
+    reports: list[Any] = []
+    # the SQLite decider holds the write lock until it commits with the decision
+    transaction.get().join(Foreign("~recovery", "tpc_vote",
+                                   lambda: reports.append(recover([pgdb, lite], min_age=0))))
+    transaction.commit()
+    assert not reports[0].committed and not reports[0].rolled_back
+    assert_atomic((pgdb, lite), committed=True)
+
+
+def test_recovery_after_the_decision_commits_what_the_process_has_not_yet(pair) -> None:
+    write_both()
+    reports: list[Any] = []
+    transaction.get().join(Foreign("!first", "tpc_finish",
+                                   lambda: reports.append(recover(list(pair), min_age=0))))
+    transaction.commit()  # its own COMMIT PREPARED then finds nothing: resolved already
+    assert_atomic(pair, committed=True)
+    assert len(reports[0].committed) == 1 and not reports[0].failed
+
+
+def test_two_recoveries_at_once_agree(two) -> None:
+    write_both()
+    reports: list[Any] = []
+    errors: list[BaseException] = []
+
+    def recovering() -> None:
+        try:
+            reports.append(recover(list(two), min_age=0))
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    def race() -> None:
+        threads = [threading.Thread(target=recovering) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    transaction.get().join(Foreign("~recovery", "tpc_vote", race))
+    with pytest.raises(RolledBackError):
+        transaction.commit()
+    transaction.abort()
+    assert errors == [] and len(reports) == 2
+    assert_atomic(two, committed=False)
+
+
+def test_a_recovery_that_died_halfway_is_finished_by_the_next(two) -> None:
+    sessions = write_both()
+
+    def die_after_rolling_back_the_decider() -> None:
+        # the first step a recovery takes for an undecided transaction, and no more
+        decider = TransactionState.of(transaction.get()).decider
+        assert decider is not None and decider.gid is not None
+        decider.database.dialect.finish_prepared(None, decider.gid, False)
+
+    transaction.get().join(Foreign("~recovery", "tpc_vote", die_after_rolling_back_the_decider))
+    with pytest.raises(RolledBackError):
+        transaction.commit()
+    transaction.abort()
+    recover(list(two), min_age=0)
+    assert_atomic(two, committed=False)
+    assert all(s.closed for s in sessions)

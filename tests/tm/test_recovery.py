@@ -1,0 +1,147 @@
+"""Recovery: a real process dies mid-commit, then recover() makes both databases agree."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import mother
+from mother.tm import COMMIT_LOG, recover
+from mother.tm.recovery import main
+from tests.support import ROOT, child
+from tests.support.databases import count
+from tests.support.tm import prepared, second_database
+
+
+@pytest.fixture
+def two(pgdb: mother.Database, request: pytest.FixtureRequest, tmp_path: Path
+        ) -> tuple[mother.Database, mother.Database]:
+    return pgdb, second_database("postgresql", request, tmp_path)
+
+
+def _crash(pg_dsns: list[str], point: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(child("tm_crash_child", pg_dsns[0], pg_dsns[1], point), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(("point", "prepared_before", "committed"), [
+    ("before-vote", (0, 0), 0),
+    ("after-votes", (1, 1), 0),
+    ("after-decision", (0, 1), 1),
+    ("between-commits", (0, 1), 1),
+])
+def test_a_crash_at_each_point_is_resolved_so_both_databases_agree(
+        two, pg_dsns: list[str], point: str, prepared_before: tuple[int, int],
+        committed: int) -> None:
+    first, second = two
+    proc = _crash(pg_dsns, point)
+    assert proc.returncode == 17, proc.stderr
+    assert (len(prepared(pg_dsns[0])), len(prepared(pg_dsns[1]))) == prepared_before
+    report = recover([first, second], log_retention=0, min_age=0)
+    assert len(report.committed) == (prepared_before[1] if committed else 0)
+    assert len(report.rolled_back) == (0 if committed else sum(prepared_before))
+    assert not report.failed
+    assert count(first, "stars") == count(second, "stars") == committed
+    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
+    assert _log_rows(first) == 0  # a recorded decision is no longer needed: cleaned
+
+
+def _log_rows(database: mother.Database) -> int:
+    try:
+        return count(database, COMMIT_LOG, "WHERE global_id <> 'database'")  # not its id
+    except psycopg.errors.UndefinedTable:  # never committed a decision
+        return 0
+
+
+def test_without_a_crash_nothing_is_left_to_recover(two, pg_dsns: list[str]) -> None:
+    first, second = two
+    proc = _crash(pg_dsns, "none")
+    assert proc.returncode == 0 and "committed" in proc.stdout, proc.stderr
+    report = recover([first, second])
+    assert report.branches == [] and count(first, "stars") == count(second, "stars") == 1
+
+
+def test_dry_run_reports_but_changes_nothing(two, pg_dsns: list[str]) -> None:
+    first, second = two
+    _crash(pg_dsns, "between-commits")
+    report = recover([first, second], dry_run=True)
+    assert len(report.committed) == 1 and "would COMMIT PREPARED" in report.describe()
+    assert len(prepared(pg_dsns[1])) == 1 and count(second, "stars") == 0
+    recover([first, second])
+    assert count(second, "stars") == 1 and prepared(pg_dsns[1]) == []
+
+
+def test_foreign_prepared_transactions_are_listed_and_left_alone(
+        two, pg_dsns: list[str]) -> None:
+    first, second = two
+    with psycopg.connect(pg_dsns[0]) as conn:
+        conn.execute("INSERT INTO stars (star_name) VALUES ('theirs')")
+        conn.execute("PREPARE TRANSACTION 'someone-else:42'")
+    try:
+        report = recover([first, second])
+        assert [(b.database, b.gid) for b in report.foreign] == [("default", "someone-else:42")]
+        assert "left alone" in report.describe()
+        assert prepared(pg_dsns[0]) == ["someone-else:42"]
+    finally:
+        with psycopg.connect(pg_dsns[0], autocommit=True) as conn:
+            conn.execute("ROLLBACK PREPARED 'someone-else:42'")
+
+
+def test_the_recover_command_resolves_databases_given_by_dsn(
+        two, pg_dsns: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = two
+    _crash(pg_dsns, "after-votes")
+    assert main(["--dsn", pg_dsns[0], "--dsn", pg_dsns[1], "--min-age", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ROLLBACK PREPARED") == 2
+    assert prepared(pg_dsns[0]) == prepared(pg_dsns[1]) == []
+    assert count(first, "stars") == count(second, "stars") == 0
+
+
+def test_the_recover_command_reads_an_ini_file(
+        two, pg_dsns: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = two
+    ini = tmp_path / "app.ini"
+    ini.write_text(f"[mother]\ndsn = {pg_dsns[0]}\n\n[mother:second]\ndsn = {pg_dsns[1]}\n")
+    _crash(pg_dsns, "between-commits")
+    assert main(["-c", str(ini)]) == 0
+    assert "COMMIT PREPARED" in capsys.readouterr().out
+    assert count(first, "stars") == count(second, "stars") == 1
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_mother_recover_runs_through_the_cli(
+        two, pg_dsns: list[str], before: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    from mother.cli import main as cli_main
+
+    first, second = two
+    _crash(pg_dsns, "between-commits")
+    dsns = ["--dsn", pg_dsns[0], "--dsn", pg_dsns[1]]
+    argv = ["--dsn", pg_dsns[0], "recover", "--dsn", pg_dsns[1]] if before else \
+        ["recover", *dsns]
+    assert cli_main([*argv, "--dry-run"]) == 0
+    assert "would COMMIT PREPARED" in capsys.readouterr().out and count(second, "stars") == 0
+    assert cli_main(["recover", *dsns]) == 0
+    assert count(first, "stars") == count(second, "stars") == 1
+
+
+def test_recovery_reuses_the_connections_it_is_given_and_closes_them_after_a_failure(
+        two, pg_dsns: list[str]) -> None:
+    first, second = two
+    kept: dict[str, object] = {}
+    recover([first, second], connections=kept, clean=False)
+    opened = dict(kept)
+    assert sorted(opened) == ["default", "second"]
+    _crash(pg_dsns, "after-decision")
+    report = recover([first, second], connections=kept, min_age=0)
+    assert len(report.committed) == 1 and kept == opened  # the same connections, still open
+    assert not any(first.dialect.is_broken(conn) for conn in kept.values())
+    with psycopg.connect(pg_dsns[0], autocommit=True) as admin:  # one of them dies
+        admin.execute("SELECT pg_terminate_backend(%s)", (kept["default"].info.backend_pid,))
+    with pytest.raises(psycopg.OperationalError):
+        recover([first, second], connections=kept)
+    assert kept == {} and all(first.dialect.is_broken(conn) for conn in opened.values())
+    assert count(first, "stars") == count(second, "stars") == 1

@@ -1,0 +1,128 @@
+"""The <mother:database> directive and get_session() outside the publisher (scripts, zconsole)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import transaction
+from zope.component import getUtility, queryUtility
+from zope.configuration import xmlconfig
+from zope.configuration.config import ConfigurationConflictError
+from zope.configuration.exceptions import ConfigurationError
+
+import mother
+from mother.zope import get_database, get_session
+from mother.zope.interfaces import IMotherDatabase
+from tests.support.zopeapp.checks import rows
+
+ZCML = """
+<configure xmlns="http://namespaces.zope.org/zope"
+           xmlns:mother="http://namespaces.zope.org/mother">
+  <include package="mother.zope" file="meta.zcml" />
+  {body}
+</configure>
+"""
+
+
+def test_site_zcml_directives_registered_named_utilities(zope_instance: dict[str, Any]) -> None:
+    default = getUtility(IMotherDatabase, name="default")
+    assert isinstance(default, mother.Database)
+    assert default.settings.dsn == zope_instance["pg"]
+    assert (default.settings.pool_min, default.settings.pool_max) == (1, 5)
+    assert default.settings.twophase is True
+    lite = getUtility(IMotherDatabase, name="lite")
+    assert lite.dialect.name == "sqlite"
+    assert get_database("lite") is lite
+
+
+def test_directive_configures_a_new_database(zope_tables: dict[str, Any], tmp_path: Any) -> None:
+    dsn = f"sqlite:///{tmp_path / 'extra.db'}"
+    xmlconfig.string(ZCML.format(
+        body=f'<mother:database name="extra" dsn="{dsn}" pool_min="1" pool_max="2" '
+             'twophase="off" />'))
+    database = getUtility(IMotherDatabase, name="extra")
+    assert mother.get_database("extra") is database
+    assert database.settings.pool_max == 2 and database.settings.twophase is False
+    transaction.begin()
+    session = get_session("extra")
+    session.oc_query("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    session.oc_query("INSERT INTO notes (body) VALUES (:b)", {"b": "from a script"})
+    assert get_session("extra") is session
+    transaction.commit()
+    assert session.closed
+    assert rows(dsn) == ["from a script"]
+
+
+def test_get_session_in_a_script_aborts_with_the_transaction(zope_tables: dict[str, Any]) -> None:
+    transaction.begin()
+    get_session().oc_query("INSERT INTO notes (body) VALUES ('aborted')")
+    transaction.abort()
+    transaction.begin()
+    get_session().oc_query("INSERT INTO notes (body) VALUES ('committed')")
+    transaction.commit()
+    assert rows(zope_tables["pg"]) == ["committed"]
+
+
+def test_registered_database_gives_legacy_records_the_transaction_session(
+        zope_tables: dict[str, Any]) -> None:
+    transaction.begin()
+    note = mother.getMotherObj("notes", {"body": "legacy"}, mother.MO_SAVE)
+    assert note.session is get_session()
+    transaction.abort()
+    assert rows(zope_tables["pg"]) == []
+
+
+def test_directive_refuses_a_bad_setting_with_its_name() -> None:
+    with pytest.raises(ConfigurationError, match="pool_max"):
+        xmlconfig.string(ZCML.format(
+            body='<mother:database name="bad" dsn="sqlite://" pool_min="3" pool_max="2" />'))
+    assert queryUtility(IMotherDatabase, name="bad") is None
+
+
+def test_directive_requires_a_dsn() -> None:
+    with pytest.raises(ConfigurationError, match="dsn"):
+        xmlconfig.string(ZCML.format(body='<mother:database name="nodsn" />'))
+
+
+def test_two_directives_with_one_name_conflict() -> None:
+    with pytest.raises(ConfigurationConflictError):
+        xmlconfig.string(ZCML.format(body=(
+            '<mother:database name="twice" dsn="sqlite://" />'
+            '<mother:database name="twice" dsn="sqlite://" />')))
+    assert queryUtility(IMotherDatabase, name="twice") is None
+
+
+def test_retryable_converts_a_real_locked_database_error(zope_tables: dict[str, Any],
+                                                         tmp_path: Any) -> None:
+    """``retryable`` turns SQLite's real "database is locked" into a retryable error
+    (the instance configures an SQLite database, whose dialect knows the error)."""
+    import sqlite3
+
+    from transaction.interfaces import TransientError
+
+    from mother.zope import retryable
+    from mother.zope.retry import TransientDatabaseError
+
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")
+
+    @retryable
+    def write() -> None:
+        other = sqlite3.connect(path, timeout=0.01, isolation_level=None)
+        try:
+            other.execute("INSERT INTO t VALUES (1)")
+        finally:
+            other.close()
+
+    try:
+        with pytest.raises(TransientDatabaseError) as caught:
+            write()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert isinstance(caught.value, TransientError)
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    assert "database is locked" in str(caught.value.__cause__)
