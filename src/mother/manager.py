@@ -21,11 +21,12 @@ from .database import Database, get_database
 from .errors import ArgumentError, NotUniqueError
 from .records import MO_DEL, MO_LOAD, MO_NOA, MO_SAVE, MO_UP, DbMother, builder_for
 from .schema import ForeignKey
+from .session import Session
 from .sets import MotherBox, MotherMany
 from .unitofwork import PENDING
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .unitofwork import Owner
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -44,7 +45,7 @@ class RecordLike(Protocol):
     _mo_state: int
 
     @property
-    def session(self) -> Session | None: ...
+    def session(self) -> Owner | None: ...
 
     def getField(self, name: str, autoload: bool = False) -> Any: ...
 
@@ -77,10 +78,18 @@ def MotherNaming(table: str, prefix: str | None = None) -> str:
     return f"{prefix or ''}{name}"
 
 
+def _session(record: RecordLike) -> Session | None:
+    """The session ``record`` lives in, as record sets take it (a record's owner is one)."""
+    owner = record.session
+    if owner is None or isinstance(owner, Session):
+        return owner
+    raise ArgumentError(f"{record!r} lives in {owner!r}, which is not a Session")
+
+
 @contextlib.contextmanager
 def atomic(record: RecordLike) -> Iterator[None]:
     """All or nothing: a savepoint in a session, a transaction on the shared connection."""
-    session = record.session
+    session = _session(record)
     if session is not None:
         with session.begin_nested():
             yield
@@ -169,20 +178,20 @@ class MotherManager:
                 steps = [joins.Join(link.table, mine, side), joins.Join(other, theirs, side)]
                 parts.append(joins.Scoped(jfilter, (link.table, other)))
         return MotherBox(builder, joins.AllOf(tuple(parts)), MO_LOAD, fields, order,
-                         self.session, joins=steps)
+                         _session(self), joins=steps)
 
     def updateChildren(self: ManagedRecord, child: Any, d_up: Mapping[str, Any],
                        filter: Any = None) -> int:
         """Set ``d_up`` on this record's children (matching ``filter``); returns the row count."""
         builder = builder_for(child, self._mo_database())
         where = joins.AllOf((_child_filter(self, builder.table_name), filter))
-        return MotherBox(builder, where, MO_UP, d_up, session=self.session).rowcount
+        return MotherBox(builder, where, MO_UP, d_up, session=_session(self)).rowcount
 
     def deleteChildren(self: ManagedRecord, child: Any, filter: Any = None) -> int:
         """Delete this record's children (all of them without ``filter``); returns the count."""
         builder = builder_for(child, self._mo_database())
         where = joins.AllOf((_child_filter(self, builder.table_name), filter))
-        return MotherBox(builder, where, MO_DEL, session=self.session).rowcount
+        return MotherBox(builder, where, MO_DEL, session=_session(self)).rowcount
 
     def handleManyChildren(self: ManagedRecord, child: Any, flag: int, dlist: Any,
                            fields: Sequence[str] | None = None) -> MotherMany:
@@ -197,7 +206,7 @@ class MotherManager:
                 elif isinstance(row, Mapping):
                     raise ArgumentError(f"{builder.table_name} rows get the foreign key "
                                         f"added in place: {row!r} cannot take it")
-        return MotherMany(builder, rows, flag, self.session, fields)
+        return MotherMany(builder, rows, flag, _session(self), fields)
 
     # -- relations ---------------------------------------------------------------------------
     def assignRelation(self: ManagedRecord, related: Any, store: Any = None, flag: int = MO_NOA,
@@ -249,10 +258,10 @@ class MotherManager:
         with atomic(self):
             for values in link_rows:  # the filter limits which link rows go, as in joinRelated
                 MotherBox(link_builder, joins.AllOf((values, joins.Scoped(filter, (link,)))),
-                          MO_DEL, session=self.session)
+                          MO_DEL, session=_session(self))
             if flag == MO_DEL:
                 MotherMany(builder, [{k: row[k] for k in keys} for row in rows], MO_DEL,
-                           self.session)
+                           _session(self))
         return len(rows)
 
     def relParams(self: ManagedRecord, related: Any, fields: Sequence[str] | None = None,
@@ -266,7 +275,7 @@ class MotherManager:
             obj = builder_for(builder, database)(dict(related or {}), MO_NOA, self.session)
         link, mine, theirs = _link(self, obj.table_name, r_tbl)
         values = {**key_values(self, mine), **key_values(obj, theirs)}
-        rows = MotherBox(link, values, MO_LOAD, fields, session=self.session).getRecords()
+        rows = MotherBox(link, values, MO_LOAD, fields, session=_session(self)).getRecords()
         if len(rows) != 1:
             raise NotUniqueError(f"link {link} between {self.table_name} and {obj.table_name}",
                                  len(rows))
@@ -329,7 +338,7 @@ def _related(record: ManagedRecord, builder: type[DbMother], fields: Any, filter
     where = joins.AllOf((joins.Scoped(key_values(record, mine), (link,)),
                          joins.Scoped(filter, (link,)),
                          joins.Scoped(jfilter, (builder.table_name,))))
-    return MotherBox(builder, where, MO_LOAD, fields, order, record.session, distinct=True,
+    return MotherBox(builder, where, MO_LOAD, fields, order, _session(record), distinct=True,
                      joins=[joins.Join(link, theirs)])
 
 

@@ -336,7 +336,7 @@ class PostgresDialect(Dialect):
             for conn, gid, statements in jobs])
         return [self._prepared(conn, outcome) for (conn, _, _), outcome in zip(jobs, outcomes)]
 
-    def _prepared(self, conn: psycopg.Connection, outcome: Any) -> Exception | None:
+    def _prepared(self, conn: PgConnection, outcome: Any) -> Exception | None:
         if not isinstance(outcome, Exception):
             return None
         if not isinstance(outcome, EndLost) and self.is_broken(conn):
