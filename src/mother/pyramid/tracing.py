@@ -21,8 +21,8 @@ from ..events import Event, PhaseEvent, PoolEvent, RoundTrip, SessionEvent
 #: as a repeat (an N+1 pattern: one query per row of an earlier result)
 REPEAT_THRESHOLD = 5
 
-_CONTROL = re.compile(r"\s*(BEGIN|START|COMMIT|ROLLBACK|PREPARE|SAVEPOINT|RELEASE|END|SET)\b",
-                      re.IGNORECASE)
+_CONTROL = re.compile(r"\s*(BEGIN|START|COMMIT|ROLLBACK|PREPARE|SAVEPOINT|RELEASE|END|SET|"
+                      r"PRAGMA)\b", re.IGNORECASE)
 #: dbmother's own probe of whether a PostgreSQL transaction wrote (sent at its end)
 _PROBE = "pg_current_xact_id_if_assigned()"
 _LITERAL = re.compile(r"'(?:[^']|'')*'|(?<![\w$])\d+(?:\.\d+)?\b")
@@ -122,6 +122,28 @@ class TraceSummary:
         return list(seen)
 
 
+def _idle(session: SessionSummary) -> bool:
+    return not (session.round_trips or session.vote or session.outcome)
+
+
+def _renamed(sessions: dict[tuple[str, str], SessionSummary], opened: set[tuple[str, str]]
+             ) -> list[SessionSummary]:
+    """The sessions, each once under its last name: a session renamed after it opened
+    (:mod:`mother.pyramid` names a request's session after the request) reports its
+    opening under the first name and the rest under the second. A session that opened
+    and did nothing more, followed in the same database by one seen working without
+    having opened, is taken as the same session, renamed."""
+    unpaired = [key for key, session in sessions.items() if key in opened and _idle(session)]
+    renamed = set()
+    for key in sessions:
+        if key not in opened:
+            first = next((old for old in unpaired if old[0] == key[0]), None)
+            if first is not None:
+                unpaired.remove(first)
+                renamed.add(first)
+    return [session for key, session in sessions.items() if key not in renamed]
+
+
 def summarize(events: Iterable[Event], repeat_threshold: int = REPEAT_THRESHOLD
               ) -> TraceSummary:
     """Arrange a trace's events (see :class:`TraceSummary`); a statement shape sent in
@@ -133,6 +155,8 @@ def summarize(events: Iterable[Event], repeat_threshold: int = REPEAT_THRESHOLD
     sessions: dict[tuple[str, str], SessionSummary] = {}
     shapes: Counter[tuple[str, str]] = Counter()
     shape_seconds: Counter[tuple[str, str]] = Counter()
+
+    opened: set[tuple[str, str]] = set()
 
     def session_of(database: str, name: str) -> SessionSummary:
         key = (database, name)
@@ -167,7 +191,9 @@ def summarize(events: Iterable[Event], repeat_threshold: int = REPEAT_THRESHOLD
             summary.phases.append(line)
         elif isinstance(event, SessionEvent):
             owner = session_of(event.database, event.session)
-            if event.action == "vote":
+            if event.action == "opened":
+                opened.add((event.database, event.session))
+            elif event.action == "vote":
                 owner.vote = event.detail
             elif event.action == "ended":
                 owner.outcome = event.detail
@@ -178,7 +204,7 @@ def summarize(events: Iterable[Event], repeat_threshold: int = REPEAT_THRESHOLD
             summary.pools[event.database] = event.status
             summary.lines.append(Line(event.seq, "pool", event.database, None,
                                       f"{event.action}: {event.status.describe()}"))
-    summary.sessions = list(sessions.values())
+    summary.sessions = _renamed(sessions, opened)
     summary.repeats = sorted(
         (Repeat(text, database, count, shape_seconds[(database, text)])
          for (database, text), count in shapes.items() if count >= repeat_threshold),
