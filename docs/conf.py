@@ -18,7 +18,8 @@ nitpicky = True
 # inventory of Python or of the libraries: names from outside dbmother stay plain text.
 nitpick_ignore_regex = [
     (r"py:.*", r"(typing|collections\.abc|types|datetime|argparse|configparser|threading|"
-               r"sqlite3|psycopg|psycopg_pool|transaction|zope|pyramid|webob|Products|"
+               r"sqlite3|psycopg|psycopg_pool|transaction|zope|pyramid|pyramid_debugtoolbar|webob|"
+               r"Products|"
                r"Shared|OFS|App|Acquisition|AccessControl|ZPublisher)(\..*)?"),
     (r"py:class", r"(Any|Callable|Iterator|Iterable|Mapping|Sequence|TextIO|Path|Enum|"
                   r"Exception|ValueError|TypeError|LookupError|KeyError|RuntimeError|"

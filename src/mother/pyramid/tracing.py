@@ -2,7 +2,7 @@
 phases, pools and repeated statements.
 
 The debug toolbar panel (:mod:`mother.pyramid.debugtoolbar`) and the demo
-(:mod:`mother.pyramid.demo`) both show a request's trace through
+(``mother.pyramid.demo``) both show a request's trace through
 :func:`summarize`.
 """
 
