@@ -98,7 +98,7 @@ def test_transfer_commits_on_both_and_reports_what_the_databases_hold(
     report = done.text.split('id="report"', 1)[1].split("</section>", 1)[0]
     assert 'class="report ok"' in done.text and "Committed" in report
     assert 'data-database="default">3<' in report and 'data-database="andromeda">9<' in report
-    assert 'class="claim ok"' in report
+    assert 'class="claim holds"' in report
     assert report.count("UPDATE hangars SET ships = ships +") == 2
     if kind == "postgresql":
         assert report.count("PREPARE TRANSACTION") == 2 and report.count("COMMIT PREPARED") == 2
@@ -118,6 +118,8 @@ def test_crash_rolls_both_back_and_is_reported_in_the_failure_colour(
     assert 'data-database="default">7<' in report and 'data-database="andromeda">5<' in report
     assert "CrashError: crashed on purpose" in report
     assert report.count("ended (rolled back)") == 2 and "ended (committed)" not in report
+    assert "line-ok" not in report and 'class="ok"' not in report  # nothing in green
+    assert 'class="claim holds"' in report
     assert "you never see it" not in crashed.text  # the crashed request's flash rolled back
     assert re.search(r'class="big">2<', crashed.text)  # the counter of the page before survived
 
@@ -193,7 +195,7 @@ def test_browser_transfer_then_crash(browser: Browser, demo: str, kind: str) -> 
     report = page.locator("#report")
     expect(report).to_have_class("report bad")
     expect(report.locator("h2")).to_contain_text("crashed")
-    expect(report.locator(".claim")).to_have_class("claim ok")  # the claim holds: nothing kept
+    expect(report.locator(".claim")).to_have_class("claim holds")  # nothing kept, as claimed
     assert (hangar(page, "default"), hangar(page, "andromeda")) == (5, 7)
     assert (held("default"), held("andromeda")) == (5, 7)
     assert report.locator(".stars-after").inner_text() == "0"

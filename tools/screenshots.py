@@ -91,7 +91,7 @@ def run(out: Path) -> None:
         for name in GALAXIES:
             mother.init_mother(dsn=f"sqlite:///{folder}/{name}.db", name=name, pool_min=1)
         try:
-            with served(main({})) as demo, served(main(dict(TOOLBAR))) as toolbar:
+            with served(main({})) as demo, served(main({}, **TOOLBAR)) as toolbar:
                 shoot(out, demo, toolbar)
         finally:
             mother.close_all()
