@@ -146,12 +146,13 @@ def test_console_script(target: str) -> None:
 
 
 def test_demo_serves_the_app_and_prints_its_url(tmp_path: Path) -> None:
-    """``mother demo`` starts waitress on a fresh SQLite file and prints the URL it serves."""
+    """``mother demo`` starts waitress on two fresh SQLite files and prints the URL it serves."""
     import urllib.request
 
     mother_script = Path(sys.executable).with_name("mother")
     process = subprocess.Popen(
-        [str(mother_script), "demo", "--port", "0", "--dsn", f"sqlite:///{tmp_path / 'demo.db'}"],
+        [str(mother_script), "demo", "--port", "0", "--dsn", f"sqlite:///{tmp_path / 'demo.db'}",
+         "--dsn", f"sqlite:///{tmp_path / 'other.db'}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = None

@@ -144,6 +144,22 @@ def test_the_report_cannot_be_forged(app: webtest.TestApp) -> None:
     assert (held("default"), held("andromeda")) == (7, 5)
 
 
+def test_the_demo_takes_at_most_two_dsns_and_defaults_to_two_sqlite_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mother.cli import CommandError
+    from mother.pyramid.demo.serve import configure
+
+    with pytest.raises(CommandError, match="give --dsn at most 2 times"):
+        configure(["sqlite://", "sqlite://", "sqlite://"])
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    try:
+        used = configure([f"sqlite:///{tmp_path / 'first.db'}"])
+    finally:
+        mother.close_all()
+    assert used == [f"sqlite:///{tmp_path / 'first.db'}",
+                    f"sqlite:///{tmp_path / 'dbmother' / 'demo-andromeda.db'}"]
+
+
 # -- in a real browser, on the real server -----------------------------------------------------
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
