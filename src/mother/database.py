@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import events
 from .config import Settings, make_settings
 from .dialects import Dialect, Pool, PoolStatus, dialect_for
 from .errors import ConfigError
@@ -56,10 +57,31 @@ class Database:
         return self._pool
 
     def getconn(self) -> Any:
-        return self.pool.getconn()
+        """A connection from the pool (reported as ``checkout``, after ``connect`` when
+        the pool opened one for it)."""
+        events.follow_logger()
+        if not events.listeners:
+            return self.pool.getconn()
+        size = self.pool.status().size
+        conn = self.pool.getconn()
+        status = self.pool.status()
+        if status.size > size:
+            events.pool_event(self.name, "connect", status)
+        events.pool_event(self.name, "checkout", status)
+        return conn
 
     def putconn(self, conn: Any) -> None:
+        """Give a connection back (reported as ``checkin``, then ``discard`` when the
+        pool closed it)."""
+        if not events.listeners:
+            self.pool.putconn(conn)
+            return
+        size = self.pool.status().size
         self.pool.putconn(conn)
+        status = self.pool.status()
+        events.pool_event(self.name, "checkin", status)
+        if status.size < size:
+            events.pool_event(self.name, "discard", status)
 
     def status(self) -> PoolStatus:
         return self.pool.status()
@@ -118,6 +140,7 @@ class Database:
         if not self.settings.persistent_one:
             raise ConfigError("persistent_one", False,
                               "the shared connection is off: pass a session")
+        events.follow_logger()
         if self._shared is None:
             with self._lock:
                 if self._shared is None:

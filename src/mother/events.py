@@ -204,8 +204,10 @@ def rows_of(result: Any) -> int | None:
 
 
 def sent(database: str, session: str | None, sql: str, params: Any,
-         call: Callable[..., T], *args: Any) -> T:
-    """``call(*args)``, reported as one round trip sending ``sql`` when somebody listens."""
+         call: Callable[..., T], *args: Any,
+         rows: Callable[[Any], int | None] = rows_of) -> T:
+    """``call(*args)``, reported as one round trip sending ``sql`` when somebody listens;
+    ``rows(result)`` says how many rows it returned or changed."""
     if not listeners:
         return call(*args)
     start = now()
@@ -214,7 +216,7 @@ def sent(database: str, session: str | None, sql: str, params: Any,
     except BaseException as error:
         round_trip(database, session, [Statement(sql, params, None)], start, error)
         raise
-    round_trip(database, session, [Statement(sql, params, rows_of(result))], start)
+    round_trip(database, session, [Statement(sql, params, rows(result))], start)
     return result
 
 
@@ -359,8 +361,9 @@ def log_statements(event: Event) -> None:
 
 def follow_logger() -> None:
     """Subscribe :func:`log_statements` while ``mother.sql`` is enabled for DEBUG, and
-    unsubscribe it otherwise; dbmother calls it whenever a session opens (and the shared
-    connection is used), so a level set before that takes effect there."""
+    unsubscribe it otherwise. dbmother calls it whenever a session opens, a connection is
+    taken from a pool and the shared connection is used: a level set takes effect from
+    the next of these (not in the middle of a session that holds its connection)."""
     wanted = sql_log.isEnabledFor(logging.DEBUG)
     if wanted != (log_statements in listeners):
         with _lock:

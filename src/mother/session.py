@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import events
 from .config import as_isolation_level
 from .database import Database, resolve
 from .dialects.base import EndLost
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from .dialects.base import BatchResult
     from .records import DbMother
 
-sql_log = logging.getLogger("mother.sql")
 log = logging.getLogger(__name__)
 #: what looks like a read: all a read-only session may send (the server refuses a write
 #: hidden behind it: a data-modifying WITH, a function called by a SELECT); any other
@@ -87,18 +87,6 @@ class Executor:
 
     def _run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
         raise NotImplementedError
-
-    def _log(self, sql: str, params: Any) -> None:
-        """One DEBUG record per statement on ``mother.sql``: the SQL text as written (values
-        never interpolated into it), the parameters as a separate argument and as
-        ``record.params``, the session name as ``record.session``."""
-        if sql_log.isEnabledFor(logging.DEBUG):
-            extra = {"session": self.name, "sql": sql, "params": params}
-            if isinstance(params, list):
-                sql_log.debug("[%s] %s -- %d parameter sets", self.name, sql, len(params),
-                              extra=extra)
-            else:
-                sql_log.debug("[%s] %s -- parameters: %r", self.name, sql, params, extra=extra)
 
     def _raw(self, sql: str, params: Any) -> tuple[str, Any]:
         """A raw query's text and parameters; a MoFilter adds its conditions (keys checked)."""
@@ -194,6 +182,7 @@ class Session(Executor):
         self.uow = UnitOfWork(self)
         if pg_conn is not None:
             self.database.dialect.set_session_name(pg_conn, self.name)
+        events.session_opened(self.database.name, self.name)
         if hooks:
             for hook in self.database.session_hooks:
                 hook(self)
@@ -278,7 +267,6 @@ class Session(Executor):
         if self.autoflush and not self._flushing and self.uow.has_pending():
             self.flush()
         dialect = self.database.dialect
-        self._log(sql, params)
 
         def work(conn: Any) -> Any:
             self._begin(conn)
@@ -306,8 +294,6 @@ class Session(Executor):
         """Send several executemany statements together (one round trip where the driver
         can); see :meth:`~mother.dialects.base.Dialect.run_batch` for ``must_change``."""
         dialect = self.database.dialect
-        for sql, seq, _ in statements:
-            self._log(sql, seq)
 
         def work(conn: Any) -> list[BatchResult]:
             self._begin(conn)
@@ -486,7 +472,6 @@ class Session(Executor):
         self._savepoints += 1
         name = f"mother_sp_{self._savepoints}"
         conn = self.connection()
-        self._log(f"SAVEPOINT {name}", None)
         self._begin(conn)
         self.database.dialect.savepoint(conn, name)
         self.uow.push()
@@ -495,7 +480,6 @@ class Session(Executor):
 
     def release_savepoint(self, name: str) -> None:
         """Keep the work done since ``name``; it becomes part of the enclosing level."""
-        self._log(f"RELEASE SAVEPOINT {name}", None)
         self.database.dialect.release_savepoint(self.connection(), name)
         self.uow.release()
 
@@ -503,7 +487,6 @@ class Session(Executor):
         """Roll the database back to ``name`` and restore the objects changed since."""
         self._check_open()
         self._failed = None  # a flush that failed after the savepoint is undone with it
-        self._log(f"ROLLBACK TO SAVEPOINT {name}", None)
         try:
             self.database.dialect.rollback_savepoint(self.connection(), name)
         except Exception as error:
@@ -535,7 +518,6 @@ class Session(Executor):
         elif self._flush(commit=True):
             pass  # the COMMIT went out in the flush's batch
         elif conn is not None:
-            self._log("COMMIT", None)
             try:
                 self.database.dialect.commit(conn)
             except EndLost as lost:
@@ -554,7 +536,6 @@ class Session(Executor):
         self._check_lost()
         conn = self._conn
         if conn is not None:
-            self._log("COMMIT (if it wrote nothing)", None)
             try:
                 if not self.database.dialect.commit_if_read_only(conn):
                     self.wrote = True
@@ -604,7 +585,6 @@ class Session(Executor):
         self._check_open()
         conn, self._lost, self._failed = self._conn, None, None
         if conn is not None:
-            self._log("ROLLBACK", None)
             try:
                 self.database.dialect.rollback(conn)
             except Exception as error:
@@ -627,20 +607,24 @@ class Session(Executor):
         self._check_unmanaged("close")
         self._close(rollback=True)
 
-    def _close(self, rollback: bool = False) -> None:
+    def _close(self, rollback: bool = False, outcome: str | None = None) -> None:
+        """End the session (``outcome``, for its events: how its transaction ended,
+        when the caller knows better than ``rollback``)."""
         if self._closed:
             return
         conn, self._conn = self._conn, None
         if rollback:
             self.uow.rollback_all()
         self._closed = True
-        if conn is None:
-            return
-        if rollback:
-            with contextlib.suppress(Exception):
-                self.database.dialect.rollback(conn)
-        if self._owned:
-            self.database.putconn(conn)
+        if conn is not None:
+            if rollback:
+                with contextlib.suppress(Exception):
+                    self.database.dialect.rollback(conn)
+            if self._owned:
+                self.database.putconn(conn)
+        if events.listeners:
+            events.session_event(self.database.name, self.name, "ended", outcome or (
+                "closed" if conn is None else "rolled back" if rollback else "committed"))
 
     def __enter__(self) -> Session:
         return self
@@ -708,11 +692,9 @@ class SharedConnection(Executor):
                 raise
 
     def _run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
-        self._log(sql, params)
         return self._in(lambda conn: fetch(self.database.dialect.execute(conn, sql, params)))
 
     def _run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
-        self._log(sql, seq)
         if not seq:
             return []
         return self._in(lambda conn: self.database.dialect.run_batch(

@@ -46,6 +46,7 @@ from transaction.interfaces import (
 )
 from zope.interface import implementer
 
+from .. import events
 from ..dialects.base import EndLost
 from ..errors import (
     CommitOutcomeUnknownError,
@@ -76,6 +77,8 @@ MOVES = frozenset({
 READ_ONLY, ONE_PHASE, PREPARE = "read-only", "one-phase", "prepare"
 # the transaction's decision
 DECIDED, UNDECIDED, UNKNOWN, ABORTED = "committed", "undecided", "unknown", "aborted"
+#: what each vote mode is called in the session's ``vote`` event (:mod:`mother.events`)
+VOTES = {READ_ONLY: "read-only", ONE_PHASE: "one-phase", PREPARE: "two-phase"}
 #: the sort key of the Decision resource: after every other resource's key
 DECISION_KEY = "\U0010ffff" + GID_PREFIX + ":decision"
 
@@ -301,6 +304,7 @@ class Decision:
     def sortKey(self) -> str:
         return DECISION_KEY
 
+    @events.phase("decision")
     def tpc_vote(self, txn: Any) -> None:
         """Commit the one-phase writers and the decider: see :meth:`TransactionState.decide`."""
         self.state.decide()
@@ -354,6 +358,7 @@ class MotherDataManager:
         self.phase = phase
 
     # -- commit ---------------------------------------------------------------------------
+    @events.phase("tpc_begin")
     def tpc_begin(self, txn: Any) -> None:
         """Write every pending change of the session.
 
@@ -374,9 +379,11 @@ class MotherDataManager:
             session.flush()
             self.move(FLUSHED)
 
+    @events.phase("commit")
     def commit(self, txn: Any) -> None:
         """Nothing to do: the work was flushed in ``tpc_begin``."""
 
+    @events.phase("tpc_vote", votes=VOTES)
     def tpc_vote(self, txn: Any) -> None:
         """PREPARE TRANSACTION (every preparing branch at once, see
         :meth:`TransactionState.prepare_all`); one-phase writers commit later, in the
@@ -397,20 +404,16 @@ class MotherDataManager:
         assert gid is not None
         statements = ([commitlog.decision(self.database, self.state.global_id)]
                       if self.state.decider is self else [])
-        for sql, params in statements:
-            session._log(sql, params)
-        session._log(f"PREPARE TRANSACTION '{gid}'", None)
         return session.connection(), gid, statements
 
     def finish(self, commit: bool) -> bool:
         """COMMIT (or ROLLBACK) PREPARED this branch; False if another process had
         finished it."""
         assert self.gid is not None
-        verb = "COMMIT" if commit else "ROLLBACK"
-        self.session._log(f"{verb} PREPARED '{self.gid}'", None)
         conn = self.session._conn
         return self.database.dialect.finish_prepared(conn, self.gid, commit)
 
+    @events.phase("tpc_finish")
     def tpc_finish(self, txn: Any) -> None:
         """COMMIT PREPARED and end the session; never raises: the decision is durable,
         so a branch that cannot be committed now is committed by recovery."""
@@ -440,10 +443,12 @@ class MotherDataManager:
                       self.state.global_id, exc_info=True)
 
     # -- abort --------------------------------------------------------------------------
+    @events.phase("abort")
     def abort(self, txn: Any) -> None:
         """Undo this branch (before its vote, or when another resource failed)."""
         self._undo()
 
+    @events.phase("tpc_abort")
     def tpc_abort(self, txn: Any) -> None:
         """Undo whatever the vote did and end the session; never raises."""
         self._undo()
@@ -470,11 +475,15 @@ class MotherDataManager:
             self._end(rollback=phase in (ACTIVE, FLUSHED))
 
     def _end(self, rollback: bool) -> None:
+        phase, decision = self.phase, self.state.decision
+        outcome = ("rolled back" if phase in (ACTIVE, FLUSHED) else
+                   "committed" if phase == COMMITTED or decision == DECIDED else
+                   "in doubt" if decision == UNKNOWN else "rolled back")
         self.move(DONE)
         session = self.session
         session.manager = None
         try:
-            session._close(rollback=rollback)
+            session._close(rollback=rollback, outcome=outcome)
         except Exception:
             log.error("could not end session %s cleanly", session.name, exc_info=True)
 
@@ -535,5 +544,6 @@ def join(session: Session, transaction_manager: Any = None) -> MotherDataManager
     txn.join(dm)
     dm.state.managers.append(dm)
     session.manager = dm
+    events.session_event(session.database.name, session.name, "joined")
     autorecovery.ensure_started(session.database)
     return dm
