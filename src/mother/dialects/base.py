@@ -247,6 +247,11 @@ class Dialect:
         """The transactions prepared in this database: ``(gid, age in seconds)``."""
         return []
 
+    def location(self) -> dict[str, str | int]:
+        """Where this database is, for observers (OpenTelemetry's ``db.namespace``,
+        ``server.address``, ``server.port``): what the settings say, nothing asked."""
+        return {}
+
     def stable_id(self) -> str | None:
         """An id of this database that every process reaching it computes alike without
         asking it (None: the id recorded in its commit log is used)."""

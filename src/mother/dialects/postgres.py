@@ -185,6 +185,21 @@ class PostgresDialect(Dialect):
         )
         return _PsycopgPool(pool, settings.pool_type, bounded=not growing)
 
+    def location(self) -> dict[str, str | int]:
+        """The DSN's database, host and port (libpq's defaults where it names none)."""
+        info = psycopg.conninfo.conninfo_to_dict(self.settings.dsn)
+        found: dict[str, str | int] = {}
+        name = info.get("dbname") or info.get("user")
+        if name:
+            found["db.namespace"] = str(name)
+        host = str(info.get("host") or info.get("hostaddr") or "").split(",")[0]
+        if host:
+            found["server.address"] = host
+        port = str(info.get("port") or "").split(",")[0]
+        if port.isdigit() and port != "5432":
+            found["server.port"] = int(port)
+        return found
+
     def set_session_name(self, conn: psycopg.Connection, name: str) -> None:
         pgwire.label(conn, session=name)
         if conn.info.parameter_status("application_name") == name[:63]:

@@ -263,6 +263,12 @@ class SQLiteDialect(Dialect):
     def server_version(self, conn: sqlite3.Connection) -> str:
         return f"SQLite {sqlite3.sqlite_version}"
 
+    def location(self) -> dict[str, str | int]:
+        """The file's path (``:memory:`` for a private in-memory database)."""
+        if self.memory:
+            return {"db.namespace": ":memory:"}
+        return {"db.namespace": urllib.parse.unquote(self.target[len("file:"):])}
+
     def stable_id(self) -> str | None:
         # a file has one real path for every process of this machine; memory has no id
         if self.memory:
