@@ -155,7 +155,6 @@ def summarize(events: Iterable[Event], repeat_threshold: int = REPEAT_THRESHOLD
     sessions: dict[tuple[str, str], SessionSummary] = {}
     shapes: Counter[tuple[str, str]] = Counter()
     shape_seconds: Counter[tuple[str, str]] = Counter()
-
     opened: set[tuple[str, str]] = set()
 
     def session_of(database: str, name: str) -> SessionSummary:
