@@ -222,7 +222,7 @@ def test_a_session_reports_each_round_trip_with_its_begin_and_commit(db):
 def test_savepoints_rollback_and_a_failed_statement_are_reported(db):
     with events.capture() as trace:
         session = mother.MotherSession("undo")
-        with pytest.raises(Exception) as raised, session.begin_nested():
+        with pytest.raises(Exception, match="no_such_table") as raised, session.begin_nested():
             session.oc_query("SELECT * FROM no_such_table")
         session.rollback()
         session.close()
@@ -358,11 +358,35 @@ def test_each_threads_trace_holds_only_its_own_sessions_in_order(db):
         thread.join()
     assert not errors
     for number, trace in results.items():
+        # (the pool's own round trips at a checkin belong to no session)
         names = {e.session for e in trace.events if isinstance(e, (RoundTrip, SessionEvent))}
-        assert names == {f"t{number}-{step}" for step in range(5)}
+        assert names - {None} == {f"t{number}-{step}" for step in range(5)}
         assert {e.thread for e in trace.events} == {trace.events[0].thread}
         seqs = [e.seq for e in trace.events]
         assert seqs == sorted(seqs)
         inserts = [s.params["n"] for t in trips(trace) for s in t.statements
                    if s.sql.startswith("INSERT")]
         assert inserts == [f"{number}-{step}" for step in range(5)]
+
+
+def test_describe_gives_one_line_per_event_without_values():
+    status = PoolStatus("limited", 1, 0, 1, 0, 1, 2)
+    lines = [events.describe(event) for event in (
+        RoundTrip("db", "s", (Statement("BEGIN", None, None),
+                              Statement("SELECT %(a)s\n  FROM t", {"a": "secret"}, 1)),
+                  0.0, 0.0015, None, 1, 1),
+        SessionEvent("db", "s", "vote", "two-phase", 2, 1),
+        PhaseEvent(None, None, "decision", 0.0, 0.002, RuntimeError("no"), 3, 1),
+        PoolEvent("db", "checkin", status, 4, 1))]
+    assert lines == ["db [s] 1.50 ms: BEGIN; SELECT %(a)s FROM t",
+                     "db [s] session vote two-phase",
+                     "- [-] phase decision 2.00 ms  FAILED: no",
+                     "db pool checkin: " + status.describe()]
+
+
+def test_a_connection_back_in_the_pool_is_no_longer_the_sessions(db):
+    with mother.MotherSession("before") as session:
+        session.oc_query("DELETE FROM stars")
+    with events.capture() as trace:
+        db.refresh_schema()  # a pool connection, the one the session gave back
+    assert trips(trace) and all(t.session is None for t in trips(trace))

@@ -80,7 +80,7 @@ def test_a_failed_statement_is_an_error_span(db, spans):
     provider, exporter = spans
     with provider.get_tracer("test").start_as_current_span("request"):
         session = mother.MotherSession("failing")
-        with pytest.raises(Exception):
+        with pytest.raises(Exception, match="no_such_table"):
             session.oc_query("SELECT * FROM no_such_table")
         session.close()
     (failed,) = [s for s in exporter.get_finished_spans() if s.status.status_code ==

@@ -73,6 +73,7 @@ class Database:
     def putconn(self, conn: Any) -> None:
         """Give a connection back (reported as ``checkin``, then ``discard`` when the
         pool closed it)."""
+        self.dialect.forget_session(conn)
         if not events.listeners:
             self.pool.putconn(conn)
             return

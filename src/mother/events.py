@@ -69,7 +69,7 @@ class RoundTrip:
     #: the session whose connection it went on (None: a connection of no session)
     session: str | None
     statements: tuple[Statement, ...]
-    #: :func:`time.perf_counter` when it was sent
+    #: ``time.perf_counter()`` when it was sent
     start: float
     #: seconds until the last reply arrived (or the error)
     duration: float
@@ -125,7 +125,9 @@ class PoolEvent:
     thread: int
 
 
+#: what a listener receives
 Event = RoundTrip | SessionEvent | PhaseEvent | PoolEvent
+#: a listener: called with each event, in the thread that did the work
 Listener = Callable[[Event], None]
 
 #: every subscribed listener, in subscription order; empty when nobody listens, and then
@@ -191,7 +193,7 @@ def emit(event: Event) -> None:
 # -- building events (the callers test `listeners` first) -------------------------------
 def round_trip(database: str, session: str | None, statements: Sequence[Statement],
                start: float, error: BaseException | None = None) -> None:
-    """Report a round trip that began at ``start`` (:func:`now`) and ends now."""
+    """Report a round trip that began at ``start`` (``now()``) and ends now."""
     duration = now() - start
     emit(RoundTrip(database, session, tuple(statements), start, duration, error,
                    next(_numbers), threading.get_ident()))
@@ -274,6 +276,22 @@ def phase(name: str, votes: Mapping[Any, str] | None = None
     return decorate
 
 
+def describe(event: Event) -> str:
+    """One line of text for ``event`` (values never shown), e.g. for printing a trace."""
+    if isinstance(event, RoundTrip):
+        sent = "; ".join(" ".join(statement.sql.split()) for statement in event.statements)
+        failed = "" if event.error is None else f"  FAILED: {event.error}"
+        return (f"{event.database} [{event.session or '-'}] {event.duration * 1000:.2f} ms: "
+                f"{sent}{failed}")
+    if isinstance(event, SessionEvent):
+        return f"{event.database} [{event.session}] session {event.action} {event.detail}".rstrip()
+    if isinstance(event, PhaseEvent):
+        failed = "" if event.error is None else f"  FAILED: {event.error}"
+        return (f"{event.database or '-'} [{event.session or '-'}] phase {event.phase} "
+                f"{event.duration * 1000:.2f} ms{failed}")
+    return f"{event.database} pool {event.action}: {event.status.describe()}"
+
+
 # -- traces: the events of one context ------------------------------------------------
 _traces: contextvars.ContextVar[tuple[Trace, ...]] = contextvars.ContextVar(
     "mother_traces", default=())
@@ -289,6 +307,11 @@ def _to_traces(event: Event) -> None:
 class Trace:
     """The events of one context only: the thread (or asyncio task, and the tasks it
     starts) that started it, from :meth:`start` to :meth:`stop`. Traces nest."""
+
+    #: the events collected, in order
+    events: list[Event]
+    #: whether it is collecting
+    active: bool
 
     def __init__(self) -> None:
         self.events: list[Event] = []

@@ -204,14 +204,16 @@ def set_prepare_threshold(conn: psycopg.Connection, threshold: int | None) -> No
     _state(conn).threshold = threshold
 
 
-def label(conn: psycopg.Connection, database: str | None = None,
-          session: str | None = None) -> None:
-    """Name the database (given) and the session (given) that ``conn``'s round trips
-    are reported for (:mod:`mother.events`)."""
+_KEEP: Any = object()
+
+
+def label(conn: psycopg.Connection, database: str = _KEEP, session: str | None = _KEEP) -> None:
+    """Name the database and the session (None: no session) that ``conn``'s round trips
+    are reported for (:mod:`mother.events`); what is not given stays."""
     state = _state(conn)
-    if database is not None:
+    if database is not _KEEP:
         state.database = database
-    if session is not None:
+    if session is not _KEEP:
         state.session = session
 
 

@@ -200,6 +200,9 @@ class PostgresDialect(Dialect):
             found["server.port"] = int(port)
         return found
 
+    def forget_session(self, conn: psycopg.Connection) -> None:
+        pgwire.label(conn, session=None)
+
     def set_session_name(self, conn: psycopg.Connection, name: str) -> None:
         pgwire.label(conn, session=name)
         if conn.info.parameter_status("application_name") == name[:63]:

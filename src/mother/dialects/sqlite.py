@@ -171,6 +171,9 @@ class SQLiteDialect(Dialect):
     def set_session_name(self, conn: _Connection, name: str) -> None:
         conn.mo_session = name  # only for events: SQLite has no administrators to show it
 
+    def forget_session(self, conn: _Connection) -> None:
+        conn.mo_session = None
+
     def begin(self, conn: _Connection, name: str | None = None,
               isolation_level: str | None = None, readonly: bool = False) -> None:
         if conn.in_transaction:
