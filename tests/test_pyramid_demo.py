@@ -124,6 +124,17 @@ def test_crash_rolls_both_back_and_is_reported_in_the_failure_colour(
     assert re.search(r'class="big">2<', crashed.text)  # the counter of the page before survived
 
 
+def test_adding_a_star_commits_it_and_reports_it(app: webtest.TestApp) -> None:
+    stars = count(mother.get_database("default"), "stars")
+    form = app.get("/").forms["add-star"]
+    form["star_name"], form["planet_name"] = "Vega", "Vega b"
+    added = form.submit().follow()
+    assert count(mother.get_database("default"), "stars") == stars + 1
+    assert 'class="report ok"' in added.text and "add the star &#39;Vega&#39;" in added.text
+    assert 'class="num stars-after">1<' in added.text
+    assert "Vega b" in added.text.split("The galaxy", 1)[1]
+
+
 def test_a_refused_transfer_rolls_both_back(app: webtest.TestApp) -> None:
     form = app.get("/").forms["transfer"]
     form["ships"] = "50"  # the Milky Way has 7: the CHECK constraint refuses
