@@ -266,10 +266,9 @@ def phase(name: str, votes: Mapping[Any, str] | None = None
             finally:
                 current_phase.reset(token)
                 duration = now() - start
-                if votes is not None and session is not None:
-                    vote = votes.get(getattr(manager, "mode", None))
-                    if vote is not None:
-                        session_event(database, name_, "vote", vote)
+                vote = None if votes is None else votes.get(getattr(manager, "mode", None))
+                if vote is not None and database is not None and name_ is not None:
+                    session_event(database, name_, "vote", vote)
                 emit(PhaseEvent(database, name_, name, start, duration, error, next(_numbers),
                                 threading.get_ident()))
         return timed

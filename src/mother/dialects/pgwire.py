@@ -456,14 +456,15 @@ class _Batch:
         for sql, params, kind in self.asked:
             if kind != "run":
                 continue
-            rows = events.rows_of(next(counts)) if results is not None else None
+            count = events.rows_of(next(counts)) if results is not None else None
             if runs and runs[-1][0] == sql:
                 runs[-1][1].append(params)
-                runs[-1][2].append(rows)
+                runs[-1][2].append(count)
             else:
-                runs.append((sql, [params], [rows]))
-        for sql, sets, rows in runs:
-            total = None if None in rows else sum(rows)  # type: ignore[arg-type]
+                runs.append((sql, [params], [count]))
+        for sql, sets, counted in runs:
+            known = [count for count in counted if count is not None]
+            total = sum(known) if len(known) == len(counted) else None
             sent.append(events.Statement(sql, sets if len(sets) > 1 else sets[0], total))
         if self.end is not None:
             if self.asked and self.asked[-1][2] == "probe":
