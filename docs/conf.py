@@ -18,7 +18,8 @@ nitpicky = True
 # inventory of Python or of the libraries: names from outside dbmother stay plain text.
 nitpick_ignore_regex = [
     (r"py:.*", r"(typing|collections\.abc|types|datetime|argparse|configparser|threading|"
-               r"sqlite3|psycopg|psycopg_pool|transaction|zope|pyramid|webob|Products|"
+               r"contextvars|sqlite3|psycopg|psycopg_pool|transaction|zope|pyramid|"
+               r"pyramid_debugtoolbar|webob|Products|"
                r"Shared|OFS|App|Acquisition|AccessControl|ZPublisher)(\..*)?"),
     (r"py:class", r"(Any|Callable|Iterator|Iterable|Mapping|Sequence|TextIO|Path|Enum|"
                   r"Exception|ValueError|TypeError|LookupError|KeyError|RuntimeError|"
@@ -27,5 +28,5 @@ nitpick_ignore_regex = [
     (r"py:mod", r"(contextvars|tracemalloc|sqlite3|logging)"),
     # documented where they are used, not on their own: private helpers, a TypeVar, the
     # join description of a record set, Pyramid's request in a type hint
-    (r"py:class", r"(.*\._\w+|mother\.zope\.retry\.F|joins\.Join|Request)"),
+    (r"py:class", r"(.*\._\w+|mother\.zope\.retry\.F|mother\.events\.T|joins\.Join|Request)"),
 ]

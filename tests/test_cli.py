@@ -1,4 +1,4 @@
-"""The ``mother`` command line: map, check, exec, options and errors."""
+"""The ``mother`` command line: map, check, exec, recover, demo, options and errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mother import MotherSession, close_all, init_mother, tutorial
-from mother.cli import COMMANDS, Command, main
+from mother.cli import build_parser, main
 from tests.support import ROOT
 
 
@@ -123,15 +123,57 @@ def test_usage_errors_exit_2(capsys) -> None:
     assert "usage" in capsys.readouterr().err
 
 
-EXTRA = Command(lambda parser: parser.add_argument("--word", default="hi"),
-                lambda args: print(f"extra says {args.word}") or 0)
+def test_an_option_value_that_names_a_command_is_a_value(target: str, capsys) -> None:
+    """``--name map check`` is the database ``map`` and the command ``check`` (a pre-scan of
+    the arguments used to take the value for the command and run ``map``)."""
+    status, out, err = run(capsys, "--dsn", target, "--name", "map", "check")
+    assert (status, err) == (0, "")
+    assert out.startswith("database 'map': connected")
 
 
-def test_commands_can_be_added_lazily(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setitem(COMMANDS, "extra", ("a plugged-in command", f"{__name__}:EXTRA"))
-    monkeypatch.setitem(COMMANDS, "broken", ("never imported", "no_such_module:X"))
-    status, out, _ = run(capsys, "extra", "--word", "hello")
-    assert (status, out) == (0, "extra says hello\n")
+@pytest.mark.parametrize("command", [["map"], ["check"], ["exec", "f.sql"]])
+def test_database_options_go_before_or_after_the_command(command: list[str]) -> None:
+    parser = build_parser()
+    before = parser.parse_args(["-c", "a.ini", "--name", "n", "--dsn", "d", "--create",
+                                *command])
+    after = parser.parse_args([*command, "-c", "a.ini", "--name", "n", "--dsn", "d",
+                               "--create"])
+    for args in (before, after):
+        assert (args.config, args.name, args.dsn, args.create) == ("a.ini", "n", "d", True)
+    mixed = parser.parse_args(["--dsn", "first", "-c", "a.ini", *command, "--dsn", "second"])
+    assert (mixed.dsn, mixed.config, mixed.name, mixed.create) == ("second", "a.ini", None, None)
+
+
+def test_demo_reads_a_dsn_given_before_the_command() -> None:
+    """``--dsn`` before ``demo`` is the first database; each ``--dsn`` after it the next."""
+    parser = build_parser()
+    assert parser.parse_args(["--dsn", "sqlite:///a.db", "demo"]).dsn == "sqlite:///a.db"
+    args = parser.parse_args(["demo", "--dsn", "sqlite:///b.db", "--port", "0"])
+    assert (args.dsn, args.dsns, args.host, args.port) == (
+        None, ["sqlite:///b.db"], "127.0.0.1", 0)
+    both = parser.parse_args(["--dsn", "sqlite:///a.db", "demo", "--dsn", "sqlite:///b.db"])
+    assert (both.dsn, both.dsns) == ("sqlite:///a.db", ["sqlite:///b.db"])
+    plain = parser.parse_args(["demo"])  # the demo's own SQLite files
+    assert plain.dsn is None and not hasattr(plain, "dsns")
+
+
+def test_recover_with_a_missing_ini_file_says_so(tmp_path: Path, capsys) -> None:
+    """Its error used to be a SystemExit message that the command line swallowed."""
+    missing = tmp_path / "missing.ini"
+    status, out, err = run(capsys, "recover", "-c", str(missing))
+    assert (status, out) == (1, "")
+    assert err == f"mother: error: setting 'config' = '{missing}': file not found or " \
+                  "unreadable\n"
+    assert run(capsys, "check", "-c", str(missing)) == (1, "", err)
+
+
+def test_help_lists_every_command_and_exits_0(capsys) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("map", "check", "exec", "recover", "demo"))
+    assert main(["map", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(option in out for option in ("--json", "--config", "--name", "--dsn", "--create"))
 
 
 def test_console_script(target: str) -> None:
@@ -146,12 +188,13 @@ def test_console_script(target: str) -> None:
 
 
 def test_demo_serves_the_app_and_prints_its_url(tmp_path: Path) -> None:
-    """``mother demo`` starts waitress on a fresh SQLite file and prints the URL it serves."""
+    """``mother demo`` starts waitress on two fresh SQLite files and prints the URL it serves."""
     import urllib.request
 
     mother_script = Path(sys.executable).with_name("mother")
     process = subprocess.Popen(
-        [str(mother_script), "demo", "--port", "0", "--dsn", f"sqlite:///{tmp_path / 'demo.db'}"],
+        [str(mother_script), "demo", "--port", "0", "--dsn", f"sqlite:///{tmp_path / 'demo.db'}",
+         "--dsn", f"sqlite:///{tmp_path / 'other.db'}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = None

@@ -8,7 +8,7 @@ import pytest
 
 import mother
 from mother import ConfigError, close_all, get_database, init_mother
-from mother.config import make_settings
+from mother.config import ini_databases, make_settings, spelled_as
 
 
 @pytest.fixture(autouse=True)
@@ -155,3 +155,43 @@ def test_get_database_unknown_name() -> None:
     with pytest.raises(ConfigError) as info:
         get_database("ghost")
     assert info.value.value == "ghost"
+
+
+def test_config_error_carries_setting_value_and_reason() -> None:
+    with pytest.raises(ConfigError) as info:
+        make_settings(dsn="sqlite://", pool_type="a: b")
+    error = info.value
+    assert (error.key, error.value) == ("pool_type", "a: b")
+    assert error.reason == "expected one of ('limited', 'elastic', 'growing')"
+    assert str(error) == f"setting 'pool_type' = 'a: b': {error.reason}"
+
+
+def test_spelled_as_names_the_setting_the_adapter_s_way(tmp_path: Path) -> None:
+    """From the error's attributes: the value and reason stay as they were, whatever they
+    hold (a value with ': ' in it once fooled a parser of the message)."""
+    with pytest.raises(ConfigError) as info, spelled_as(lambda key: f"app.{key}"):
+        make_settings({"dsn": "sqlite://", "pool_type": "a: b"})
+    assert (info.value.key, info.value.value) == ("app.pool_type", "a: b")
+    assert info.value.reason == "expected one of ('limited', 'elastic', 'growing')"
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_spelled_as_leaves_other_errors_alone(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.ini"
+    with pytest.raises(ConfigError) as info, spelled_as(lambda key: f"app.{key}"):
+        make_settings(missing)
+    assert (info.value.key, info.value.value) == ("config", str(missing))
+    with pytest.raises(ConfigError) as info, spelled_as(str.upper, keys={"colour"}):
+        make_settings({"dsn": "sqlite://", "colour": "blue", "pool_max": "x"})
+    assert info.value.key == "COLOUR"  # unknown settings are refused before any value
+    with pytest.raises(ValueError, match="not a ConfigError"), spelled_as(str.upper):
+        raise ValueError("not a ConfigError")
+
+
+def test_ini_databases_lists_the_sections_init_mother_reads(tmp_path: Path) -> None:
+    ini = write_ini(tmp_path, "[app:main]\nuse = x\n\n[mother]\ndsn = sqlite://\n\n"
+                              "[mother:archive]\ndsn = sqlite://\n")
+    assert ini_databases(ini) == ["default", "archive"]
+    with pytest.raises(ConfigError) as info:
+        ini_databases(tmp_path / "missing.ini")
+    assert (info.value.key, info.value.reason) == ("config", "file not found or unreadable")

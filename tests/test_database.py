@@ -1,13 +1,18 @@
-"""Named databases: several at once, replacing one closes its pool, close_all()."""
+"""Named databases: several at once, replacing one closes its pool, close_all(); whether an
+error is transient, and the translation hook."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
+import transaction
 
 from mother import (
     ConfigError,
+    Database,
     MotherPoolStatus,
     MotherSession,
     PoolTimeoutError,
@@ -15,10 +20,14 @@ from mother import (
     databases,
     get_database,
     init_mother,
+    is_transient,
     tutorial,
 )
+from mother.errors import NotUniqueError, StaleRecordError
 from mother.executor import shared
+from mother.tm import join
 from tests.support.databases import count, make_dsn
+from tests.support.tm import add_deferred_table
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +119,115 @@ def test_unreachable_database_fails_clearly() -> None:
     with pytest.raises(PoolTimeoutError):
         MotherSession().ov_query("SELECT 1")
     assert database.dialect.name == "postgresql"
+
+
+# -- is it transient? one answer ------------------------------------------------------------
+def _errors(kind: str) -> tuple[list[BaseException], list[BaseException]]:
+    """Errors the database calls transient, and errors it does not."""
+    stale = StaleRecordError("stars", (1,), "update")
+    if kind == "postgresql":
+        return ([stale, psycopg.errors.SerializationFailure(), psycopg.errors.DeadlockDetected()],
+                [psycopg.errors.UniqueViolation(), psycopg.errors.LockNotAvailable(),
+                 NotUniqueError("load stars", 0), sqlite3.OperationalError("database is locked")])
+    return ([stale, sqlite3.OperationalError("database is locked")],
+            [sqlite3.IntegrityError("UNIQUE constraint failed"), NotUniqueError("load stars", 0),
+             psycopg.errors.SerializationFailure()])
+
+
+def test_is_transient_is_one_answer_for_the_database_its_data_managers_and_adapters(
+        db: Database, kind: str) -> None:
+    """``Database.is_transient``, ``mother.is_transient`` and the data manager's
+    ``should_retry`` say the same of every error (stale records included)."""
+    transient, other = _errors(kind)
+    manager = transaction.TransactionManager(explicit=True)
+    manager.begin()
+    session = MotherSession(database=db)
+    try:
+        dm = join(session, manager)
+        for error in transient:
+            assert (db.is_transient(error), is_transient(error), dm.should_retry(error)) == (
+                True, True, True), error
+        for error in other:
+            assert (db.is_transient(error), is_transient(error), dm.should_retry(error)) == (
+                False, False, False), error
+    finally:
+        manager.abort()
+    assert not is_transient(transient[-1], among=[])  # no database to ask
+    assert is_transient(transient[0], among=[])  # a stale record needs no dialect
+
+
+# -- the translation hook ---------------------------------------------------------------------
+class Translated(Exception):
+    """What the test translators make of an error."""
+
+
+def _translator(seen: list[str], answer: bool = True):
+    def translate(error: BaseException, where: str) -> Translated | None:
+        seen.append(where)
+        return Translated(f"{where}: {type(error).__name__}") if answer else None
+    return translate
+
+
+def test_a_translator_gets_a_statement_error_and_where(db: Database) -> None:
+    seen: list[str] = []
+    db.error_translators.append(_translator(seen))
+    with MotherSession(database=db) as session:
+        with pytest.raises(Translated, match="^statement: ") as caught:
+            session.oc_query("SELECT star_name FROM nowhere")
+        session.rollback()
+    assert seen == ["statement"]
+    assert caught.value.__cause__ is not None and "nowhere" in str(caught.value.__cause__)
+
+
+def test_the_first_translator_that_answers_wins_and_none_leaves_the_error(db: Database) -> None:
+    first: list[str] = []
+    second: list[str] = []
+    db.error_translators[:] = [_translator(first, answer=False), _translator(second)]
+    error = ValueError("x")
+    assert isinstance(db.translate(error, "tpc_vote"), Translated)
+    assert (first, second) == (["tpc_vote"], ["tpc_vote"])
+    db.error_translators[:] = [_translator(first, answer=False)]
+    assert db.translate(error, "statement") is None
+
+
+@pytest.mark.parametrize("phase", ["tpc_begin", "tpc_vote"])
+def test_a_translator_gets_the_commit_phase_that_failed(phase: str, pgdb: Database,
+                                                        pg_dsns: list[str],
+                                                        request: pytest.FixtureRequest) -> None:
+    """A deferred foreign key fails at COMMIT (the only resource commits in ``tpc_begin``)
+    or at PREPARE TRANSACTION (two databases: ``tpc_vote``); the translator hears which,
+    and its exception is what ``transaction.commit()`` raises, from the database's error."""
+    add_deferred_table(pgdb, request)
+    seen: list[str] = []
+    pgdb.error_translators.append(_translator(seen))
+    manager = transaction.TransactionManager(explicit=True)
+    manager.begin()
+    failing = MotherSession(database=pgdb)
+    join(failing, manager)
+    failing.oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
+    if phase == "tpc_vote":
+        other = init_mother(dsn=pg_dsns[1], name="other", pool_min=1, recover_interval=None)
+        tutorial.create(other)
+        second = MotherSession(database=other)
+        join(second, manager)
+        second.oc_query("INSERT INTO stars (star_name) VALUES ('both or none')")
+    with pytest.raises(Translated, match=f"^{phase}: ForeignKeyViolation") as caught:
+        manager.commit()
+    assert isinstance(caught.value.__cause__, psycopg.errors.ForeignKeyViolation)
+    assert seen == [phase]
+    assert count(pgdb, "deferred_child") == 0
+    if phase == "tpc_vote":
+        assert count(get_database("other"), "stars") == 0
+
+
+def test_without_translators_a_commit_error_is_the_database_s_own(
+        pgdb: Database, request: pytest.FixtureRequest) -> None:
+    add_deferred_table(pgdb, request)
+    manager = transaction.TransactionManager(explicit=True)
+    manager.begin()
+    session = MotherSession(database=pgdb)
+    dm = join(session, manager)
+    session.oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        manager.commit()
+    assert not {"tpc_begin", "commit", "tpc_vote"} & set(vars(dm))  # nothing patched on

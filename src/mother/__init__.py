@@ -5,7 +5,7 @@ Everything public is importable from here::
     from mother import init_mother, MotherSession, DbMother, MO_SAVE
 """
 
-from .database import Database, close_all, databases, get_database, init_mother
+from .database import Database, close_all, databases, get_database, init_mother, is_transient
 from .errors import (
     ArgumentError,
     BadValueError,
@@ -29,6 +29,7 @@ from .errors import (
     UnknownFieldError,
     UnknownTableError,
 )
+from .filters import InvalidFilterError, MoFilter
 from .manager import MotherManager
 from .records import (
     MO_AFTER,
@@ -46,15 +47,8 @@ from .records import (
 from .scoping import object_session, scoped_session, session_scope
 from .session import MotherPoolStatus, MotherPoolStratus, MotherSession, Session
 from .sets import MotherBox, MotherFusion, MotherMany
-from .sql import (
-    SQL_DEFAULT,
-    SQL_FALSE,
-    SQL_NULL,
-    SQL_TRUE,
-    InvalidFilterError,
-    InvalidLockError,
-    MoFilter,
-)
+from .sql import SQL_DEFAULT, SQL_FALSE, SQL_NULL, SQL_TRUE, InvalidLockError
+from .sqltext import RawFilterError
 
 #: every public name (a literal list, so that type checkers see what is exported;
 #: tests/test_init.py checks it against the names imported above)
@@ -65,9 +59,9 @@ __all__ = [
     "MoFilter", "MoWrongFields", "MotherBox", "MotherError", "MotherFly", "MotherFusion",
     "MotherManager", "MotherMany", "MotherPoolStatus", "MotherPoolStratus", "MotherSession",
     "NotLoadedError", "NotUniqueError", "ParanoidError", "PoolTimeoutError", "PrimaryKeyError",
-    "ReadOnlySessionError", "RolledBackError", "SQL_DEFAULT", "SQL_FALSE", "SQL_NULL", "SQL_TRUE",
-    "Session", "SessionClosedError", "SessionConflictError", "StaleRecordError",
-    "TransactionManagedError", "UnknownFieldError", "UnknownTableError", "close_all", "databases",
-    "getMotherBuilder", "getMotherObj", "get_database", "init_mother", "object_session",
-    "scoped_session", "session_scope",
+    "RawFilterError", "ReadOnlySessionError", "RolledBackError", "SQL_DEFAULT", "SQL_FALSE",
+    "SQL_NULL", "SQL_TRUE", "Session", "SessionClosedError", "SessionConflictError",
+    "StaleRecordError", "TransactionManagedError", "UnknownFieldError", "UnknownTableError",
+    "close_all", "databases", "getMotherBuilder", "getMotherObj", "get_database", "init_mother",
+    "is_transient", "object_session", "scoped_session", "session_scope",
 ]

@@ -1,48 +1,49 @@
-"""The ``mother`` command line: ``mother map``, ``mother check``, ``mother exec FILE.sql``.
+"""The ``mother`` command line: ``map``, ``check``, ``exec FILE.sql``, ``recover``, ``demo``.
 
-Every subcommand is a :class:`Command` (``add_arguments(parser)`` and
-``run(args) -> exit status``). Built-in ones live here; others are named in
-:data:`COMMANDS` as ``"module:attribute"`` (a Command) or ``"module"`` (a
-module with ``build_parser(parser)`` and ``run(args)`` that reads its own
-options) and imported only when chosen, so adding one is a one-line edit::
+Built the ordinary argparse way. :func:`build_parser` declares every
+subcommand and its options; the options that name a database (``-c``,
+``--name``, ``--dsn``, ``--create``) come from one parent parser
+(:func:`database_options`), so they are the same everywhere and may be given
+before or after the subcommand; each subcommand's ``set_defaults(func=…)``
+names the function that runs it (``func(args) -> exit status``). Adding a
+command is a few lines in :func:`build_parser`::
 
-    "recover": ("resolve in-doubt prepared transactions", "mother.tm.recovery"),
+    sub = commands.add_parser("stats", parents=[common], help="…", description="…")
+    sub.add_argument("--top", type=int, default=10)
+    sub.set_defaults(func=run_stats)
 
-Errors print one line, ``mother: error: …``, on stderr and exit with status 1.
+Errors print one line, ``mother: error: …``, on stderr and exit with status 1;
+usage errors exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import configparser
-import importlib
 import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, TextIO
+
+from .commandline import CommandError, check_connection
+from .config import make_settings
+from .database import close_all, init_mother
+from .tm import recovery
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Command:
-    """One subcommand: how it reads its arguments and what it does."""
+def database_options(default: Any = None) -> argparse.ArgumentParser:
+    """The parent parser of ``-c FILE.ini`` (with ``--name``), ``--dsn`` and ``--create``:
+    which database a command works on.
 
-    add_arguments: Callable[[argparse.ArgumentParser], Any]
-    run: Callable[[argparse.Namespace], int]
-    #: give the subcommand the common -c/--name/--dsn options
-    database_options: bool = True
-
-
-class CommandError(Exception):
-    """A command cannot go on: the message says why and what to change."""
-
-
-def add_database_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
-    """``-c FILE.ini`` (with ``--name``) or ``--dsn``: which database a command works on."""
+    The main parser takes them with ``default=None``; the subcommands take them
+    with ``default=argparse.SUPPRESS``, so that an option given after the
+    subcommand wins and one given before it is not reset.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("-c", "--config", metavar="FILE.ini", default=default,
                         help="INI file with a [mother] (or [mother:NAME]) section")
     parser.add_argument("--name", default=default,
@@ -53,6 +54,19 @@ def add_database_options(parser: argparse.ArgumentParser, default: Any = None) -
     parser.add_argument("--create", action="store_true", default=default,
                         help="make the SQLite database file if it does not exist "
                              "(without it, a missing file is an error)")
+    return parser
+
+
+def demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mother demo`` (read by ``mother.pyramid.demo.serve.run``).
+
+    ``--dsn`` may also come before ``demo``, as for every command.
+    """
+    parser.add_argument("--dsn", action="append", dest="dsns", default=argparse.SUPPRESS,
+                        help="the first database, then (given again) the second; default: "
+                             "SQLite files in the user data dir")
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=6543, help="port (default 6543, 0: any)")
 
 
 def _dsn_source(args: argparse.Namespace, section: str) -> str:
@@ -72,9 +86,6 @@ def open_database(args: argparse.Namespace) -> Any:
     connection reports a wrong DSN, a server that is down or an unknown role
     as one error that says which setting to fix, before any pool waits.
     """
-    from .config import make_settings
-    from .database import init_mother
-
     name = args.name or "default"
     section = "mother" if name == "default" else f"mother:{name}"
     if args.config and name != "default":  # init_mother falls back to [mother]; we do not
@@ -82,7 +93,7 @@ def open_database(args: argparse.Namespace) -> Any:
         if parser.read(args.config) and not parser.has_section(section):
             raise CommandError(f"--name {name}: {args.config} has no [{section}] section "
                                f"(it has {', '.join(parser.sections()) or 'none'})")
-    overrides: dict[str, Any] = {"create": bool(getattr(args, "create", False))}
+    overrides: dict[str, Any] = {"create": bool(args.create)}
     if args.dsn:
         overrides["dsn"] = args.dsn
     make_settings(args.config, name, **overrides)
@@ -91,22 +102,7 @@ def open_database(args: argparse.Namespace) -> Any:
     return database
 
 
-def check_connection(database: Any, source: str) -> None:
-    """Connect once, directly: any failure is one :class:`CommandError` that names the
-    database and where its DSN came from (``source``), before a pool retries and waits."""
-    try:
-        database.dialect.connect().close()
-    except Exception as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise CommandError(f"cannot connect to database {database.name!r}: {reason} "
-                           f"(the DSN comes from {source})") from error
-
-
 # -- mother map -------------------------------------------------------------------------------
-def _map_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the schema as JSON")
-
-
 def describe_schema(schema: Any, out: TextIO) -> None:
     """The schema as readable text: tables with columns and keys, then the link tables."""
     for table in schema.tables.values():
@@ -133,7 +129,7 @@ def describe_schema(schema: Any, out: TextIO) -> None:
                   file=out)
 
 
-def _map_run(args: argparse.Namespace) -> int:
+def run_map(args: argparse.Namespace) -> int:
     schema = open_database(args).schema
     if args.json:
         json.dump(schema.as_dict(), sys.stdout, indent=2)
@@ -144,7 +140,7 @@ def _map_run(args: argparse.Namespace) -> int:
 
 
 # -- mother check -----------------------------------------------------------------------------
-def _check_run(args: argparse.Namespace) -> int:
+def run_check(args: argparse.Namespace) -> int:
     database = open_database(args)
     dialect = database.dialect
     conn = dialect.connect()
@@ -160,11 +156,7 @@ def _check_run(args: argparse.Namespace) -> int:
 
 
 # -- mother exec ------------------------------------------------------------------------------
-def _exec_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE.sql", help="SQL script, run in one transaction")
-
-
-def _exec_run(args: argparse.Namespace) -> int:
+def run_exec(args: argparse.Namespace) -> int:
     with open(args.file, encoding="utf-8") as handle:
         script = handle.read()
     for number, statement in enumerate(split_statements(script), 1):
@@ -226,50 +218,47 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
-BUILTIN: dict[str, Command] = {
-    "map": Command(_map_arguments, _map_run),
-    "check": Command(lambda parser: None, _check_run),
-    "exec": Command(_exec_arguments, _exec_run),
-}
+# -- mother demo ------------------------------------------------------------------------------
+def run_demo(args: argparse.Namespace) -> int:
+    """Serve the demonstration app (imported only now: it needs the ``pyramid`` extra)."""
+    from .pyramid.demo import serve
 
-#: subcommand -> (one-line help, a Command or "module:attribute" naming one)
-COMMANDS: dict[str, tuple[str, Command | str]] = {
-    "map": ("print the schema: tables, columns, keys, links", BUILTIN["map"]),
-    "check": ("connect; print the server version and whether it can prepare transactions",
-              BUILTIN["check"]),
-    "exec": ("run an SQL file in one transaction", BUILTIN["exec"]),
-    "recover": ("resolve the in-doubt prepared transactions a crash left",
-                "mother.tm.recovery"),
-    "demo": ("serve the demonstration web app (embedded SQLite unless --dsn)",
-             "mother.pyramid.demo.serve"),
-}
+    return serve.run(args)
 
 
-def resolve(target: Command | str) -> Command:
-    """The Command itself, or the one a ``"module:attribute"`` string names (imported now)."""
-    if isinstance(target, Command):
-        return target
-    module, _, attribute = target.partition(":")
-    if attribute:
-        return getattr(importlib.import_module(module), attribute)
-    loaded = importlib.import_module(module)
-    return Command(loaded.build_parser, loaded.run, database_options=False)
+# -- the parser -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mother`` parser: every subcommand, its options and the function that runs it."""
+    parser = argparse.ArgumentParser(prog="mother", description="dbmother's command line",
+                                     parents=[database_options()])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = database_options(argparse.SUPPRESS)
 
+    def command(name: str, help_text: str, *parents: argparse.ArgumentParser
+                ) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=list(parents), help=help_text,
+                                   description=help_text)
 
-def build_parser(chosen: str | None) -> tuple[argparse.ArgumentParser, Command | None]:
-    """The argument parser; only the chosen subcommand's module is imported."""
-    parser = argparse.ArgumentParser(prog="mother", description="dbmother's command line")
-    add_database_options(parser)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    command = None
-    for name, (help_text, target) in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        if name == chosen:
-            command = resolve(target)
-            if command.database_options:
-                add_database_options(sub, default=argparse.SUPPRESS)
-            command.add_arguments(sub)
-    return parser, command
+    sub = command("map", "print the schema: tables, columns, keys, links", common)
+    sub.add_argument("--json", action="store_true", help="print the schema as JSON")
+    sub.set_defaults(func=run_map)
+
+    sub = command("check", "connect; print the server version and whether it can prepare "
+                  "transactions", common)
+    sub.set_defaults(func=run_check)
+
+    sub = command("exec", "run an SQL file in one transaction", common)
+    sub.add_argument("file", metavar="FILE.sql", help="SQL script, run in one transaction")
+    sub.set_defaults(func=run_exec)
+
+    sub = command("recover", "resolve the in-doubt prepared transactions a crash left")
+    recovery.build_parser(sub)
+    sub.set_defaults(func=recovery.run)
+
+    sub = command("demo", "serve the demonstration web app (embedded SQLite unless --dsn)")
+    demo_arguments(sub)
+    sub.set_defaults(func=run_demo)
+    return parser
 
 
 def _error_line(error: BaseException) -> str:
@@ -279,16 +268,18 @@ def _error_line(error: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mother`` command; returns the exit status."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    chosen = next((arg for arg in args_list if arg in COMMANDS), None)
+    parser = build_parser()
     try:
-        parser, command = build_parser(chosen)
-        args = parser.parse_args(args_list)
-        if command is None:  # pragma: no cover - argparse refuses unknown commands
-            parser.error("choose a command")
-        return command.run(args)
-    except SystemExit as exit:
-        return int(exit.code or 0) if not isinstance(exit.code, str) else 2
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # usage errors (argparse printed them) and --help
+        return exit.code if isinstance(exit.code, int) else 2
+    try:
+        return args.func(args)
+    except SystemExit as exit:  # a command that exits: its message is shown, as Python would
+        if isinstance(exit.code, int) or exit.code is None:
+            return exit.code or 0
+        print(f"mother: error: {exit.code}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("mother: interrupted", file=sys.stderr)
         return 130
@@ -296,18 +287,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mother: error: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # one clear line, not a traceback
-        log.debug("mother %s failed", chosen, exc_info=True)
+        log.debug("mother %s failed", args.command, exc_info=True)
         print(f"mother: error: {_error_line(error)}", file=sys.stderr)
         return 1
     finally:
-        if "mother.database" in sys.modules:
-            from .database import close_all
-
-            close_all()
+        close_all()
 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-__all__ = ["COMMANDS", "Command", "CommandError", "add_database_options", "check_connection",
-           "main", "open_database", "split_statements"]
+__all__ = ["CommandError", "build_parser", "check_connection", "database_options",
+           "demo_arguments", "main", "open_database", "run_check", "run_demo", "run_exec",
+           "run_map", "split_statements"]

@@ -1,12 +1,23 @@
-"""Settings of a database: read from an INI file, a mapping or keywords, then checked."""
+"""Settings of a database: read from an INI file, a mapping or keywords, then checked.
+
+The one settings reader of dbmother: :func:`mother.init_mother`, the command
+line, ``mother.pyramid`` (``mother.*`` settings) and ``mother.zope`` (the
+``<mother:database>`` directive and the ZMI forms) all convert and check
+their values here. Every refusal is a :class:`~mother.errors.ConfigError`
+carrying the setting (``key``), the value refused (``value``) and what was
+expected (``reason``); an adapter whose users spell a setting otherwise
+(``mother.pool_max`` in a Pyramid INI file) names it their way with
+:func:`spelled_as`, from those attributes.
+"""
 
 from __future__ import annotations
 
 import configparser
+import contextlib
 import dataclasses
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from .errors import ConfigError
@@ -47,6 +58,7 @@ FIELDS = {field.name: field for field in dataclasses.fields(Settings)}
 
 
 def as_bool(key: str, value: Any) -> bool:
+    """A boolean: ``True``/``False``, 1/0, or a word (true/false, on/off, yes/no, y/n, t/f)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
@@ -61,6 +73,7 @@ def as_bool(key: str, value: Any) -> bool:
 
 
 def as_int(key: str, value: Any, minimum: int = 0) -> int:
+    """An integer (or its digits) of at least ``minimum``."""
     try:
         number = int(str(value).strip()) if not isinstance(value, int) else value
     except ValueError:
@@ -71,6 +84,7 @@ def as_int(key: str, value: Any, minimum: int = 0) -> int:
 
 
 def as_float(key: str, value: Any) -> float:
+    """A positive number of seconds."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -90,6 +104,8 @@ def as_isolation_level(key: str, value: Any) -> str | None:
     if level not in ISOLATION_LEVELS:
         raise ConfigError(key, value, "expected one of " + ", ".join(map(repr, ISOLATION_LEVELS)))
     return level
+
+
 def as_interval(key: str, value: Any) -> float | None:
     """A period in seconds, or None for off (``0``, ``off``, ``none``, an empty value)."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off", "none")):
@@ -123,16 +139,48 @@ def _convert(key: str, value: Any) -> Any:
         return as_float(key, value)
     if kind == "float | None":
         return as_interval(key, value)
+    return as_text(key, value)
+
+
+def as_text(key: str, value: Any) -> str:
+    """A string, without the spaces around it."""
     if not isinstance(value, str):
         raise ConfigError(key, value, "expected a string")
     return value.strip()
 
 
-def read_ini(path: str | os.PathLike[str], name: str = "default") -> dict[str, str]:
-    """Read ``[mother]`` (for ``default``) or ``[mother:NAME]`` from an INI file."""
+@contextlib.contextmanager
+def spelled_as(spell: Callable[[str], str], keys: Collection[str] = FIELDS) -> Iterator[None]:
+    """Inside the block, a :class:`~mother.errors.ConfigError` about one of ``keys`` (default: the
+    settings of :func:`mother.init_mother`) names the setting ``spell(key)`` instead: the
+    way the adapter's users wrote it. Made from the error's attributes, reason and value kept.
+    """
+    try:
+        yield
+    except ConfigError as error:
+        if error.key not in keys:
+            raise
+        raise ConfigError(spell(error.key), error.value, error.reason) from None
+
+
+def _read_ini(path: str | os.PathLike[str]) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=None)
     if not parser.read(path):
         raise ConfigError("config", os.fspath(path), "file not found or unreadable")
+    return parser
+
+
+def ini_databases(path: str | os.PathLike[str]) -> list[str]:
+    """The databases an INI file configures: ``default`` for ``[mother]``, ``NAME`` for
+    each ``[mother:NAME]``."""
+    return ["default" if section == "mother" else section.split(":", 1)[1]
+            for section in _read_ini(path).sections()
+            if section == "mother" or section.startswith("mother:")]
+
+
+def read_ini(path: str | os.PathLike[str], name: str = "default") -> dict[str, str]:
+    """Read ``[mother]`` (for ``default``) or ``[mother:NAME]`` from an INI file."""
+    parser = _read_ini(path)
     section = "mother" if name == "default" else f"mother:{name}"
     if not parser.has_section(section):
         if name == "default" or not parser.has_section("mother"):
@@ -155,7 +203,8 @@ def make_settings(
     raw.update(overrides)
     unknown = sorted(set(raw) - set(FIELDS))
     if unknown:
-        raise ConfigError(unknown[0], raw[unknown[0]], "unknown setting")
+        raise ConfigError(unknown[0], raw[unknown[0]],
+                          f"unknown setting (known: {', '.join(sorted(FIELDS))})")
     if not raw.get("dsn"):
         raw["dsn"] = os.environ.get("MOTHER_DSN", "")
     if not raw["dsn"]:

@@ -5,18 +5,22 @@ The registry of databases is the only global state of dbmother.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
+from . import events
 from .config import Settings, make_settings
 from .dialects import Dialect, Pool, PoolStatus, dialect_for
-from .errors import ConfigError
+from .errors import ConfigError, StaleRecordError
 from .schema import Schema
 
 log = logging.getLogger(__name__)
+
+Phase = TypeVar("Phase", bound=Callable[[Any, Any], Any])
 
 
 class Database:
@@ -38,9 +42,12 @@ class Database:
         self.builders: dict[str, type] = {}
         #: called with every new session (``mother.tm.register`` joins it to the transaction)
         self.session_hooks: list[Callable[[Any], None]] = []
-        #: may turn a driver error raised by a session's statement into another
-        #: exception (raised from it); ``mother.zope`` makes transient ones retryable
-        self.error_translators: list[Callable[[BaseException], BaseException | None]] = []
+        #: the one way an adapter translates errors: each is called as ``translator(error,
+        #: where)`` for an error of a session's statement (``where`` is ``"statement"``) or
+        #: of a commit phase of its data manager (``"tpc_begin"``, ``"tpc_vote"``); the
+        #: first that returns an exception has it raised from the error (see
+        #: :meth:`translate`). ``mother.zope`` makes transient ones retryable.
+        self.error_translators: list[Callable[[BaseException, str], BaseException | None]] = []
         #: gives the session of records created without one (``mother.tm.register``),
         #: or None to use the shared connection
         self.implicit_session: Callable[[], Any] | None = None
@@ -57,10 +64,32 @@ class Database:
         return self._pool
 
     def getconn(self) -> Any:
-        return self.pool.getconn()
+        """A connection from the pool (reported as ``checkout``, after ``connect`` when
+        the pool opened one for it)."""
+        events.follow_logger()
+        if not events.listeners:
+            return self.pool.getconn()
+        size = self.pool.status().size
+        conn = self.pool.getconn()
+        status = self.pool.status()
+        if status.size > size:
+            events.pool_event(self.name, "connect", status)
+        events.pool_event(self.name, "checkout", status)
+        return conn
 
     def putconn(self, conn: Any) -> None:
+        """Give a connection back (reported as ``checkin``, then ``discard`` when the
+        pool closed it)."""
+        self.dialect.forget_session(conn)
+        if not events.listeners:
+            self.pool.putconn(conn)
+            return
+        size = self.pool.status().size
         self.pool.putconn(conn)
+        status = self.pool.status()
+        events.pool_event(self.name, "checkin", status)
+        if status.size < size:
+            events.pool_event(self.name, "discard", status)
 
     def status(self) -> PoolStatus:
         return self.pool.status()
@@ -113,6 +142,25 @@ class Database:
                 self._twophase = able
         return self._twophase
 
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether retrying the whole transaction may succeed: a :class:`StaleRecordError`,
+        or what the dialect calls transient (PostgreSQL's SQLSTATE class 40: serialization
+        failures and deadlocks; SQLite's "database is locked").
+
+        The one answer dbmother gives: the data manager's ``should_retry``,
+        ``mother.pyramid`` and ``mother.zope`` all ask here.
+        """
+        return isinstance(error, StaleRecordError) or self.dialect.is_transient(error)
+
+    def translate(self, error: BaseException, where: str) -> BaseException | None:
+        """What the first of :attr:`error_translators` that answers makes of ``error``
+        raised at ``where`` (None: it is raised unchanged)."""
+        for translator in self.error_translators:
+            translated = translator(error, where)
+            if translated is not None:
+                return translated
+        return None
+
     def close(self) -> None:
         """Close what the layers above keep (the shared connection), then the pool."""
         with self._lock:
@@ -130,6 +178,19 @@ class Database:
 
 _registry: dict[str, Database] = {}
 _registry_lock = threading.Lock()
+
+
+def check_settings(
+    config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    name: str = "default",
+    **settings: Any,
+) -> Settings:
+    """The settings :func:`~mother.init_mother` would use, checked as it checks them (the DSN's
+    form too, by its dialect) without configuring anything or connecting: for adapters
+    that read settings at startup or from a form."""
+    checked = make_settings(config, name, **settings)
+    dialect_for(checked, name)
+    return checked
 
 
 def init_mother(
@@ -172,6 +233,32 @@ def close_all() -> None:
         _registry.clear()
     for database in dbs:
         database.close()
+
+
+def is_transient(error: BaseException, among: Iterable[Database] | None = None) -> bool:
+    """Whether any of the databases (default: every configured one) calls ``error``
+    transient (:meth:`Database.is_transient`): for code that does not know which
+    database raised it, such as a retry tween or a view decorator."""
+    if isinstance(error, StaleRecordError):
+        return True
+    return any(database.is_transient(error)
+               for database in (databases() if among is None else among))
+
+
+def translating(phase: Phase) -> Phase:
+    """Decorate a commit phase ``phase(self, txn)`` of a data manager (an object with a
+    ``database``): an error it raises is raised as what that database's translators make
+    of it (:meth:`Database.translate`, ``where`` being the phase's name), from it."""
+    @functools.wraps(phase)
+    def run(self: Any, txn: Any) -> Any:
+        try:
+            return phase(self, txn)
+        except Exception as error:
+            translated = self.database.translate(error, phase.__name__)
+            if translated is None:
+                raise
+            raise translated from error
+    return run  # type: ignore[return-value]
 
 
 def resolve(database: str | Database) -> Database:

@@ -17,12 +17,19 @@ class MotherError(Exception):
 
 
 class ConfigError(MotherError, ValueError):
-    """A setting is missing or has an invalid value."""
+    """A setting is missing or has an invalid value.
+
+    ``key`` names the setting as its user wrote it (``pool_max`` in an INI file
+    or a keyword, ``mother.pool_max`` in Pyramid's settings, the field of a
+    Zope form), ``value`` is the value refused (None when it is missing) and
+    ``reason`` says what was expected; the message is made of the three.
+    """
 
     def __init__(self, key: str, value: object, reason: str) -> None:
         super().__init__(f"setting {key!r} = {value!r}: {reason}")
         self.key = key
         self.value = value
+        self.reason = reason
 
 
 class ArgumentError(MotherError, TypeError):

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
+from . import events
 from .database import Database
 from .dialects.base import BatchResult, EndLost
 from .errors import (
@@ -28,7 +29,6 @@ from .errors import (
 from .sql import MoFilter, naming_values
 from .sql import raw as raw_query
 
-sql_log = logging.getLogger("mother.sql")
 log = logging.getLogger(__name__)
 #: what looks like a read: all a read-only session may send (the server refuses a write
 #: hidden behind it: a data-modifying WITH, a function called by a SELECT); any other
@@ -90,18 +90,6 @@ class Executor:
     def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
         """Run one statement per parameter set; with ``returning``, the rows of every run."""
         raise NotImplementedError
-
-    def log(self, sql: str, params: Any) -> None:
-        """One DEBUG record per statement on ``mother.sql``: the SQL text as written (values
-        never interpolated into it), the parameters as a separate argument and as
-        ``record.params``, the session name as ``record.session``."""
-        if sql_log.isEnabledFor(logging.DEBUG):
-            extra = {"session": self.name, "sql": sql, "params": params}
-            if isinstance(params, list):
-                sql_log.debug("[%s] %s -- %d parameter sets", self.name, sql, len(params),
-                              extra=extra)
-            else:
-                sql_log.debug("[%s] %s -- parameters: %r", self.name, sql, params, extra=extra)
 
     def _query(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
         """Run a raw query (a MoFilter adds its conditions, keys checked); a driver error
@@ -237,10 +225,9 @@ class Transactional(Executor):
                 return self._attempt(work)
             if isinstance(error, EndLost):
                 raise
-            for translate in self.database.error_translators:
-                translated = translate(error)
-                if translated is not None:
-                    raise translated from error
+            translated = self.database.translate(error, "statement")
+            if translated is not None:
+                raise translated from error
             raise
 
     def guard(self, error: BaseException) -> None:
@@ -262,7 +249,6 @@ class Transactional(Executor):
         self.check_open()
         self.check_read(sql)
         dialect = self.database.dialect
-        self.log(sql, params)
 
         def work(conn: Any) -> Any:
             self._begin(conn)
@@ -288,8 +274,6 @@ class Transactional(Executor):
         can), with ``commit`` a COMMIT after them; see
         :meth:`~mother.dialects.base.Dialect.run_batch` for ``must_change``."""
         dialect = self.database.dialect
-        for sql, seq, _ in statements:
-            self.log(sql, seq)
 
         def work(conn: Any) -> list[BatchResult]:
             self._begin(conn)
@@ -311,21 +295,18 @@ class Transactional(Executor):
     def send_savepoint(self, name: str) -> None:
         """SAVEPOINT ``name`` (the transaction now counts as written: work may follow)."""
         conn = self.connection()
-        self.log(f"SAVEPOINT {name}", None)
         self._begin(conn)
         self.database.dialect.savepoint(conn, name)
         self.wrote = True
 
     def send_release(self, name: str) -> None:
         """RELEASE SAVEPOINT ``name``."""
-        self.log(f"RELEASE SAVEPOINT {name}", None)
         self.database.dialect.release_savepoint(self.connection(), name)
 
     def send_rollback_to(self, name: str) -> None:
         """ROLLBACK TO SAVEPOINT ``name``; a batch that failed after it is undone with it."""
         self.check_open()
         self._failed = None
-        self.log(f"ROLLBACK TO SAVEPOINT {name}", None)
         try:
             self.database.dialect.rollback_savepoint(self.connection(), name)
         except Exception as error:
@@ -339,7 +320,6 @@ class Transactional(Executor):
         self.check_lost()  # never report a lost transaction as committed
         conn = self._conn
         if conn is not None:
-            self.log("COMMIT", None)
             try:
                 self.database.dialect.commit(conn)
             except EndLost as lost:
@@ -357,7 +337,6 @@ class Transactional(Executor):
         self.check_lost()
         conn = self._conn
         if conn is not None:
-            self.log("COMMIT (if it wrote nothing)", None)
             try:
                 if not self.database.dialect.commit_if_read_only(conn):
                     self.wrote = True
@@ -397,7 +376,6 @@ class Transactional(Executor):
         self.check_open()
         conn, self._lost, self._failed = self._conn, None, None
         if conn is not None:
-            self.log("ROLLBACK", None)
             try:
                 self.database.dialect.rollback(conn)
             except Exception as error:
@@ -407,22 +385,25 @@ class Transactional(Executor):
     def finish_prepared(self, gid: str, commit: bool) -> bool:
         """COMMIT (or ROLLBACK) PREPARED ``gid`` on this connection (a new one if it has
         none); False if it was not prepared any more."""
-        self.log(f"{'COMMIT' if commit else 'ROLLBACK'} PREPARED '{gid}'", None)
         return self.database.dialect.finish_prepared(self._conn, gid, commit)
 
-    def release(self, rollback: bool = False) -> None:
-        """End: the connection goes back to the pool (rolled back first with ``rollback``)."""
+    def release(self, rollback: bool = False, outcome: str | None = None) -> None:
+        """End: the connection goes back to the pool (rolled back first with ``rollback``);
+        ``outcome`` says how the transaction ended, for the events, when the caller knows
+        better than ``rollback``."""
         if self._closed:
             return
         conn, self._conn = self._conn, None
         self._closed = True
-        if conn is None:
-            return
-        if rollback:
-            with contextlib.suppress(Exception):
-                self.database.dialect.rollback(conn)
-        if self._owned:
-            self.database.putconn(conn)
+        if conn is not None:
+            if rollback:
+                with contextlib.suppress(Exception):
+                    self.database.dialect.rollback(conn)
+            if self._owned:
+                self.database.putconn(conn)
+        if events.listeners:
+            events.session_event(self.database.name, self.name, "ended", outcome or (
+                "closed" if conn is None else "rolled back" if rollback else "committed"))
 
 
 class SharedConnection(Executor):
@@ -471,11 +452,9 @@ class SharedConnection(Executor):
                 raise
 
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
-        self.log(sql, params)
         return self._in(lambda conn: fetch(self.database.dialect.execute(conn, sql, params)))
 
     def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
-        self.log(sql, seq)
         if not seq:
             return []
         rows: list[Any] = self._in(lambda conn: self.database.dialect.run_batch(
@@ -526,6 +505,7 @@ def shared(database: Database) -> SharedConnection:
     """The shared ("persistent") connection of ``database``, made on first use."""
     if not database.settings.persistent_one:
         raise ConfigError("persistent_one", False, "the shared connection is off: pass a session")
+    events.follow_logger()
     found = database.extensions.get(SharedConnection)
     if found is None:
         with _shared_lock:

@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from . import events
 from .config import as_isolation_level
 from .database import Database, resolve
 from .dialects import PoolStatus
@@ -55,6 +56,7 @@ class Session(Transactional):
         #: who owns the outcome while the session is managed (see :meth:`manage`)
         self.manager: Any = None
         self.uow: UnitOfWork[DbMother] = UnitOfWork(self)
+        events.session_opened(db.name, self.name)
         if hooks:
             for hook in db.session_hooks:
                 hook(self)
@@ -304,12 +306,12 @@ class Session(Transactional):
         self._check_unmanaged("close")
         self._close(rollback=True)
 
-    def _close(self, rollback: bool = False) -> None:
+    def _close(self, rollback: bool = False, outcome: str | None = None) -> None:
         if self._closed:
             return
         if rollback:
             self.uow.rollback_all()
-        self.release(rollback)
+        self.release(rollback, outcome)
 
     def __enter__(self) -> Session:
         return self
@@ -380,11 +382,7 @@ class Managed:
         """What ``PREPARE TRANSACTION gid`` of this session sends, for the dialect's
         ``prepare()`` (which sends several sessions' at once): ``(connection, gid,
         statements before it)``."""
-        session = self.session
-        for sql, params in statements:
-            session.log(sql, params)
-        session.log(f"PREPARE TRANSACTION '{gid}'", None)
-        return session.connection(), gid, list(statements)
+        return self.session.connection(), gid, list(statements)
 
     def finish_prepared(self, gid: str, commit: bool) -> bool:
         """COMMIT (or ROLLBACK) PREPARED ``gid``; False if it was not prepared any more."""
@@ -414,11 +412,12 @@ class Managed:
         self.session.rollback_savepoint(name)
         uow.push()
 
-    def end(self, rollback: bool) -> None:
-        """End the session (rolled back first with ``rollback``) and stop managing it."""
+    def end(self, rollback: bool, outcome: str | None = None) -> None:
+        """End the session (rolled back first with ``rollback``; ``outcome``: how its
+        transaction ended, for the events) and stop managing it."""
         session = self.session
         session.manager = None
-        session._close(rollback=rollback)
+        session._close(rollback, outcome)
 
 _MISSING = object()
 

@@ -15,14 +15,14 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from . import joins
+from . import joins, sql
 from .database import Database, get_database
 from .errors import ArgumentError, MotherError, ParanoidError
 from .executor import Executor, executor_for
 from .records import MO_DEL, MO_LOAD, MO_NOA, MO_SAVE, MO_UP, DbMother, builder_for
 from .schema import Table
 from .session import Session
-from .sql import SQL_DEFAULT, Query, lock_clause, template, template_params
+from .sql import SQL_DEFAULT, lock_clause, template, template_params
 
 log = logging.getLogger(__name__)
 #: rows per SELECT when MotherMany loads (keeps the parameter count low on SQLite)
@@ -105,6 +105,10 @@ class MotherBox(_RecordSet):
         if actions[flag] is not None:
             actions[flag]()
 
+    def _scoped(self) -> joins.Scoped:
+        """The filter, its dict keys columns of the table (``table.col`` allowed, as in a load)."""
+        return joins.Scoped(self.filter, (self.table.name,))
+
     def _check_filter(self, what: str) -> None:
         if not self.filter and self.database.settings.paranoid:
             raise ParanoidError(f"paranoid: refusing to {what} every row of {self.table.name}")
@@ -116,9 +120,10 @@ class MotherBox(_RecordSet):
         if isinstance(fields, str):
             fields = [fields]
         what = [(self.table.name, name, None) for name in fields]
-        sql, params = joins.select(dialect, schema, self.table.name, what, self.filter,
-                                   self.order, self.distinct or bool(self.joins), self.joins)
-        self._records = self.executor.mr_query(sql + self._locking, params)
+        text, params = sql.select_joined(dialect, schema, self.table.name, what, self.filter,
+                                         self.order, self.distinct or bool(self.joins),
+                                         self.joins)
+        self._records = self.executor.mr_query(text + self._locking, params)
         return self._records
 
     def update(self) -> int:
@@ -126,15 +131,15 @@ class MotherBox(_RecordSet):
         if not isinstance(self.fields, Mapping) or not self.fields:
             raise SetError("MotherBox(MO_UP) needs fields= as a non-empty mapping of new values")
         self._check_filter("update")
-        sql, params = joins.update(self.database.dialect, self.table, self.fields, self.filter)
-        self.rowcount = self.executor.run(sql, params, lambda cursor: cursor.rowcount)
+        text, params = sql.update(self.database.dialect, self.table, self.fields, self._scoped())
+        self.rowcount = self.executor.run(text, params, lambda cursor: cursor.rowcount)
         return self.rowcount
 
     def delete(self) -> int:
         """DELETE the matching rows (no filter: every row); returns the row count."""
         self._check_filter("delete")
-        sql, params = joins.delete(self.database.dialect, self.table, self.filter)
-        self.rowcount = self.executor.run(sql, params, lambda cursor: cursor.rowcount)
+        text, params = sql.delete(self.database.dialect, self.table, self._scoped())
+        self.rowcount = self.executor.run(text, params, lambda cursor: cursor.rowcount)
         return self.rowcount
 
 
@@ -197,9 +202,9 @@ class MotherMany(_RecordSet):
             if columns and pkey and dialect.ordered_returning:
                 result = self._insert_chunks(columns, rows)
             else:
-                sql = template(dialect, self.table, "insert", columns, returning=pkey)
+                text = template(dialect, self.table, "insert", columns, returning=pkey)
                 seq = [template_params(columns, (), row) for row in rows]
-                result = self.executor.run_many(sql, seq, bool(pkey))
+                result = self.executor.run_many(text, seq, bool(pkey))
             for row, back in zip(rows, result):
                 for name in [n for n, v in row.items() if v is SQL_DEFAULT]:
                     del row[name]
@@ -213,14 +218,14 @@ class MotherMany(_RecordSet):
         statements: dict[int, str] = {}
         for start in range(0, len(rows), size):
             chunk = rows[start:start + size]
-            sql = statements.get(len(chunk))
-            if sql is None:
-                sql = statements[len(chunk)] = joins.insert_values(
+            text = statements.get(len(chunk))
+            if text is None:
+                text = statements[len(chunk)] = sql.insert_values(
                     self.database.dialect, self.table, columns, len(chunk),
                     self.table.primary_key)
             params = {f"v{n}": value for n, value in
                       enumerate(row[name] for row in chunk for name in columns)}
-            result.extend(self.executor.run(sql, params, lambda cursor: cursor.fetchall()))
+            result.extend(self.executor.run(text, params, lambda cursor: cursor.fetchall()))
         return result
 
     def _keyed(self, kind: str, set_columns: Sequence[str] | None) -> None:
@@ -242,9 +247,9 @@ class MotherMany(_RecordSet):
                                    "match the rows by")
             keys = [name for name, null in shape if name not in columns and not null]
             nulls = [name for name, null in shape if name not in columns and null]
-            sql = template(dialect, self.table, kind, columns, keys, null_keys=nulls)
+            text = template(dialect, self.table, kind, columns, keys, null_keys=nulls)
             seq = [template_params(columns, keys, row) for row in rows]
-            self.executor.run_many(sql, seq, False)
+            self.executor.run_many(text, seq, False)
 
     def delete(self) -> None:
         """DELETE the rows matching each dict (every column of the dict must match)."""
@@ -256,18 +261,12 @@ class MotherMany(_RecordSet):
 
     def load(self) -> list[dict[str, Any]]:
         """SELECT the rows matching any of the dicts; they become the records."""
-        dialect, table = self.database.dialect, self.table
-        fields = self.fields or list(table.columns)
+        fields = self.fields or list(self.table.columns)
         records: list[dict[str, Any]] = []
         for start in range(0, len(self._store), LOAD_CHUNK):
-            query = Query(dialect)
-            alternatives = []
-            for row in self._store[start:start + LOAD_CHUNK]:
-                conds = query.equalities(table, row)
-                alternatives.append("(" + " AND ".join(conds or ["1 = 1"]) + ")")
-            sql = (f"SELECT {query.columns(table, fields, qualify=True)} FROM "
-                   f"{query.ident(table.name)} WHERE {' OR '.join(alternatives)}")
-            records.extend(self.executor.mr_query(sql, query.params))
+            text, params = sql.select_any(self.database.dialect, self.table, fields,
+                                          self._store[start:start + LOAD_CHUNK])
+            records.extend(self.executor.mr_query(text, params))
         self._records, self._loaded = records, True
         return records
 
@@ -306,9 +305,9 @@ class MotherFusion(_RecordSet):
             steps = [joins.Join(self.link.table, mine, side), joins.Join(names[1], theirs, side)]
             where = joins.AllOf((filter, joins.Scoped(jfilter, (self.link.table,))))
         what = self._what(names, fields, params)
-        sql, values = joins.select(self.database.dialect, schema, names[0], what, where, order,
-                                   distinct, steps)
-        self._records = self.executor.mr_query(sql, values)
+        text, values = sql.select_joined(self.database.dialect, schema, names[0], what, where,
+                                         order, distinct, steps)
+        self._records = self.executor.mr_query(text, values)
 
     def _what(self, names: tuple[str, str], fields: Any, params: Any
               ) -> list[tuple[str, str, str | None]]:

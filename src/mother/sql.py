@@ -1,20 +1,26 @@
-"""Composing SQL safely: identifiers quoted by the dialect and checked against the schema,
-values always bound as parameters.
+"""Composing SQL safely: every statement dbmother sends is written here, identifiers
+quoted by the dialect and checked against the schema (or against a table declared in
+code), values always bound as parameters.
 
 The only SQL text that is not composed here is the programmer's own: a plain
-string filter, or the text of a :class:`MoFilter`. Both are trusted as written.
+string filter, the text of a :class:`~mother.filters.MoFilter`, and a raw query
+(to which :func:`raw` adds a MoFilter's conditions). They are trusted as written.
+What a filter may be is defined in :mod:`mother.filters` and :mod:`mother.joins`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .dialects.base import Dialect
-from .errors import BadValueError, MotherError, UnknownFieldError
-from .schema import Schema, Table
+from .errors import ArgumentError, BadValueError, MotherError, UnknownFieldError
+from .filters import Compare, InvalidFilterError, MoFilter
+from .joins import AllOf, Join, Scoped, owner
+from .schema import Column, Schema, Table
+from .sqltext import MARKER, add_condition
 
 
 class _Default:
@@ -33,10 +39,6 @@ SQL_DEFAULT: Any = _Default()
 SQL_NULL = None
 SQL_TRUE = True
 SQL_FALSE = False
-
-
-class InvalidFilterError(MotherError, TypeError):
-    """A filter of a kind dbmother does not understand."""
 
 
 class InvalidLockError(MotherError, ValueError):
@@ -71,47 +73,10 @@ def lock_clause(dialect: Dialect, lock: str | None, distinct: bool = False) -> s
     return dialect.lock_clause(clause)
 
 
-class MoFilter:
-    """A filter made of programmer-written SQL conditions with bound parameters.
-
-    ``MoFilter("star_mass > %(mass)s", store={"mass": 5})`` (placeholders are
-    the driver's own). A dict adds equality conditions, a list of column names
-    takes their values from ``store``. Text is trusted SQL: never build it from
-    user input.
-    """
-
-    def __init__(self, filter: Any = None, table: str | None = None,
-                 store: Mapping[str, Any] | None = None) -> None:
-        self.parts: list[tuple[str, Any, str | None]] = []
-        self.params: dict[str, Any] = {}
-        self.add_filter(filter, table, store)
-
-    def add_filter(self, filter: Any, table: str | None = None,
-                   store: Mapping[str, Any] | None = None) -> MoFilter:
-        """Add a condition: text, a dict of equalities, or column names valued from ``store``."""
-        if store:
-            self.params.update(store)
-        if not filter:
-            return self
-        if isinstance(filter, str):
-            self.parts.append(("text", filter, table))
-        elif isinstance(filter, Mapping):
-            self.parts.append(("dict", dict(filter), table))
-        elif isinstance(filter, (list, tuple, set, frozenset)):
-            missing = [name for name in filter if store is None or name not in store]
-            if missing:
-                raise InvalidFilterError(f"filter keys {missing} have no value in store")
-            self.parts.append(("dict", {name: store[name] for name in filter}, table))
-        elif isinstance(filter, MoFilter):
-            self.parts.extend(filter.parts)
-            self.params.update(filter.params)
-        else:
-            raise InvalidFilterError(f"a filter must be a str, dict, list or MoFilter, "
-                                     f"not {type(filter).__name__}")
-        return self
-
-    def __bool__(self) -> bool:
-        return bool(self.parts)
+def quoted(dialect: Dialect, name: str) -> str:
+    """``name`` quoted by the dialect, for a statement that carries bound parameters (as
+    every composed statement does: on PostgreSQL a ``%`` in a name is then doubled)."""
+    return dialect.trusted(dialect.quote(name))
 
 
 class Query:
@@ -131,7 +96,7 @@ class Query:
         return self.dialect.placeholder(name)
 
     def ident(self, *parts: str) -> str:
-        return ".".join(self.dialect.quote(part) for part in parts)
+        return ".".join(quoted(self.dialect, part) for part in parts)
 
     def columns(self, table: Table, names: Iterable[str], qualify: bool = False) -> str:
         table.check_fields(names := list(names))
@@ -146,32 +111,64 @@ class Query:
             f"{self.ident(name)} = " + ("DEFAULT" if value is SQL_DEFAULT else self.bind(value))
             for name, value in values.items())
 
-    def equalities(self, table: Table, values: Mapping[str, Any], qualify: bool = True,
-                   alias: str | None = None) -> list[str]:
-        """``col = param`` (``IS NULL`` for None) for each item, columns checked."""
+    def equalities(self, table: Table, values: Mapping[str, Any]) -> list[str]:
+        """``table.col = param`` (see :meth:`condition`) for each item, columns checked."""
         table.check_fields(values)
-        prefix = alias or table.name
-        out = []
-        for name, value in values.items():
-            column = self.ident(prefix, name) if qualify else self.ident(name)
-            if value is None:
-                out.append(f"{column} IS NULL")
-            elif value is SQL_DEFAULT:
-                raise InvalidFilterError(f"SQL_DEFAULT cannot be compared ({table.name}.{name})")
-            else:
-                out.append(f"{column} = {self.bind(value)}")
-        return out
+        return [self.condition(self.ident(table.name, name), value, f"{table.name}.{name}")
+                for name, value in values.items()]
 
-    def conditions(self, filter: Any, tables: Mapping[str, Table], default: Table) -> list[str]:
-        """Compile a filter (dict, MoFilter, trusted string, or None) to conditions."""
+    def condition(self, column: str, value: Any, what: str) -> str:
+        """``column = param``; ``IS NULL`` for None, the operator of a :class:`Compare`."""
+        if value is None:
+            return f"{column} IS NULL"
+        if value is SQL_DEFAULT:
+            raise InvalidFilterError(f"SQL_DEFAULT cannot be compared ({what})")
+        if isinstance(value, Compare):
+            return self.compare(column, value)
+        return f"{column} = {self.bind(value)}"
+
+    def compare(self, column: str, condition: Compare) -> str:
+        if condition.op not in ("in", "not in"):
+            return f"{column} {condition.op} {self.bind(condition.value)}"
+        items = list(condition.value)
+        if not items:  # nothing is in an empty list
+            return "1 = 0" if condition.op == "in" else "1 = 1"
+        return (f"{column} {condition.op.upper()} ("
+                + ", ".join(self.bind(item) for item in items) + ")")
+
+    def conditions(self, filter: Any, tables: Mapping[str, Table],
+                   candidates: Sequence[str] | None = None) -> list[str]:
+        """Compile a filter: dict (bound), MoFilter, trusted string, Scoped, AllOf or None.
+
+        A dict key is a column of the first table; with ``candidates`` (a Scoped
+        filter's tables), a column (``col`` or ``table.col``) of the first of
+        them that has it.
+        """
+        if isinstance(filter, AllOf):
+            return [cond for part in filter.parts
+                    for cond in self.conditions(part, tables, candidates)]
+        if isinstance(filter, Scoped):
+            return self.conditions(filter.filter, tables, filter.tables)
         if filter is None or (not filter and not isinstance(filter, MoFilter)):
             return []
         if isinstance(filter, str):
             return [f"({self.dialect.trusted(filter)})"]
+        default = tables[candidates[0]] if candidates else next(iter(tables.values()))
         if isinstance(filter, Mapping):
-            return self.equalities(default, filter)
+            if candidates is None:
+                return self.equalities(default, filter)
+            groups: dict[str, tuple[Table, dict[str, Any]]] = {}
+            for name, value in filter.items():
+                table, column = owner(tables, candidates, str(name))
+                groups.setdefault(table.name, (table, {}))[1][column] = value
+            return [cond for table, values in groups.values()
+                    for cond in self.equalities(table, values)]
         if not isinstance(filter, MoFilter):
-            filter = MoFilter(filter)
+            if isinstance(filter, (list, tuple, set, frozenset)):
+                raise InvalidFilterError("a list filter needs a store: use "
+                                         "MoFilter(keys, store=...)")
+            raise InvalidFilterError(f"a filter must be a dict, a MoFilter or a string, "
+                                     f"not {type(filter).__name__}")
         out = []
         for kind, value, table_name in filter.parts:
             table = tables.get(table_name, default) if table_name else default
@@ -188,30 +185,37 @@ class Query:
     def where(conditions: Sequence[str]) -> str:
         return " WHERE " + " AND ".join(conditions) if conditions else ""
 
-    def order_by(self, order: Any, tables: Mapping[str, Table], default: Table) -> str:
-        """ORDER BY from column names (``"-col"`` or ``"col DESC"`` for descending), checked."""
+    def order_by(self, order: Any, tables: Mapping[str, Table],
+                 candidates: Sequence[str] | None = None) -> str:
+        """ORDER BY from column names (``"-col"`` or ``"col DESC"`` for descending; ``col``
+        of the first of ``candidates`` that has it, or ``table.col``), checked. A column
+        whose name has spaces is named whole (``"-my col"``, not ``"my col DESC"``)."""
         if not order:
             return ""
-        if isinstance(order, str):
-            order = [order]
+        candidates = list(tables) if candidates is None else candidates
         items = []
-        for item in order:
+        for item in [order] if isinstance(order, str) else order:
             words = order_words(item)
-            name, direction = words[0], ""
-            if name.startswith("-"):
-                name, direction = name[1:], " DESC"
-            if len(words) == 2 and words[1].upper() in ("ASC", "DESC"):
+            whole = str(item)
+            direction = " DESC" if whole.startswith("-") else ""
+            if len(words) > 1 and _names_column(tables, candidates, whole.removeprefix("-")):
+                words = [whole]
+            elif len(words) == 2 and words[1].upper() in ("ASC", "DESC"):
                 direction = " " + words[1].upper()
             elif len(words) > 1:
                 raise InvalidFilterError(f"bad order item {item!r}: use 'column', '-column' "
                                          "or 'column DESC'")
-            table_name, _, column = name.rpartition(".")
-            table = tables.get(table_name, default)
-            if table_name and table_name not in tables:
-                raise UnknownFieldError(default.name, name)
-            table.column(column)
+            table, column = owner(tables, candidates, words[0].removeprefix("-"))
             items.append(self.ident(table.name, column) + direction)
         return " ORDER BY " + ", ".join(items)
+
+
+def _names_column(tables: Mapping[str, Table], candidates: Sequence[str], name: str) -> bool:
+    try:
+        owner(tables, candidates, name)
+    except UnknownFieldError:
+        return False
+    return True
 
 
 def order_words(item: Any) -> list[str]:
@@ -223,11 +227,9 @@ def order_words(item: Any) -> list[str]:
     return words
 
 
-WHERE = re.compile(r"\bWHERE\b", re.IGNORECASE)
-
-
 def raw(dialect: Dialect, schema: Schema, sql: str, filter: MoFilter) -> tuple[str, dict[str, Any]]:
-    """A raw query with a MoFilter's conditions appended (after ``WHERE`` or ``AND``).
+    """A raw query with a MoFilter's conditions added (see :func:`mother.sqltext.add_condition`
+    for where they go: at the ``{filter}`` marker, or appended to the WHERE).
 
     A dict key of the filter must be a column: of the filter's ``table``, of the
     table a ``table.column`` key names, or else of some table of the schema.
@@ -240,17 +242,12 @@ def raw(dialect: Dialect, schema: Schema, sql: str, filter: MoFilter) -> tuple[s
         if kind == "text":
             conditions.append(f"({value})")
             continue
-        for name, item in value.items():
-            column = raw_column(schema, table_name, name)
-            if item is SQL_DEFAULT:
-                raise InvalidFilterError(f"SQL_DEFAULT cannot be compared ({name})")
-            op = "IS NULL" if item is None else "= " + query.bind(item)
-            conditions.append(f"{query.ident(*column)} {op}")
+        conditions += [query.condition(query.ident(*raw_column(schema, table_name, name)),
+                                       item, name) for name, item in value.items()]
     query.params.update(filter.params)
-    if not conditions:
+    if not conditions and MARKER not in sql:
         return sql, query.params
-    joiner = " AND " if WHERE.search(sql) else " WHERE "
-    return sql + joiner + " AND ".join(conditions), query.params
+    return add_condition(sql, " AND ".join(conditions) or "1 = 1"), query.params
 
 
 def raw_column(schema: Schema, table_name: str | None, name: Any) -> tuple[str, ...]:
@@ -309,43 +306,153 @@ def select(dialect: Dialect, table: Table, fields: Iterable[str] | None, filter:
            order: Any = None, distinct: bool = False, lock: str | None = None
            ) -> tuple[str, dict[str, Any]]:
     """``SELECT fields FROM table WHERE filter ORDER BY order`` (then the ``lock`` clause)."""
-    locking = lock_clause(dialect, lock, distinct)
+    what = [(table.name, name, None) for name in (fields if fields else table.columns)]
+    return _select(Query(dialect), {table.name: table}, what, filter, order, distinct, (), lock)
+
+
+def select_joined(dialect: Dialect, schema: Schema, base: str,
+                  what: Sequence[tuple[str, str, str | None]] | None, filter: Any,
+                  order: Any = None, distinct: bool = False, joins: Sequence[Join] = ()
+                  ) -> tuple[str, dict[str, Any]]:
+    """``SELECT what FROM base JOIN ... WHERE filter ORDER BY order``.
+
+    ``what`` lists ``(table, column, alias)`` (``column`` ``*`` for every column);
+    None selects every column of ``base``. Dict filter keys and order names
+    belong to the first table (base, then joined ones) that has them.
+    """
+    tables = {base: schema.table(base)}
+    for join in joins:
+        tables[join.table] = schema.table(join.table)
+    if what is None:
+        what = [(base, name, None) for name in tables[base].columns]
+    return _select(Query(dialect), tables, what, filter, order, distinct, joins,
+                   candidates=list(tables))
+
+
+def _select(query: Query, tables: Mapping[str, Table], what: Sequence[tuple[str, str, str | None]],
+            filter: Any, order: Any, distinct: bool, joins: Sequence[Join],
+            lock: str | None = None, candidates: Sequence[str] | None = None
+            ) -> tuple[str, dict[str, Any]]:
+    locking = lock_clause(query.dialect, lock, distinct)
+    columns = []
+    for table_name, column, alias in what:
+        table = tables[table_name]
+        names = list(table.columns) if column == "*" else [column]
+        table.check_fields(names)
+        for name in names:
+            item = query.ident(table_name, name)
+            columns.append(f"{item} AS {query.ident(alias)}" if alias else item)
+    parts = [f"SELECT {'DISTINCT ' if distinct else ''}{', '.join(columns)} "
+             f"FROM {query.ident(next(iter(tables)))}"]
+    for join in joins:
+        side = join.side.upper()
+        if side not in ("", "LEFT", "RIGHT", "INNER"):
+            raise InvalidFilterError(f"side must be LEFT or RIGHT, not {join.side!r}")
+        key = join.key
+        on = " AND ".join(f"{query.ident(key.table, col)} = {query.ident(key.ref_table, ref)}"
+                          for col, ref in key.pairs())
+        parts.append(f"{side + ' ' if side else ''}JOIN {query.ident(join.table)} ON {on}")
+    sql = " ".join(parts) + query.where(query.conditions(filter, tables, candidates))
+    return sql + query.order_by(order, tables) + locking, query.params
+
+
+def select_any(dialect: Dialect, table: Table, fields: Iterable[str],
+               rows: Iterable[Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """``SELECT fields FROM table`` of the rows matching any of ``rows`` (each a dict of
+    equalities; an empty one matches every row)."""
     query = Query(dialect)
-    tables = {table.name: table}
-    what = query.columns(table, fields if fields else table.columns, qualify=True)
-    conditions = query.conditions(filter, tables, table)
-    sql = (f"SELECT {'DISTINCT ' if distinct else ''}{what} FROM {query.ident(table.name)}"
-           f"{query.where(conditions)}{query.order_by(order, tables, table)}{locking}")
-    return sql, query.params
+    alternatives = ["(" + " AND ".join(query.equalities(table, row) or ["1 = 1"]) + ")"
+                    for row in rows]
+    return (f"SELECT {query.columns(table, fields, qualify=True)} FROM "
+            f"{query.ident(table.name)} WHERE {' OR '.join(alternatives)}", query.params)
 
 
-def insert(dialect: Dialect, table: Table, values: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """INSERT one row; the primary key comes back through RETURNING."""
+def insert(dialect: Dialect, table: Table, values: Mapping[str, Any],
+           returning: Sequence[str] | None = None, if_new: bool = False
+           ) -> tuple[str, dict[str, Any]]:
+    """INSERT one row, ``returning`` columns back (None: the primary key; empty: none).
+
+    ``if_new``: nothing happens when a row with the same primary key exists.
+    """
     query = Query(dialect)
     table.check_fields(values)
     # a column left out takes its DEFAULT (SQLite has no DEFAULT keyword in VALUES)
     values = {name: value for name, value in values.items() if value is not SQL_DEFAULT}
     names = [query.ident(name) for name in values]
     slots = [query.bind(value) for value in values.values()]
-    returning = table.primary_key or tuple(values)[:1] or tuple(table.columns)[:1]
+    if returning is None:
+        returning = table.primary_key or tuple(values)[:1] or tuple(table.columns)[:1]
     target = query.ident(table.name)
-    head = f"INSERT INTO {target} ({', '.join(names)}) VALUES ({', '.join(slots)})" if names \
+    sql = f"INSERT INTO {target} ({', '.join(names)}) VALUES ({', '.join(slots)})" if names \
         else f"INSERT INTO {target} DEFAULT VALUES"
-    return f"{head} RETURNING {query.columns(table, returning)}", query.params
+    if if_new:
+        if not table.primary_key:
+            raise ArgumentError(f"insert(if_new=True) into {table.name}: it has no primary key")
+        sql += f" ON CONFLICT ({query.columns(table, table.primary_key)}) DO NOTHING"
+    if returning:
+        sql += f" RETURNING {query.columns(table, returning)}"
+    return sql, query.params
 
 
-def update(dialect: Dialect, table: Table, values: Mapping[str, Any], filter: Any
-           ) -> tuple[str, dict[str, Any]]:
+def insert_values(dialect: Dialect, table: Table, columns: Sequence[str], count: int,
+                  returning: Sequence[str]) -> str:
+    """One INSERT of ``count`` rows; parameter ``v{n}`` is value n, row by row."""
+    table.check_fields([*columns, *returning])
+    quote, ph, width = functools.partial(quoted, dialect), dialect.placeholder, len(columns)
+    rows = ", ".join("(" + ", ".join(ph(f"v{r * width + c}") for c in range(width)) + ")"
+                     for r in range(count))
+    return (f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) VALUES {rows}"
+            f" RETURNING {', '.join(map(quote, returning))}")
+
+
+def update(dialect: Dialect, table: Table, values: Mapping[str, Any], filter: Any,
+           returning: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
+    """``UPDATE table SET values WHERE filter`` (any filter, Scoped and AllOf included),
+    ``returning`` columns back."""
     query = Query(dialect)
     sets = query.assignments(table, values)
-    conditions = query.conditions(filter, {table.name: table}, table)
-    return f"UPDATE {query.ident(table.name)} SET {sets}{query.where(conditions)}", query.params
+    sql = (f"UPDATE {query.ident(table.name)} SET {sets}"
+           f"{query.where(query.conditions(filter, {table.name: table}))}")
+    if returning:
+        sql += f" RETURNING {query.columns(table, returning)}"
+    return sql, query.params
 
 
 def delete(dialect: Dialect, table: Table, filter: Any) -> tuple[str, dict[str, Any]]:
+    """``DELETE FROM table WHERE filter`` (any filter, Scoped and AllOf included)."""
     query = Query(dialect)
-    conditions = query.conditions(filter, {table.name: table}, table)
+    conditions = query.conditions(filter, {table.name: table})
     return f"DELETE FROM {query.ident(table.name)}{query.where(conditions)}", query.params
+
+
+def declared(name: str, columns: Sequence[tuple[str, str]], primary_key: Sequence[str]) -> Table:
+    """A table dbmother makes itself (the commit log, the web sessions): ``columns`` are
+    ``(name, SQL type)``, every one NOT NULL. The types are SQL text written in code."""
+    for identifier in (name, *(column for column, _type in columns)):
+        if not isinstance(identifier, str) or not identifier or "\x00" in identifier:
+            raise ArgumentError(f"table {name!r}: {identifier!r} is no SQL name (a non-empty "
+                                "str without NUL)")
+    table = Table(name, {column: Column(column, type_, nullable=False)
+                         for column, type_ in columns}, tuple(primary_key))
+    table.check_fields(table.primary_key)
+    return table
+
+
+def create_table(dialect: Dialect, table: Table) -> tuple[str, dict[str, Any]]:
+    """``CREATE TABLE IF NOT EXISTS`` for a :func:`declared` table (no parameters, but run
+    as a statement that has some, as every composed one is)."""
+    query = Query(dialect)
+    columns = [f"{query.ident(column.name)} {column.type}"
+               + ("" if column.nullable else " NOT NULL") for column in table.columns.values()]
+    if table.primary_key:
+        columns.append(f"PRIMARY KEY ({query.columns(table, table.primary_key)})")
+    return (f"CREATE TABLE IF NOT EXISTS {query.ident(table.name)} ({', '.join(columns)})",
+            query.params)
+
+
+def drop_table(dialect: Dialect, table: Table) -> tuple[str, dict[str, Any]]:
+    """``DROP TABLE IF EXISTS`` for a :func:`declared` table (see :func:`create_table`)."""
+    return f"DROP TABLE IF EXISTS {quoted(dialect, table.name)}", {}
 
 
 def template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
@@ -369,7 +476,7 @@ def template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
 def _template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
               keys: Sequence[str], returning: Sequence[str], null_keys: Sequence[str]) -> str:
     table.check_fields([*columns, *keys, *null_keys, *returning])
-    quote, ph = dialect.quote, dialect.placeholder
+    quote, ph = functools.partial(quoted, dialect), dialect.placeholder
     target = quote(table.name)
     where = [f"{quote(key)} = {ph(f'k{i}')}" for i, key in enumerate(keys)]
     where += [f"{quote(key)} IS NULL" for key in null_keys]

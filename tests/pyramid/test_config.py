@@ -54,6 +54,10 @@ def test_settings_configure_default_and_named_databases(dsn: str, tmp_path: Path
     ("mother.isolation_level", "chaos"),
     ("mother.archive.isolation_level", "read uncommitted"),
     ("mother.a.b.dsn", "sqlite://"),
+    ("mother.dsn", "sqlite:relative.db"),
+    ("mother.archive.dsn", "mysql://x"),
+    ("mother.archive.dsn", "host='unterminated"),
+    ("mother.pool_max", "0"),
     ("retry.attempts", "twice"),
     ("retry.attempts", "0"),
     ("mother.websession.timeout", "soon"),
@@ -67,6 +71,19 @@ def test_bad_setting_raises_config_error_naming_it(key: str, value: str) -> None
         _include(settings)
     assert info.value.key == key
     assert key in str(info.value)
+    mother.close_all()
+
+
+def test_a_refused_setting_keeps_its_value_and_reason_whole() -> None:
+    """The Pyramid name comes from the error's attributes; a value with ``: `` in it once
+    cut the reason short when the message was parsed."""
+    with pytest.raises(ConfigError) as info:
+        _include({"mother.dsn": "sqlite://", "mother.archive.dsn": "sqlite://",
+                  "mother.archive.pool_type": "a: b"})
+    error = info.value
+    assert (error.key, error.value) == ("mother.archive.pool_type", "a: b")
+    assert error.reason == "expected one of ('limited', 'elastic', 'growing')"
+    assert str(error) == f"setting 'mother.archive.pool_type' = 'a: b': {error.reason}"
     mother.close_all()
 
 

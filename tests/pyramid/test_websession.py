@@ -11,7 +11,11 @@ import webtest
 
 import mother
 from mother import ConfigError
-from mother.pyramid import MotherWebSessionFactory, WebSessionConflictError
+from mother.pyramid import (
+    MotherWebSessionFactory,
+    WebSessionConflictError,
+    create_websession_table,
+)
 from tests.support.databases import count
 from tests.support.pyramid_app import SECRET, Boom, make_app
 
@@ -191,3 +195,33 @@ def test_cookie_flags_are_configurable(db: mother.Database) -> None:
     assert header.startswith("ws=")
     assert "secure" in header.lower() and "SameSite=Strict" in header
     assert "HttpOnly" in header and "Max-Age=3600" in header
+
+
+ODD_TABLE = 'web "sessions"; DROP TABLE stars; -- 100% :x'
+
+
+def test_a_table_with_an_odd_name_works(db: mother.Database) -> None:
+    def extra(config: Any) -> None:
+        create_websession_table(table=ODD_TABLE, drop=True)
+        config.set_session_factory(MotherWebSessionFactory(SECRET, table=ODD_TABLE,
+                                                           reissue_time=None))
+
+    app = webtest.TestApp(make_app({}, websession=False, extra=extra))
+    assert app.get("/ws_incr").text == "1"
+    assert app.get("/ws_incr").text == "2"
+    assert count(db, ODD_TABLE) == 1
+    app.get("/ws_forget")
+    assert count(db, ODD_TABLE) == 0
+    assert count(db, "stars") == 0  # still there
+
+
+def test_a_table_that_does_not_exist_is_refused_by_name(db: mother.Database) -> None:
+    evil = "nope; DROP TABLE stars; --"
+
+    def extra(config: Any) -> None:
+        config.set_session_factory(MotherWebSessionFactory(SECRET, table=evil))
+
+    app = webtest.TestApp(make_app({}, websession=False, extra=extra))
+    with pytest.raises(mother.UnknownTableError, match="nope"):
+        app.get("/ws_incr")
+    assert count(db, "stars") == 0  # still there

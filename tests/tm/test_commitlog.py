@@ -7,6 +7,7 @@ import pytest
 import mother
 from mother import MotherSession
 from mother.tm import commitlog
+from tests.support.databases import count as conftest_count
 
 
 def test_a_database_without_a_log_has_no_id_and_no_decision(db: mother.Database) -> None:
@@ -46,3 +47,36 @@ def test_an_error_that_is_not_a_missing_log_is_raised(db: mother.Database) -> No
     conn.close()  # a read on a closed connection must not pass for "nothing decided"
     with pytest.raises(Exception):  # noqa: B017 - the driver's own error, whatever its class
         commitlog.read(db, conn, ["f" * 32])
+
+
+HOSTILE_IDS = ["x'); DROP TABLE stars; --", '"; DELETE FROM mother_commit_log; --', "%(key)s",
+               ":key", "100%", "Database", "' OR '1'='1"]
+
+
+def test_hostile_global_ids_are_bound_and_stored_verbatim(db: mother.Database) -> None:
+    conn = db.dialect.connect()
+    try:  # the PostgreSQL test databases live for the whole run: start from no log
+        db.dialect.begin(conn)
+        db.dialect.execute(conn, f"DROP TABLE IF EXISTS {db.dialect.quote(commitlog.COMMIT_LOG)}")
+        db.dialect.commit(conn)
+    finally:
+        conn.close()
+    session = MotherSession()
+    commitlog.database_id(db, session)
+    session.oc_query(*commitlog.decision(db, HOSTILE_IDS[0]))
+    session.endSession()
+    conn = db.dialect.connect()
+    try:
+        for global_id in HOSTILE_IDS[1:]:
+            assert commitlog.fence(db, conn, global_id, 0.5) == commitlog.ABORT
+        assert commitlog.fence(db, conn, HOSTILE_IDS[0], 0.5) == commitlog.COMMIT
+        wanted = [*HOSTILE_IDS, commitlog.ID_KEY, "never decided"]
+        assert commitlog.read(db, conn, wanted) == {
+            HOSTILE_IDS[0]: commitlog.COMMIT,
+            **dict.fromkeys(HOSTILE_IDS[1:], commitlog.ABORT)}
+        assert commitlog.read(db, conn, [commitlog.ID_KEY]) == {}  # the id row is no decision
+        assert commitlog.clean(db, conn, set(HOSTILE_IDS[1:]), before=2e9) == 1
+        assert set(commitlog.read(db, conn, HOSTILE_IDS)) == set(HOSTILE_IDS[1:])
+    finally:
+        conn.close()
+    assert conftest_count(db, "stars") == 0

@@ -109,6 +109,22 @@ def test_add_form_shows_a_bad_setting_by_name_and_adds_nothing(
     assert form["id"] not in app.objectIds() or form["id"] == "acl_users"
 
 
+@pytest.mark.parametrize(("key", "value"), [
+    ("pool_type", "huge"), ("pool_timeout", "0"), ("pool_min", "-1"), ("pool_max", "0"),
+    ("dsn", "mysql://x"),
+])
+def test_the_form_refuses_a_setting_as_init_mother_does(key: str, value: str,
+                                                       manager: Any) -> None:
+    """One settings reader: the form shows the reason ``init_mother`` gives for the value."""
+    with pytest.raises(mother.ConfigError) as refused:
+        mother.init_mother({"dsn": "sqlite:///x.db", "pool_min": 1, "pool_max": 3, key: value},
+                           name="refused")
+    page = manager.post(ADD_URL, {**connection_form("sqlite:///x.db", "refused"), key: value},
+                        status=400)
+    assert page.html.select_one(".mother-error-key").text == key
+    assert str(refused.value) in page.html.select_one(".mother-form-error").text
+
+
 def test_properties_form_shows_a_bad_setting_by_name_and_keeps_the_old_ones(
         manager: Any, added: str, app: Any, zope_tables: dict[str, Any]) -> None:
     form = connection_form("sqlite:///elsewhere.db", added, pool_max="0")

@@ -8,7 +8,10 @@ import pytest
 import transaction
 from zope.component import getUtility, queryUtility
 from zope.configuration import xmlconfig
-from zope.configuration.config import ConfigurationConflictError
+from zope.configuration.config import (
+    ConfigurationConflictError,
+    ConfigurationExecutionError,
+)
 from zope.configuration.exceptions import ConfigurationError
 
 import mother
@@ -80,6 +83,15 @@ def test_directive_refuses_a_bad_setting_with_its_name() -> None:
     assert queryUtility(IMotherDatabase, name="bad") is None
 
 
+def test_directive_refuses_a_dsn_no_dialect_reads_while_the_zcml_is_read() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        xmlconfig.string(ZCML.format(body='<mother:database name="baddsn" dsn="mysql://x" />'))
+    assert not isinstance(caught.value, ConfigurationExecutionError)  # not when run
+    assert "<mother:database name='baddsn'>: setting 'dsn' = 'mysql://x'" in str(caught.value)
+    assert isinstance(caught.value.__cause__, mother.ConfigError)
+    assert queryUtility(IMotherDatabase, name="baddsn") is None
+
+
 def test_directive_requires_a_dsn() -> None:
     with pytest.raises(ConfigurationError, match="dsn"):
         xmlconfig.string(ZCML.format(body='<mother:database name="nodsn" />'))
@@ -126,3 +138,44 @@ def test_retryable_converts_a_real_locked_database_error(zope_tables: dict[str, 
     assert isinstance(caught.value, TransientError)
     assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
     assert "database is locked" in str(caught.value.__cause__)
+
+
+def test_get_session_of_a_database_configured_elsewhere_retries_commit_errors_only(
+        zope_tables: dict[str, Any], tmp_path: Any) -> None:
+    """A database configured by ``init_mother`` whose session ``get_session`` hands out:
+    SQLite's real "database is locked" in a statement is its own error (``retryable`` is
+    for that), at commit (the flush in ``tpc_begin``) it is a ``TransientDatabaseError``.
+    Through the database's translators: nothing is patched onto the data manager."""
+    import sqlite3
+
+    from transaction.interfaces import TransientError
+
+    from mother.zope.retry import TransientDatabaseError
+
+    path = tmp_path / "plain.db"
+    database = mother.init_mother(name="plain", dsn=f"sqlite:///{path}", pool_min=1,
+                                  busy_timeout=0.05, persistent_one=False)
+    with mother.MotherSession(database=database) as session:
+        session.oc_query("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        transaction.begin()
+        session = get_session("plain")
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            session.oc_query("INSERT INTO notes (body) VALUES ('now')")
+        transaction.abort()
+        transaction.begin()
+        session = get_session("plain")
+        session.persist(mother.getMotherObj("notes", {"body": "at commit"}, session=session))
+        manager = session.manager
+        with pytest.raises(TransientDatabaseError) as caught:
+            transaction.commit()
+        assert isinstance(caught.value, TransientError)
+        assert "database is locked" in str(caught.value.__cause__)
+        assert not {"tpc_begin", "commit", "tpc_vote"} & set(vars(manager))
+    finally:
+        transaction.abort()
+        holder.execute("ROLLBACK")
+        holder.close()
+        mother.get_database("plain").close()

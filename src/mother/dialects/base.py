@@ -131,6 +131,11 @@ class Dialect:
     def set_session_name(self, conn: Any, name: str) -> None:
         """Show the session name to the server's administrators, where it can."""
 
+    def forget_session(self, conn: Any) -> None:
+        """``conn`` goes back to its pool: its round trips are no longer reported as the
+        session's (the session's name labels them from :meth:`begin` or
+        :meth:`set_session_name` on)."""
+
     def begin(self, conn: Any, name: str | None = None, isolation_level: str | None = None,
               readonly: bool = False) -> None:
         """Open a transaction if the driver does not do it by itself.
@@ -246,6 +251,11 @@ class Dialect:
     def prepared_transactions(self, conn: Any) -> list[tuple[str, float]]:
         """The transactions prepared in this database: ``(gid, age in seconds)``."""
         return []
+
+    def location(self) -> dict[str, str | int]:
+        """Where this database is, for observers (OpenTelemetry's ``db.namespace``,
+        ``server.address``, ``server.port``): what the settings say, nothing asked."""
+        return {}
 
     def stable_id(self) -> str | None:
         """An id of this database that every process reaching it computes alike without

@@ -48,6 +48,7 @@ from psycopg import errors as pgerrors
 from psycopg import generators, pq
 from psycopg.adapt import PyFormat, Transformer
 
+from .. import events
 from ..errors import RolledBackError
 from .base import EndLost
 
@@ -159,7 +160,7 @@ class Result:
 class _State:
     """What this module keeps per connection."""
 
-    __slots__ = ("prepared", "seen", "begin", "counter", "threshold")
+    __slots__ = ("prepared", "seen", "begin", "counter", "threshold", "database", "session")
 
     def __init__(self) -> None:
         #: (query, types) -> name of the prepared statement
@@ -172,6 +173,9 @@ class _State:
         self.counter = 0
         #: runs of a statement after which it is prepared (None: never)
         self.threshold: int | None = 5
+        #: what the connection's round trips are reported as: its database and session
+        self.database = ""
+        self.session: str | None = None
 
     def runs(self, key: tuple[bytes, tuple[int, ...]]) -> int:
         """Count a run of an unprepared statement; the runs so far, this one included."""
@@ -200,6 +204,25 @@ def set_prepare_threshold(conn: psycopg.Connection, threshold: int | None) -> No
     _state(conn).threshold = threshold
 
 
+_KEEP: Any = object()
+
+
+def label(conn: psycopg.Connection, database: str = _KEEP, session: str | None = _KEEP) -> None:
+    """Name the database and the session (None: no session) that ``conn``'s round trips
+    are reported for (:mod:`mother.events`); what is not given stays."""
+    state = _state(conn)
+    if database is not _KEEP:
+        state.database = database
+    if session is not _KEEP:
+        state.session = session
+
+
+def labels(conn: psycopg.Connection) -> tuple[str, str | None]:
+    """The database and session ``conn``'s round trips are reported for."""
+    state = _state(conn)
+    return state.database, state.session
+
+
 def forget_prepared(conn: psycopg.Connection) -> None:
     """The server dropped the connection's prepared statements (``DISCARD ALL``,
     ``DEALLOCATE ALL``): prepare them again when they next qualify."""
@@ -226,13 +249,18 @@ def begin(conn: psycopg.Connection, name: str | None, isolation_level: str | Non
           readonly: bool = False) -> None:
     """Queue ``BEGIN [ISOLATION LEVEL …] [READ ONLY]`` (and ``SET application_name``) for
     the next statements, if idle. A ``BEGIN`` already queued stays as it is: a second
-    call before anything was sent (a savepoint's) keeps the session's options."""
+    call before anything was sent (a savepoint's) keeps the session's options.
+    ``name`` (the session's) also labels the connection's events (:func:`label`); the
+    server is sent its first 63 characters."""
     if conn.autocommit or conn.pgconn.transaction_status != _IDLE:
         return
     state = _state(conn)
     if state.begin:
         return
     commands = [_BEGIN[isolation_level] + (b" READ ONLY" if readonly else b"")]
+    if name is not None:
+        state.session = name
+        name = name[:63]
     if name is not None and conn.info.parameter_status("application_name") != name:
         # SET takes no snapshot: the transaction may still choose its isolation level
         commands.append(b"SET application_name = " + literal(conn, name))
@@ -274,11 +302,14 @@ class _Batch:
         #: what each result belongs to: (kind, cache key), kind in prefix/prepare/run/probe/end
         self.expected: list[tuple[str, Any]] = []
         self.sends: list[Any] = []
-        for command in discard_begin(conn):
+        #: the commands queued before the statements (the transaction's BEGIN)
+        self.prefix = discard_begin(conn)
+        for command in self.prefix:
             self._add(pgconn.send_query_params, (command, None), "prefix")
         asked = [(sql, params, "run") for sql, params in statements]
         if end is not None and probe:
             asked.append((XID_PROBE, (), "probe"))
+        self.asked = asked
         for sql, params, kind in asked:
             tpl = template(sql, encoding)
             values = tx.dump_sequence(tpl.values(params), tpl.formats)
@@ -412,6 +443,35 @@ class _Batch:
             raise error
         return results
 
+    def report(self, start: float, error: BaseException | None,
+               results: list[Result] | None) -> None:
+        """Report what this batch sent as one round trip (:mod:`mother.events`); a
+        statement run with several parameter sets in a row (an executemany) is one
+        statement with the list of its parameter sets and the sum of its rows."""
+        encoding = self.encoding
+        sent = [events.Statement(command.decode(encoding), None, None)
+                for command in self.prefix]
+        counts = iter(results or ())
+        runs: list[tuple[str, list[Any], list[int | None]]] = []
+        for sql, params, kind in self.asked:
+            if kind != "run":
+                continue
+            count = events.rows_of(next(counts)) if results is not None else None
+            if runs and runs[-1][0] == sql:
+                runs[-1][1].append(params)
+                runs[-1][2].append(count)
+            else:
+                runs.append((sql, [params], [count]))
+        for sql, sets, counted in runs:
+            known = [count for count in counted if count is not None]
+            total = sum(known) if len(known) == len(counted) else None
+            sent.append(events.Statement(sql, sets if len(sets) > 1 else sets[0], total))
+        if self.end is not None:
+            if self.asked and self.asked[-1][2] == "probe":
+                sent.append(events.Statement(XID_PROBE, None, None))
+            sent.append(events.Statement(self.end.decode(encoding), None, None))
+        events.round_trip(self.state.database, self.state.session, sent, start, error)
+
     def _abandon(self) -> None:
         # results left unread (an interrupt, a lost server): the connection cannot go on
         pgconn = self.conn.pgconn
@@ -442,9 +502,25 @@ def run(conn: psycopg.Connection, statements: Sequence[tuple[str, Any]],
     batch = _Batch(conn, statements, end, probe)
     if not batch.sends:
         return []
+    if events.listeners:
+        return _reported(batch)
     with conn.lock:
         batch.send()
         return batch.receive()
+
+
+def _reported(batch: _Batch) -> list[Result]:
+    """:func:`run`'s sending, reported as a round trip."""
+    start = events.now()
+    try:
+        with batch.conn.lock:
+            batch.send()
+            results = batch.receive()
+    except BaseException as error:
+        batch.report(start, error, None)
+        raise
+    batch.report(start, None, results)
+    return results
 
 
 #: fails (invalid integer) exactly when the transaction has a transaction id, i.e. wrote
@@ -477,25 +553,36 @@ def run_together(jobs: Sequence[tuple[psycopg.Connection, Sequence[tuple[str, An
     result is awaited, so the servers work in parallel. Per job, its results or
     its error."""
     outcomes: list[list[Result] | Exception] = []
+    listening = bool(events.listeners)
     with contextlib.ExitStack() as stack:
-        sent: list[_Batch | Exception] = []
+        sent: list[tuple[_Batch | Exception, float]] = []
         for conn, statements, end in jobs:
+            start = events.now() if listening else 0.0
+            batch: _Batch | None = None
             try:
                 batch = _Batch(conn, statements, end)
                 stack.enter_context(conn.lock)
                 if batch.sends:
                     batch.send()
-                sent.append(batch)
+                sent.append((batch, start))
             except Exception as error:
-                sent.append(error)
-        for item in sent:
+                if listening and batch is not None and batch.sends:
+                    batch.report(start, error, None)
+                sent.append((error, start))
+        for item, start in sent:
             if isinstance(item, Exception):
                 outcomes.append(item)
                 continue
             try:
-                outcomes.append(item.receive() if item.sends else [])
+                results = item.receive() if item.sends else []
             except Exception as error:
                 outcomes.append(error)
+                if listening:
+                    item.report(start, error, None)
+                continue
+            outcomes.append(results)
+            if listening and item.sends:
+                item.report(start, None, results)
     return outcomes
 
 

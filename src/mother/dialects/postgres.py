@@ -23,6 +23,7 @@ from psycopg import errors as pgerrors
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
+from .. import events
 from ..errors import ConfigError, PoolTimeoutError
 from ..schema import Column, ForeignKey, Schema, Table
 from . import pgwire
@@ -78,13 +79,6 @@ def _check_idle_connection(conn: PgConnection) -> None:
         raise psycopg.OperationalError("connection closed")
     if select.select([conn.fileno()], [], [], 0)[0]:
         psycopg_pool.ConnectionPool.check_connection(conn)
-
-
-def _one_row(conn: PgConnection, sql: str) -> DictRow:
-    """The row of a statement that always returns exactly one (``SHOW``, ``SELECT version()``)."""
-    row = conn.execute(sql).fetchone()
-    assert row is not None, f"{sql} returned no row"
-    return row
 
 
 class _PsycopgPool:
@@ -164,6 +158,15 @@ class PostgresDialect(Dialect):
 
     def _configure(self, conn: PgConnection) -> None:
         pgwire.set_prepare_threshold(conn, self.settings.prepare_threshold)
+        pgwire.label(conn, database=self.database)
+
+    def _sent(self, conn: psycopg.Connection[Any], sql: str, params: Any, call: Any,
+              *args: Any) -> Any:
+        """``call(*args)``, a round trip of psycopg's own on ``conn``, reported as sending
+        ``sql`` (:func:`mother.events.sent`)."""
+        if not events.listeners:
+            return call(*args)
+        return events.sent(*pgwire.labels(conn), sql, params, call, *args)
 
     def make_pool(self) -> _PsycopgPool:
         settings = self.settings
@@ -184,7 +187,26 @@ class PostgresDialect(Dialect):
         )
         return _PsycopgPool(pool, settings.pool_type, bounded=not growing)
 
+    def location(self) -> dict[str, str | int]:
+        """The DSN's database, host and port (libpq's defaults where it names none)."""
+        info = psycopg.conninfo.conninfo_to_dict(self.settings.dsn)
+        found: dict[str, str | int] = {}
+        name = info.get("dbname") or info.get("user")
+        if name:
+            found["db.namespace"] = str(name)
+        host = str(info.get("host") or info.get("hostaddr") or "").split(",")[0]
+        if host:
+            found["server.address"] = host
+        port = str(info.get("port") or "").split(",")[0]
+        if port.isdigit() and port != "5432":
+            found["server.port"] = int(port)
+        return found
+
+    def forget_session(self, conn: PgConnection) -> None:
+        pgwire.label(conn, session=None)
+
     def set_session_name(self, conn: PgConnection, name: str) -> None:
+        pgwire.label(conn, session=name)
         if conn.info.parameter_status("application_name") == name[:63]:
             return  # the server reports the current name: no round trip needed
         status = conn.info.transaction_status
@@ -192,8 +214,8 @@ class PostgresDialect(Dialect):
             # outside a transaction, so the setting survives a later rollback
             conn.autocommit = True
             try:
-                conn.execute("SELECT pg_catalog.set_config('application_name', %s, false)",
-                             (name[:63],))
+                sql = "SELECT pg_catalog.set_config('application_name', %s, false)"
+                self._sent(conn, sql, (name[:63],), conn.execute, sql, (name[:63],))
             finally:
                 conn.autocommit = False
 
@@ -201,8 +223,7 @@ class PostgresDialect(Dialect):
               isolation_level: str | None = None, readonly: bool = False) -> None:
         """Queue ``BEGIN [ISOLATION LEVEL …] [READ ONLY]`` (and ``SET application_name``):
         it rides with the next statement."""
-        pgwire.begin(conn, None if name is None else name[:63],
-                     isolation_level or self.settings.isolation_level, readonly)
+        pgwire.begin(conn, name, isolation_level or self.settings.isolation_level, readonly)
 
     def in_transaction(self, conn: PgConnection) -> bool:
         return conn.info.transaction_status != TransactionStatus.IDLE
@@ -219,24 +240,29 @@ class PostgresDialect(Dialect):
         return pgwire.commit_if_unwritten(conn)
 
     def outcome(self, xid: int) -> str | None:
+        sql = "SELECT pg_catalog.pg_xact_status(%s::text::xid8)"
         try:
             with psycopg.connect(self.settings.dsn, connect_timeout=5) as conn:
-                row = conn.execute("SELECT pg_catalog.pg_xact_status(%s::text::xid8)",
-                                   (str(xid),)).fetchone()
+                pgwire.label(conn, database=self.database)
+                row = self._sent(conn, sql, (str(xid),), conn.execute, sql,
+                                 (str(xid),)).fetchone()
         except psycopg.Error:
             return None
         return row[0] if row else None
 
     def rollback(self, conn: PgConnection) -> None:
         pgwire.discard_begin(conn)
-        conn.rollback()
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            return  # nothing to roll back: psycopg would send nothing either
+        self._sent(conn, "ROLLBACK", None, conn.rollback)
 
     def execute(self, conn: PgConnection, sql: str,
                 params: Any = None) -> pgwire.Result | psycopg.Cursor[DictRow]:
         if params is None:
             # no parameters: psycopg's simple query, which may hold several statements
             pgwire.open_transaction(conn)
-            cursor = conn.execute(sql)
+            cursor = (self._sent(conn, sql, None, conn.execute, sql) if events.listeners
+                      else conn.execute(sql))
             if cursor.statusmessage in ("DISCARD ALL", "DEALLOCATE ALL"):
                 pgwire.forget_prepared(conn)
             return cursor
@@ -248,7 +274,7 @@ class PostgresDialect(Dialect):
     def execute_script(self, conn: PgConnection, script: str) -> None:
         # without parameters the server accepts several statements in one query
         pgwire.open_transaction(conn)
-        conn.execute(script.encode())
+        self._sent(conn, script, None, conn.execute, script.encode())
 
     def run_batch(self, conn: PgConnection, statements: Sequence[Statement],
                   commit: bool = False, must_change: Collection[int] = ()) -> list[BatchResult]:
@@ -296,13 +322,14 @@ class PostgresDialect(Dialect):
             raise
 
     def introspect(self, conn: PgConnection) -> Schema:
-        names = {row["oid"]: row["relname"] for row in conn.execute(TABLES_SQL)}
+        names = {row["oid"]: row["relname"]
+                 for row in self._sent(conn, TABLES_SQL, None, conn.execute, TABLES_SQL)}
         oids = list(names)
         columns: dict[int, dict[str, Column]] = {oid: {} for oid in oids}
-        for row in conn.execute(COLUMNS_SQL, (oids,)):
+        for row in self._sent(conn, COLUMNS_SQL, (oids,), conn.execute, COLUMNS_SQL, (oids,)):
             columns[row["attrelid"]][row["attname"]] = Column(
                 row["attname"], row["type"], row["nullable"], row["has_default"])
-        keys = conn.execute(KEYS_SQL, (oids,)).fetchall()
+        keys = self._sent(conn, KEYS_SQL, (oids,), conn.execute, KEYS_SQL, (oids,)).fetchall()
         tables = {oid: Table(name, columns[oid], ()) for oid, name in names.items()}
         for row in keys:
             table = tables[row["conrelid"]]
@@ -312,17 +339,17 @@ class PostgresDialect(Dialect):
                 table.foreign_keys.append(ForeignKey(
                     table.name, tuple(row["cols"]), names[row["confrelid"]],
                     tuple(row["ref_cols"])))
-        if conn.info.transaction_status != TransactionStatus.IDLE:
-            conn.rollback()
+        self.rollback(conn)
         return Schema(sorted(tables.values(), key=lambda t: t.name), self.database)
 
     def server_version(self, conn: PgConnection) -> str:
-        return str(_one_row(conn, "SELECT version()")["version"])
+        sql = "SELECT version()"
+        return str(self._sent(conn, sql, None, conn.execute, sql).fetchone()["version"])
 
     def supports_twophase(self, conn: PgConnection) -> bool:
-        row = _one_row(conn, "SHOW max_prepared_transactions")
-        if conn.info.transaction_status != TransactionStatus.IDLE:
-            conn.rollback()
+        sql = "SHOW max_prepared_transactions"
+        row = self._sent(conn, sql, None, conn.execute, sql).fetchone()
+        self.rollback(conn)
         return int(row["max_prepared_transactions"]) > 0
 
     def prepare(self, jobs: Sequence[tuple[PgConnection, str, Sequence[tuple[str, Any]]]]

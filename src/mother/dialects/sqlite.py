@@ -38,6 +38,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from .. import events
 from ..errors import ConfigError
 from ..pool import SimplePool
 from ..schema import Column, ForeignKey, Schema, Table
@@ -48,13 +49,22 @@ _counter = itertools.count()
 
 
 class _Connection(sqlite3.Connection):
-    """A connection that remembers how many rows it had changed when its transaction began."""
+    """A connection that remembers how many rows it had changed when its transaction began,
+    and the database and session its calls are reported for (:mod:`mother.events`)."""
 
     changes_at_begin = 0
+    mo_database = ""
+    mo_session: str | None = None
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
     return {column[0]: value for column, value in zip(cursor.description, row)}
+
+
+def _changed(cursor: sqlite3.Cursor) -> int | None:
+    """The rows a call changed; None for a statement that returns rows (they are counted
+    only once fetched)."""
+    return None if cursor.description is not None else events.rows_of(cursor)
 
 
 def _rowid_alias(row: dict[str, Any], info: list[dict[str, Any]]) -> bool:
@@ -116,23 +126,34 @@ class SQLiteDialect(Dialect):
                                check_same_thread=False, timeout=self.settings.busy_timeout,
                                factory=_Connection)
         conn.row_factory = _dict_row
+        conn.mo_database = self.database
         if sys.version_info >= (3, 12):  # Connection.setconfig: no double-quoted string literals
             conn.setconfig(sqlite3.SQLITE_DBCONFIG_DQS_DML, False)
             conn.setconfig(sqlite3.SQLITE_DBCONFIG_DQS_DDL, False)
-        conn.execute("PRAGMA foreign_keys = ON")
+        self._call(conn, "PRAGMA foreign_keys = ON")
         if not self.memory:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            self._call(conn, "PRAGMA journal_mode = WAL")
+            self._call(conn, "PRAGMA synchronous = NORMAL")
         return conn
+
+    @staticmethod
+    def _call(conn: _Connection, sql: str, params: Any = None,
+              many: bool = False) -> sqlite3.Cursor:
+        """One call into sqlite3, reported as a round trip when somebody listens."""
+        run = conn.executemany if many else conn.execute
+        values = params if params is not None else ()
+        if not events.listeners:
+            return run(sql, values)
+        return events.sent(conn.mo_database, conn.mo_session, sql, params, run, sql, values,
+                           rows=_changed)
 
     def make_pool(self) -> Pool:
         return SimplePool(self.settings, self.connect, self._reset, self._close)
 
-    def _reset(self, conn: sqlite3.Connection) -> bool:
+    def _reset(self, conn: _Connection) -> bool:
         try:
-            if conn.in_transaction:
-                conn.rollback()
-            conn.execute("PRAGMA query_only = OFF")  # a read-only session may have set it
+            self.rollback(conn)
+            self._call(conn, "PRAGMA query_only = OFF")  # a read-only session may have set it
             return True
         except sqlite3.Error:
             return False
@@ -148,15 +169,23 @@ class SQLiteDialect(Dialect):
                 self._close(self._anchor)
                 self._anchor = None
 
+    def set_session_name(self, conn: _Connection, name: str) -> None:
+        conn.mo_session = name  # only for events: SQLite has no administrators to show it
+
+    def forget_session(self, conn: _Connection) -> None:
+        conn.mo_session = None
+
     def begin(self, conn: _Connection, name: str | None = None,
               isolation_level: str | None = None, readonly: bool = False) -> None:
         if conn.in_transaction:
             return
+        if name is not None:
+            conn.mo_session = name
         if readonly:
-            conn.execute("PRAGMA query_only = ON")
-            conn.execute("BEGIN")
+            self._call(conn, "PRAGMA query_only = ON")
+            self._call(conn, "BEGIN")
         else:
-            conn.execute("BEGIN IMMEDIATE")
+            self._call(conn, "BEGIN IMMEDIATE")
         conn.changes_at_begin = conn.total_changes
 
     def lock_clause(self, clause: str) -> str:
@@ -172,9 +201,9 @@ class SQLiteDialect(Dialect):
             return True
         return False
 
-    def commit(self, conn: sqlite3.Connection) -> None:
+    def commit(self, conn: _Connection) -> None:
         if conn.in_transaction:
-            conn.execute("COMMIT")
+            self._call(conn, "COMMIT")
 
     def commit_if_read_only(self, conn: _Connection) -> bool:
         # total_changes counts every row written, by triggers too
@@ -183,32 +212,34 @@ class SQLiteDialect(Dialect):
         self.commit(conn)
         return True
 
-    def rollback(self, conn: sqlite3.Connection) -> None:
+    def rollback(self, conn: _Connection) -> None:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            self._call(conn, "ROLLBACK")
 
-    def execute(self, conn: sqlite3.Connection, sql: str, params: Any = None) -> sqlite3.Cursor:
+    def execute(self, conn: _Connection, sql: str, params: Any = None) -> sqlite3.Cursor:
+        if events.listeners:
+            return self._call(conn, sql, params)
         return conn.execute(sql, params if params is not None else ())
 
-    def executemany(self, conn: sqlite3.Connection, sql: str, seq: Sequence[Any]) -> None:
-        conn.executemany(sql, seq)
+    def executemany(self, conn: _Connection, sql: str, seq: Sequence[Any]) -> None:
+        self._call(conn, sql, seq, many=True)
 
-    def execute_script(self, conn: sqlite3.Connection, script: str) -> None:
+    def execute_script(self, conn: _Connection, script: str) -> None:
         # executescript() would COMMIT first: run the statements one by one instead
         statement = ""
         for piece in script.split(";"):
             statement += piece + ";"
             if sqlite3.complete_statement(statement):  # not a ';' inside a string or trigger
-                conn.execute(statement)
+                self._call(conn, statement)
                 statement = ""
 
-    def introspect(self, conn: sqlite3.Connection) -> Schema:
-        names = [row["name"] for row in conn.execute(
-            "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') "
+    def introspect(self, conn: _Connection) -> Schema:
+        names = [row["name"] for row in self._call(
+            conn, "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') "
             "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")]
         tables = []
         for name in names:
-            info = conn.execute("SELECT * FROM pragma_table_info(?)", (name,)).fetchall()
+            info = self._call(conn, "SELECT * FROM pragma_table_info(?)", (name,)).fetchall()
             columns = {
                 row["name"]: Column(row["name"], row["type"] or "", not row["notnull"],
                                     row["dflt_value"] is not None or _rowid_alias(row, info))
@@ -218,8 +249,8 @@ class SQLiteDialect(Dialect):
             tables.append(Table(name, columns, pk, []))
         by_name = {table.name: table for table in tables}
         for table in tables:
-            rows = conn.execute("SELECT * FROM pragma_foreign_key_list(?)",
-                                (table.name,)).fetchall()
+            rows = self._call(conn, "SELECT * FROM pragma_foreign_key_list(?)",
+                              (table.name,)).fetchall()
             for _, grouped in itertools.groupby(sorted(rows, key=lambda r: (r["id"], r["seq"])),
                                                 key=lambda r: r["id"]):
                 group = list(grouped)
@@ -236,6 +267,12 @@ class SQLiteDialect(Dialect):
     def server_version(self, conn: sqlite3.Connection) -> str:
         return f"SQLite {sqlite3.sqlite_version}"
 
+    def location(self) -> dict[str, str | int]:
+        """The file's path (``:memory:`` for a private in-memory database)."""
+        if self.memory:
+            return {"db.namespace": ":memory:"}
+        return {"db.namespace": urllib.parse.unquote(self.target[len("file:"):])}
+
     def stable_id(self) -> str | None:
         # a file has one real path for every process of this machine; memory has no id
         if self.memory:
@@ -243,8 +280,8 @@ class SQLiteDialect(Dialect):
         path = os.path.realpath(urllib.parse.unquote(self.target[len("file:"):]))
         return hashlib.sha1(path.encode()).hexdigest()[:8]
 
-    def lock_timeout(self, conn: sqlite3.Connection, seconds: float) -> None:
-        conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    def lock_timeout(self, conn: _Connection, seconds: float) -> None:
+        self._call(conn, f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
     def is_lock_timeout(self, error: BaseException) -> bool:
         return self.is_transient(error)  # "database is locked" after busy_timeout

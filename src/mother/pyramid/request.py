@@ -11,7 +11,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid_retry import mark_error_retryable
 
-from .. import databases
+from ..database import is_transient
 from ..session import Session
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,6 @@ def mother_session(request: Request) -> Session:
     return get_session(request, "default")
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether a configured database's dialect says retrying may succeed."""
-    return any(database.dialect.is_transient(error) for database in databases())
-
-
 def retry_tween_factory(handler: Callable[[Request], Response], registry: Any) -> Callable:
     """Sits over pyramid_tm: marks transient database errors retryable for pyramid_retry.
 
@@ -75,7 +70,8 @@ def retry_tween_factory(handler: Callable[[Request], Response], registry: Any) -
     data manager's ``should_retry``; errors raised by the commit itself
     (a serialization failure at ``COMMIT``, a failed vote) come out of
     pyramid_tm after the data managers are gone, so this tween tags them,
-    whether they propagate or were rendered by an exception view.
+    whether they propagate or were rendered by an exception view. Both ask
+    the same question: :func:`mother.is_transient`.
     """
     def mother_retry_tween(request: Request) -> Response:
         try:

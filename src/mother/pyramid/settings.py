@@ -2,103 +2,65 @@
 
 ``mother.KEY`` configures the default database, ``mother.NAME.KEY`` the
 database ``NAME`` (KEY is any keyword of :func:`mother.init_mother`), and
-``mother.websession.KEY`` the optional web-session factory. Values arrive as
-strings from an INI file and are converted as Pyramid's ``asbool`` does
-(strictly: an unknown word is an error, not False) and with ``int``; a
-value that does not convert raises :class:`~mother.errors.ConfigError`
-naming the full setting, at startup.
+``mother.websession.KEY`` the optional web-session factory. The values are
+converted and checked by dbmother's one settings reader (:mod:`mother.config`:
+a boolean is one of Pyramid's ``asbool`` words, strictly, so that an unknown
+word is an error instead of False); a value that does not convert raises
+:class:`~mother.errors.ConfigError` naming the full setting, at startup.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from pyramid.settings import truthy
-
-from ..config import FIELDS, make_settings
+from ..config import FIELDS, as_bool, as_int, as_text, spelled_as
+from ..database import check_settings
 from ..errors import ConfigError
 
 PREFIX = "mother."
 WEBSESSION = "websession"
-FALSY = frozenset({"f", "false", "n", "no", "off", "0"})
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 #: the options of ``mother.websession.*`` and their converters
-WEBSESSION_OPTIONS = {
-    "secret": "str", "database": "str", "table": "str", "cookie_name": "str",
-    "path": "str", "domain": "str", "samesite": "str",
-    "timeout": "int", "reissue_time": "int", "max_age": "int",
-    "secure": "bool", "httponly": "bool",
+WEBSESSION_OPTIONS: dict[str, Callable[[str, Any], Any]] = {
+    "secret": as_text, "database": as_text, "table": as_text, "cookie_name": as_text,
+    "path": as_text, "domain": as_text, "samesite": as_text,
+    "timeout": as_int, "reissue_time": as_int, "max_age": as_int,
+    "secure": as_bool, "httponly": as_bool,
 }
 
 
-def strict_bool(key: str, value: Any) -> bool:
-    """Pyramid's ``asbool``, except that an unknown word is an error instead of False."""
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in truthy:
-        return True
-    if word in FALSY:
-        return False
-    raise ConfigError(key, value, "expected a boolean (true/false, on/off, yes/no, 1/0)")
-
-
-def strict_int(key: str, value: Any) -> int:
-    """An integer setting, with a :class:`ConfigError` naming the setting."""
-    try:
-        number = value if isinstance(value, int) else int(str(value).strip())
-    except (TypeError, ValueError):
-        raise ConfigError(key, value, "expected an integer") from None
-    if number < 0:
-        raise ConfigError(key, value, "expected an integer >= 0")
-    return number
-
-
-def _convert(key: str, field: str, value: Any) -> Any:
-    kind = FIELDS[field].type
-    if kind == "bool":
-        return strict_bool(key, value)
-    if kind == "bool | None":
-        if value is None or str(value).strip().lower() in ("", "auto"):
-            return None
-        return strict_bool(key, value)
-    if kind == "int":
-        return strict_int(key, value)
-    return value  # floats and strings: the core checks them
+def _prefix(name: str) -> str:
+    return PREFIX if name == "default" else f"{PREFIX}{name}."
 
 
 def database_settings(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The ``init_mother`` keywords of each database named in ``settings``, converted.
 
     Raises :class:`ConfigError` (naming the full setting) for an unknown key
-    or a value that does not convert, and checks each database's settings as
-    ``init_mother`` would.
+    or a value that does not convert, and checks each database's settings
+    (its DSN's form included, without connecting) as ``init_mother`` would.
     """
-    found: dict[str, dict[str, Any]] = {}
-    prefixes: dict[str, str] = {}
+    given: dict[str, dict[str, Any]] = {}
     for key, value in settings.items():
         if not key.startswith(PREFIX):
             continue
-        rest = key[len(PREFIX):]
-        name, _, field = rest.rpartition(".")
+        name, _, field = key[len(PREFIX):].rpartition(".")
         name = name or "default"
         if name == WEBSESSION or name.startswith(WEBSESSION + "."):
             continue
         if not NAME.match(name):
             raise ConfigError(key, value, "expected mother.KEY or mother.NAME.KEY")
-        if field not in FIELDS:
-            raise ConfigError(key, value, f"unknown setting (known: {', '.join(sorted(FIELDS))})")
-        found.setdefault(name, {})[field] = _convert(key, field, value)
-        prefixes[name] = PREFIX if name == "default" else f"{PREFIX}{name}."
-    for name, values in found.items():
-        try:
-            make_settings(values, name)
-        except ConfigError as error:
-            reason = str(error).partition(": ")[2] or "invalid"
-            raise ConfigError(prefixes[name] + error.key, error.value, reason) from None
+        given.setdefault(name, {})[field] = value
+    found: dict[str, dict[str, Any]] = {}
+    for name, values in given.items():
+        prefix = _prefix(name)
+        with spelled_as(lambda field, prefix=prefix: prefix + field,
+                        keys=set(FIELDS) | set(values)):
+            checked = check_settings(values, name)
+        found[name] = {field: getattr(checked, field) for field in values}
     return found
 
 
@@ -110,16 +72,11 @@ def websession_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         if not key.startswith(prefix):
             continue
         option = key[len(prefix):]
-        kind = WEBSESSION_OPTIONS.get(option)
-        if kind is None:
+        convert = WEBSESSION_OPTIONS.get(option)
+        if convert is None:
             known = ", ".join(sorted(WEBSESSION_OPTIONS))
             raise ConfigError(key, value, f"unknown option (known: {known})")
-        if kind == "bool":
-            options[option] = strict_bool(key, value)
-        elif kind == "int":
-            options[option] = strict_int(key, value)
-        else:
-            options[option] = str(value).strip()
+        options[option] = convert(key, value)
     if options and not options.get("secret"):
         raise ConfigError(prefix + "secret", options.get("secret"), "required for the web session")
     return options
@@ -130,7 +87,4 @@ def retry_attempts(settings: Mapping[str, Any]) -> int:
     value = settings.get("retry.attempts")
     if value in (None, ""):
         return 3
-    attempts = strict_int("retry.attempts", value)
-    if attempts < 1:
-        raise ConfigError("retry.attempts", value, "expected an integer >= 1")
-    return attempts
+    return as_int("retry.attempts", value, minimum=1)

@@ -32,22 +32,20 @@ from pyramid.response import Response
 from webob.cookies import SignedCookieProfile
 from zope.interface import implementer
 
+from .. import sql
 from ..database import Database, resolve
 from ..errors import ConfigError, MotherError
+from ..schema import Table
 from ..session import Session
-from ..sql import Query
 from .request import get_session
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TABLE = "mother_websessions"
-COLUMNS = ("session_id", "created", "accessed", "version", "data")
-DDL = """CREATE TABLE IF NOT EXISTS {table} (
-    {session_id} TEXT PRIMARY KEY,
-    {created} DOUBLE PRECISION NOT NULL,
-    {accessed} DOUBLE PRECISION NOT NULL,
-    {version} INTEGER NOT NULL,
-    {data} TEXT NOT NULL)"""
+#: the web-session table's columns and their SQL types (``session_id`` is the primary key)
+COLUMNS = (("session_id", "TEXT"), ("created", "DOUBLE PRECISION"),
+           ("accessed", "DOUBLE PRECISION"), ("version", "INTEGER"), ("data", "TEXT"))
+NAMES = [name for name, _type in COLUMNS]
 FLASH = "_f_"
 CSRF = "_csrft_"
 
@@ -61,14 +59,13 @@ def create_websession_table(database: str | Database = "default",
     """Create the web-session table in ``database`` if it does not exist yet
     (with ``drop``, drop it first: every web session is lost)."""
     db = resolve(database)
-    quote = db.dialect.quote
-    ddl = DDL.format(table=quote(table), **{name: quote(name) for name in COLUMNS})
+    declared = sql.declared(table, COLUMNS, ("session_id",))
     conn = db.dialect.connect()
     try:
         db.dialect.begin(conn)
         if drop:
-            db.dialect.execute(conn, f"DROP TABLE IF EXISTS {quote(table)}")
-        db.dialect.execute(conn, ddl)
+            db.dialect.execute(conn, *sql.drop_table(db.dialect, declared))
+        db.dialect.execute(conn, *sql.create_table(db.dialect, declared))
         db.dialect.commit(conn)
     finally:
         conn.close()
@@ -133,10 +130,8 @@ class MotherWebSession(dict):
         factory = self._factory
         db = self._db()
         table = db.database.schema.table(factory.table)
-        query = Query(db.database.dialect)
-        rows = db.mr_query(
-            f"SELECT {query.columns(table, COLUMNS)} FROM {query.ident(table.name)} "
-            f"WHERE {query.ident('session_id')} = {query.bind(session_id)}", query.params)
+        rows = db.mr_query(*sql.select(db.database.dialect, table, NAMES,
+                                       {"session_id": session_id}))
         if not rows:
             return
         row = rows[0]
@@ -155,9 +150,7 @@ class MotherWebSession(dict):
         table = db.database.schema.table(self._factory.table)
         dialect = db.database.dialect
         for session_id in self._forget:
-            query = Query(dialect)
-            db.oc_query(f"DELETE FROM {query.ident(table.name)} WHERE "
-                        f"{query.ident('session_id')} = {query.bind(session_id)}", query.params)
+            db.oc_query(*sql.delete(dialect, table, {"session_id": session_id}))
         if self._dirty and (self._stored or len(self)):
             data = json.dumps(dict(self), separators=(",", ":"))
             if self._stored:
@@ -165,32 +158,24 @@ class MotherWebSession(dict):
             else:
                 self._insert(db, table, data, now)
         elif self._stored and self._factory.reissue_due(self.accessed, now):
-            query = Query(dialect)
-            db.oc_query(f"UPDATE {query.ident(table.name)} SET {query.ident('accessed')} = "
-                        f"{query.bind(now)} WHERE {query.ident('session_id')} = "
-                        f"{query.bind(self._id)}", query.params)
+            db.oc_query(*sql.update(dialect, table, {"accessed": now}, {"session_id": self._id}))
             self._cookie_action = "set"
         elif self._forget and not self._stored:
             self._cookie_action = "delete"
 
-    def _insert(self, db: Session, table: Any, data: str, now: float) -> None:
+    def _insert(self, db: Session, table: Table, data: str, now: float) -> None:
         self._id = secrets.token_urlsafe(32)
         values = {"session_id": self._id, "created": self.created, "accessed": now,
                   "version": 1, "data": data}
-        query = Query(db.database.dialect)
-        placeholders = ", ".join(query.bind(value) for value in values.values())
-        db.oc_query(f"INSERT INTO {query.ident(table.name)} ({query.columns(table, values)}) "
-                    f"VALUES ({placeholders})", query.params)
+        db.oc_query(*sql.insert(db.database.dialect, table, values, returning=()))
         self._cookie_action = "set"
 
-    def _update(self, db: Session, table: Any, data: str, now: float) -> None:
-        query = Query(db.database.dialect)
-        version = query.ident("version")
-        rows = db.mr_query(
-            f"UPDATE {query.ident(table.name)} SET {query.ident('data')} = {query.bind(data)}, "
-            f"{query.ident('accessed')} = {query.bind(now)}, {version} = {version} + 1 "
-            f"WHERE {query.ident('session_id')} = {query.bind(self._id)} "
-            f"AND {version} = {query.bind(self._version)} RETURNING {version}", query.params)
+    def _update(self, db: Session, table: Table, data: str, now: float) -> None:
+        """Write the session if no other request did since it was read (its version)."""
+        values = {"data": data, "accessed": now, "version": self._version + 1}
+        rows = db.mr_query(*sql.update(db.database.dialect, table, values,
+                                       {"session_id": self._id, "version": self._version},
+                                       returning=("version",)))
         if not rows:
             raise WebSessionConflictError(
                 f"web session {self._id[:8]}... was changed by another request since this one "

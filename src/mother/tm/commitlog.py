@@ -17,10 +17,15 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
+from .. import sql
 from ..database import Database
+from ..filters import Compare
 from ..session import Session
 
 COMMIT_LOG = "mother_commit_log"
+#: the log, as dbmother makes it (its statements are composed against this declaration)
+LOG = sql.declared(COMMIT_LOG, [("global_id", "VARCHAR(64)"), ("outcome", "VARCHAR(64)"),
+                                ("decided_at", "DOUBLE PRECISION")], ("global_id",))
 #: the key of the row holding the database's id
 ID_KEY = "database"
 COMMIT, ABORT = "commit", "abort"
@@ -29,27 +34,17 @@ COMMIT, ABORT = "commit", "abort"
 _ids: weakref.WeakKeyDictionary[Database, str] = weakref.WeakKeyDictionary()
 
 
-def _table(db: Database) -> str:
-    return db.dialect.quote(COMMIT_LOG)
-
-
-def _p(db: Database, name: str) -> str:
-    return db.dialect.placeholder(name)
-
-
 def _insert(db: Database, key: str, outcome: str, if_new: bool = False
             ) -> tuple[str, dict[str, Any]]:
     """The statement writing one row (``if_new``: unless the key has one already)."""
-    return (f"INSERT INTO {_table(db)} (global_id, outcome, decided_at) VALUES "
-            f"({_p(db, 'key')}, {_p(db, 'outcome')}, {_p(db, 'at')})"
-            + (" ON CONFLICT (global_id) DO NOTHING" if if_new else ""),
-            {"key": key, "outcome": outcome, "at": time.time()})
+    return sql.insert(db.dialect, LOG, {"global_id": key, "outcome": outcome,
+                                        "decided_at": time.time()}, returning=(), if_new=if_new)
 
 
 def _outcome(db: Database, conn: Any, key: str) -> str | None:
     """The ``outcome`` column of the row of ``key`` (None: no such row)."""
-    row = db.dialect.execute(conn, f"SELECT outcome FROM {_table(db)} WHERE global_id = "
-                             f"{_p(db, 'key')}", {"key": key}).fetchone()
+    row = db.dialect.execute(conn, *sql.select(db.dialect, LOG, ["outcome"],
+                                               {"global_id": key})).fetchone()
     return None if row is None else str(row["outcome"])
 
 
@@ -99,9 +94,7 @@ def _made_apart(db: Database) -> str:
 
 def _create(db: Database, conn: Any) -> None:
     """Create the log if it is missing, in the current transaction."""
-    db.dialect.execute(conn, f"CREATE TABLE IF NOT EXISTS {_table(db)} ("
-                       "global_id VARCHAR(64) PRIMARY KEY, outcome VARCHAR(64) NOT NULL, "
-                       "decided_at DOUBLE PRECISION NOT NULL)")
+    db.dialect.execute(conn, *sql.create_table(db.dialect, LOG))
 
 
 def _made(db: Database, conn: Any) -> str:
@@ -138,18 +131,16 @@ def decision(db: Database, global_id: str) -> tuple[str, dict[str, Any]]:
 
 def read(db: Database, conn: Any, global_ids: Iterable[str] | None = None) -> dict[str, str]:
     """The outcomes recorded for ``global_ids`` (all when None); empty without a log."""
-    dialect, table = db.dialect, _table(db)
-    sql = f"SELECT global_id, outcome FROM {table} WHERE global_id <> {_p(db, 'key')}"
-    params: dict[str, Any] = {"key": ID_KEY}
-    if global_ids is not None:
-        wanted = sorted(set(global_ids))
-        if not wanted:
+    dialect = db.dialect
+    if global_ids is None:
+        wanted = Compare("<>", ID_KEY)
+    else:
+        wanted = Compare("in", sorted(set(global_ids) - {ID_KEY}))
+        if not wanted.value:
             return {}
-        names = [f"g{index}" for index in range(len(wanted))]
-        sql += " AND global_id IN (" + ", ".join(_p(db, name) for name in names) + ")"
-        params.update(zip(names, wanted))
     try:  # a read of committed rows, outside any transaction: it takes no write lock
-        rows = dialect.execute(conn, sql, params).fetchall()
+        rows = dialect.execute(conn, *sql.select(dialect, LOG, ["global_id", "outcome"],
+                                                 {"global_id": wanted})).fetchall()
     except Exception as error:
         if not _no_log(db, conn, error):
             raise
@@ -183,13 +174,10 @@ def clean(db: Database, conn: Any, keep: set[str], before: float) -> int:
     """Delete the decisions made before ``before`` (epoch seconds) except those of
     ``keep``; how many were deleted."""
     dialect = db.dialect
-    names = [f"k{index}" for index in range(len(keep))]
-    spared = "".join(f", {_p(db, name)}" for name in names)
-    params: dict[str, Any] = {"key": ID_KEY, "before": before, **dict(zip(names, sorted(keep)))}
+    old = {"decided_at": Compare("<", before),
+           "global_id": Compare("not in", [ID_KEY, *sorted(keep)])}
     try:  # one statement, committed by itself: one round trip
-        deleted = dialect.execute(
-            conn, f"DELETE FROM {_table(db)} WHERE decided_at < {_p(db, 'before')} "
-            f"AND global_id NOT IN ({_p(db, 'key')}{spared})", params).rowcount
+        deleted = dialect.execute(conn, *sql.delete(dialect, LOG, old)).rowcount
     except Exception as error:
         if _no_log(db, conn, error):
             return 0

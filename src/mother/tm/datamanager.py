@@ -46,13 +46,14 @@ from transaction.interfaces import (
 )
 from zope.interface import implementer
 
+from .. import events
+from ..database import translating
 from ..dialects.base import EndLost
 from ..errors import (
     CommitOutcomeUnknownError,
     MotherError,
     RolledBackError,
     SessionClosedError,
-    StaleRecordError,
     TransactionManagedError,
 )
 from ..session import Session
@@ -74,6 +75,8 @@ MOVES = frozenset({
 READ_ONLY, ONE_PHASE, PREPARE = "read-only", "one-phase", "prepare"
 # the transaction's decision
 DECIDED, UNDECIDED, UNKNOWN, ABORTED = "committed", "undecided", "unknown", "aborted"
+#: what each vote mode is called in the session's ``vote`` event (:mod:`mother.events`)
+VOTES = {READ_ONLY: "read-only", ONE_PHASE: "one-phase", PREPARE: "two-phase"}
 #: the sort key of the Decision resource: after every other resource's key
 DECISION_KEY = "\U0010ffff" + GID_PREFIX + ":decision"
 
@@ -284,6 +287,7 @@ class Decision:
     def sortKey(self) -> str:
         return DECISION_KEY
 
+    @events.phase("decision")
     def tpc_vote(self, txn: Any) -> None:
         """Commit the one-phase writers and the decider: see :meth:`TransactionState.decide`."""
         self.state.decide()
@@ -342,6 +346,8 @@ class MotherDataManager:
                   extra={"move": move, "session": self.handle.name})
 
     # -- commit ---------------------------------------------------------------------------
+    @events.phase("tpc_begin")
+    @translating
     def tpc_begin(self, txn: Any) -> None:
         """Write every pending change of the session.
 
@@ -362,9 +368,12 @@ class MotherDataManager:
             handle.flush()
             self.move(FLUSHED)
 
+    @events.phase("commit")
     def commit(self, txn: Any) -> None:
         """Nothing to do: the work was flushed in ``tpc_begin``."""
 
+    @events.phase("tpc_vote", votes=VOTES)
+    @translating
     def tpc_vote(self, txn: Any) -> None:
         """PREPARE TRANSACTION (every preparing branch at once, see
         :meth:`TransactionState.prepare_all`); one-phase writers commit later, in the
@@ -391,6 +400,7 @@ class MotherDataManager:
         assert self.gid is not None
         return self.handle.finish_prepared(self.gid, commit)
 
+    @events.phase("tpc_finish")
     def tpc_finish(self, txn: Any) -> None:
         """COMMIT PREPARED and end the session; never raises: the decision is durable,
         so a branch that cannot be committed now is committed by recovery."""
@@ -420,10 +430,12 @@ class MotherDataManager:
                       self.state.global_id, exc_info=True)
 
     # -- abort --------------------------------------------------------------------------
+    @events.phase("abort")
     def abort(self, txn: Any) -> None:
         """Undo this branch (before its vote, or when another resource failed)."""
         self._undo()
 
+    @events.phase("tpc_abort")
     def tpc_abort(self, txn: Any) -> None:
         """Undo whatever the vote did and end the session; never raises."""
         self._undo()
@@ -450,9 +462,13 @@ class MotherDataManager:
             self._end(rollback=phase in (ACTIVE, FLUSHED))
 
     def _end(self, rollback: bool) -> None:
+        phase, decision = self.phase, self.state.decision
+        outcome = ("rolled back" if phase in (ACTIVE, FLUSHED) else
+                   "committed" if phase == COMMITTED or decision == DECIDED else
+                   "in doubt" if decision == UNKNOWN else "rolled back")
         self.move(DONE)
         try:
-            self.handle.end(rollback)
+            self.handle.end(rollback, outcome)
         except Exception:
             log.error("could not end session %s cleanly", self.handle.name, exc_info=True)
 
@@ -463,8 +479,7 @@ class MotherDataManager:
 
     def should_retry(self, exception: BaseException) -> bool:
         """Stale records, serialization failures, deadlocks, SQLite's "database is locked"."""
-        return isinstance(exception, StaleRecordError) or \
-            self.database.dialect.is_transient(exception)
+        return self.database.is_transient(exception)
 
 
 @implementer(IDataManagerSavepoint)
@@ -504,5 +519,6 @@ def join(session: Session, transaction_manager: Any = None) -> MotherDataManager
     dm = MotherDataManager(session, manager, txn)
     txn.join(dm)
     dm.state.managers.append(dm)
+    events.session_event(session.database.name, session.name, "joined")
     autorecovery.ensure_started(session.database)
     return dm

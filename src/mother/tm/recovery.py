@@ -24,7 +24,6 @@ deleted once older than ``log_retention`` seconds.
 from __future__ import annotations
 
 import argparse
-import configparser
 import dataclasses
 import logging
 import sys
@@ -32,9 +31,10 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..config import make_settings
+from ..config import ini_databases, make_settings
 from ..database import Database, resolve
 from ..database import databases as configured
+from ..errors import MotherError
 from . import commitlog
 from .gid import make_gid, parse_gid
 
@@ -264,13 +264,9 @@ def recover(databases: Iterable[str | Database] | None = None, *, dry_run: bool 
 
 
 def _ini_databases(path: str) -> list[Database]:
-    parser = configparser.ConfigParser(interpolation=None)
-    if not parser.read(path):
-        raise SystemExit(f"mother recover: cannot read {path}")
-    names = ["default" if section == "mother" else section.split(":", 1)[1]
-             for section in parser.sections()
-             if section == "mother" or section.startswith("mother:")]
-    return [Database(name, make_settings(path, name)) for name in names]
+    """Every database of an INI file (its ``[mother]`` and ``[mother:NAME]`` sections),
+    read and refused exactly as :func:`mother.init_mother` reads and refuses them."""
+    return [Database(name, make_settings(path, name)) for name in ini_databases(path)]
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -322,7 +318,11 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: ``python -m mother.tm.recovery [-c FILE.ini | --dsn DSN ...] [--dry-run]``."""
-    return run(build_parser().parse_args(argv))
+    try:
+        return run(build_parser().parse_args(argv))
+    except MotherError as error:  # a bad setting or file: one line, as ``mother recover``
+        print(f"mother recover: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

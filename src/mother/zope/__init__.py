@@ -16,7 +16,7 @@ import mother
 from mother import tm
 
 from .interfaces import IMotherConnection, IMotherDatabase
-from .retry import TransientDatabaseError, convert_errors, retryable
+from .retry import TransientDatabaseError, install_commit_hook, retryable
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,6 @@ def get_session(name: str = "default") -> mother.Session:
     and committed or aborted with the request. Transient errors at commit
     reach the publisher as :class:`TransientDatabaseError` (it retries).
     """
-    session = tm.current_session(get_database(name), transaction.manager)
-    convert_errors(session.manager)
-    return session
+    database = get_database(name)
+    install_commit_hook(database)  # a database configured through Zope has its hook already
+    return tm.current_session(database, transaction.manager)

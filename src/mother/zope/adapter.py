@@ -66,7 +66,7 @@ def backslashes_are_plain(session: mother.Session) -> bool:
         answer: object = session.ov_query(BACKSLASH_PROBE)
         return answer == "a\\"
     except Exception as error:
-        if session.database.dialect.is_transient(error):
+        if session.database.is_transient(error):
             raise
         raise QuotingError(
             f"could not check how the database reads backslashes in string literals ({error}); "

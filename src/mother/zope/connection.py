@@ -40,13 +40,13 @@ from zope.interface import implementer
 import mother
 from mother import tm
 from mother.config import make_settings
-from mother.dialects import dialect_for
+from mother.database import check_settings
 from mother.errors import ConfigError
 
 from .adapter import ZRDBAdapter, backslashes_are_plain, run_statement, string_literal
 from .interfaces import IMotherConnection
 from .restricted import ScriptSession
-from .retry import convert_errors, install_hook
+from .retry import install_hook
 from .status import error_log
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,6 @@ META_TYPE = "Mother Database Connection"
 ADD_PERMISSION = "Add Mother Database Connections"
 USE_PERMISSION = use_database_methods
 TWOPHASE_CHOICES = ("auto", "on", "off")
-POOL_TYPES = ("limited", "elastic", "growing")
 SETTINGS = ("dsn", "pool_min", "pool_max", "pool_timeout", "pool_type", "twophase")
 #: rows the Test tab shows at most
 TEST_ROWS = 100
@@ -64,38 +63,20 @@ _lock = threading.Lock()
 _form = PageTemplateFile("www/form.pt", globals())
 
 
-def _int(key: str, value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(key, value, "expected an integer") from None
-
-
-def _float(key: str, value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(key, value, "expected a number of seconds") from None
-
-
-def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(key, value, f"expected one of {', '.join(choices)}")
-    return value
-
-
 def checked_settings(dsn: Any, pool_min: Any, pool_max: Any, pool_timeout: Any,
                      pool_type: Any, twophase: Any) -> dict[str, Any]:
-    """The settings as they are stored; a bad one raises :class:`~mother.ConfigError`
-    naming it (the dsn is checked by the dialect it names, without connecting)."""
-    values = {"dsn": (dsn or "").strip(), "pool_min": _int("pool_min", pool_min),
-              "pool_max": _int("pool_max", pool_max),
-              "pool_timeout": _float("pool_timeout", pool_timeout),
-              "pool_type": _choice("pool_type", pool_type, POOL_TYPES),
-              "twophase": _choice("twophase", twophase, TWOPHASE_CHOICES)}
-    settings = _mother_settings(values, "check")
-    dialect_for(make_settings(settings, "check"), "check")
-    return values
+    """The settings as they are stored, read by dbmother's settings reader: a bad one
+    raises :class:`~mother.ConfigError` naming its form field (the dsn is checked by the
+    dialect it names, without connecting)."""
+    if twophase not in TWOPHASE_CHOICES:
+        raise ConfigError("twophase", twophase, f"expected one of {', '.join(TWOPHASE_CHOICES)}")
+    values = {"dsn": dsn or "", "pool_min": pool_min, "pool_max": pool_max,
+              "pool_timeout": pool_timeout, "pool_type": pool_type, "twophase": twophase}
+    settings = check_settings(_mother_settings(values, "check"), "check")
+    stored = {key: getattr(settings, key) for key in SETTINGS}
+    # as typed: the form's word for twophase; the dsn without MOTHER_DSN's value
+    stored.update(twophase=twophase, dsn=(dsn or "").strip())
+    return stored
 
 
 def _shown(error: ConfigError) -> dict[str, str]:
@@ -202,9 +183,7 @@ class MotherConnection(Connection):
 
         For trusted code; restricted code uses :meth:`script_session`.
         """
-        session = tm.current_session(self.database(), transaction.manager)
-        convert_errors(session.manager)
-        return session
+        return tm.current_session(self.database(), transaction.manager)
 
     @security.protected(USE_PERMISSION)
     def script_session(self) -> ScriptSession:

@@ -8,8 +8,9 @@
                        twophase="auto" />
     </configure>
 
-The settings are checked while the ZCML is read (a bad value stops the
-startup with the file and line); the database itself is configured by a
+The settings are checked while the ZCML is read, by dbmother's settings
+reader and the DSN's dialect (a bad value stops the startup with the file and
+line, naming the attribute); the database itself is configured by a
 configuration action, so two directives with the same name conflict.
 """
 
@@ -25,7 +26,7 @@ from zope.schema import Bool, Int, TextLine
 
 import mother
 from mother import tm
-from mother.config import make_settings
+from mother.database import check_settings
 from mother.errors import ConfigError
 
 from .interfaces import IMotherDatabase
@@ -79,7 +80,7 @@ def database(_context: Any, dsn: str, name: str = "default", register: bool = Tr
     settings.update({key: value for key, value in options.items()
                      if key in SETTING_KEYS and value is not None})
     try:
-        make_settings(settings, name)
+        check_settings(settings, name)
     except ConfigError as error:
         raise ConfigurationError(f"<mother:database name={name!r}>: {error}") from error
     _context.action(

@@ -1,13 +1,15 @@
 """Make serialization failures and deadlocks reach the Zope publisher as a ``TransientError``.
 
 The publisher retries a request (up to ``max-conflict-retries``) only when the
-exception it sees is a :class:`transaction.interfaces.TransientError`. The
-data managers of the sessions handed out by :mod:`mother.zope` turn a
-transient database error raised while the transaction commits (flush,
-``PREPARE TRANSACTION``, one-phase commit) into a
-:class:`TransientDatabaseError`, and so do the statements of sessions of
-databases configured through Zope (ZCML or the ZMI). :func:`retryable` does
-the same for any other code a view runs (a database configured elsewhere).
+exception it sees is a :class:`transaction.interfaces.TransientError`. Every
+database configured through Zope (ZCML or the ZMI) carries :func:`translate`
+in its ``Database.error_translators`` (dbmother's one translation hook): a
+transient error of a statement of one of its sessions, or of a commit phase
+of its data manager (flush, ``PREPARE TRANSACTION``, one-phase commit),
+becomes a :class:`TransientDatabaseError`. A database configured elsewhere
+whose sessions ``mother.zope.get_session()`` hands out carries
+:func:`translate_commit`, which does so for the commit phases only;
+:func:`retryable` does it for any other code a view runs.
 """
 
 from __future__ import annotations
@@ -21,15 +23,13 @@ from transaction.interfaces import TransientError
 
 import mother
 from mother.errors import MotherError
-from mother.tm import MotherDataManager
 
 from .status import error_log
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-_WRAPPED = "_mother_zope_retry"
-_PHASES = ("tpc_begin", "commit", "tpc_vote")
+STATEMENT = "statement"
 
 
 class TransientDatabaseError(MotherError, TransientError):
@@ -39,66 +39,42 @@ class TransientDatabaseError(MotherError, TransientError):
     """
 
 
-def is_transient(error: BaseException, databases: list[mother.Database] | None = None) -> bool:
-    """Whether a dialect of the given (default: every configured) database calls it transient."""
-    if isinstance(error, TransientError):
-        return False  # already what the publisher retries
-    if databases is None:
-        from zope.component import getUtilitiesFor
-
-        from .interfaces import IMotherDatabase
-
-        databases = mother.databases() + [db for _, db in getUtilitiesFor(IMotherDatabase)]
-    return any(db.dialect.is_transient(error) for db in databases)
+def _retryable(error: BaseException) -> bool:
+    """Transient (:func:`mother.is_transient`) and not already what the publisher retries."""
+    return not isinstance(error, TransientError) and mother.is_transient(error)
 
 
-def _converting(method: Callable[..., Any], dm: MotherDataManager) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def phase(txn: Any) -> Any:
-        try:
-            return method(txn)
-        except Exception as error:
-            error_log(dm.session.database).record(error, method.__name__)
-            if dm.should_retry(error) and not isinstance(error, TransientError):
-                log.info("transient error in %s of %s, the request will be retried: %s",
-                         method.__name__, dm.session.name, error)
-                raise TransientDatabaseError(
-                    f"{type(error).__name__} in {dm.session.name}: {error}") from error
-            raise
-    return phase
+def translate(error: BaseException, where: str) -> TransientDatabaseError | None:
+    """A ``Database.error_translators`` entry: a transient error becomes retryable."""
+    if not _retryable(error):
+        return None
+    log.info("transient error in %s, the request will be retried: %s", where, error)
+    return TransientDatabaseError(f"{type(error).__name__}: {error}")
 
 
-def convert_errors(dm: Any) -> Any:
-    """Give one data manager the converting commit phases (idempotent)."""
-    if isinstance(dm, MotherDataManager) and not getattr(dm, _WRAPPED, False):
-        for name in _PHASES:
-            setattr(dm, name, _converting(getattr(dm, name), dm))
-        setattr(dm, _WRAPPED, True)
-    return dm
-
-
-def session_hook(session: mother.Session) -> None:
-    """A ``Database.session_hooks`` entry: sessions joined by ``mother.tm.register`` convert too."""
-    convert_errors(session.manager)
-
-
-def translate(error: BaseException) -> TransientDatabaseError | None:
-    """A ``Database.error_translators`` entry: a transient statement error becomes retryable."""
-    if is_transient(error):
-        log.info("transient error in a statement, the request will be retried: %s", error)
-        return TransientDatabaseError(f"{type(error).__name__}: {error}")
-    return None
+def translate_commit(error: BaseException, where: str) -> TransientDatabaseError | None:
+    """:func:`translate`, for the commit phases only (statements raise their own error)."""
+    return None if where == STATEMENT else translate(error, where)
 
 
 def install_hook(database: mother.Database) -> None:
-    """Make the database's errors retryable by the publisher: at commit (through
-    :func:`session_hook`, after ``mother.tm.register``'s own hook) and in statements;
-    and remember the last ones (:func:`~mother.zope.status.error_log`)."""
+    """Make the database's errors retryable by the publisher, in statements and at
+    commit, and remember the last ones (:func:`~mother.zope.status.error_log`)."""
     error_log(database)
-    if session_hook not in database.session_hooks:
-        database.session_hooks.append(session_hook)
-    if translate not in database.error_translators:
-        database.error_translators.append(translate)
+    translators = database.error_translators
+    if translate_commit in translators:
+        translators.remove(translate_commit)
+    if translate not in translators:
+        translators.append(translate)
+
+
+def install_commit_hook(database: mother.Database) -> None:
+    """For a database configured outside Zope whose sessions Zope hands out: its commit
+    errors are made retryable (its statements' errors are left alone) and remembered."""
+    error_log(database)
+    translators = database.error_translators
+    if translate not in translators and translate_commit not in translators:
+        translators.append(translate_commit)
 
 
 def retryable(func: F) -> F:
@@ -109,7 +85,7 @@ def retryable(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except Exception as error:
-            if is_transient(error):
+            if _retryable(error):
                 raise TransientDatabaseError(f"{type(error).__name__}: {error}") from error
             raise
     return wrapper  # type: ignore[return-value]

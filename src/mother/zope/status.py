@@ -29,14 +29,15 @@ class LoggedError:
 
 class ErrorLog:
     """A ``Database.error_translators`` entry that translates nothing: it remembers the
-    last :data:`KEPT` errors of the database's sessions (newest first)."""
+    last :data:`KEPT` errors of the database's sessions (newest first), with where they
+    happened (``statement`` or the commit phase)."""
 
     def __init__(self) -> None:
         self._errors: collections.deque[LoggedError] = collections.deque(maxlen=KEPT)
         self._lock = threading.Lock()
 
-    def __call__(self, error: BaseException) -> None:
-        self.record(error, "statement")
+    def __call__(self, error: BaseException, where: str) -> None:
+        self.record(error, where)
 
     def record(self, error: BaseException, where: str) -> None:
         entry = LoggedError(time.time(), where, type(error).__name__, str(error).strip())

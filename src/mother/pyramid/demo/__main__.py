@@ -1,5 +1,7 @@
 """``python -m mother.pyramid.demo``: the same as ``mother demo``."""
 
-from .serve import main
+import sys
 
-raise SystemExit(main())
+from mother.cli import main
+
+raise SystemExit(main(["demo", *sys.argv[1:]]))
