@@ -85,4 +85,4 @@ def _values(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, 
     get = operator.itemgetter(*columns)
     if len(columns) == 1:
         return lambda row: (get(row),)
-    return get  # type: ignore[return-value]
+    return get

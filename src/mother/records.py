@@ -7,7 +7,7 @@ columns and keys come from the live schema.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from . import sql, unitofwork
@@ -47,6 +47,13 @@ class DbMother:
     # the primary key is not kept apart: _mo_key reads it from the store
     __slots__ = ("_mo_store", "_mo_session", "_mo_dirty", "_mo_state", "__dict__",
                  "__weakref__")
+
+    _mo_store: dict[str, Any]
+    _mo_session: Owner | None
+    #: the columns changed since the row was last written or loaded (None: none)
+    _mo_dirty: set[str] | None
+    #: TRANSIENT, PENDING, PERSISTENT, DELETED or GONE (mother.unitofwork)
+    _mo_state: int
 
     table_name: ClassVar[str]
     #: the configured database of records created without a session
@@ -120,6 +127,7 @@ class DbMother:
         session = self._mo_session
         if session is not None:
             self._mo_check_open()
+            assert isinstance(session, Executor), "a session is an executor"
             return session
         return executor_for(self._mo_database())
 
@@ -131,7 +139,7 @@ class DbMother:
                 f"{self!r} lives in session {session.name!r}, which has ended: load the row "
                 "again in an open session (or session.merge(record))")
 
-    def _mo_uow(self) -> UnitOfWork | None:
+    def _mo_uow(self) -> UnitOfWork[DbMother] | None:
         session = self._mo_session
         return session.uow if session is not None else None
 
@@ -146,8 +154,9 @@ class DbMother:
     def _mo_act(self, flag: int) -> None:
         if flag == MO_NOA:
             return
-        action = {MO_SAVE: self.insert, MO_LOAD: self.load, MO_UP: self.update,
-                  MO_DEL: self.delete}.get(flag)
+        actions: dict[int, Callable[[], object]] = {
+            MO_SAVE: self.insert, MO_LOAD: self.load, MO_UP: self.update, MO_DEL: self.delete}
+        action = actions.get(flag)
         if action is None:
             raise MotherError(f"unknown flag {flag!r}: use MO_NOA, MO_SAVE, MO_LOAD, MO_UP "
                               "or MO_DEL")
@@ -165,7 +174,7 @@ class DbMother:
             return None
         return tuple(store[name] for name in keys)
 
-    def _mo_touch(self) -> UnitOfWork | None:
+    def _mo_touch(self) -> UnitOfWork[DbMother] | None:
         self._mo_check_open()
         uow = self._mo_uow()
         if uow is not None:
@@ -210,7 +219,7 @@ class DbMother:
 
     # -- building from rows (used by sessions and record sets) -----------------------------
     @classmethod
-    def load_rows(cls, executor: Executor, filter: Any, fields: Iterable[str] | None = None,
+    def load_rows(cls, executor: Executor | Owner, filter: Any, fields: Iterable[str] | None = None,
                   order: Any = None, distinct: bool = False, lock: str | None = None
                   ) -> list[dict[str, Any]]:
         """Rows of this table matching ``filter`` (dict, MoFilter or trusted string),
@@ -220,7 +229,8 @@ class DbMother:
         table = executor.database.schema.table(cls.table_name)
         text, params = sql.select(executor.database.dialect, table, fields, filter, order,
                                   distinct, lock)
-        return executor.run(text, params, lambda cursor: cursor.fetchall())
+        rows: list[dict[str, Any]] = executor.run(text, params, lambda cursor: cursor.fetchall())
+        return rows
 
     @classmethod
     def from_row(cls, session: Owner | None, row: Mapping[str, Any]) -> DbMother:
@@ -229,14 +239,16 @@ class DbMother:
             table = session.database.schema.table(cls.table_name)
             keys = table.primary_key
             if keys and all(name in row for name in keys):
-                found = session.uow.identity.get(table.name, tuple(row[name] for name in keys))
+                found: DbMother | None = session.uow.identity.get(
+                    table.name, tuple(row[name] for name in keys))
                 if found is not None:
                     for name, value in row.items():
                         found._mo_store.setdefault(name, value)
                     return found
         obj = cls(row, MO_NOA, session)  # the store is a copy of the row
         owner = obj._mo_session
-        return unitofwork.loaded(obj, owner.uow if owner is not None else None, ())
+        held: DbMother = unitofwork.loaded(obj, owner.uow if owner is not None else None, ())
+        return held
 
     # -- Mother's record methods -------------------------------------------------------------
     @property
@@ -265,7 +277,9 @@ class DbMother:
         if updict:
             self.setFields(updict)
         if self._mo_state == PENDING:
-            self._mo_session.flush()
+            session = self._mo_session
+            assert session is not None, "a pending record lives in a session"
+            session.flush()
             return
         dirty = self._mo_dirty
         if not dirty:
@@ -309,7 +323,9 @@ class DbMother:
         """Run an UPDATE or DELETE now; for a loaded row, matching none is stale."""
         count = self._mo_executor().run(text, params, lambda cursor: cursor.rowcount)
         if loaded and count == 0:
-            raise StaleRecordError(self.table_name, self._mo_primary_key(), what)
+            key = self._mo_primary_key()
+            assert key is not None, "a loaded record has its primary key (_mo_loaded)"
+            raise StaleRecordError(self.table_name, key, what)
 
     def load(self, fields: Iterable[str] | None = None, lock: str | None = None
              ) -> dict[str, Any]:

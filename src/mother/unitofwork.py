@@ -57,12 +57,13 @@ class Owner(Protocol):
 class Tracked(Protocol):
     """A record as the unit of work sees it (a :class:`~mother.records.DbMother`)."""
 
-    table_name: str
     _mo_state: int
     _mo_store: dict[str, Any]
     _mo_dirty: set[str] | None
     _mo_session: Owner | None
 
+    @property
+    def table_name(self) -> str: ...
     @property
     def _mo_key(self) -> tuple[Any, ...] | None: ...
 
