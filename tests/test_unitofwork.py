@@ -56,8 +56,9 @@ def test_persist_and_delete_fill_new_and_deleted(db: mother.Database, star_id: i
     assert count(db, "stars") == 0
 
 
-def test_immediate_flags_still_write_at_once(db: mother.Database, star_id: int) -> None:
-    with MotherSession() as s:
+def test_immediate_flags_write_at_once_without_deferral(db: mother.Database,
+                                                        star_id: int) -> None:
+    with MotherSession(defer_writes=False) as s:
         star = s.get(ClsStars, star_id)
         star.setField("star_age", 9)
         star.update()
