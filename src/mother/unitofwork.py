@@ -301,12 +301,14 @@ class UnitOfWork(Generic[R]):
         """Queue the immediate ``what`` (``"insert"``, ``"update"`` or ``"delete"``) of ``obj``
         for the session's next round trip instead of sending it alone.
 
-        The flush sends inserts, then updates, then deletes: if an owed write that
-        this one follows would go after it, the owed writes are flushed first, so the
-        statements still reach the database in the order they were asked for.
+        The flush has its own order (see :meth:`flush`): if it would send this write
+        before an owed one asked for earlier, and the order can change what happens
+        (:meth:`_overtakes`), the owed writes are flushed first.
         """
-        later = {"insert": (PERSISTENT, DELETED), "update": (DELETED,), "delete": ()}[what]
-        if any(owed._mo_state in later for owed in self.owed.values()):
+        state = {"insert": PENDING, "update": PERSISTENT, "delete": DELETED}[what]
+        place = self._place(obj, state)
+        if any(self._overtakes(obj, place, owed) for owed in self.owed.values()
+               if owed is not obj):
             self.session.flush()
         self.touch(obj)
         if what == "insert":
@@ -315,6 +317,35 @@ class UnitOfWork(Generic[R]):
             obj._mo_state = DELETED
         self.owed[id(obj)] = obj
         self.sync(obj)
+
+    def _place(self, obj: R, state: int) -> tuple[int, int]:
+        """Where the flush sends a write of ``obj`` in ``state``: inserts parents first,
+        then updates, then deletes children first."""
+        rank = self.session.database.schema.rank(obj.table_name)
+        return {PENDING: (0, rank), PERSISTENT: (1, 0), DELETED: (2, -rank)}[state]
+
+    def _overtakes(self, obj: R, place: tuple[int, int], owed: R) -> bool:
+        """Whether flushing ``obj``'s write (at ``place``) with the earlier ``owed`` one can
+        end otherwise than sending them in turn: the flush sends it first (or, for two
+        updates of one table, in an order of its own) and both touch the same table, or
+        tables one foreign key links where a delete is involved or the owed update
+        changes the key's columns."""
+        other = self._place(owed, owed._mo_state)
+        if place > other or (place == other and (place[0] != 1
+                                                 or owed.table_name != obj.table_name)):
+            return False
+        if owed.table_name == obj.table_name:
+            return True
+        schema = self.session.database.schema
+        # the columns of the owed row's table each linking foreign key uses
+        links = [fk.ref_columns for fk in schema.table(obj.table_name).foreign_keys
+                 if fk.ref_table == owed.table_name]
+        links += [fk.columns for fk in schema.table(owed.table_name).foreign_keys
+                  if fk.ref_table == obj.table_name]
+        if place[0] == 2 or other[0] == 2:
+            return bool(links)
+        dirty = owed._mo_dirty or set()
+        return any(dirty.intersection(columns) for columns in links)
 
     def owes_insert(self, obj: R) -> bool:
         """Whether ``obj``'s immediate INSERT is still waiting for the next round trip."""
