@@ -306,3 +306,54 @@ def test_a_deferred_insert_that_fails_fails_transaction_commit_in_its_round_trip
                                   ["INSERT", "INSERT", "INSERT", "WITH", "SELECT", "COMMIT"],
                                   ["ROLLBACK"]]
     assert count(direct, "planets") == 0 and count(direct, "stars", "WHERE star_age = 1") == 2
+
+
+@pytest.fixture
+def second(db: mother.Database, proxy: RoundTripProxy, pg_dsns: list[str]) -> mother.Database:
+    """The second test database (tutorial tables, two stars) through the proxy as
+    ``"second"``, warmed up like ``db``."""
+    direct2 = mother.init_mother(dsn=pg_dsns[1], name="direct2", pool_min=1, pool_max=1)
+    tutorial.create(direct2)
+    with MotherSession(database=direct2) as s:
+        s.mq_query("INSERT INTO stars (star_id, star_name, star_age) VALUES (%(id)s, %(n)s, 1)",
+                   [{"id": 1, "n": "Sun"}, {"id": 2, "n": "Vega"}])
+    database = mother.init_mother(dsn=through(proxy, pg_dsns[1]), name="second", pool_min=1,
+                                  pool_max=1, pool_timeout=5, recover_interval=None)
+    with MotherSession(database=database) as s:
+        s.get(ClsStars, 1)
+    return database
+
+
+class SecondStars(ClsStars):
+    mother_database = "second"
+
+
+class SecondPlanets(ClsPlanets):
+    mother_database = "second"
+
+
+@pytest.mark.parametrize("defer", [True, False], ids=["deferred", "at-once"])
+def test_immediate_style_on_two_databases_with_two_phase_commit(
+        db: mother.Database, second: mother.Database, proxy: RoundTripProxy,
+        defer: bool) -> None:
+    """Per database: BEGIN with the SELECT, the flush, the PREPARE (the commit decision
+    riding in one of them), COMMIT PREPARED: 4 each deferred, 6 each at once."""
+    def unit(age: int) -> None:
+        sessions = [MotherSession(database=name, defer_writes=defer)
+                    for name in ("default", "second")]
+        for s in sessions:
+            join(s)
+        immediate_unit(sessions[0], 2, age)
+        star = SecondStars({"star_id": 2}, MO_LOAD, session=sessions[1])
+        star.update({"star_age": age})
+        for name in ("a", "b"):
+            SecondPlanets({"star_id": 2, "planet_name": name}, MO_SAVE, session=sessions[1])
+        transaction.commit()
+
+    unit(104)  # the first two-phase commit makes the commit logs: not counted
+    proxy.reset()
+    unit(105)
+    assert proxy.round_trips == (8 if defer else 12)
+    for database in ("direct", "direct2"):
+        assert count(mother.get_database(database), "planets") == 4
+        assert count(mother.get_database(database), "stars", "WHERE star_age = 105") == 1
