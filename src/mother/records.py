@@ -180,7 +180,7 @@ class DbMother:
             uow.touch(self)
         return uow
 
-    def _mo_deferring(self, what: str) -> UnitOfWork | None:
+    def _mo_deferring(self, what: str) -> UnitOfWork[Any] | None:
         """The unit of work that takes this record's immediate ``what`` for the session's
         next round trip, or None: sent now (no session, or it or the class opted out)."""
         session = self._mo_session
@@ -302,9 +302,10 @@ class DbMother:
         """UPDATE the changed columns now (``updict`` is set first); never the primary key."""
         if updict:
             self.setFields(updict)
-        if self._mo_state == PENDING:
-            if not self._mo_session.uow.owes_insert(self):
-                self._mo_session.flush()
+        session = self._mo_session
+        if self._mo_state == PENDING and session is not None:
+            if not session.uow.owes_insert(self):
+                session.flush()
             return  # else the deferred INSERT carries the new values
         dirty = self._mo_dirty
         if not dirty:

@@ -21,6 +21,7 @@ object had before it was first changed there; rolling back restores it.
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Generic, Protocol, TypeVar
@@ -518,9 +519,13 @@ class UnitOfWork(Generic[R]):
         verbs = {PENDING: "insert", PERSISTENT: "update", DELETED: "delete"}
         shown = ", ".join(f"{verbs[obj._mo_state]} of {obj!r}" for obj in owed[:5])
         more = f" and {len(owed) - 5} more" if len(owed) > 5 else ""
-        error.add_note(f"session {self.session.name!r}: this round trip carried the deferred "
-                       f"immediate writes {shown}{more} (see 'When an immediate write is sent' "
-                       "in the docs)")
+        note = (f"session {self.session.name!r}: this round trip carried the deferred "
+                f"immediate writes {shown}{more} (see 'When an immediate write is sent' in the "
+                "docs)")
+        if sys.version_info >= (3, 11):
+            error.add_note(note)
+        else:  # what add_note does (PEP 678); 3.10 keeps the notes without showing them
+            error.__dict__.setdefault("__notes__", []).append(note)
 
     @staticmethod
     def _require_key(table: Table, objs: list[R], what: str) -> tuple[str, ...]:
