@@ -372,3 +372,12 @@ def test_a_deferred_insert_that_fails_never_lets_the_commit_succeed(db: mother.D
         s.endSession()  # the COMMIT rode with the failing INSERT
     assert s.closed
     assert count(db, "planets") == 0 and count(db, "stars") == 1
+
+
+def test_detaching_a_deferred_insert_sends_it_first(db: mother.Database) -> None:
+    """detach() drops unflushed changes, not a write that was asked for with MO_SAVE."""
+    with MotherSession() as s:
+        vega = ClsStars({"star_name": "Vega"}, MO_SAVE, session=s)
+        s.detach(vega)
+        assert vega.session is None and isinstance(vega.getField("star_id"), int)
+    assert count(db, "stars", "WHERE star_name = 'Vega'") == 1
