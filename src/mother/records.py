@@ -25,7 +25,7 @@ from .errors import (
 from .executor import STREAM_SIZE, Executor, RowStream, Transactional, executor_for, shared
 from .schema import Table
 from .sql import SQL_DEFAULT, InvalidLockError
-from .unitofwork import DELETED, PENDING, PERSISTENT, TRANSIENT, Owner, UnitOfWork
+from .unitofwork import DELETED, GONE, PENDING, PERSISTENT, TRANSIENT, Owner, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,11 @@ class DbMother:
     matching the store, ``MO_UP`` updates by primary key, ``MO_DEL`` deletes
     the matching rows, ``MO_NOA`` does nothing. ``lock`` (with ``MO_LOAD``
     only) makes the load a locking read, see :meth:`load`.
+
+    In a session that defers writes (the default with autoflush) an insert, and
+    the update or delete of a loaded row, ride with the session's next round trip
+    instead of going alone; reading an inserted record's values sends its INSERT
+    first. ``defer_writes = False`` on a class sends its writes at once.
     """
 
     # the primary key is not kept apart: _mo_key reads it from the store
@@ -60,6 +65,9 @@ class DbMother:
     mother_database: ClassVar[str] = "default"
     #: refuse updates and deletes without a full primary key
     paranoid: ClassVar[bool] = False
+    #: let the session send this class's immediate writes with its next round trip
+    #: (False: each is sent at once, alone)
+    defer_writes: ClassVar[bool] = True
 
     def __new__(cls, store: Mapping[str, Any] | None = None, flag: int = MO_NOA,
                 session: Owner | None = None, *args: Any, lock: str | None = None,
@@ -181,6 +189,25 @@ class DbMother:
             uow.touch(self)
         return uow
 
+    def _mo_deferring(self, what: str) -> UnitOfWork[Any] | None:
+        """The unit of work that takes this record's immediate ``what`` for the session's
+        next round trip, or None: sent now (no session, or it or the class opted out)."""
+        session = self._mo_session
+        if session is None or not self.defer_writes or not session.defer_writes:
+            return None
+        self._mo_check_open()
+        if self.table_name in session.database.schema.cycles:
+            return None  # a flush cannot order it: sent alone, as asked
+        session.check_writable(f"{what} of a {self.table_name} record")
+        return session.uow
+
+    def _mo_send_owed(self) -> None:
+        """Send this record's deferred INSERT now: its key or values are being read."""
+        if self._mo_state == PENDING:
+            session = self._mo_session
+            if session is not None and session.uow.owes_insert(self):
+                session.flush()
+
     def _mo_is_paranoid(self) -> bool:
         return self.paranoid or self._mo_database().settings.paranoid
 
@@ -208,6 +235,8 @@ class DbMother:
         keys = table.primary_key
         if not keys:
             return None
+        if session.uow.owes_inserts_into(table.name):
+            session.flush()  # a deferred insert may be the very row: map it first
         if all(store.get(name) is not None for name in keys):
             return session.uow.identity.get(table.name, tuple(store[name] for name in keys))
         if not session.uow.identity.holds(table.name):
@@ -257,8 +286,17 @@ class DbMother:
         return self._mo_session
 
     def insert(self) -> None:
-        """INSERT the store now; the new primary key comes back into the store."""
+        """INSERT the store; the new primary key comes back into the store.
+
+        Sent now, or, in a session that defers writes, with its next round trip
+        (reading the record's key or values sends it at once).
+        """
         table = self._mo_table()
+        if self._mo_state in (TRANSIENT, PENDING, GONE):
+            uow = self._mo_deferring("insert")
+            if uow is not None:
+                uow.defer(self, "insert")
+                return
         uow = self._mo_touch()
         if uow is not None and self._mo_state == PENDING:
             uow.new.pop(id(self), None)  # written now rather than at the flush
@@ -276,16 +314,21 @@ class DbMother:
         """UPDATE the changed columns now (``updict`` is set first); never the primary key."""
         if updict:
             self.setFields(updict)
-        if self._mo_state == PENDING:
-            session = self._mo_session
-            assert session is not None, "a pending record lives in a session"
-            session.flush()
-            return
+        session = self._mo_session
+        if self._mo_state == PENDING and session is not None:
+            if not session.uow.owes_insert(self):
+                session.flush()
+            return  # else the deferred INSERT carries the new values
         dirty = self._mo_dirty
         if not dirty:
             log.debug("%s: nothing to update", self.table_name)
             return
         table = self._mo_table()
+        if self._mo_loaded(table):
+            uow = self._mo_deferring("update")
+            if uow is not None:
+                uow.defer(self, "update")
+                return
         values = {name: self._mo_store[name] for name in sorted(dirty)}
         loaded = self._mo_loaded(table)
         where = self._mo_where(table, "update", exclude=dirty)
@@ -300,7 +343,9 @@ class DbMother:
             raise
 
     def delete(self) -> None:
-        """DELETE the row now (by primary key; without one, by every stored value)."""
+        """DELETE the row (by primary key; without one, by every stored value): now, or for
+        a loaded row in a session that defers writes, with its next round trip."""
+        self._mo_send_owed()  # a row asked to be inserted is inserted before it is deleted
         table = self._mo_table()
         uow = self._mo_touch()
         if uow is not None and self._mo_state == PENDING:
@@ -309,6 +354,11 @@ class DbMother:
         if not self._mo_store:
             raise PrimaryKeyError(f"refusing to delete from {table.name} with an empty store")
         loaded = self._mo_loaded(table)
+        if loaded and self._mo_state == PERSISTENT:
+            deferring = self._mo_deferring("delete")
+            if deferring is not None:
+                deferring.defer(self, "delete")
+                return
         where = self._mo_where(table, "delete")
         text, params = sql.delete(self._mo_database().dialect, table, where)
         with sql.naming_values(where, table.name):
@@ -335,6 +385,7 @@ class DbMother:
         ``"share"``…) makes it a locking read of every column (or of ``fields``),
         which always goes to the database.
         """
+        self._mo_send_owed()
         table = self._mo_table()
         if not self._mo_store:
             raise PrimaryKeyError(f"cannot load {table.name} with an empty store")
@@ -361,7 +412,10 @@ class DbMother:
         return self.getFields()
 
     def getField(self, name: str, autoload: bool = False) -> Any:
-        """The value of column ``name`` (loaded from the database first with ``autoload``)."""
+        """The value of column ``name`` (loaded from the database first with ``autoload``);
+        a deferred insert of the record is sent first."""
+        if self._mo_state == PENDING:
+            self._mo_send_owed()
         store = self._mo_store
         if name in store:
             return store[name]
@@ -373,7 +427,9 @@ class DbMother:
 
     def getFields(self, fields: Iterable[str] | None = None,
                   autoload: bool = False) -> dict[str, Any]:
-        """A copy of the store, or of the named columns."""
+        """A copy of the store, or of the named columns (a deferred insert is sent first)."""
+        if self._mo_state == PENDING:
+            self._mo_send_owed()
         if fields is None:
             return dict(self._mo_store)
         names = list(fields)
@@ -387,6 +443,8 @@ class DbMother:
         """Change a column; the session writes it at the next flush (or call ``update()``)."""
         table = self._mo_table()
         table.column(name)
+        if name in table.primary_key and self._mo_state == PENDING:
+            self._mo_send_owed()  # the key of a row asked to be inserted is fixed
         if name in table.primary_key and self._mo_state not in (TRANSIENT, PENDING):
             raise PrimaryKeyError(f"refusing to change primary key {table.name}.{name}")
         store = self._mo_store
