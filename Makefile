@@ -4,7 +4,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test pytest lint docs install pgtest clean
+# the oldest psycopg dbmother supports (setup.cfg's lower bound): a second venv runs the
+# dialect, session and transaction tests with it, in both of psycopg's implementations
+PSYCOPG_OLDEST := 3.1.20
+OLD_VENV := .venv-psycopg-oldest
+OLD_PY := $(OLD_VENV)/bin/python
+OLD_STAMP := $(OLD_VENV)/.installed-$(PSYCOPG_OLDEST)
+PSYCOPG_TESTS := tests/dialects tests/test_session.py tests/tm/test_transitions.py \
+	tests/tm/test_failures.py tests/tm/test_twophase.py tests/test_roundtrips.py
+
+.PHONY: demo test pytest pytest-psycopg lint docs install pgtest clean
 
 $(STAMP): setup.cfg setup.py examples/quickstart/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +21,13 @@ $(STAMP): setup.cfg setup.py examples/quickstart/pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test,docs,pyramid,zope]"
 	$(PY) -m pip install --quiet -e "examples/quickstart[testing]"
 	touch $(STAMP)
+
+$(OLD_STAMP): setup.cfg setup.py
+	rm -rf $(OLD_VENV)
+	$(PYTHON) -m venv $(OLD_VENV)
+	$(OLD_PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(OLD_PY) -m pip install --quiet -e ".[test]" "psycopg[binary]==$(PSYCOPG_OLDEST)"
+	touch $(OLD_STAMP)
 
 install: $(STAMP)
 
