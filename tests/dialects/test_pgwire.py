@@ -10,8 +10,7 @@ import pytest
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from mother import MotherSession
-from mother import events
+from mother import MotherSession, events
 from mother.database import Database
 from mother.dialects import pgwire
 from mother.dialects.base import EndLost

@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 import select
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import psycopg
 import psycopg_pool
 from psycopg import errors as pgerrors
+from psycopg import sql as pgsql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
@@ -147,6 +148,13 @@ class PostgresDialect(Dialect):
         # statements always carry bound parameters, so a literal % must be doubled
         return text.replace("%", "%%")
 
+    def render(self, query: Any, connection: Callable[[], Any]) -> str:
+        """A :mod:`psycopg.sql` query (``Composed``, ``SQL``) rendered with the connection
+        (its encoding, its quoting); SQL text as it is."""
+        if isinstance(query, pgsql.Composable):
+            return query.as_string(connection())
+        return super().render(query, connection)
+
     def connect(self) -> psycopg.Connection:
         conn = psycopg.connect(self.settings.dsn, **self._connection_options())
         self._configure(conn)
@@ -158,6 +166,12 @@ class PostgresDialect(Dialect):
     def _configure(self, conn: psycopg.Connection) -> None:
         pgwire.set_prepare_threshold(conn, self.settings.prepare_threshold)
         pgwire.label(conn, database=self.database)
+
+    def _dicts(self, conn: psycopg.Connection, sql: str, params: Any = None) -> psycopg.Cursor:
+        """Run ``sql`` through psycopg with rows as dicts, whatever row factory the
+        connection has (a caller's own connection may have another), reported."""
+        cursor = conn.cursor(row_factory=dict_row)
+        return self._sent(conn, sql, params, cursor.execute, sql, params)
 
     def _sent(self, conn: psycopg.Connection, sql: str, params: Any, call: Any,
               *args: Any) -> Any:
@@ -259,8 +273,7 @@ class PostgresDialect(Dialect):
         if params is None:
             # no parameters: psycopg's simple query, which may hold several statements
             pgwire.open_transaction(conn)
-            cursor = (self._sent(conn, sql, None, conn.execute, sql) if events.listeners
-                      else conn.execute(sql))
+            cursor = self._dicts(conn, sql)
             if cursor.statusmessage in ("DISCARD ALL", "DEALLOCATE ALL"):
                 pgwire.forget_prepared(conn)
             return cursor
@@ -321,13 +334,13 @@ class PostgresDialect(Dialect):
 
     def introspect(self, conn: psycopg.Connection) -> Schema:
         names = {row["oid"]: row["relname"]
-                 for row in self._sent(conn, TABLES_SQL, None, conn.execute, TABLES_SQL)}
+                 for row in self._dicts(conn, TABLES_SQL)}
         oids = list(names)
         columns: dict[int, dict[str, Column]] = {oid: {} for oid in oids}
-        for row in self._sent(conn, COLUMNS_SQL, (oids,), conn.execute, COLUMNS_SQL, (oids,)):
+        for row in self._dicts(conn, COLUMNS_SQL, (oids,)):
             columns[row["attrelid"]][row["attname"]] = Column(
                 row["attname"], row["type"], row["nullable"], row["has_default"])
-        keys = self._sent(conn, KEYS_SQL, (oids,), conn.execute, KEYS_SQL, (oids,)).fetchall()
+        keys = self._dicts(conn, KEYS_SQL, (oids,)).fetchall()
         tables = {oid: Table(name, columns[oid], ()) for oid, name in names.items()}
         for row in keys:
             table = tables[row["conrelid"]]
@@ -342,11 +355,11 @@ class PostgresDialect(Dialect):
 
     def server_version(self, conn: psycopg.Connection) -> str:
         sql = "SELECT version()"
-        return self._sent(conn, sql, None, conn.execute, sql).fetchone()["version"]
+        return self._dicts(conn, sql).fetchone()["version"]
 
     def supports_twophase(self, conn: psycopg.Connection) -> bool:
         sql = "SHOW max_prepared_transactions"
-        row = self._sent(conn, sql, None, conn.execute, sql).fetchone()
+        row = self._dicts(conn, sql).fetchone()
         self.rollback(conn)
         return int(row["max_prepared_transactions"]) > 0
 
