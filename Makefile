@@ -50,9 +50,20 @@ pytest: $(STAMP)
 	cd examples/quickstart && MOTHER_TEST_PG_DSN="$$(../../$(PY) ../../tools/pgcluster.py ensure)" \
 		../../$(PY) -m pytest $(PYTEST_ARGS)
 
-test: lint docs pytest
+# the driver-facing tests again: the oldest psycopg in both implementations (C, prebuilt,
+# and pure Python on the system's libpq), the newest in pure Python (pytest ran it in C)
+pytest-psycopg: $(STAMP) $(OLD_STAMP)
+	set -e; dsn="$$($(PY) tools/pgcluster.py ensure)"; \
+	for run in "$(OLD_PY) binary" "$(OLD_PY) python" "$(PY) python"; do \
+		set -- $$run; \
+		PSYCOPG_IMPL=$$2 $$1 -c "import psycopg; print('psycopg', psycopg.__version__, psycopg.pq.__impl__)"; \
+		PSYCOPG_IMPL=$$2 MOTHER_TEST_PG_DSN="$$dsn" $$1 -m pytest -q -p no:cacheprovider \
+			$(PYTEST_ARGS) $(PSYCOPG_TESTS); \
+	done
+
+test: lint docs pytest pytest-psycopg
 
 # stops the throwaway PostgreSQL cluster only if this checkout started it
 clean:
 	if [ -x $(PY) ]; then $(PY) tools/pgcluster.py stop; fi
-	rm -rf $(VENV) docs/_build .pytest_cache .hypothesis src/*.egg-info
+	rm -rf $(VENV) $(OLD_VENV) docs/_build .pytest_cache .hypothesis src/*.egg-info

@@ -30,6 +30,7 @@ from .errors import (
     TransactionManagedError,
     UnknownFieldError,
     UnknownTableError,
+    UnsupportedDriverError,
 )
 from .manager import MotherManager
 from .records import (
