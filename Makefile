@@ -13,12 +13,12 @@ OLD_STAMP := $(OLD_VENV)/.installed-$(PSYCOPG_OLDEST)
 PSYCOPG_TESTS := tests/dialects tests/test_session.py tests/tm/test_transitions.py \
 	tests/tm/test_failures.py tests/tm/test_twophase.py tests/test_roundtrips.py
 
-.PHONY: demo test pytest pytest-psycopg lint docs install pgtest clean
+.PHONY: demo test pytest pytest-psycopg lint docs install pgtest browser clean
 
 $(STAMP): setup.cfg setup.py examples/quickstart/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -e ".[test,docs,pyramid,zope]"
+	$(PY) -m pip install --quiet -e ".[test,docs,pyramid,debugtoolbar,zope]"
 	$(PY) -m pip install --quiet -e "examples/quickstart[testing]"
 	touch $(STAMP)
 
@@ -37,6 +37,10 @@ demo: $(STAMP)
 pgtest: $(STAMP)
 	$(PY) tools/pgcluster.py ensure
 
+# the browser tests' Chromium: Debian's package, installed once (Playwright drives it)
+browser:
+	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks tools examples
 
@@ -45,7 +49,7 @@ docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -n -W --keep-going -q -b html docs docs/_build/html
 
 # dbmother's tests, then the Pyramid quickstart project's own (it starts pserve itself)
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	MOTHER_TEST_PG_DSN="$$($(PY) tools/pgcluster.py ensure)" $(PY) -m pytest $(PYTEST_ARGS)
 	cd examples/quickstart && MOTHER_TEST_PG_DSN="$$(../../$(PY) ../../tools/pgcluster.py ensure)" \
 		../../$(PY) -m pytest $(PYTEST_ARGS)

@@ -17,8 +17,9 @@ nitpicky = True
 # The build runs where only PyPI and Debian are reachable, so there is no intersphinx
 # inventory of Python or of the libraries: names from outside dbmother stay plain text.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(typing|collections\.abc|types|datetime|argparse|configparser|threading|contextvars|"
-               r"sqlite3|psycopg|psycopg_pool|transaction|zope|pyramid|webob|Products|"
+    (r"py:.*", r"(typing|collections\.abc|types|datetime|argparse|configparser|threading|"
+               r"contextvars|sqlite3|psycopg|psycopg_pool|transaction|zope|pyramid|"
+               r"pyramid_debugtoolbar|webob|Products|"
                r"Shared|OFS|App|Acquisition|AccessControl|ZPublisher)(\..*)?"),
     (r"py:class", r"(Any|Callable|Iterator|Iterable|Mapping|Sequence|TextIO|Path|Enum|"
                   r"Exception|ValueError|TypeError|LookupError|KeyError|RuntimeError|"

@@ -145,11 +145,16 @@ def test_database_options_go_before_or_after_the_command(command: list[str]) -> 
 
 
 def test_demo_reads_a_dsn_given_before_the_command() -> None:
+    """``--dsn`` before ``demo`` is the first database; each ``--dsn`` after it the next."""
     parser = build_parser()
     assert parser.parse_args(["--dsn", "sqlite:///a.db", "demo"]).dsn == "sqlite:///a.db"
     args = parser.parse_args(["demo", "--dsn", "sqlite:///b.db", "--port", "0"])
-    assert (args.dsn, args.host, args.port) == ("sqlite:///b.db", "127.0.0.1", 0)
-    assert parser.parse_args(["demo"]).dsn is None  # the demo's own SQLite file
+    assert (args.dsn, args.dsns, args.host, args.port) == (
+        None, ["sqlite:///b.db"], "127.0.0.1", 0)
+    both = parser.parse_args(["--dsn", "sqlite:///a.db", "demo", "--dsn", "sqlite:///b.db"])
+    assert (both.dsn, both.dsns) == ("sqlite:///a.db", ["sqlite:///b.db"])
+    plain = parser.parse_args(["demo"])  # the demo's own SQLite files
+    assert plain.dsn is None and not hasattr(plain, "dsns")
 
 
 def test_recover_with_a_missing_ini_file_says_so(tmp_path: Path, capsys) -> None:
@@ -183,12 +188,13 @@ def test_console_script(target: str) -> None:
 
 
 def test_demo_serves_the_app_and_prints_its_url(tmp_path: Path) -> None:
-    """``mother demo`` starts waitress on a fresh SQLite file and prints the URL it serves."""
+    """``mother demo`` starts waitress on two fresh SQLite files and prints the URL it serves."""
     import urllib.request
 
     mother_script = Path(sys.executable).with_name("mother")
     process = subprocess.Popen(
-        [str(mother_script), "demo", "--port", "0", "--dsn", f"sqlite:///{tmp_path / 'demo.db'}"],
+        [str(mother_script), "demo", "--port", "0", "--dsn", f"sqlite:///{tmp_path / 'demo.db'}",
+         "--dsn", f"sqlite:///{tmp_path / 'other.db'}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = None

@@ -62,8 +62,9 @@ def demo_arguments(parser: argparse.ArgumentParser) -> None:
 
     ``--dsn`` may also come before ``demo``, as for every command.
     """
-    parser.add_argument("--dsn", default=argparse.SUPPRESS,
-                        help="database (default: an SQLite file in the user data dir)")
+    parser.add_argument("--dsn", action="append", dest="dsns", default=argparse.SUPPRESS,
+                        help="the first database, then (given again) the second; default: "
+                             "SQLite files in the user data dir")
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=6543, help="port (default 6543, 0: any)")
 

@@ -1,4 +1,5 @@
-"""The demo's data: Mother's tutorial tables (stars, planets, lifeforms) and sample rows."""
+"""The demo's data: Mother's tutorial tables (stars, planets, lifeforms) and sample rows
+in the first database, and a hangar of starships in each of the two databases."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ from ...database import Database
 from ..websession import create_websession_table
 
 log = logging.getLogger(__name__)
+
+#: the demo's two databases (configured names) and the galaxy each one stands for
+GALAXIES = {"default": "Milky Way", "andromeda": "Andromeda"}
+#: the ships each hangar holds on first run
+FIRST_SHIPS = {"default": 7, "andromeda": 5}
+HANGAR_DDL = ("CREATE TABLE hangars (hangar_id INTEGER PRIMARY KEY, hangar_name TEXT NOT NULL, "
+              "ships INTEGER NOT NULL CHECK (ships >= 0))")
 
 
 class Star(DbMother):
@@ -65,6 +73,39 @@ def setup(database: Database) -> None:
         raise
 
 
+def setup_hangar(database: Database) -> None:
+    """Create the database's hangar with its first ships on first run (an existing one is kept)."""
+    if "hangars" in database.schema.tables:
+        return
+    session = Session("demo-setup", database=database)
+    try:
+        session.oc_query(HANGAR_DDL)
+        placeholder = database.dialect.placeholder
+        session.oc_query(f"INSERT INTO hangars (hangar_id, hangar_name, ships) VALUES "
+                         f"(1, {placeholder('name')}, {placeholder('ships')})",
+                         {"name": GALAXIES[database.name], "ships": FIRST_SHIPS[database.name]})
+        session.endSession()
+    except BaseException:
+        session.close()
+        raise
+    database.refresh_schema()
+
+
+def ships(session: Session) -> int:
+    """The ships in the hangar of the session's database."""
+    return session.ov_query("SELECT ships AS n FROM hangars WHERE hangar_id = 1")
+
+
+def move_ships(session: Session, change: int) -> None:
+    """Add ``change`` ships (a negative number takes them away) to the session's hangar.
+
+    The table's ``CHECK (ships >= 0)`` refuses to take more than there are.
+    """
+    placeholder = session.database.dialect.placeholder("change")
+    session.oc_query(f"UPDATE hangars SET ships = ships + {placeholder} WHERE hangar_id = 1",
+                     {"change": change})
+
+
 def galaxy(session: Session) -> list[dict]:
     """Every star with its planets and, for each planet, its lifeforms."""
     stars = session.mr_query(
@@ -85,6 +126,7 @@ def galaxy(session: Session) -> list[dict]:
 
 
 def totals(session: Session) -> dict[str, int]:
+    """How many stars, planets and lifeforms the session's database holds."""
     quote = session.database.dialect.quote
     return {table: session.ov_query(f"SELECT COUNT(*) AS n FROM {quote(table)}")
             for table in ("stars", "planets", "lifeforms")}
