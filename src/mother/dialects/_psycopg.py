@@ -20,10 +20,11 @@ import functools
 import re
 from collections.abc import Generator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import errors, generators, pq
+from psycopg.abc import Transformer as Adapting
 from psycopg.adapt import PyFormat, Transformer
 
 from ..errors import UnsupportedDriverError
@@ -68,7 +69,7 @@ def send(conn: psycopg.Connection) -> None:
 
 def fetch_many(pgconn: pq.abc.PGconn) -> Generator[Any, Any, list[pq.abc.PGresult]]:
     """A generator: the results of the next command (for :func:`wait`)."""
-    return generators.fetch_many(pgconn)
+    return cast("Generator[Any, Any, list[pq.abc.PGresult]]", generators.fetch_many(pgconn))
 
 
 def lock(conn: psycopg.Connection) -> AbstractContextManager[Any]:
@@ -76,26 +77,27 @@ def lock(conn: psycopg.Connection) -> AbstractContextManager[Any]:
     return conn.lock
 
 
-def transformer(conn: psycopg.Connection) -> Transformer:
+def transformer(conn: psycopg.Connection) -> Adapting:
     """Dumps values and loads rows with ``conn``'s adapters (its types, its loaders)."""
     return Transformer(conn)
 
 
-def dump(tx: Transformer, values: Sequence[Any], formats: Sequence[PyFormat]
-         ) -> tuple[Sequence[Buffer | None], tuple[int, ...], Sequence[pq.Format]]:
+def dump(tx: Adapting, values: Sequence[Any], formats: Sequence[PyFormat]
+         ) -> tuple[Sequence[Buffer | None], tuple[int, ...], Sequence[pq.Format] | None]:
     """``values`` as the server receives them: the dumped values, their type oids and formats."""
     dumped = tx.dump_sequence(values, formats)
     return dumped, tuple(tx.types or ()), tx.formats
 
 
-def load_dicts(tx: Transformer, res: pq.abc.PGresult, names: tuple[str, ...]
+def load_dicts(tx: Adapting, res: pq.abc.PGresult, names: tuple[str, ...]
                ) -> list[dict[str, Any]]:
     """Every row of ``res`` as a dict of ``names``, loaded with the connection's loaders."""
     def make(values: Sequence[Any]) -> dict[str, Any]:
         return dict(zip(names, values))
 
     tx.set_pgresult(res)
-    return tx.load_rows(0, res.ntuples, make)
+    rows: list[dict[str, Any]] = tx.load_rows(0, res.ntuples, make)
+    return rows
 
 
 def error(res: pq.abc.PGresult, encoding: str) -> psycopg.Error:

@@ -425,12 +425,13 @@ class _Batch:
             if status == _ABORTED:
                 continue
             if status == _FATAL:
-                failure = fence.error(res, self.encoding)
-                if kind in ("run", "probe") and failure.sqlstate == "26000":
+                failure: BaseException = fence.error(res, self.encoding)
+                sqlstate = getattr(failure, "sqlstate", None)
+                if kind in ("run", "probe") and sqlstate == "26000":
                     forget_prepared(self.conn)  # dropped behind our back: DISCARD/DEALLOCATE ALL
-                elif kind in ("run", "probe") and failure.sqlstate == "0A000":
+                elif kind in ("run", "probe") and sqlstate == "0A000":
                     state.prepared.pop(key, None)  # its result type changed (DDL)
-                elif self.end is not None and failure.sqlstate == "25P02":
+                elif self.end is not None and sqlstate == "25P02":
                     failure = RolledBackError(
                         "the transaction had failed (a statement's error was caught): it "
                         "cannot commit; the server rolls it back")
@@ -591,5 +592,5 @@ def run_together(jobs: Sequence[tuple[psycopg.Connection, Sequence[tuple[str, An
 def _result(tx: Any, res: pq.abc.PGresult, encoding: str) -> Result:
     if res.status != _ES.TUPLES_OK:
         return Result([], res.command_tuples if res.command_tuples is not None else -1, None)
-    names = tuple(res.fname(index).decode(encoding) for index in range(res.nfields))
+    names = tuple((res.fname(index) or b"").decode(encoding) for index in range(res.nfields))
     return Result(fence.load_dicts(tx, res, names), res.ntuples, names)

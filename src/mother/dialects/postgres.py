@@ -167,11 +167,13 @@ class PostgresDialect(Dialect):
         pgwire.set_prepare_threshold(conn, self.settings.prepare_threshold)
         pgwire.label(conn, database=self.database)
 
-    def _dicts(self, conn: psycopg.Connection, sql: str, params: Any = None) -> psycopg.Cursor:
+    def _dicts(self, conn: psycopg.Connection, sql: str, params: Any = None
+               ) -> psycopg.Cursor[dict[str, Any]]:
         """Run ``sql`` through psycopg with rows as dicts, whatever row factory the
         connection has (a caller's own connection may have another), reported."""
         cursor = conn.cursor(row_factory=dict_row)
-        return self._sent(conn, sql, params, cursor.execute, sql, params)
+        self._sent(conn, sql, params, cursor.execute, sql, params)
+        return cursor
 
     def _sent(self, conn: psycopg.Connection, sql: str, params: Any, call: Any,
               *args: Any) -> Any:
@@ -269,7 +271,7 @@ class PostgresDialect(Dialect):
         self._sent(conn, "ROLLBACK", None, conn.rollback)
 
     def execute(self, conn: psycopg.Connection, sql: str,
-                params: Any = None) -> pgwire.Result | psycopg.Cursor:
+                params: Any = None) -> pgwire.Result | psycopg.Cursor[dict[str, Any]]:
         if params is None:
             # no parameters: psycopg's simple query, which may hold several statements
             pgwire.open_transaction(conn)
@@ -297,7 +299,7 @@ class PostgresDialect(Dialect):
         and so skips the COMMIT, when it changes no row.
         """
         guarded = commit and bool(must_change)
-        flat = []
+        flat: list[tuple[str, Any]] = []
         for number, (sql, seq, _) in enumerate(statements):
             if guarded and number in must_change:
                 text = GUARD[0] + sql + GUARD[1]
@@ -354,12 +356,11 @@ class PostgresDialect(Dialect):
         return Schema(sorted(tables.values(), key=lambda t: t.name), self.database)
 
     def server_version(self, conn: psycopg.Connection) -> str:
-        sql = "SELECT version()"
-        return self._dicts(conn, sql).fetchone()["version"]
+        [row] = self._dicts(conn, "SELECT version()").fetchall()
+        return str(row["version"])
 
     def supports_twophase(self, conn: psycopg.Connection) -> bool:
-        sql = "SHOW max_prepared_transactions"
-        row = self._dicts(conn, sql).fetchone()
+        [row] = self._dicts(conn, "SHOW max_prepared_transactions").fetchall()
         self.rollback(conn)
         return int(row["max_prepared_transactions"]) > 0
 
