@@ -437,3 +437,22 @@ def test_psycopg_never_deallocates_our_statements_after_a_rollback(
     conn.rollback()
     assert prepared_names(conn) == ["_mo_1"]
     assert pgwire.run(conn, [("SELECT %s::int AS n", (2,))])[0].rows == [{"n": 2}]
+
+
+def test_a_session_keeps_at_most_prepared_max_statements_across_commits(
+        pgdb: Database) -> None:
+    session = MotherSession()
+    conn = session.connection()
+    conn.prepared_max = 2
+    pgwire.set_prepare_threshold(conn, 1)
+    ours = "SELECT COUNT(*) AS n FROM pg_prepared_statements WHERE name LIKE '\\_mo\\_%'"
+    try:
+        for turn in range(4):
+            for number in range(5):
+                assert session.mr_query(f"SELECT %(t)s::int + {number} AS n",
+                                        {"t": turn}) == [{"n": turn + number}]
+                assert session.ov_query(ours) <= 2
+            session.commit()
+        assert 1 <= session.ov_query(ours) <= 2  # still prepared, evicted ones deallocated
+    finally:
+        session.endSession()

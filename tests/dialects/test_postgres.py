@@ -86,3 +86,15 @@ def test_rows_are_dicts_and_loaded_by_the_connection_adapters(
     assert rows == [{"n": 1.5, "s": "a"}] and row == {"n": 1.5, "s": "a"}
     assert isinstance(rows[0]["n"], float)  # the connection's loader, in both paths
     assert own_conn.row_factory is tuple_row  # the caller's setting is left alone
+
+
+def test_a_callers_connection_keeps_prepared_statements_across_a_rollback(
+        pgdb: Database) -> None:
+    with psycopg.connect(pgdb.settings.dsn) as conn:  # psycopg's own preparation is on
+        session = MotherSession("mine", pg_conn=conn)
+        for turn in range(8):
+            assert session.mr_query("SELECT 1 AS one") == [{"one": 1}]
+            assert session.mr_query("SELECT %(x)s::int AS x", {"x": turn}) == [{"x": turn}]
+        session.rollback()  # psycopg sends DEALLOCATE ALL here if it prepared anything
+        assert session.mr_query("SELECT %(x)s::int AS x", {"x": 9}) == [{"x": 9}]
+        session.endSession()

@@ -20,11 +20,10 @@ import functools
 import re
 from collections.abc import Generator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import psycopg
-from psycopg import errors, generators, pq
-from psycopg.abc import Transformer as Adapting
+from psycopg import abc, errors, generators, pq
 from psycopg.adapt import PyFormat, Transformer
 
 from ..errors import UnsupportedDriverError
@@ -33,7 +32,9 @@ from ..errors import UnsupportedDriverError
 #: (excluded); ``make test`` runs the driver-facing tests with the lower bound too
 SUPPORTED = ((3, 1, 20), (3, 4))
 #: what a dumped value is
-Buffer = bytes | bytearray | memoryview
+Buffer: TypeAlias = bytes | bytearray | memoryview
+#: what dumps values and loads rows for a connection (psycopg's Transformer)
+Adapting: TypeAlias = abc.Transformer
 
 
 def _number(version: str) -> tuple[int, ...]:

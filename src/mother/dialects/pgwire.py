@@ -425,8 +425,9 @@ class _Batch:
             if status == _ABORTED:
                 continue
             if status == _FATAL:
-                failure: BaseException = fence.error(res, self.encoding)
-                sqlstate = getattr(failure, "sqlstate", None)
+                failed = fence.error(res, self.encoding)
+                failure: BaseException = failed
+                sqlstate = failed.sqlstate
                 if kind in ("run", "probe") and sqlstate == "26000":
                     forget_prepared(self.conn)  # dropped behind our back: DISCARD/DEALLOCATE ALL
                 elif kind in ("run", "probe") and sqlstate == "0A000":
@@ -589,7 +590,7 @@ def run_together(jobs: Sequence[tuple[psycopg.Connection, Sequence[tuple[str, An
     return outcomes
 
 
-def _result(tx: Any, res: pq.abc.PGresult, encoding: str) -> Result:
+def _result(tx: fence.Adapting, res: pq.abc.PGresult, encoding: str) -> Result:
     if res.status != _ES.TUPLES_OK:
         return Result([], res.command_tuples if res.command_tuples is not None else -1, None)
     names = tuple((res.fname(index) or b"").decode(encoding) for index in range(res.nfields))

@@ -11,6 +11,7 @@ handing it out (replacing one whose server process went away).
 
 from __future__ import annotations
 
+import functools
 import re
 import select
 import threading
@@ -170,9 +171,12 @@ class PostgresDialect(Dialect):
     def _dicts(self, conn: psycopg.Connection, sql: str, params: Any = None
                ) -> psycopg.Cursor[dict[str, Any]]:
         """Run ``sql`` through psycopg with rows as dicts, whatever row factory the
-        connection has (a caller's own connection may have another), reported."""
+        connection has (a caller's own connection may have another), reported. Never
+        prepared by psycopg: on a caller's connection, whose psycopg preparation is on,
+        a rollback would then send ``DEALLOCATE ALL``, dropping pgwire's statements."""
         cursor = conn.cursor(row_factory=dict_row)
-        self._sent(conn, sql, params, cursor.execute, sql, params)
+        self._sent(conn, sql, params, functools.partial(cursor.execute, prepare=False),
+                   sql, params)
         return cursor
 
     def _sent(self, conn: psycopg.Connection, sql: str, params: Any, call: Any,
