@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from mother.dialects import _psycopg
@@ -36,10 +35,6 @@ def test_a_supported_psycopg_passes(version: str) -> None:
 def test_an_unreadable_version_is_refused() -> None:
     with pytest.raises(UnsupportedDriverError, match="unreadable version 'x3'"):
         _psycopg.check_version("x3")
-
-
-def test_the_installed_psycopg_is_supported() -> None:
-    _psycopg.check_version(psycopg.__version__)
 
 
 def test_an_unsupported_psycopg_fails_when_the_postgresql_dialect_is_imported() -> None:
