@@ -37,8 +37,9 @@ class ArgumentError(MotherError, TypeError):
 
 
 class UnsupportedDriverError(MotherError, ImportError):
-    """The installed database driver is a version dbmother does not support (raised when
-    ``mother`` is imported; the message names the supported range)."""
+    """The installed database driver is a version dbmother does not support: raised when
+    its dialect is imported (the first database of that kind is registered, before any
+    connection), with a message naming the supported range."""
 
 
 class SessionClosedError(MotherError):
