@@ -41,8 +41,10 @@ pgtest: $(STAMP)
 browser:
 	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
 
+# mypy checks the whole package: setup.cfg's [mypy] names its files (src/mother)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks tools examples
+	$(VENV)/bin/mypy
 
 # nitpicky (-n): every cross-reference must resolve; -W: every warning fails the build
 docs: $(STAMP)
@@ -70,4 +72,4 @@ test: lint docs pytest pytest-psycopg
 # stops the throwaway PostgreSQL cluster only if this checkout started it
 clean:
 	if [ -x $(PY) ]; then $(PY) tools/pgcluster.py stop; fi
-	rm -rf $(VENV) $(OLD_VENV) docs/_build .pytest_cache .hypothesis src/*.egg-info
+	rm -rf $(VENV) $(OLD_VENV) docs/_build .pytest_cache .mypy_cache .hypothesis src/*.egg-info

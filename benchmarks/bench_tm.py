@@ -5,6 +5,15 @@ Work unit: load one star, change it, add two child planets, commit.
   2. the same on two PostgreSQL databases with two-phase commit vs raw psycopg
      tpc_begin / tpc_prepare / tpc_commit on both.
 
+Contenders, in turns in the same run (``timing.interleaved``):
+  unit        dbmother's unit of work: session.get, setField, two persist()
+  immediate   Mother's immediate style: MO_LOAD, setField + update(), two MO_SAVE
+              (the session sends the writes with its next round trip)
+  at once     the same with defer_writes=False: each write a round trip of its own
+  raw         psycopg by hand (tpc_* for two-phase commit)
+  sqlalchemy  SQLAlchemy ORM + zope.sqlalchemy (a twophase=True session for 2PC)
+each ending with transaction.commit() (raw: psycopg's own commit).
+
 Usage:
   MOTHER_TEST_PG_DSN="host=127.0.0.1 port=54329 user=postgres dbname=postgres" \
       .venv/bin/python -m benchmarks.bench_tm [ROUNDS] [--repeat RUNS]
@@ -18,13 +27,17 @@ import statistics
 import sys
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
+import sqlalchemy
 import transaction
+import zope.sqlalchemy
+from sqlalchemy import orm
 
 import mother
 from benchmarks.timing import interleaved
-from mother import DbMother, MotherSession, tutorial
+from mother import MO_LOAD, MO_SAVE, DbMother, MotherSession, tutorial
 from mother.tm import join
 
 
@@ -40,6 +53,63 @@ def _dsn(server: str, name: str) -> str:
     params = psycopg.conninfo.conninfo_to_dict(server)
     params["dbname"] = name
     return psycopg.conninfo.make_conninfo(**params)
+
+
+def mother_immediate(databases: list[str], defer: bool = True) -> None:
+    for name in databases:
+        s = MotherSession(database=name, defer_writes=defer)
+        join(s)
+        star = Star({"star_id": 1}, MO_LOAD, session=s)
+        star.setField("star_age", (star.getField("star_age") or 0) + 1)
+        star.update()
+        for _ in range(2):
+            Planet({"star_id": 1, "planet_name": "p"}, MO_SAVE, session=s)
+    transaction.commit()
+
+
+def alchemy_classes(count: int) -> list[tuple[type[Any], type[Any]]]:
+    """(Star, Planet) mapped classes for each of ``count`` databases (the same tables)."""
+    pairs = []
+    for i in range(count):
+        class Base(orm.DeclarativeBase):
+            pass
+
+        star = type(f"AStar{i}", (Base,), {
+            "__tablename__": "stars",
+            "star_id": orm.mapped_column(sqlalchemy.Integer, primary_key=True),
+            "star_name": orm.mapped_column(sqlalchemy.Text),
+            "star_age": orm.mapped_column(sqlalchemy.Integer),
+            "star_mass": orm.mapped_column(sqlalchemy.Integer)})
+        planet = type(f"APlanet{i}", (Base,), {
+            "__tablename__": "planets",
+            "planet_id": orm.mapped_column(sqlalchemy.Integer, primary_key=True),
+            "star_id": orm.mapped_column(sqlalchemy.ForeignKey("stars.star_id")),
+            "planet_name": orm.mapped_column(sqlalchemy.Text),
+            "planet_mass": orm.mapped_column(sqlalchemy.Integer)})
+        pairs.append((star, planet))
+    return pairs
+
+
+def alchemy(dsns: list[str]) -> tuple[Callable[[], None], list[Any]]:
+    """The unit of work through SQLAlchemy's ORM joined by zope.sqlalchemy (two-phase
+    commit across the engines when there are several); returns it and the engines."""
+    engines = [sqlalchemy.create_engine("postgresql+psycopg://", pool_size=1,
+                                        creator=lambda dsn=dsn: psycopg.connect(dsn))
+               for dsn in dsns]
+    pairs = alchemy_classes(len(dsns))
+    binds = {cls: engine for engine, pair in zip(engines, pairs) for cls in pair}
+    factory = orm.sessionmaker(binds=binds, twophase=len(dsns) > 1)
+
+    def unit() -> None:
+        session = factory()
+        zope.sqlalchemy.register(session)
+        for star_cls, planet_cls in pairs:
+            star = session.get(star_cls, 1)
+            star.star_age = (star.star_age or 0) + 1
+            session.add_all([planet_cls(star_id=1, planet_name="p") for _ in range(2)])
+        transaction.commit()
+
+    return unit, engines
 
 
 def mother_unit(databases: list[str]) -> None:
@@ -74,14 +144,29 @@ def raw_unit(conns: list[psycopg.Connection], twophase: bool) -> None:
         conns[0].commit()
 
 
+#: the ratios reported per scenario: (contender, against, target)
+RATIOS = {"one session joined": [("unit", "raw", 1.10), ("immediate", "raw", 0.90),
+                                 ("immediate", "sqlalchemy", 0.60)],
+          "two databases, 2PC": [("unit", "raw", 1.15), ("immediate", "raw", 1.00),
+                                 ("immediate", "sqlalchemy", 0.60)]}
+
+
 def compare(contenders: dict[str, Callable[[int], object]], rounds: int,
-            repeat: int) -> tuple[float, float, list[float]]:
-    """Median time of each contender over ``repeat`` runs of ``rounds`` in turns, and the
-    ratio ours/raw of every run (the machine wanders between runs: report them all)."""
-    runs = [interleaved(contenders, rounds) for _ in range(repeat)]
-    ratios = [run["ours"] / run["raw"] for run in runs]
-    return (statistics.median(run["ours"] for run in runs),
-            statistics.median(run["raw"] for run in runs), ratios)
+            repeat: int) -> list[dict[str, float]]:
+    """Median microseconds of each contender, per run of ``rounds`` in turns (the machine
+    wanders between runs: every run is reported)."""
+    return [interleaved(contenders, rounds) for _ in range(repeat)]
+
+
+def report(label: str, runs: list[dict[str, float]]) -> None:
+    times = "  ".join(f"{name} {statistics.median(run[name] for run in runs) / 1e3:.3f} ms"
+                      for name in runs[0])
+    print(f"{label}: {times}")
+    for ours, other, target in RATIOS[label]:
+        ratios = [run[ours] / run[other] for run in runs]
+        each = " ".join(f"{ratio:.2f}" for ratio in ratios)
+        print(f"  {ours:9s} / {other:10s} median {statistics.median(ratios):.2f}x "
+              f"(runs: {each})  target <= {target:.2f}x")
 
 
 def main() -> None:
@@ -102,14 +187,25 @@ def main() -> None:
             tutorial.create(db)
             with MotherSession(database=label) as s:
                 s.oc_query("INSERT INTO stars (star_id, star_name, star_age) VALUES (1, 'Sun', 0)")
-        conns = [psycopg.connect(_dsn(server, name)) for name in names]
-        one = compare({"ours": lambda i: mother_unit(["default"]),
-                       "raw": lambda i: raw_unit(conns[:1], False)}, args.rounds, args.repeat)
-        two = compare({"ours": lambda i: mother_unit(["default", "second"]),
-                       "raw": lambda i: raw_unit(conns, True)}, args.rounds, args.repeat)
-        results = [("one session joined", *one, 1.10), ("two databases, 2PC", *two, 1.15)]
+        dsns = [_dsn(server, name) for name in names]
+        conns = [psycopg.connect(dsn) for dsn in dsns]
+        alchemy_one, engines_one = alchemy(dsns[:1])
+        alchemy_two, engines_two = alchemy(dsns)
+        results = []
+        for label, databases, twophase, sqla in (
+                ("one session joined", ["default"], False, alchemy_one),
+                ("two databases, 2PC", ["default", "second"], True, alchemy_two)):
+            contenders: dict[str, Callable[[int], object]] = {
+                "unit": lambda i, d=databases: mother_unit(d),
+                "immediate": lambda i, d=databases: mother_immediate(d),
+                "at once": lambda i, d=databases: mother_immediate(d, defer=False),
+                "raw": lambda i, c=conns[:2 if twophase else 1], t=twophase: raw_unit(c, t),
+                "sqlalchemy": lambda i, u=sqla: u()}
+            results.append((label, compare(contenders, args.rounds, args.repeat)))
         for conn in conns:
             conn.close()
+        for engine in engines_one + engines_two:
+            engine.dispose()
     finally:
         mother.close_all()
         with psycopg.connect(server, autocommit=True) as admin:
@@ -117,11 +213,9 @@ def main() -> None:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(f"{args.repeat} runs of {args.rounds} rounds each, in turns; Python "
           f"{sys.version.split()[0]}, psycopg {psycopg.__version__}")
-    for label, ours, raw, ratios, target in results:
-        each = " ".join(f"{ratio:.2f}" for ratio in ratios)
-        print(f"{label:20s} dbmother {ours / 1e3:6.3f} ms  raw psycopg {raw / 1e3:6.3f} ms  "
-              f"ratio median {statistics.median(ratios):.2f}x (runs: {each})  "
-              f"target {target:.2f}x")
+    print(f"SQLAlchemy {sqlalchemy.__version__}, zope.sqlalchemy; medians per unit of work")
+    for label, runs in results:
+        report(label, runs)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
     python -m benchmarks.bench_uow memory  [--rows 100000] [--dsn DSN] # bytes per held row
 
 ``uow`` is the unit of work "load one row by key, change a column, add two
-child rows, commit", through a session and by hand with psycopg (the same
+child rows, commit", through a session (with ``session.get``/``persist``, and
+in Mother's immediate style: ``MO_LOAD``, ``setField`` + ``update()``, two
+``MO_SAVE``), with SQLAlchemy's ORM, and by hand with psycopg (the same
 statements, one round trip each), in the same run, in turns (``timing.py``).
 ``benchmarks/bench_latency.py`` runs the same unit of work 1 ms away.
 """
@@ -23,9 +25,12 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+import sqlalchemy
 from psycopg.rows import dict_row
+from sqlalchemy import orm
 
 import mother
+from benchmarks.bench_tm import alchemy_classes
 from benchmarks.timing import fresh, interleaved
 from mother import tutorial
 
@@ -56,6 +61,34 @@ def with_session(i: int, name: str | None = None) -> None:
     s.endSession()
 
 
+def immediate(i: int) -> None:
+    """The same in Mother's immediate style (the session sends the writes with its COMMIT)."""
+    s = mother.MotherSession()
+    key = 1 + i % 100
+    star = Stars({"star_id": key}, mother.MO_LOAD, session=s)
+    star.setField("star_age", i)
+    star.update()
+    Planets({"star_id": key, "planet_name": "a"}, mother.MO_SAVE, session=s)
+    Planets({"star_id": key, "planet_name": "b"}, mother.MO_SAVE, session=s)
+    s.endSession()
+
+
+def alchemy(dsn: str) -> tuple[Callable[[int], None], Any]:
+    """The same with SQLAlchemy's ORM (its own pool of one connection); returns the engine."""
+    engine = sqlalchemy.create_engine("postgresql+psycopg://", pool_size=1,
+                                      creator=lambda: psycopg.connect(dsn))
+    ((star_cls, planet_cls),) = alchemy_classes(1)
+    factory = orm.sessionmaker(engine)
+
+    def run(i: int) -> None:
+        key = 1 + i % 100
+        with factory() as session:
+            session.get(star_cls, key).star_age = i
+            session.add_all([planet_cls(star_id=key, planet_name=name) for name in "ab"])
+            session.commit()
+    return run, engine
+
+
 def by_hand(pool: psycopg_pool.ConnectionPool) -> Callable[[int], None]:
     def run(i: int) -> None:
         with pool.connection() as conn:
@@ -77,12 +110,16 @@ def compare(dsn: str, n: int) -> dict[str, float]:
     # a plain psycopg pool (dbmother's checks lent connections without a round trip)
     pool = psycopg_pool.ConnectionPool(dsn, min_size=1, max_size=2,
                                        kwargs={"row_factory": dict_row}, open=True)
+    orm_unit, engine = alchemy(dsn)
     try:
         numbers = itertools.count(1000)
         return interleaved({"session": fresh(with_session, numbers),
                             "named session": fresh(lambda i: with_session(i, "bench"), numbers),
+                            "immediate": fresh(immediate, numbers),
+                            "sqlalchemy": fresh(orm_unit, numbers),
                             "raw": fresh(by_hand(pool), numbers)}, n)
     finally:
+        engine.dispose()
         pool.close()
         database.close()
 

@@ -26,7 +26,8 @@ nitpick_ignore_regex = [
                   r"dataclasses\..*|enum\..*|os\.PathLike|pathlib\..*)"),
     (r"py:exc", r"(Exception|ValueError|TypeError|LookupError|KeyError|RuntimeError)"),
     (r"py:mod", r"(contextvars|tracemalloc|sqlite3|logging)"),
-    # documented where they are used, not on their own: private helpers, a TypeVar, the
+    # documented where they are used, not on their own: private helpers, type variables, the
     # join description of a record set, Pyramid's request in a type hint
-    (r"py:class", r"(.*\._\w+|mother\.zope\.retry\.F|mother\.events\.T|joins\.Join|Request)"),
+    (r"py:class", r"(.*\._\w+|mother\.zope\.retry\.[PR]|~P|mother\.database\.R|mother\.events\.T|"
+                  r"joins\.Join|Request)"),
 ]

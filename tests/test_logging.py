@@ -56,7 +56,7 @@ def test_shared_connection_sets_and_rollback_are_logged(db, caplog):
               or r.sql.startswith("SELECT `stars`")][0]
     assert select.session.endswith("-shared")
     assert "'a'" not in select.sql and "a" in select.params.values()
-    session = MotherSession("undo")
+    session = MotherSession("undo", defer_writes=False)  # the INSERT goes at once
     ClsStars({"star_name": "x"}, MO_SAVE, session=session)
     session.rollback()
     session.endSession()

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import types
+from pathlib import Path
+
 import pytest
 
+import mother
 from mother import (
     MO_DEL,
     MO_LOAD,
     MO_NOA,
     MO_SAVE,
+    ArgumentError,
     DbMother,
     MotherBox,
     MotherError,
@@ -176,6 +183,51 @@ def test_many_children(solar):
     assert len(sun.getMultiplePlanets()) == 2
     earth.insertManyMoonsInfo([{"num_moons": 4}])
     assert earth.getMoonsInfo().getField("num_moons") == 4
+
+
+def test_many_children_refuse_a_read_only_mapping_naming_the_table(solar):
+    session, sun, earth = solar
+    with pytest.raises(ArgumentError, match="planets rows get the foreign key added in place"):
+        sun.insertManyPlanets([types.MappingProxyType({"planet_name": "ro"})])
+    assert len(sun.getMultiplePlanets(filter={"planet_name": "ro"})) == 0
+
+
+MIXIN_USE = """
+from mother import DbMother, MotherManager
+
+
+class Stars(DbMother, MotherManager):
+    table_name = "stars"
+
+
+class Loose(MotherManager):
+    table_name = "stars"
+
+
+Stars().getChildren("planets")
+Loose().getChildren("planets")
+"""
+
+
+def test_a_type_checker_refuses_the_mixin_methods_on_a_class_that_is_not_a_record(tmp_path):
+    # MotherManager's methods take a self type: a class with the mixin but without DbMother
+    # has no schema or session for them, and mypy says so at the call, not at run time.
+    # mypy runs in its own process: in this one it would retune and freeze the garbage
+    # collector, keeping the earlier tests' unreferenced sessions (and their locks) alive
+    (tmp_path / "use.py").write_text(MIXIN_USE)
+    (tmp_path / "mypy.ini").write_text(
+        f"[mypy]\nstrict = True\nmypy_path = {Path(mother.__file__).parent.parent}\n"
+        "follow_imports = silent\nignore_missing_imports = True\n")
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", str(tmp_path / "use.py"), "--config-file",
+         str(tmp_path / "mypy.ini"), "--cache-dir", str(tmp_path / "cache"),
+         "--no-error-summary"], capture_output=True, text=True, timeout=240)
+    out = checked.stdout
+    assert checked.returncode == 1, out + checked.stderr
+    loose = MIXIN_USE.splitlines().index('Loose().getChildren("planets")') + 1
+    assert [line.split(": ", 1)[0] for line in out.splitlines() if ": error:" in line] == [
+        f"{tmp_path / 'use.py'}:{loose}"]
+    assert 'Invalid self argument "Loose"' in out
 
 
 def test_relation_methods(solar):

@@ -138,6 +138,7 @@ def test_update_writes_only_changed_columns(db: Database, sql_log) -> None:
         s.oc_query("UPDATE stars SET star_name = 'Renamed'")
         star.setField("star_mass", 99)
         star.update()
+        s.flush()  # the deferred UPDATE goes out with the session's next round trip
         updates = [text for text in sql_log
                    if text.split("] ", 1)[1].startswith(f"UPDATE {db.dialect.quote('stars')}")]
         assert len(updates) == 1

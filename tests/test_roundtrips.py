@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import psycopg
 import psycopg_pool
 import pytest
+import transaction
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
@@ -27,8 +28,9 @@ import mother
 # the unit of work is the very one benchmarks/bench_uow.py times (key 1 + i % 100)
 from benchmarks.bench_uow import by_hand as unit_of_work_by_hand
 from benchmarks.bench_uow import with_session as unit_of_work_in_session
-from mother import MotherSession, tutorial
+from mother import MO_LOAD, MO_SAVE, MotherSession, tutorial
 from mother.dialects.pgwire import XID_PROBE
+from mother.tm import join
 from tests.support.classes import ClsPlanets, ClsStars
 from tests.support.databases import count
 from tools.rtproxy import RoundTripProxy, queries
@@ -71,8 +73,9 @@ def db(direct: mother.Database, proxy: RoundTripProxy,
        pg_dsns: list[str]) -> mother.Database:
     """The default database, reached through the proxy, with a pool of one connection that
     is already open, has read the schema and has run one unit of work (none of it counted)."""
+    # no automatic recovery: its listing of prepared transactions would count here
     database = mother.init_mother(dsn=through(proxy, pg_dsns[0]), pool_min=1, pool_max=1,
-                                  pool_timeout=5)
+                                  pool_timeout=5, recover_interval=None)
     unit_of_work_in_session(0)
     assert proxy.round_trips > 0  # the traffic really goes through the proxy
     with MotherSession(database=direct) as s:  # undo the warm-up's writes, not through the proxy
@@ -239,3 +242,118 @@ def test_repeated_statement_is_prepared_and_still_one_round_trip(
     rows = s.mr_query("SELECT name, statement FROM pg_prepared_statements")
     assert {"name": name, "statement": text} in rows
     s.endSession()
+
+
+def immediate_unit(s: mother.Session, key: int, age: int) -> None:
+    """The unit of work in Mother's immediate style: MO_LOAD, setField + update(), two
+    MO_SAVE (benchmarks/bench_tm.py times it)."""
+    star = ClsStars({"star_id": key}, MO_LOAD, session=s)
+    star.setField("star_age", age)
+    star.update()
+    for name in ("a", "b"):
+        ClsPlanets({"star_id": key, "planet_name": name}, MO_SAVE, session=s)
+
+
+@pytest.mark.parametrize("defer", [True, False], ids=["deferred", "at-once"])
+def test_immediate_style_unit_of_work_is_2_round_trips_deferred_and_5_at_once(
+        db: mother.Database, direct: mother.Database, proxy: RoundTripProxy,
+        defer: bool) -> None:
+    s = MotherSession(defer_writes=defer)
+    immediate_unit(s, 2, 101)
+    s.endSession()
+    if defer:  # the writes wait for the COMMIT and ride in its pipeline
+        assert verbs(sent(proxy)) == [["BEGIN", "SET", "SELECT"],
+                                      ["INSERT", "INSERT", "WITH", "SELECT", "COMMIT"]]
+    else:
+        assert verbs(sent(proxy)) == [["BEGIN", "SET", "SELECT"], ["UPDATE"], ["INSERT"],
+                                      ["INSERT"], ["SELECT", "COMMIT"]]
+    assert count(direct, "planets") == 2 and count(direct, "stars", "WHERE star_age = 101") == 1
+
+
+def joined(proxy: RoundTripProxy) -> mother.Session:
+    """A session joined to the current transaction, once the database's first join (which
+    asks whether the server allows prepared transactions) has been paid and not counted."""
+    warm = MotherSession()
+    join(warm)
+    transaction.commit()
+    proxy.reset()
+    s = MotherSession()
+    join(s)
+    return s
+
+
+def test_immediate_style_with_transaction_commit_is_2_round_trips(
+        db: mother.Database, direct: mother.Database, proxy: RoundTripProxy) -> None:
+    s = joined(proxy)
+    immediate_unit(s, 2, 102)
+    transaction.commit()
+    assert verbs(sent(proxy)) == [["BEGIN", "SET", "SELECT"],
+                                  ["INSERT", "INSERT", "WITH", "SELECT", "COMMIT"]]
+    assert count(direct, "planets") == 2 and count(direct, "stars", "WHERE star_age = 102") == 1
+
+
+def test_a_deferred_insert_that_fails_fails_transaction_commit_in_its_round_trip(
+        db: mother.Database, direct: mother.Database, proxy: RoundTripProxy) -> None:
+    s = joined(proxy)
+    immediate_unit(s, 2, 103)
+    stray = ClsPlanets({"star_id": 404, "planet_name": "nowhere"}, MO_SAVE, session=s)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation) as info:
+        transaction.commit()
+    assert f"insert of {stray!r}" in " ".join(info.value.__notes__)
+    transaction.abort()
+    # the third INSERT failed; the COMMIT in its pipeline never ran; the session rolled back
+    assert verbs(sent(proxy)) == [["BEGIN", "SET", "SELECT"],
+                                  ["INSERT", "INSERT", "INSERT", "WITH", "SELECT", "COMMIT"],
+                                  ["ROLLBACK"]]
+    assert count(direct, "planets") == 0 and count(direct, "stars", "WHERE star_age = 1") == 2
+
+
+@pytest.fixture
+def second(db: mother.Database, proxy: RoundTripProxy, pg_dsns: list[str]) -> mother.Database:
+    """The second test database (tutorial tables, two stars) through the proxy as
+    ``"second"``, warmed up like ``db``."""
+    direct2 = mother.init_mother(dsn=pg_dsns[1], name="direct2", pool_min=1, pool_max=1)
+    tutorial.create(direct2)
+    with MotherSession(database=direct2) as s:
+        s.mq_query("INSERT INTO stars (star_id, star_name, star_age) VALUES (%(id)s, %(n)s, 1)",
+                   [{"id": 1, "n": "Sun"}, {"id": 2, "n": "Vega"}])
+    database = mother.init_mother(dsn=through(proxy, pg_dsns[1]), name="second", pool_min=1,
+                                  pool_max=1, pool_timeout=5, recover_interval=None)
+    with MotherSession(database=database) as s:
+        s.get(ClsStars, 1)
+    return database
+
+
+class SecondStars(ClsStars):
+    mother_database = "second"
+
+
+class SecondPlanets(ClsPlanets):
+    mother_database = "second"
+
+
+@pytest.mark.parametrize("defer", [True, False], ids=["deferred", "at-once"])
+def test_immediate_style_on_two_databases_with_two_phase_commit(
+        db: mother.Database, second: mother.Database, proxy: RoundTripProxy,
+        defer: bool) -> None:
+    """Per database: BEGIN with the SELECT, the flush, the PREPARE (the commit decision
+    riding in one of them), COMMIT PREPARED: 4 each deferred, 6 each at once."""
+    def unit(age: int) -> None:
+        sessions = [MotherSession(database=name, defer_writes=defer)
+                    for name in ("default", "second")]
+        for s in sessions:
+            join(s)
+        immediate_unit(sessions[0], 2, age)
+        star = SecondStars({"star_id": 2}, MO_LOAD, session=sessions[1])
+        star.update({"star_age": age})
+        for name in ("a", "b"):
+            SecondPlanets({"star_id": 2, "planet_name": name}, MO_SAVE, session=sessions[1])
+        transaction.commit()
+
+    unit(104)  # the first two-phase commit makes the commit logs: not counted
+    proxy.reset()
+    unit(105)
+    assert proxy.round_trips == (8 if defer else 12)
+    for database in ("direct", "direct2"):
+        assert count(mother.get_database(database), "planets") == 4
+        assert count(mother.get_database(database), "stars", "WHERE star_age = 105") == 1

@@ -80,16 +80,28 @@ def test_delete_of_a_row_deleted_since_it_was_loaded_is_stale(db: mother.Databas
     assert count(db, "stars") == 1  # Vega was not deleted either
 
 
+@pytest.mark.parametrize("defer", [False, True], ids=["at-once", "deferred"])
 @pytest.mark.parametrize("how", ["update", "delete"])
-def test_immediate_writes_of_a_loaded_row_are_stale(db: mother.Database, how: str) -> None:
+def test_immediate_writes_of_a_loaded_row_are_stale(db: mother.Database, how: str,
+                                                    defer: bool) -> None:
+    """Sent at once, the write raises; deferred, the session's next round trip does."""
     add_stars("Sun")
-    s = MotherSession()
+    s = MotherSession(defer_writes=defer)
     sun = _loaded_then_deleted(s)
-    with pytest.raises(StaleRecordError) as info:
+
+    def write() -> None:
         if how == "update":
             sun.update({"star_age": 5})
         else:
             sun.delete()
+
+    if defer:
+        write()  # queued for the next round trip
+    with pytest.raises(StaleRecordError) as info:
+        if defer:
+            s.mr_query("SELECT 1 AS one")
+        else:
+            write()
     assert info.value.key == (1,)
     if how == "update":
         assert sun._mo_dirty == {"star_age"}  # the change was not written: still pending

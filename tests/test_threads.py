@@ -27,7 +27,8 @@ def test_two_threads_a_commits_b_rolls_back(dsn: str) -> None:
 
     def thread_a() -> None:
         try:
-            session = MotherSession("ThreadA")
+            # each insert is sent at once: the rows (and SQLite's write lock) are held
+            session = MotherSession("ThreadA", defer_writes=False)
             sun = ClsStars({"star_name": "A-sun"}, MO_SAVE, session=session)
             ClsPlanets({"star_id": sun.getField("star_id"), "planet_name": "A-earth"}, MO_SAVE,
                        session=session)
@@ -44,7 +45,7 @@ def test_two_threads_a_commits_b_rolls_back(dsn: str) -> None:
     def thread_b() -> None:
         try:
             a_inserted.wait()
-            session = MotherSession("ThreadB")
+            session = MotherSession("ThreadB", defer_writes=False)
             ClsStars({"star_name": "B-star"}, MO_SAVE, session=session)
             steps.append("B inserted")
             session.rollback()

@@ -56,8 +56,9 @@ def test_persist_and_delete_fill_new_and_deleted(db: mother.Database, star_id: i
     assert count(db, "stars") == 0
 
 
-def test_immediate_flags_still_write_at_once(db: mother.Database, star_id: int) -> None:
-    with MotherSession() as s:
+def test_immediate_flags_write_at_once_without_deferral(db: mother.Database,
+                                                        star_id: int) -> None:
+    with MotherSession(defer_writes=False) as s:
         star = s.get(ClsStars, star_id)
         star.setField("star_age", 9)
         star.update()
@@ -270,3 +271,113 @@ def test_session_closed_refuses_work(db: mother.Database) -> None:
     for action in (s.flush, lambda: s.persist(ClsStars({})), lambda: s.get(ClsStars, 1)):
         with pytest.raises(mother.SessionClosedError):
             action()
+
+
+# -- immediate writes deferred to the next round trip --------------------------------------
+class ClsStarsAtOnce(ClsStars):
+    defer_writes = False
+
+
+def test_an_immediate_insert_waits_until_its_key_is_read(db: mother.Database) -> None:
+    with MotherSession() as s:
+        sent = s.batches
+        vega = ClsStars({"star_name": "Vega"}, MO_SAVE, session=s)
+        assert s.batches == sent and s.new == {vega}  # nothing sent yet
+        key = vega.getField("star_id")  # reading the key sends it
+        assert isinstance(key, int) and s.batches == sent + 1 and not s.new
+        assert s.get(ClsStars, key) is vega
+
+
+@pytest.mark.parametrize("read", ["getField", "getFields", "load"])
+def test_reading_any_column_of_a_deferred_insert_sends_it(db: mother.Database,
+                                                         read: str) -> None:
+    with MotherSession() as s:
+        vega = ClsStars({"star_name": "Vega"}, MO_SAVE, session=s)
+        values = {"getField": lambda: {"star_name": vega.getField("star_name")},
+                  "getFields": lambda: vega.getFields(["star_name"]),
+                  "load": lambda: vega.load()}[read]()
+        assert values["star_name"] == "Vega" and not s.new
+        assert s.ov_query("SELECT COUNT(*) AS n FROM stars WHERE star_name = 'Vega'") == 1
+
+
+def test_raw_queries_read_the_deferred_writes(db: mother.Database, star_id: int) -> None:
+    with MotherSession() as s:
+        star = ClsStars({"star_id": star_id}, mother.MO_LOAD, session=s)
+        star.update({"star_age": 6})
+        ClsPlanets({"star_id": star_id, "planet_name": "Mars"}, MO_SAVE, session=s)
+        assert s.dirty == {star}  # the UPDATE waits too
+        assert s.or_query("SELECT COUNT(*) AS n, MAX(star_age) AS age FROM planets "
+                          "JOIN stars USING (star_id)") == {"n": 1, "age": 6}
+        assert not s.new and not s.dirty
+
+
+def test_deferred_writes_ride_with_the_commit(db: mother.Database, star_id: int) -> None:
+    s = MotherSession()
+    star = ClsStars({"star_id": star_id}, mother.MO_LOAD, session=s)
+    sent = s.batches
+    star.setField("star_age", 7)
+    star.update()
+    for name in ("Mars", "Venus"):
+        ClsPlanets({"star_id": star_id, "planet_name": name}, MO_SAVE, session=s)
+    assert s.batches == sent
+    s.endSession()  # the writes and the COMMIT: one batch
+    assert s.batches == sent + 1
+    assert count(db, "planets") == 2 and count(db, "stars", "WHERE star_age = 7") == 1
+
+
+@pytest.mark.parametrize("opt_out", ["class", "session", "autoflush"])
+def test_opting_out_sends_each_immediate_write_at_once(db: mother.Database,
+                                                       opt_out: str) -> None:
+    options = {"class": {}, "session": {"defer_writes": False},
+               "autoflush": {"autoflush": False}}[opt_out]
+    cls = ClsStarsAtOnce if opt_out == "class" else ClsStars
+    with MotherSession(**options) as s:
+        sent = s.batches
+        vega = cls({"star_name": "Vega"}, MO_SAVE, session=s)
+        assert s.batches == sent + 1 and not s.new
+        assert isinstance(vega._mo_store["star_id"], int)  # the key is back already
+
+
+def test_a_delete_then_an_insert_of_the_same_key_keep_their_order(db: mother.Database,
+                                                                   star_id: int) -> None:
+    """The flush sends inserts before deletes: a deferred insert that a deferred delete of
+    its table came before sends that delete first."""
+    with MotherSession() as s:
+        ClsStars({"star_id": star_id}, mother.MO_LOAD, session=s).delete()
+        ClsStars({"star_id": star_id, "star_name": "Reborn"}, MO_SAVE, session=s)
+    assert count(db, "stars", f"WHERE star_id = {star_id} AND star_name = 'Reborn'") == 1
+
+
+def test_a_deferred_insert_that_fails_raises_at_the_next_round_trip(db: mother.Database,
+                                                                     star_id: int) -> None:
+    s = MotherSession()
+    ClsPlanets({"star_id": star_id, "planet_name": "fine"}, MO_SAVE, session=s)
+    twin = ClsStars({"star_id": star_id, "star_name": "Twin"}, MO_SAVE, session=s)  # key taken
+    with pytest.raises(DB_ERRORS) as info:
+        s.mr_query("SELECT * FROM planets")
+    note = " ".join(getattr(info.value, "__notes__", []))
+    assert f"insert of {twin!r}" in note and repr(s.name) in note
+    with pytest.raises(FlushError):  # the session goes no further...
+        s.endSession()
+    assert s.closed  # ...and ended rolled back: nothing half-written
+    assert count(db, "planets") == 0 and count(db, "stars") == 1
+
+
+def test_a_deferred_insert_that_fails_never_lets_the_commit_succeed(db: mother.Database,
+                                                                     star_id: int) -> None:
+    s = MotherSession()
+    ClsPlanets({"star_id": star_id, "planet_name": "fine"}, MO_SAVE, session=s)
+    ClsStars({"star_id": star_id, "star_name": "Twin"}, MO_SAVE, session=s)
+    with pytest.raises(DB_ERRORS):
+        s.endSession()  # the COMMIT rode with the failing INSERT
+    assert s.closed
+    assert count(db, "planets") == 0 and count(db, "stars") == 1
+
+
+def test_detaching_a_deferred_insert_sends_it_first(db: mother.Database) -> None:
+    """detach() drops unflushed changes, not a write that was asked for with MO_SAVE."""
+    with MotherSession() as s:
+        vega = ClsStars({"star_name": "Vega"}, MO_SAVE, session=s)
+        s.detach(vega)
+        assert vega.session is None and isinstance(vega.getField("star_id"), int)
+    assert count(db, "stars", "WHERE star_name = 'Vega'") == 1

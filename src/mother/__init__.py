@@ -5,8 +5,6 @@ Everything public is importable from here::
     from mother import init_mother, MotherSession, DbMother, MO_SAVE
 """
 
-import types as _types
-
 from .database import Database, close_all, databases, get_database, init_mother, is_transient
 from .errors import (
     ArgumentError,
@@ -32,6 +30,7 @@ from .errors import (
     UnknownTableError,
     UnsupportedDriverError,
 )
+from .filters import InvalidFilterError, MoFilter
 from .manager import MotherManager
 from .records import (
     MO_AFTER,
@@ -49,16 +48,22 @@ from .records import (
 from .scoping import object_session, scoped_session, session_scope
 from .session import MotherPoolStatus, MotherPoolStratus, MotherSession, Session
 from .sets import MotherBox, MotherFusion, MotherMany
-from .sql import (
-    SQL_DEFAULT,
-    SQL_FALSE,
-    SQL_NULL,
-    SQL_TRUE,
-    InvalidFilterError,
-    InvalidLockError,
-    MoFilter,
-)
+from .sql import SQL_DEFAULT, SQL_FALSE, SQL_NULL, SQL_TRUE, InvalidLockError
 from .sqltext import RawFilterError
 
-__all__ = sorted(name for name, value in globals().items()
-                 if not name.startswith("_") and not isinstance(value, _types.ModuleType))
+#: every public name (a literal list, so that type checkers see what is exported;
+#: tests/test_init.py checks it against the names imported above)
+__all__ = [
+    "ArgumentError", "BadValueError", "CommitOutcomeUnknownError", "ConfigError",
+    "ConnectionLostError", "Database", "DbMother", "FlushError", "InvalidFilterError",
+    "InvalidLockError", "MO_AFTER", "MO_BEFORE", "MO_DEL", "MO_LOAD", "MO_NOA", "MO_SAVE", "MO_UP",
+    "MoFilter", "MoWrongFields", "MotherBox", "MotherError", "MotherFly", "MotherFusion",
+    "MotherManager", "MotherMany", "MotherPoolStatus", "MotherPoolStratus", "MotherSession",
+    "NotLoadedError", "NotUniqueError", "ParanoidError", "PoolTimeoutError", "PrimaryKeyError",
+    "RawFilterError", "ReadOnlySessionError", "RolledBackError", "SQL_DEFAULT", "SQL_FALSE",
+    "SQL_NULL", "SQL_TRUE", "Session", "SessionClosedError", "SessionConflictError",
+    "StaleRecordError", "TransactionManagedError", "UnknownFieldError", "UnknownTableError",
+    "UnsupportedDriverError",
+    "close_all", "databases", "getMotherBuilder", "getMotherObj", "get_database", "init_mother",
+    "is_transient", "object_session", "scoped_session", "session_scope",
+]

@@ -274,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit:  # usage errors (argparse printed them) and --help
         return exit.code if isinstance(exit.code, int) else 2
     try:
-        return args.func(args)
+        status: int = args.func(args)
+        return status
     except SystemExit as exit:  # a command that exits: its message is shown, as Python would
         if isinstance(exit.code, int) or exit.code is None:
             return exit.code or 0

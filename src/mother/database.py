@@ -20,7 +20,8 @@ from .schema import Schema
 
 log = logging.getLogger(__name__)
 
-Phase = TypeVar("Phase", bound=Callable[[Any, Any], Any])
+#: what a decorated commit phase returns
+R = TypeVar("R")
 
 
 class Database:
@@ -245,12 +246,12 @@ def is_transient(error: BaseException, among: Iterable[Database] | None = None) 
                for database in (databases() if among is None else among))
 
 
-def translating(phase: Phase) -> Phase:
+def translating(phase: Callable[[Any, Any], R]) -> Callable[[Any, Any], R]:
     """Decorate a commit phase ``phase(self, txn)`` of a data manager (an object with a
     ``database``): an error it raises is raised as what that database's translators make
     of it (:meth:`Database.translate`, ``where`` being the phase's name), from it."""
     @functools.wraps(phase)
-    def run(self: Any, txn: Any) -> Any:
+    def run(self: Any, txn: Any) -> R:
         try:
             return phase(self, txn)
         except Exception as error:
@@ -258,7 +259,7 @@ def translating(phase: Phase) -> Phase:
             if translated is None:
                 raise
             raise translated from error
-    return run  # type: ignore[return-value]
+    return run
 
 
 def resolve(database: str | Database) -> Database:

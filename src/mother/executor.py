@@ -26,7 +26,8 @@ from .errors import (
     ReadOnlySessionError,
     SessionClosedError,
 )
-from .sql import MoFilter, naming_values
+from .filters import MoFilter
+from .sql import naming_values
 from .sql import raw as raw_query
 
 log = logging.getLogger(__name__)

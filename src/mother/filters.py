@@ -47,7 +47,8 @@ class MoFilter:
             missing = [name for name in filter if store is None or name not in store]
             if missing:
                 raise InvalidFilterError(f"filter keys {missing} have no value in store")
-            self.parts.append(("dict", {name: store[name] for name in filter}, table))
+            values = store or {}
+            self.parts.append(("dict", {name: values[name] for name in filter}, table))
         elif isinstance(filter, MoFilter):
             self.parts.extend(filter.parts)
             self.params.update(filter.params)

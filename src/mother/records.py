@@ -7,7 +7,7 @@ columns and keys come from the live schema.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from . import sql, unitofwork
@@ -25,7 +25,7 @@ from .errors import (
 from .executor import Executor, Transactional, executor_for, shared
 from .schema import Table
 from .sql import SQL_DEFAULT, InvalidLockError
-from .unitofwork import DELETED, PENDING, PERSISTENT, TRANSIENT, Owner, UnitOfWork
+from .unitofwork import DELETED, GONE, PENDING, PERSISTENT, TRANSIENT, Owner, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +42,32 @@ class DbMother:
     matching the store, ``MO_UP`` updates by primary key, ``MO_DEL`` deletes
     the matching rows, ``MO_NOA`` does nothing. ``lock`` (with ``MO_LOAD``
     only) makes the load a locking read, see :meth:`load`.
+
+    In a session that defers writes (the default with autoflush) an insert, and
+    the update or delete of a loaded row, ride with the session's next round trip
+    instead of going alone; reading an inserted record's values sends its INSERT
+    first. ``defer_writes = False`` on a class sends its writes at once.
     """
 
     # the primary key is not kept apart: _mo_key reads it from the store
     __slots__ = ("_mo_store", "_mo_session", "_mo_dirty", "_mo_state", "__dict__",
                  "__weakref__")
 
+    _mo_store: dict[str, Any]
+    _mo_session: Owner | None
+    #: the columns changed since the row was last written or loaded (None: none)
+    _mo_dirty: set[str] | None
+    #: TRANSIENT, PENDING, PERSISTENT, DELETED or GONE (mother.unitofwork)
+    _mo_state: int
+
     table_name: ClassVar[str]
     #: the configured database of records created without a session
     mother_database: ClassVar[str] = "default"
     #: refuse updates and deletes without a full primary key
     paranoid: ClassVar[bool] = False
+    #: let the session send this class's immediate writes with its next round trip
+    #: (False: each is sent at once, alone)
+    defer_writes: ClassVar[bool] = True
 
     def __new__(cls, store: Mapping[str, Any] | None = None, flag: int = MO_NOA,
                 session: Owner | None = None, *args: Any, lock: str | None = None,
@@ -120,6 +135,7 @@ class DbMother:
         session = self._mo_session
         if session is not None:
             self._mo_check_open()
+            assert isinstance(session, Executor), "a session is an executor"
             return session
         return executor_for(self._mo_database())
 
@@ -131,7 +147,7 @@ class DbMother:
                 f"{self!r} lives in session {session.name!r}, which has ended: load the row "
                 "again in an open session (or session.merge(record))")
 
-    def _mo_uow(self) -> UnitOfWork | None:
+    def _mo_uow(self) -> UnitOfWork[DbMother] | None:
         session = self._mo_session
         return session.uow if session is not None else None
 
@@ -146,8 +162,9 @@ class DbMother:
     def _mo_act(self, flag: int) -> None:
         if flag == MO_NOA:
             return
-        action = {MO_SAVE: self.insert, MO_LOAD: self.load, MO_UP: self.update,
-                  MO_DEL: self.delete}.get(flag)
+        actions: dict[int, Callable[[], object]] = {
+            MO_SAVE: self.insert, MO_LOAD: self.load, MO_UP: self.update, MO_DEL: self.delete}
+        action = actions.get(flag)
         if action is None:
             raise MotherError(f"unknown flag {flag!r}: use MO_NOA, MO_SAVE, MO_LOAD, MO_UP "
                               "or MO_DEL")
@@ -165,12 +182,31 @@ class DbMother:
             return None
         return tuple(store[name] for name in keys)
 
-    def _mo_touch(self) -> UnitOfWork | None:
+    def _mo_touch(self) -> UnitOfWork[DbMother] | None:
         self._mo_check_open()
         uow = self._mo_uow()
         if uow is not None:
             uow.touch(self)
         return uow
+
+    def _mo_deferring(self, what: str) -> UnitOfWork[Any] | None:
+        """The unit of work that takes this record's immediate ``what`` for the session's
+        next round trip, or None: sent now (no session, or it or the class opted out)."""
+        session = self._mo_session
+        if session is None or not self.defer_writes or not session.defer_writes:
+            return None
+        self._mo_check_open()
+        if self.table_name in session.database.schema.cycles:
+            return None  # a flush cannot order it: sent alone, as asked
+        session.check_writable(f"{what} of a {self.table_name} record")
+        return session.uow
+
+    def _mo_send_owed(self) -> None:
+        """Send this record's deferred INSERT now: its key or values are being read."""
+        if self._mo_state == PENDING:
+            session = self._mo_session
+            if session is not None and session.uow.owes_insert(self):
+                session.flush()
 
     def _mo_is_paranoid(self) -> bool:
         return self.paranoid or self._mo_database().settings.paranoid
@@ -199,6 +235,8 @@ class DbMother:
         keys = table.primary_key
         if not keys:
             return None
+        if session.uow.owes_inserts_into(table.name):
+            session.flush()  # a deferred insert may be the very row: map it first
         if all(store.get(name) is not None for name in keys):
             return session.uow.identity.get(table.name, tuple(store[name] for name in keys))
         if not session.uow.identity.holds(table.name):
@@ -210,7 +248,7 @@ class DbMother:
 
     # -- building from rows (used by sessions and record sets) -----------------------------
     @classmethod
-    def load_rows(cls, executor: Executor, filter: Any, fields: Iterable[str] | None = None,
+    def load_rows(cls, executor: Executor | Owner, filter: Any, fields: Iterable[str] | None = None,
                   order: Any = None, distinct: bool = False, lock: str | None = None
                   ) -> list[dict[str, Any]]:
         """Rows of this table matching ``filter`` (dict, MoFilter or trusted string),
@@ -220,7 +258,8 @@ class DbMother:
         table = executor.database.schema.table(cls.table_name)
         text, params = sql.select(executor.database.dialect, table, fields, filter, order,
                                   distinct, lock)
-        return executor.run(text, params, lambda cursor: cursor.fetchall())
+        rows: list[dict[str, Any]] = executor.run(text, params, lambda cursor: cursor.fetchall())
+        return rows
 
     @classmethod
     def from_row(cls, session: Owner | None, row: Mapping[str, Any]) -> DbMother:
@@ -229,14 +268,16 @@ class DbMother:
             table = session.database.schema.table(cls.table_name)
             keys = table.primary_key
             if keys and all(name in row for name in keys):
-                found = session.uow.identity.get(table.name, tuple(row[name] for name in keys))
+                found: DbMother | None = session.uow.identity.get(
+                    table.name, tuple(row[name] for name in keys))
                 if found is not None:
                     for name, value in row.items():
                         found._mo_store.setdefault(name, value)
                     return found
         obj = cls(row, MO_NOA, session)  # the store is a copy of the row
         owner = obj._mo_session
-        return unitofwork.loaded(obj, owner.uow if owner is not None else None, ())
+        held: DbMother = unitofwork.loaded(obj, owner.uow if owner is not None else None, ())
+        return held
 
     # -- Mother's record methods -------------------------------------------------------------
     @property
@@ -245,8 +286,17 @@ class DbMother:
         return self._mo_session
 
     def insert(self) -> None:
-        """INSERT the store now; the new primary key comes back into the store."""
+        """INSERT the store; the new primary key comes back into the store.
+
+        Sent now, or, in a session that defers writes, with its next round trip
+        (reading the record's key or values sends it at once).
+        """
         table = self._mo_table()
+        if self._mo_state in (TRANSIENT, PENDING, GONE):
+            uow = self._mo_deferring("insert")
+            if uow is not None:
+                uow.defer(self, "insert")
+                return
         uow = self._mo_touch()
         if uow is not None and self._mo_state == PENDING:
             uow.new.pop(id(self), None)  # written now rather than at the flush
@@ -264,14 +314,21 @@ class DbMother:
         """UPDATE the changed columns now (``updict`` is set first); never the primary key."""
         if updict:
             self.setFields(updict)
-        if self._mo_state == PENDING:
-            self._mo_session.flush()
-            return
+        session = self._mo_session
+        if self._mo_state == PENDING and session is not None:
+            if not session.uow.owes_insert(self):
+                session.flush()
+            return  # else the deferred INSERT carries the new values
         dirty = self._mo_dirty
         if not dirty:
             log.debug("%s: nothing to update", self.table_name)
             return
         table = self._mo_table()
+        if self._mo_loaded(table):
+            uow = self._mo_deferring("update")
+            if uow is not None:
+                uow.defer(self, "update")
+                return
         values = {name: self._mo_store[name] for name in sorted(dirty)}
         loaded = self._mo_loaded(table)
         where = self._mo_where(table, "update", exclude=dirty)
@@ -286,7 +343,9 @@ class DbMother:
             raise
 
     def delete(self) -> None:
-        """DELETE the row now (by primary key; without one, by every stored value)."""
+        """DELETE the row (by primary key; without one, by every stored value): now, or for
+        a loaded row in a session that defers writes, with its next round trip."""
+        self._mo_send_owed()  # a row asked to be inserted is inserted before it is deleted
         table = self._mo_table()
         uow = self._mo_touch()
         if uow is not None and self._mo_state == PENDING:
@@ -295,6 +354,11 @@ class DbMother:
         if not self._mo_store:
             raise PrimaryKeyError(f"refusing to delete from {table.name} with an empty store")
         loaded = self._mo_loaded(table)
+        if loaded and self._mo_state == PERSISTENT:
+            deferring = self._mo_deferring("delete")
+            if deferring is not None:
+                deferring.defer(self, "delete")
+                return
         where = self._mo_where(table, "delete")
         text, params = sql.delete(self._mo_database().dialect, table, where)
         with sql.naming_values(where, table.name):
@@ -309,7 +373,9 @@ class DbMother:
         """Run an UPDATE or DELETE now; for a loaded row, matching none is stale."""
         count = self._mo_executor().run(text, params, lambda cursor: cursor.rowcount)
         if loaded and count == 0:
-            raise StaleRecordError(self.table_name, self._mo_primary_key(), what)
+            key = self._mo_primary_key()
+            assert key is not None, "a loaded record has its primary key (_mo_loaded)"
+            raise StaleRecordError(self.table_name, key, what)
 
     def load(self, fields: Iterable[str] | None = None, lock: str | None = None
              ) -> dict[str, Any]:
@@ -319,6 +385,7 @@ class DbMother:
         ``"share"``…) makes it a locking read of every column (or of ``fields``),
         which always goes to the database.
         """
+        self._mo_send_owed()
         table = self._mo_table()
         if not self._mo_store:
             raise PrimaryKeyError(f"cannot load {table.name} with an empty store")
@@ -345,7 +412,10 @@ class DbMother:
         return self.getFields()
 
     def getField(self, name: str, autoload: bool = False) -> Any:
-        """The value of column ``name`` (loaded from the database first with ``autoload``)."""
+        """The value of column ``name`` (loaded from the database first with ``autoload``);
+        a deferred insert of the record is sent first."""
+        if self._mo_state == PENDING:
+            self._mo_send_owed()
         store = self._mo_store
         if name in store:
             return store[name]
@@ -357,7 +427,9 @@ class DbMother:
 
     def getFields(self, fields: Iterable[str] | None = None,
                   autoload: bool = False) -> dict[str, Any]:
-        """A copy of the store, or of the named columns."""
+        """A copy of the store, or of the named columns (a deferred insert is sent first)."""
+        if self._mo_state == PENDING:
+            self._mo_send_owed()
         if fields is None:
             return dict(self._mo_store)
         names = list(fields)
@@ -371,6 +443,8 @@ class DbMother:
         """Change a column; the session writes it at the next flush (or call ``update()``)."""
         table = self._mo_table()
         table.column(name)
+        if name in table.primary_key and self._mo_state == PENDING:
+            self._mo_send_owed()  # the key of a row asked to be inserted is fixed
         if name in table.primary_key and self._mo_state not in (TRANSIENT, PENDING):
             raise PrimaryKeyError(f"refusing to change primary key {table.name}.{name}")
         store = self._mo_store

@@ -38,12 +38,16 @@ class Session(Transactional):
     for the session's transactions. ``hooks=False`` leaves the database's
     session hooks to the caller, which runs them once it has joined the session
     to a transaction itself (as ``mother.tm.current_session`` does).
+
+    ``defer_writes`` (default: on when the session autoflushes) lets the immediate
+    writes of records (``MO_SAVE``, ``MO_UP``, ``MO_DEL``, ``insert()``…) ride with the
+    session's next round trip instead of going alone; ``False`` sends each at once.
     """
 
     def __init__(self, name: str | None = None, pg_conn: Any = None, *,
                  database: str | Database = "default", autoflush: bool | None = None,
                  readonly: bool = False, isolation_level: str | None = None,
-                 hooks: bool = True) -> None:
+                 hooks: bool = True, defer_writes: bool | None = None) -> None:
         db = resolve(database)
         settings = db.settings
         super().__init__(db, name or f"{settings.session_name}-{random.randint(1, 2**31)}",
@@ -51,6 +55,8 @@ class Session(Transactional):
                          isolation_level=as_isolation_level("isolation_level", isolation_level))
         wanted = settings.autoflush if autoflush is None else autoflush
         self.autoflush = wanted and not self.readonly  # nothing to flush in a read-only one
+        #: immediate writes wait for the next round trip: only where queries flush first
+        self.defer_writes = self.autoflush and defer_writes is not False
         self._savepoints = 0
         self._flushing = False
         #: who owns the outcome while the session is managed (see :meth:`manage`)
@@ -174,6 +180,8 @@ class Session(Transactional):
         self.check_open()
         if obj._mo_session is not self:
             raise SessionConflictError(f"{obj!r} does not live in session {self.name!r}")
+        if id(obj) in self.uow.owed:
+            self.flush()  # an immediate write asked for is not an unflushed change
         if obj._mo_state not in (PERSISTENT, DELETED) or obj._mo_key is None:
             raise PrimaryKeyError(f"cannot refresh {obj!r}: it is not stored in the database")
         self.uow.touch(obj)
@@ -201,8 +209,11 @@ class Session(Transactional):
         return mine
 
     def detach(self, obj: DbMother) -> None:
-        """Stop tracking ``obj``; its unflushed changes are not written."""
+        """Stop tracking ``obj``; its unflushed changes are not written (its deferred
+        immediate writes are: they are sent first)."""
         if getattr(obj, "_mo_session", None) is self:
+            if id(obj) in self.uow.owed:
+                self.flush()
             self.uow.forget(obj)
 
     expunge = detach
@@ -424,12 +435,14 @@ _MISSING = object()
 
 def MotherSession(name: str | None = None, pg_conn: Any = None, *,
                   database: str | Database = "default", autoflush: bool | None = None,
-                  readonly: bool = False, isolation_level: str | None = None) -> Session:
+                  readonly: bool = False, isolation_level: str | None = None,
+                  defer_writes: bool | None = None) -> Session:
     """Open a session (Mother's name): ``MotherSession()``, work, then ``endSession()``.
 
-    ``readonly=True`` refuses writes; ``isolation_level`` is the session's own."""
+    ``readonly=True`` refuses writes; ``isolation_level`` is the session's own;
+    ``defer_writes=False`` sends every immediate write at once (see :class:`Session`)."""
     return Session(name, pg_conn, database=database, autoflush=autoflush, readonly=readonly,
-                   isolation_level=isolation_level)
+                   isolation_level=isolation_level, defer_writes=defer_writes)
 
 
 def MotherPoolStatus(database: str = "default") -> PoolStatus:

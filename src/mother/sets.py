@@ -12,7 +12,7 @@ a set's update or delete (``session.refresh(obj)`` reads them again).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import joins, sql
@@ -51,7 +51,8 @@ class _RecordSet:
             raise ArgumentError(f"{type(self).__name__}(session={session!r}): session must be "
                                 "a Session (MotherSession()) or None")
         if isinstance(builder, DbMother) and session is None:
-            session = builder.session
+            owner = builder.session
+            session = owner if isinstance(owner, Session) else None
         self.database = _database(builder, session)
         self.builder = builder_for(builder, self.database)
         self.table: Table = self.database.schema.table(self.builder.table_name)
@@ -99,11 +100,13 @@ class MotherBox(_RecordSet):
         if lock is not None:
             self.executor.check_writable(f"a locking read (lock={lock!r}) of {self.table.name}")
         self.rowcount = -1
-        actions = {MO_NOA: None, MO_LOAD: self.load, MO_UP: self.update, MO_DEL: self.delete}
+        actions: dict[int, Callable[[], Any] | None] = {
+            MO_NOA: None, MO_LOAD: self.load, MO_UP: self.update, MO_DEL: self.delete}
         if flag not in actions:
             raise SetError(f"MotherBox flag must be MO_NOA, MO_LOAD, MO_UP or MO_DEL, not {flag!r}")
-        if actions[flag] is not None:
-            actions[flag]()
+        action = actions[flag]
+        if action is not None:
+            action()
 
     def _scoped(self) -> joins.Scoped:
         """The filter, its dict keys columns of the table (``table.col`` allowed, as in a load)."""
@@ -161,13 +164,15 @@ class MotherMany(_RecordSet):
         self._loaded = False
         if store is not None:
             self.addRows(store)
-        actions = {MO_NOA: None, MO_SAVE: self.insert, MO_DEL: self.delete,
-                   MO_UP: self.update, MO_LOAD: self.load}
+        actions: dict[int, Callable[[], Any] | None] = {
+            MO_NOA: None, MO_SAVE: self.insert, MO_DEL: self.delete, MO_UP: self.update,
+            MO_LOAD: self.load}
         if flag not in actions:
             raise SetError(f"MotherMany flag must be MO_NOA, MO_SAVE, MO_DEL, MO_UP or "
                            f"MO_LOAD, not {flag!r}")
-        if actions[flag] is not None:
-            actions[flag]()
+        action = actions[flag]
+        if action is not None:
+            action()
 
     def addRows(self, rows: Any) -> None:
         """Add a list of dicts, or one dict."""

@@ -9,12 +9,19 @@ functions and methods below)::
         +--insert()/load() (now, MO_SAVE/MO_LOAD)-+   PERSISTENT --delete() now--> GONE
                                              GONE --persist()--> PENDING; --load()--> PERSISTENT
 
+An immediate write (``MO_SAVE``/``insert()``, ``MO_UP``/``update()``,
+``MO_DEL``/``delete()`` of a loaded row) in a session that defers writes makes
+the same move as ``persist()`` or ``setField()`` or ``session.delete()`` and is
+*owed*: it rides with the session's next round trip (a query, a flush, the
+COMMIT), and reading an owed insert's values sends it first (:meth:`UnitOfWork.defer`).
+
 A journal keeps, per transaction and per savepoint, the state each touched
 object had before it was first changed there; rolling back restores it.
 """
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Generic, Protocol, TypeVar
@@ -52,16 +59,20 @@ class Owner(Protocol):
     def failed(self, error: BaseException) -> None: ...
     def flush(self) -> None: ...
 
+    #: whether immediate writes wait for the next round trip (:meth:`UnitOfWork.defer`)
+    defer_writes: bool
+
 
 class Tracked(Protocol):
     """A record as the unit of work sees it (a :class:`~mother.records.DbMother`)."""
 
-    table_name: str
     _mo_state: int
     _mo_store: dict[str, Any]
     _mo_dirty: set[str] | None
     _mo_session: Owner | None
 
+    @property
+    def table_name(self) -> str: ...
     @property
     def _mo_key(self) -> tuple[Any, ...] | None: ...
 
@@ -219,6 +230,9 @@ class UnitOfWork(Generic[R]):
         self.new: dict[int, R] = {}
         self.dirty: dict[int, R] = {}
         self.deleted: dict[int, R] = {}
+        #: the immediate writes waiting for the next round trip (each also in new, dirty or
+        #: deleted); see :meth:`defer`
+        self.owed: dict[int, R] = {}
         #: the journal: per transaction and savepoint, each touched object's earlier state;
         #: weak, so an object nobody holds any more is simply forgotten
         self.frames: list[weakref.WeakKeyDictionary[R, Snapshot]] = [
@@ -245,6 +259,8 @@ class UnitOfWork(Generic[R]):
                 collection[key] = obj
             else:
                 collection.pop(key, None)
+        if self.owed and not (key in self.new or key in self.dirty or key in self.deleted):
+            self.owed.pop(key, None)  # written, dropped or rolled back: owed no more
         ident = obj._mo_key
         if ident is not None:
             if state in (PERSISTENT, DELETED):
@@ -271,7 +287,10 @@ class UnitOfWork(Generic[R]):
         self.sync(obj)
 
     def delete(self, obj: R) -> None:
-        """``session.delete(obj)``: queued for deletion; a pending insert is dropped."""
+        """``session.delete(obj)``: queued for deletion; a pending insert is dropped (an owed
+        one, asked for by an immediate insert, is sent first)."""
+        if self.owes_insert(obj):
+            self.session.flush()
         self.own(obj)
         self.touch(obj)
         if obj._mo_state == PENDING:
@@ -279,6 +298,65 @@ class UnitOfWork(Generic[R]):
         elif obj._mo_state in (PERSISTENT, TRANSIENT):
             obj._mo_state = DELETED
         self.sync(obj)
+
+    def defer(self, obj: R, what: str) -> None:
+        """Queue the immediate ``what`` (``"insert"``, ``"update"`` or ``"delete"``) of ``obj``
+        for the session's next round trip instead of sending it alone.
+
+        The flush has its own order (see :meth:`flush`): if it would send this write
+        before an owed one asked for earlier, and the order can change what happens
+        (:meth:`_overtakes`), the owed writes are flushed first.
+        """
+        state = {"insert": PENDING, "update": PERSISTENT, "delete": DELETED}[what]
+        place = self._place(obj, state)
+        if any(self._overtakes(obj, place, owed) for owed in self.owed.values()
+               if owed is not obj):
+            self.session.flush()
+        self.touch(obj)
+        if what == "insert":
+            obj._mo_state = PENDING
+        elif what == "delete":
+            obj._mo_state = DELETED
+        self.owed[id(obj)] = obj
+        self.sync(obj)
+
+    def _place(self, obj: R, state: int) -> tuple[int, int]:
+        """Where the flush sends a write of ``obj`` in ``state``: inserts parents first,
+        then updates, then deletes children first."""
+        rank = self.session.database.schema.rank(obj.table_name)
+        return {PENDING: (0, rank), PERSISTENT: (1, 0), DELETED: (2, -rank)}[state]
+
+    def _overtakes(self, obj: R, place: tuple[int, int], owed: R) -> bool:
+        """Whether flushing ``obj``'s write (at ``place``) with the earlier ``owed`` one can
+        end otherwise than sending them in turn: the flush sends it first (or, for two
+        updates of one table, in an order of its own) and both touch the same table, or
+        tables one foreign key links where a delete is involved or the owed update
+        changes the key's columns."""
+        other = self._place(owed, owed._mo_state)
+        if place > other or (place == other and (place[0] != 1
+                                                 or owed.table_name != obj.table_name)):
+            return False
+        if owed.table_name == obj.table_name:
+            return True
+        schema = self.session.database.schema
+        # the columns of the owed row's table each linking foreign key uses
+        links = [fk.ref_columns for fk in schema.table(obj.table_name).foreign_keys
+                 if fk.ref_table == owed.table_name]
+        links += [fk.columns for fk in schema.table(owed.table_name).foreign_keys
+                  if fk.ref_table == obj.table_name]
+        if place[0] == 2 or other[0] == 2:
+            return bool(links)
+        dirty = owed._mo_dirty or set()
+        return any(dirty.intersection(columns) for columns in links)
+
+    def owes_insert(self, obj: R) -> bool:
+        """Whether ``obj``'s immediate INSERT is still waiting for the next round trip."""
+        return obj._mo_state == PENDING and id(obj) in self.owed
+
+    def owes_inserts_into(self, table: str) -> bool:
+        """Whether an owed INSERT into ``table`` waits (a row the identity map lacks yet)."""
+        return any(obj._mo_state == PENDING and obj.table_name == table
+                   for obj in self.owed.values())
 
     def adopt(self, obj: R) -> R:
         """Register a freshly loaded ``obj``; an object already mapped for its row wins."""
@@ -304,7 +382,7 @@ class UnitOfWork(Generic[R]):
     def forget(self, obj: R) -> None:
         """Detach ``obj``: no longer tracked, its pending changes dropped from the session."""
         obj._mo_state = TRANSIENT if obj._mo_state == PENDING else obj._mo_state
-        for collection in (self.new, self.dirty, self.deleted):
+        for collection in (self.new, self.dirty, self.deleted, self.owed):
             collection.pop(id(obj), None)
         key = obj._mo_key
         if key is not None:
@@ -421,14 +499,34 @@ class UnitOfWork(Generic[R]):
                 raise StaleRecordError(obj.table_name, obj._mo_key or (), what) from error
         except BaseException as error:
             self.session.failed(error)
-            for _, objs, _ in appliers:  # a value the database refused: name its column
-                for obj in objs:
-                    named = sql.rejected(error, obj._mo_store, obj.table_name)
-                    if named is not None:
-                        raise named from error
+            sent = [obj for _, objs, _ in appliers for obj in objs]
+            # a value the database refused: name its column
+            named = next((found for obj in sent
+                          if (found := sql.rejected(error, obj._mo_store, obj.table_name))
+                          is not None), None)
+            self._name_owed(named or error, sent)
+            if named is not None:
+                raise named from error
             raise
         for (apply, objs, extra), result in zip(appliers, results):
             apply(objs, result.rows, extra)
+
+    def _name_owed(self, error: BaseException, sent: list[R]) -> None:
+        """Say in ``error`` which deferred immediate writes this failed round trip carried
+        (the call that asked for them returned before they were sent)."""
+        owed = [obj for obj in sent if id(obj) in self.owed]
+        if not owed:
+            return
+        verbs = {PENDING: "insert", PERSISTENT: "update", DELETED: "delete"}
+        shown = ", ".join(f"{verbs[obj._mo_state]} of {obj!r}" for obj in owed[:5])
+        more = f" and {len(owed) - 5} more" if len(owed) > 5 else ""
+        note = (f"session {self.session.name!r}: this round trip carried the deferred "
+                f"immediate writes {shown}{more} (see 'When an immediate write is sent' in the "
+                "docs)")
+        if sys.version_info >= (3, 11):
+            error.add_note(note)
+        else:  # what add_note does (PEP 678); 3.10 keeps the notes without showing them
+            error.__dict__.setdefault("__notes__", []).append(note)
 
     @staticmethod
     def _require_key(table: Table, objs: list[R], what: str) -> tuple[str, ...]:

@@ -82,6 +82,19 @@ def test_failing_trigger_undoes_the_action_shared_and_session(db, kind):
     assert count(db, "stars") == 1
 
 
+def test_after_triggers_of_a_deferred_insert_see_its_key_and_row(db):
+    """In a session that defers writes, MO_SAVE's triggers still run around it: an after
+    trigger that reads the key or queries gets the row (the insert is sent first)."""
+    seen = []
+    with MotherSession() as session:
+        star = TStars({"star_name": "sun"}, session=session)
+        star.add_trigger(MO_SAVE, MO_AFTER, lambda: seen.append(
+            (star.getField("star_id"), session.ov_query("SELECT COUNT(*) AS n FROM stars"))))
+        star.insert()
+        assert star.calls == ["before", "after"]
+    assert seen == [(star.getField("star_id"), 1)]
+
+
 def test_trigger_introspection_and_errors(db):
     star = TStars({"star_name": "x"})
     assert star.has_trigger(MO_SAVE)

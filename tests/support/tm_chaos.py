@@ -230,11 +230,11 @@ class _Workers:
         self.stop = workdir / "stop"
         self.started = 0
         self.died: list[Path] = []
-        self.procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+        self.procs: list[tuple[subprocess.Popen[bytes], Path, Path]] = []
         for _ in range(n):
             self.procs.append(self._start())
 
-    def _start(self) -> tuple[subprocess.Popen[bytes], Path]:
+    def _start(self) -> tuple[subprocess.Popen[bytes], Path, Path]:
         self.started += 1
         journal = self.workdir / f"journal-{self.started}.jsonl"
         err = self.workdir / f"worker-{self.started}.err"
@@ -242,26 +242,48 @@ class _Workers:
             proc = subprocess.Popen(
                 child("tm_chaos_worker", "worker", *self.dsns, str(journal), str(self.stop),
                       *self.options), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
-        return proc, err
+        return proc, err, journal
+
+    @staticmethod
+    def _working(journal: Path) -> bool:
+        """Whether the worker has begun a transaction (it journals "begun" first)."""
+        return journal.exists() and journal.stat().st_size > 0
+
+    def wait_working(self, timeout: float) -> None:
+        """Wait until every worker has begun its first transaction: on a loaded machine a
+        worker takes seconds to start, and the chaos is timed from here."""
+        deadline = time.monotonic() + timeout
+        while not all(self._working(journal) for _, _, journal in self.procs):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the chaos workers did not start within {timeout} s")
+            self.restart_dead()
+            time.sleep(0.05)
 
     def restart_dead(self) -> None:
-        for slot, (proc, err) in enumerate(self.procs):
+        for slot, (proc, err, _) in enumerate(self.procs):
             if proc.poll() is not None:
                 self.died.append(err)
                 self.procs[slot] = self._start()
 
-    def kill_one(self, rng: random.Random) -> None:
-        slot = rng.randrange(len(self.procs))
-        proc, _ = self.procs[slot]
+    def kill_one(self, rng: random.Random) -> bool:
+        """SIGKILL a worker that is working (one still starting proves nothing); False if
+        none is yet."""
+        working = [slot for slot, (_, _, journal) in enumerate(self.procs)
+                   if self._working(journal)]
+        if not working:
+            return False
+        slot = rng.choice(working)
+        proc = self.procs[slot][0]
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         self.procs[slot] = self._start()
+        return True
 
     def finish(self, timeout: float) -> None:
         """Ask every worker to stop after its transaction; kill those that do not."""
         self.stop.touch()
         deadline = time.monotonic() + timeout
-        for proc, err in self.procs:
+        for proc, err, _ in self.procs:
             try:
                 code = proc.wait(max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
@@ -290,8 +312,9 @@ def run_chaos(dsns: list[str], workdir: Path, *, seconds: float, workers: int = 
     options = ["--widen", str(widen)]
     if recover_interval:
         options += ["--recover-interval", str(recover_interval)]
-    started = time.monotonic()
     pool = _Workers(dsns, workdir, workers, options)
+    pool.wait_working(timeout=120)
+    started = time.monotonic()
     recoverer = None
     if online_every:
         extra = ["--min-age", str(online_min_age)] if online_min_age is not None else []
@@ -304,8 +327,7 @@ def run_chaos(dsns: list[str], workdir: Path, *, seconds: float, workers: int = 
     while (left := end - time.monotonic()) > 0:
         time.sleep(min(rng.uniform(*kill_every) if kill_every else 0.2, left))
         pool.restart_dead()
-        if kill_every and time.monotonic() < end:
-            pool.kill_one(rng)
+        if kill_every and time.monotonic() < end and pool.kill_one(rng):
             kills += 1
     pool.finish(timeout=15)
     recovered = None

@@ -43,7 +43,7 @@ def test_killed_workers_and_online_recovery_leave_every_outcome_as_its_caller_sa
     print(f"\n{result.table()}")
     states = result.outcome.states
     # the run did what it is for: kills and commits (else "no anomaly" means nothing)
-    assert result.kills >= SECONDS and states["committed"] > 0 and states["in flight"] > 0
+    assert result.kills >= 5 and states["committed"] > 0 and states["in flight"] > 0
     assert sum(result.anomalies.values()) == 0, result.table()
 
 

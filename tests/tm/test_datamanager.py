@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 import transaction
 from transaction.interfaces import IDataManager, IRetryDataManager, ISavepointDataManager
@@ -189,3 +191,21 @@ def test_a_failing_one_phase_vote_rolls_back_and_releases_the_connection(
     transaction.abort()
     assert count(db, "stars") == 0 and count(db, "deferred_child") == 0
     assert s.closed and db.status().in_use == 0
+
+
+def test_a_deferred_insert_that_fails_makes_transaction_commit_fail(db: mother.Database) -> None:
+    """An immediate MO_SAVE deferred to the commit's round trip that the database refuses:
+    transaction.commit() raises it, nothing of the transaction is written, the session ends."""
+    with MotherSession() as s:
+        taken = ClsStars({"star_name": "Sun"}, MO_SAVE, session=s).getField("star_id")
+    s = MotherSession()
+    join(s)
+    ClsStars({"star_name": "Vega"}, MO_SAVE, session=s)
+    twin = ClsStars({"star_id": taken, "star_name": "Twin"}, MO_SAVE, session=s)
+    assert s.new  # both wait for the commit
+    with pytest.raises((psycopg.IntegrityError, sqlite3.IntegrityError)) as info:
+        transaction.commit()
+    assert f"insert of {twin!r}" in " ".join(getattr(info.value, "__notes__", []))
+    transaction.abort()
+    assert s.closed
+    assert count(db, "stars") == 1

@@ -29,7 +29,9 @@ def two(pgdb: mother.Database, request: pytest.FixtureRequest, tmp_path: Path
 
 
 def _write_both(names: tuple[str, str] = ("a", "b")) -> tuple[MotherSession, MotherSession]:
-    s1, s2 = MotherSession(names[0]), MotherSession(names[1], database="second")
+    # the inserts are sent at once: each branch has written on its connection
+    s1 = MotherSession(names[0], defer_writes=False)
+    s2 = MotherSession(names[1], database="second", defer_writes=False)
     for s in (s1, s2):
         join(s)
         ClsStars({"star_name": s.name}, MO_SAVE, session=s)

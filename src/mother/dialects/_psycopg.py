@@ -58,12 +58,12 @@ def check_version(version: str) -> None:
 check_version(psycopg.__version__)
 
 
-def wait(conn: psycopg.Connection, gen: Generator[Any, Any, Any]) -> Any:
+def wait(conn: psycopg.Connection[Any], gen: Generator[Any, Any, Any]) -> Any:
     """Run one of psycopg's waiting generators on ``conn`` (psycopg's own timeout policy)."""
     return conn.wait(gen)
 
 
-def send(conn: psycopg.Connection) -> None:
+def send(conn: psycopg.Connection[Any]) -> None:
     """Flush everything queued on ``conn``'s libpq handle to the server."""
     conn.wait(generators.send(conn.pgconn))
 
@@ -73,12 +73,12 @@ def fetch_many(pgconn: pq.abc.PGconn) -> Generator[Any, Any, list[pq.abc.PGresul
     return cast("Generator[Any, Any, list[pq.abc.PGresult]]", generators.fetch_many(pgconn))
 
 
-def lock(conn: psycopg.Connection) -> AbstractContextManager[Any]:
+def lock(conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:
     """The lock psycopg holds while a connection talks to its server."""
     return conn.lock
 
 
-def transformer(conn: psycopg.Connection) -> Adapting:
+def transformer(conn: psycopg.Connection[Any]) -> Adapting:
     """Dumps values and loads rows with ``conn``'s adapters (its types, its loaders)."""
     return Transformer(conn)
 

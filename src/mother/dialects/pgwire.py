@@ -147,17 +147,17 @@ class _State:
         return len(prepared) + (0 if idle else len(retired)) < limit
 
 
-_states: weakref.WeakKeyDictionary[psycopg.Connection, _State] = weakref.WeakKeyDictionary()
+_states: weakref.WeakKeyDictionary[psycopg.Connection[Any], _State] = weakref.WeakKeyDictionary()
 
 
-def _state(conn: psycopg.Connection) -> _State:
+def _state(conn: psycopg.Connection[Any]) -> _State:
     state = _states.get(conn)
     if state is None:
         state = _states[conn] = _State()
     return state
 
 
-def set_prepare_threshold(conn: psycopg.Connection, threshold: int | None) -> None:
+def set_prepare_threshold(conn: psycopg.Connection[Any], threshold: int | None) -> None:
     """Prepare a statement after ``threshold`` runs on ``conn`` (None: never); psycopg's
     own preparation is switched off (see the module's docstring)."""
     conn.prepare_threshold = None
@@ -167,7 +167,8 @@ def set_prepare_threshold(conn: psycopg.Connection, threshold: int | None) -> No
 _KEEP: Any = object()
 
 
-def label(conn: psycopg.Connection, database: str = _KEEP, session: str | None = _KEEP) -> None:
+def label(conn: psycopg.Connection[Any], database: str = _KEEP,
+          session: str | None = _KEEP) -> None:
     """Name the database and the session (None: no session) that ``conn``'s round trips
     are reported for (:mod:`mother.events`); what is not given stays."""
     state = _state(conn)
@@ -177,13 +178,13 @@ def label(conn: psycopg.Connection, database: str = _KEEP, session: str | None =
         state.session = session
 
 
-def labels(conn: psycopg.Connection) -> tuple[str, str | None]:
+def labels(conn: psycopg.Connection[Any]) -> tuple[str, str | None]:
     """The database and session ``conn``'s round trips are reported for."""
     state = _state(conn)
     return state.database, state.session
 
 
-def forget_prepared(conn: psycopg.Connection) -> None:
+def forget_prepared(conn: psycopg.Connection[Any]) -> None:
     """The server dropped the connection's prepared statements (``DISCARD ALL``,
     ``DEALLOCATE ALL``): prepare them again when they next qualify."""
     state = _states.get(conn)
@@ -192,7 +193,7 @@ def forget_prepared(conn: psycopg.Connection) -> None:
         state.retired.clear()
 
 
-def literal(conn: psycopg.Connection, value: str) -> bytes:
+def literal(conn: psycopg.Connection[Any], value: str) -> bytes:
     """``value`` as an SQL string literal (for utility statements, which take no parameters)."""
     if "\0" not in value and conn.info.parameter_status("standard_conforming_strings") == "on":
         # backslashes are plain characters in such a literal: only quotes are doubled
@@ -206,7 +207,7 @@ _BEGIN = {None: b"BEGIN", "read committed": b"BEGIN ISOLATION LEVEL READ COMMITT
           "serializable": b"BEGIN ISOLATION LEVEL SERIALIZABLE"}
 
 
-def begin(conn: psycopg.Connection, name: str | None, isolation_level: str | None = None,
+def begin(conn: psycopg.Connection[Any], name: str | None, isolation_level: str | None = None,
           readonly: bool = False) -> None:
     """Queue ``BEGIN [ISOLATION LEVEL …] [READ ONLY]`` (and ``SET application_name``) for
     the next statements, if idle. A ``BEGIN`` already queued stays as it is: a second
@@ -228,7 +229,7 @@ def begin(conn: psycopg.Connection, name: str | None, isolation_level: str | Non
     state.begin = commands
 
 
-def discard_begin(conn: psycopg.Connection) -> list[bytes]:
+def discard_begin(conn: psycopg.Connection[Any]) -> list[bytes]:
     """Take back a queued ``BEGIN`` (the connection is idle: nothing to commit or roll back)."""
     state = _states.get(conn)
     if state is None or not state.begin:
@@ -239,7 +240,7 @@ def discard_begin(conn: psycopg.Connection) -> list[bytes]:
     return commands
 
 
-def open_transaction(conn: psycopg.Connection) -> None:
+def open_transaction(conn: psycopg.Connection[Any]) -> None:
     """Send a queued ``BEGIN`` now (before a statement that does not go through here)."""
     run(conn, [])
 
@@ -253,7 +254,7 @@ class _Batch:
     statements, in a pipeline segment of their own.
     """
 
-    def __init__(self, conn: psycopg.Connection, statements: Sequence[tuple[str, Any]],
+    def __init__(self, conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]],
                  end: bytes | None, probe: bool = False) -> None:
         self.conn = conn
         self.state = state = _state(conn)
@@ -496,7 +497,7 @@ def _check_end(end: bytes | None, status: bytes | None) -> None:
             "failed (its error was caught), so the whole transaction was rolled back")
 
 
-def run(conn: psycopg.Connection, statements: Sequence[tuple[str, Any]],
+def run(conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]],
         end: bytes | None = None, probe: bool = False) -> list[Result]:
     """Send ``statements`` (each SQL text with one set of parameters), then ``end`` (a
     statement without parameters such as ``COMMIT``), in one round trip; one
@@ -532,7 +533,7 @@ _WROTE_CHECK = ("SELECT (CASE WHEN pg_catalog.pg_current_xact_id_if_assigned() I
                 "THEN '0' ELSE 'wrote' END)::int")
 
 
-def commit_if_unwritten(conn: psycopg.Connection) -> bool:
+def commit_if_unwritten(conn: psycopg.Connection[Any]) -> bool:
     """COMMIT the transaction if the server gave it no transaction id (it wrote nothing),
     in one round trip; False, with the transaction as it was, if it wrote.
 
@@ -551,7 +552,7 @@ def commit_if_unwritten(conn: psycopg.Connection) -> bool:
     return True
 
 
-def run_together(jobs: Sequence[tuple[psycopg.Connection, Sequence[tuple[str, Any]],
+def run_together(jobs: Sequence[tuple[psycopg.Connection[Any], Sequence[tuple[str, Any]],
                                       bytes | None]]) -> list[list[Result] | Exception]:
     """:func:`run` on several connections at once: every batch is sent before any
     result is awaited, so the servers work in parallel. Per job, its results or

@@ -23,13 +23,16 @@ import psycopg_pool
 from psycopg import errors as pgerrors
 from psycopg import sql as pgsql
 from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from .. import events
 from ..errors import ConfigError, PoolTimeoutError
 from ..schema import Column, ForeignKey, Schema, Table
 from . import pgwire
 from .base import BatchResult, Dialect, EndLost, PoolStatus, RowNotChangedError, Statement
+
+#: the connections this dialect makes and pools: their rows are dicts (``dict_row``)
+PgConnection = psycopg.Connection[DictRow]
 
 UNBOUNDED = 2**31 - 1
 #: an UPDATE or DELETE (parameters named) that fails when it changes no row: the
@@ -67,7 +70,7 @@ ORDER BY con.conname
 """
 
 
-def _check_idle_connection(conn: psycopg.Connection) -> None:
+def _check_idle_connection(conn: PgConnection) -> None:
     """Check a connection before lending it, without a round trip when it looks healthy.
 
     An idle connection has nothing to read: a readable socket means the server
@@ -83,7 +86,8 @@ def _check_idle_connection(conn: psycopg.Connection) -> None:
 class _PsycopgPool:
     """psycopg_pool behind the :class:`~mother.dialects.base.Pool` protocol."""
 
-    def __init__(self, pool: psycopg_pool.ConnectionPool, pool_type: str, bounded: bool) -> None:
+    def __init__(self, pool: psycopg_pool.ConnectionPool[PgConnection], pool_type: str,
+                 bounded: bool) -> None:
         self.pool = pool
         self.pool_type = pool_type
         self.bounded = bounded
@@ -91,7 +95,7 @@ class _PsycopgPool:
         self._in_use = 0
         self._lock = threading.Lock()
 
-    def getconn(self) -> psycopg.Connection:
+    def getconn(self) -> PgConnection:
         try:
             conn = self.pool.getconn()
         except psycopg_pool.PoolTimeout as error:
@@ -109,7 +113,7 @@ class _PsycopgPool:
             self._in_use += 1
         return conn
 
-    def putconn(self, conn: psycopg.Connection) -> None:
+    def putconn(self, conn: PgConnection) -> None:
         with self._lock:
             self._in_use -= 1
         self.pool.putconn(conn)
@@ -156,20 +160,17 @@ class PostgresDialect(Dialect):
             return query.as_string(connection())
         return super().render(query, connection)
 
-    def connect(self) -> psycopg.Connection:
-        conn = psycopg.connect(self.settings.dsn, **self._connection_options())
+    def connect(self) -> PgConnection:
+        conn = psycopg.connect(self.settings.dsn, row_factory=dict_row)
         self._configure(conn)
         return conn
 
-    def _connection_options(self) -> dict[str, Any]:
-        return {"row_factory": dict_row}
-
-    def _configure(self, conn: psycopg.Connection) -> None:
+    def _configure(self, conn: PgConnection) -> None:
         pgwire.set_prepare_threshold(conn, self.settings.prepare_threshold)
         pgwire.label(conn, database=self.database)
 
-    def _dicts(self, conn: psycopg.Connection, sql: str, params: Any = None
-               ) -> psycopg.Cursor[dict[str, Any]]:
+    def _dicts(self, conn: psycopg.Connection[Any], sql: str, params: Any = None
+               ) -> psycopg.Cursor[DictRow]:
         """Run ``sql`` through psycopg with rows as dicts, whatever row factory the
         connection has (a caller's own connection may have another), reported. Never
         prepared by psycopg: on a caller's connection, whose psycopg preparation is on,
@@ -179,7 +180,7 @@ class PostgresDialect(Dialect):
                    sql, params)
         return cursor
 
-    def _sent(self, conn: psycopg.Connection, sql: str, params: Any, call: Any,
+    def _sent(self, conn: psycopg.Connection[Any], sql: str, params: Any, call: Any,
               *args: Any) -> Any:
         """``call(*args)``, a round trip of psycopg's own on ``conn``, reported as sending
         ``sql`` (:func:`mother.events.sent`)."""
@@ -196,7 +197,8 @@ class PostgresDialect(Dialect):
             max_size=UNBOUNDED if growing else settings.pool_max,
             timeout=settings.pool_timeout,
             max_idle=settings.pool_idle if settings.pool_type == "elastic" else 600.0,
-            kwargs=self._connection_options(),
+            connection_class=PgConnection,
+            kwargs={"row_factory": dict_row},
             configure=self._configure,
             # a connection whose server went away is replaced before it is handed out
             check=_check_idle_connection,
@@ -220,10 +222,10 @@ class PostgresDialect(Dialect):
             found["server.port"] = int(port)
         return found
 
-    def forget_session(self, conn: psycopg.Connection) -> None:
+    def forget_session(self, conn: PgConnection) -> None:
         pgwire.label(conn, session=None)
 
-    def set_session_name(self, conn: psycopg.Connection, name: str) -> None:
+    def set_session_name(self, conn: PgConnection, name: str) -> None:
         pgwire.label(conn, session=name)
         if conn.info.parameter_status("application_name") == name[:63]:
             return  # the server reports the current name: no round trip needed
@@ -237,24 +239,24 @@ class PostgresDialect(Dialect):
             finally:
                 conn.autocommit = False
 
-    def begin(self, conn: psycopg.Connection, name: str | None = None,
+    def begin(self, conn: PgConnection, name: str | None = None,
               isolation_level: str | None = None, readonly: bool = False) -> None:
         """Queue ``BEGIN [ISOLATION LEVEL …] [READ ONLY]`` (and ``SET application_name``):
         it rides with the next statement."""
         pgwire.begin(conn, name, isolation_level or self.settings.isolation_level, readonly)
 
-    def in_transaction(self, conn: psycopg.Connection) -> bool:
+    def in_transaction(self, conn: PgConnection) -> bool:
         return conn.info.transaction_status != TransactionStatus.IDLE
 
-    def is_broken(self, conn: psycopg.Connection) -> bool:
+    def is_broken(self, conn: PgConnection) -> bool:
         return conn.closed or conn.broken
 
-    def commit(self, conn: psycopg.Connection) -> None:
+    def commit(self, conn: PgConnection) -> None:
         pgwire.discard_begin(conn)  # nothing ran: nothing to commit
         if conn.info.transaction_status != TransactionStatus.IDLE:
             pgwire.run(conn, [], end=b"COMMIT", probe=True)
 
-    def commit_if_read_only(self, conn: psycopg.Connection) -> bool:
+    def commit_if_read_only(self, conn: PgConnection) -> bool:
         return pgwire.commit_if_unwritten(conn)
 
     def outcome(self, xid: int) -> str | None:
@@ -268,14 +270,14 @@ class PostgresDialect(Dialect):
             return None
         return row[0] if row else None
 
-    def rollback(self, conn: psycopg.Connection) -> None:
+    def rollback(self, conn: PgConnection) -> None:
         pgwire.discard_begin(conn)
         if conn.info.transaction_status == TransactionStatus.IDLE:
             return  # nothing to roll back: psycopg would send nothing either
         self._sent(conn, "ROLLBACK", None, conn.rollback)
 
-    def execute(self, conn: psycopg.Connection, sql: str,
-                params: Any = None) -> pgwire.Result | psycopg.Cursor[dict[str, Any]]:
+    def execute(self, conn: PgConnection, sql: str,
+                params: Any = None) -> pgwire.Result | psycopg.Cursor[DictRow]:
         if params is None:
             # no parameters: psycopg's simple query, which may hold several statements
             pgwire.open_transaction(conn)
@@ -285,15 +287,15 @@ class PostgresDialect(Dialect):
             return cursor
         return pgwire.run(conn, [(sql, params)])[0]
 
-    def executemany(self, conn: psycopg.Connection, sql: str, seq: Sequence[Any]) -> None:
+    def executemany(self, conn: PgConnection, sql: str, seq: Sequence[Any]) -> None:
         pgwire.run(conn, [(sql, params) for params in seq])
 
-    def execute_script(self, conn: psycopg.Connection, script: str) -> None:
+    def execute_script(self, conn: PgConnection, script: str) -> None:
         # without parameters the server accepts several statements in one query
         pgwire.open_transaction(conn)
         self._sent(conn, script, None, conn.execute, script.encode())
 
-    def run_batch(self, conn: psycopg.Connection, statements: Sequence[Statement],
+    def run_batch(self, conn: PgConnection, statements: Sequence[Statement],
                   commit: bool = False, must_change: Collection[int] = ()) -> list[BatchResult]:
         """One pipeline: every statement (and the COMMIT) goes out before any result comes back.
 
@@ -338,7 +340,7 @@ class PostgresDialect(Dialect):
                 lost.results = grouped(lost.results)
             raise
 
-    def introspect(self, conn: psycopg.Connection) -> Schema:
+    def introspect(self, conn: PgConnection) -> Schema:
         names = {row["oid"]: row["relname"]
                  for row in self._dicts(conn, TABLES_SQL)}
         oids = list(names)
@@ -359,16 +361,16 @@ class PostgresDialect(Dialect):
         self.rollback(conn)
         return Schema(sorted(tables.values(), key=lambda t: t.name), self.database)
 
-    def server_version(self, conn: psycopg.Connection) -> str:
+    def server_version(self, conn: PgConnection) -> str:
         [row] = self._dicts(conn, "SELECT version()").fetchall()
         return str(row["version"])
 
-    def supports_twophase(self, conn: psycopg.Connection) -> bool:
+    def supports_twophase(self, conn: PgConnection) -> bool:
         [row] = self._dicts(conn, "SHOW max_prepared_transactions").fetchall()
         self.rollback(conn)
         return int(row["max_prepared_transactions"]) > 0
 
-    def prepare(self, jobs: Sequence[tuple[psycopg.Connection, str, Sequence[tuple[str, Any]]]]
+    def prepare(self, jobs: Sequence[tuple[PgConnection, str, Sequence[tuple[str, Any]]]]
                 ) -> list[Exception | None]:
         """Every PREPARE goes out before any is awaited: the servers prepare in parallel.
 
@@ -379,14 +381,14 @@ class PostgresDialect(Dialect):
             for conn, gid, statements in jobs])
         return [self._prepared(conn, outcome) for (conn, _, _), outcome in zip(jobs, outcomes)]
 
-    def _prepared(self, conn: psycopg.Connection, outcome: Any) -> Exception | None:
+    def _prepared(self, conn: PgConnection, outcome: Any) -> Exception | None:
         if not isinstance(outcome, Exception):
             return None
         if not isinstance(outcome, EndLost) and self.is_broken(conn):
             return EndLost(outcome, ran=None)
         return outcome
 
-    def finish_prepared(self, conn: psycopg.Connection | None, gid: str, commit: bool) -> bool:
+    def finish_prepared(self, conn: PgConnection | None, gid: str, commit: bool) -> bool:
         # after PREPARE the connection is outside any transaction, as COMMIT PREPARED must be
         own = conn is None
         if conn is None:
@@ -401,7 +403,7 @@ class PostgresDialect(Dialect):
                 conn.close()
         return True
 
-    def prepared_transactions(self, conn: psycopg.Connection) -> list[tuple[str, float]]:
+    def prepared_transactions(self, conn: PgConnection) -> list[tuple[str, float]]:
         # one statement in its own implicit transaction: one round trip
         [result] = pgwire.run(conn, [(
             "SELECT gid, extract(epoch FROM now() - prepared)::float8 AS age "
@@ -409,7 +411,7 @@ class PostgresDialect(Dialect):
             "WHERE database = current_database() ORDER BY prepared", ())])
         return [(row["gid"], row["age"]) for row in result.rows]
 
-    def lock_timeout(self, conn: psycopg.Connection, seconds: float) -> None:
+    def lock_timeout(self, conn: PgConnection, seconds: float) -> None:
         pgwire.run(conn, [("SELECT pg_catalog.set_config('lock_timeout', %(t)s, false)",
                            {"t": f"{int(seconds * 1000)}ms"})])
 

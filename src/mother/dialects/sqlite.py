@@ -31,6 +31,7 @@ import hashlib
 import itertools
 import os
 import sqlite3
+import sys
 import threading
 import urllib.parse
 import uuid
@@ -126,7 +127,7 @@ class SQLiteDialect(Dialect):
                                factory=_Connection)
         conn.row_factory = _dict_row
         conn.mo_database = self.database
-        if hasattr(conn, "setconfig"):  # Python 3.12+: no double-quoted string literals
+        if sys.version_info >= (3, 12):  # Connection.setconfig: no double-quoted string literals
             conn.setconfig(sqlite3.SQLITE_DBCONFIG_DQS_DML, False)
             conn.setconfig(sqlite3.SQLITE_DBCONFIG_DQS_DDL, False)
         self._call(conn, "PRAGMA foreign_keys = ON")
@@ -250,9 +251,9 @@ class SQLiteDialect(Dialect):
         for table in tables:
             rows = self._call(conn, "SELECT * FROM pragma_foreign_key_list(?)",
                               (table.name,)).fetchall()
-            for _, group in itertools.groupby(sorted(rows, key=lambda r: (r["id"], r["seq"])),
-                                              key=lambda r: r["id"]):
-                group = list(group)
+            for _, grouped in itertools.groupby(sorted(rows, key=lambda r: (r["id"], r["seq"])),
+                                                key=lambda r: r["id"]):
+                group = list(grouped)
                 ref = by_name.get(group[0]["table"])
                 if ref is None:
                     continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -10,6 +11,10 @@ from ..errors import MoWrongFields
 from ..sql import SQL_DEFAULT
 
 log = logging.getLogger(__name__)
+#: the record method the caster wraps (DbMother's, of the class the mixin is mixed into)
+_HOOK = "_mo_init_store"
+#: the wrappers ``_cast_store`` made (a subclass of a casting class is not wrapped twice)
+_casting: weakref.WeakSet[Callable[..., None]] = weakref.WeakSet()
 
 
 def _cast_store(original: Callable[[Any, dict[str, Any]], None]
@@ -39,7 +44,7 @@ def _cast_store(original: Callable[[Any, dict[str, Any]], None]
             raise MoWrongFields(ifields, mfields)
         original(self, clean)
 
-    _mo_init_store._mo_cast = True  # type: ignore[attr-defined]
+    _casting.add(_mo_init_store)
     return _mo_init_store
 
 
@@ -58,9 +63,9 @@ class MotherCaster:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        current = getattr(cls, "_mo_init_store", None)
-        if current is not None and not getattr(current, "_mo_cast", False):
-            cls._mo_init_store = _cast_store(current)
+        current = getattr(cls, _HOOK, None)
+        if current is not None and current not in _casting:
+            setattr(cls, _HOOK, _cast_store(current))
 
     def __init__(self, autocast: bool = True) -> None:
         """Mother's way to switch autocast off for one record (before ``DbMother.__init__``)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,10 @@ log = logging.getLogger(__name__)
 ACTIONS = {MO_SAVE: "insert", MO_UP: "update", MO_DEL: "delete", MO_LOAD: "load"}
 
 
+#: the methods ``_wrap`` made (a subclass of a class with triggers inherits them wrapped once)
+_triggered: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+
 class TriggerError(MotherError, ValueError):
     """A trigger was registered for an unknown flag or time."""
 
@@ -24,8 +29,10 @@ def _wrap(flag: int, method: Callable[..., Any]) -> Callable[..., Any]:
     def triggered(self: Any, *args: Any, **kwargs: Any) -> Any:
         table = self.__dict__.get("_mo_triggers")
         hooks = table.get(flag) if table else None
-        firing = self.__dict__.setdefault("_mo_firing", set()) if hooks else ()
-        if not hooks or flag in firing:
+        if not hooks:
+            return method(self, *args, **kwargs)
+        firing: set[int] = self.__dict__.setdefault("_mo_firing", set())
+        if flag in firing:
             return method(self, *args, **kwargs)
         firing.add(flag)
         try:
@@ -39,7 +46,7 @@ def _wrap(flag: int, method: Callable[..., Any]) -> Callable[..., Any]:
             firing.discard(flag)
         return result
 
-    triggered._mo_triggered = True  # type: ignore[attr-defined]
+    _triggered.add(triggered)
     return triggered
 
 
@@ -58,7 +65,7 @@ class MotherTrigger:
         for flag, name in ACTIONS.items():
             method = getattr(cls, name, None)
             if method is not None and (name in cls.__dict__
-                                       or not getattr(method, "_mo_triggered", False)):
+                                       or method not in _triggered):
                 setattr(cls, name, _wrap(flag, method))
 
     @staticmethod

@@ -27,7 +27,7 @@ from pyramid_debugtoolbar.panels import DebugPanel
 
 from ..errors import ConfigError
 from ..events import Trace
-from .tracing import REPEAT_THRESHOLD, summarize
+from .tracing import REPEAT_THRESHOLD, TraceSummary, summarize
 
 THRESHOLD_SETTING = "debugtoolbar.mother.repeat_threshold"
 
@@ -75,20 +75,25 @@ class MotherDebugPanel(DebugPanel):
         self.trace = Trace()
         self.data = {"summary": summary, "threshold": self.threshold}
 
+    def _summary(self) -> TraceSummary | None:
+        summary = self.data.get("summary")
+        return summary if isinstance(summary, TraceSummary) else None
+
     @property
     def nav_subtitle(self) -> str:
-        summary = self.data.get("summary")
+        summary = self._summary()
         return "" if summary is None else str(summary.round_trips)
 
     @property
     def nav_subtitle_style(self) -> str:
-        summary = self.data.get("summary")
+        summary = self._summary()
         return "progress-bar-warning" if summary is not None and summary.repeats else ""
 
     def render_content(self, request: Request) -> str:
         if "summary" not in self.data:
             return "The request ended before its response: nothing was recorded."
-        return super().render_content(request)
+        content: str = super().render_content(request)
+        return content
 
 
 def includeme(config: Configurator) -> None:

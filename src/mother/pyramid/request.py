@@ -38,7 +38,7 @@ def get_session(request: Request, name: str = "default") -> Session:
     other databases) is returned instead, which lets tests inject their own.
     """
     key = "mother.session" if name == "default" else f"mother.session.{name}"
-    injected = request.environ.get(key)
+    injected: Session | None = request.environ.get(key)
     if injected is not None:
         return injected
     from .. import tm
@@ -63,7 +63,8 @@ def mother_session(request: Request) -> Session:
     return get_session(request, "default")
 
 
-def retry_tween_factory(handler: Callable[[Request], Response], registry: Any) -> Callable:
+def retry_tween_factory(handler: Callable[[Request], Response], registry: Any
+                        ) -> Callable[[Request], Response]:
     """Sits over pyramid_tm: marks transient database errors retryable for pyramid_retry.
 
     Errors raised inside a view are already tagged by pyramid_tm through the
@@ -80,13 +81,13 @@ def retry_tween_factory(handler: Callable[[Request], Response], registry: Any) -
             if is_transient(error):
                 mark_error_retryable(error)
             raise
-        error = getattr(request, "exception", None)
-        if error is not None and is_transient(error):
-            mark_error_retryable(error)
+        failed: BaseException | None = getattr(request, "exception", None)
+        if failed is not None and is_transient(failed):
+            mark_error_retryable(failed)
         return response
 
     return mother_retry_tween
 
 
-def new_counter() -> itertools.count:
+def new_counter() -> itertools.count[int]:
     return itertools.count(1)

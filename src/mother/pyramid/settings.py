@@ -57,7 +57,7 @@ def database_settings(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for name, values in given.items():
         prefix = _prefix(name)
-        with spelled_as(lambda field, prefix=prefix: prefix + field,
+        with spelled_as(prefix.__add__,
                         keys=set(FIELDS) | set(values)):
             checked = check_settings(values, name)
         found[name] = {field: getattr(checked, field) for field in values}

@@ -9,7 +9,7 @@ The debug toolbar panel (:mod:`mother.pyramid.debugtoolbar`) and the demo
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,7 +154,7 @@ def summarize(events: Iterable[Event], repeat_threshold: int = REPEAT_THRESHOLD
     origin = min(starts, default=0.0)
     sessions: dict[tuple[str, str], SessionSummary] = {}
     shapes: Counter[tuple[str, str]] = Counter()
-    shape_seconds: Counter[tuple[str, str]] = Counter()
+    shape_seconds: dict[tuple[str, str], float] = defaultdict(float)
     opened: set[tuple[str, str]] = set()
 
     def session_of(database: str, name: str) -> SessionSummary:

@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal, cast
 
 import transaction.interfaces
 from pyramid.interfaces import ISession
@@ -40,6 +40,8 @@ from ..session import Session
 from .request import get_session
 
 log = logging.getLogger(__name__)
+#: what a cookie's SameSite may be (checked when the factory is made)
+SameSite = Literal["Strict", "Lax", "None", "strict", "lax", "none"] | None
 
 DEFAULT_TABLE = "mother_websessions"
 #: the web-session table's columns and their SQL types (``session_id`` is the primary key)
@@ -95,7 +97,7 @@ def _changes(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @implementer(ISession)
-class MotherWebSession(dict):
+class MotherWebSession(dict[str, Any]):
     """One web session: a dict whose changes are written at the request's commit."""
 
     def __init__(self, factory: MotherWebSessionFactory, request: Request) -> None:
@@ -178,8 +180,8 @@ class MotherWebSession(dict):
                                        returning=("version",)))
         if not rows:
             raise WebSessionConflictError(
-                f"web session {self._id[:8]}... was changed by another request since this one "
-                "read it; the request can be retried")
+                f"web session {(self._id or '')[:8]}... was changed by another request since "
+                "this one read it; the request can be retried")
         self._cookie_action = "set"
 
     def _after_commit(self, success: bool) -> None:
@@ -200,7 +202,7 @@ class MotherWebSession(dict):
 
     def invalidate(self) -> None:
         """Forget this session: its row is deleted at commit; new data gets a new id."""
-        if self._stored:
+        if self._stored and self._id is not None:
             self._forget.append(self._id)
         self._stored, self._id, self._version = False, None, 0
         dict.clear(self)
@@ -247,7 +249,8 @@ class MotherWebSession(dict):
             self.changed()
 
     def pop_flash(self, queue: str = "") -> list[Any]:
-        return self.pop(FLASH + queue, [])
+        flashes: list[Any] = self.pop(FLASH + queue, [])
+        return flashes
 
     def peek_flash(self, queue: str = "") -> list[Any]:
         return list(self.get(FLASH + queue, []))
@@ -290,7 +293,7 @@ class MotherWebSessionFactory:
         self.reissue_time = reissue_time
         self.profile = SignedCookieProfile(
             secret, salt, cookie_name, secure=secure, max_age=max_age, httponly=httponly,
-            samesite=samesite, path=path, domains=[domain] if domain else None,
+            samesite=cast(SameSite, samesite), path=path, domains=[domain] if domain else None,
             hashalg=hashalg, serializer=_IdSerializer())
 
     def reissue_due(self, accessed: float, now: float) -> bool:

@@ -119,8 +119,8 @@ class _AutoRecovery:
         so that the next :meth:`ensure_started` starts a new one."""
         with self.lock:
             configured = databases()
-            intervals = [db.settings.recover_interval for db in self.anchors
-                         if _live(db, configured)]
+            intervals = [interval for db in self.anchors
+                         if (interval := db.settings.recover_interval) and _live(db, configured)]
             if stopping.is_set() or not intervals:
                 self._forget()
                 return None

@@ -177,7 +177,7 @@ def clean(db: Database, conn: Any, keep: set[str], before: float) -> int:
     old = {"decided_at": Compare("<", before),
            "global_id": Compare("not in", [ID_KEY, *sorted(keep)])}
     try:  # one statement, committed by itself: one round trip
-        deleted = dialect.execute(conn, *sql.delete(dialect, LOG, old)).rowcount
+        deleted: int = dialect.execute(conn, *sql.delete(dialect, LOG, old)).rowcount
     except Exception as error:
         if _no_log(db, conn, error):
             return 0

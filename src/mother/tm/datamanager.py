@@ -212,11 +212,12 @@ class TransactionState:
                 if outcome is None:
                     dm.move(PREPARED)
                     continue
+                failure: BaseException = outcome
                 if isinstance(outcome, EndLost) and outcome.ran is not False:
                     dm.move(IN_DOUBT)  # it may have prepared: tpc_abort looks for it
                     dm.handle.failed(outcome.cause)
-                    outcome = outcome.cause  # type: ignore[assignment]
-                dm.vote_error = outcome
+                    failure = outcome.cause
+                dm.vote_error = failure
 
     def decide(self) -> None:
         """The Decision resource's vote, after every other vote: commit the one-phase
@@ -325,7 +326,7 @@ class MotherDataManager:
         #: what the vote did: READ_ONLY, ONE_PHASE or PREPARE (None before the vote)
         self.mode: str | None = None
         #: why this branch's PREPARE failed, when another branch's vote sent it
-        self.vote_error: Exception | None = None
+        self.vote_error: BaseException | None = None
         #: the branch id, given when the transaction's votes are planned
         self.gid: str | None = None
 

@@ -218,8 +218,8 @@ class _Run:
         return outcome
 
     def clean(self, retention: float) -> None:
-        keep = {parse_gid(gid)[0] for names in self.prepared.values() for gid in names
-                if parse_gid(gid) is not None}
+        keep = {parsed[0] for names in self.prepared.values() for gid in names
+                if (parsed := parse_gid(gid)) is not None}
         cutoff = time.time() - retention
         for db in self.ids.values():  # the databases that have a log
             self.report.cleaned += commitlog.clean(db, self.conns[db.name], keep, cutoff)

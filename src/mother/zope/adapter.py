@@ -63,7 +63,8 @@ def backslashes_are_plain(session: mother.Session) -> bool:
     database's own message.
     """
     try:
-        return session.ov_query(BACKSLASH_PROBE) == "a\\"
+        answer: object = session.ov_query(BACKSLASH_PROBE)
+        return answer == "a\\"
     except Exception as error:
         if session.database.is_transient(error):
             raise
@@ -132,7 +133,8 @@ def _fetch(max_rows: int) -> Callable[[Any], Answer]:
 def run_statement(session: mother.Session, sql: str, max_rows: int = 0) -> Answer:
     """Run one statement without parameters on ``session`` (as the session runs its own:
     in its transaction, marked as a write unless it reads, errors translated)."""
-    return session.run(sql, None, _fetch(max_rows))
+    answer: Answer = session.run(sql, None, _fetch(max_rows))
+    return answer
 
 
 class ZRDBAdapter:

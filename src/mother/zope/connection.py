@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import threading
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import transaction
 from AccessControl.class_init import InitializeClass
@@ -138,7 +138,7 @@ class MotherConnection(Connection):
         self.title = title
         for key, value in values.items():
             setattr(self, key, value)
-        self._v_database = None
+        self._v_database: mother.Database | None = None
 
     def _values(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in ("id", "title", *SETTINGS)}
@@ -156,7 +156,7 @@ class MotherConnection(Connection):
         """The configured database, (re)created when missing or when the settings changed."""
         settings = self._mother_settings()
         wanted = make_settings(settings, self.database_name)
-        cached = getattr(self, "_v_database", None)
+        cached: mother.Database | None = getattr(self, "_v_database", None)
         if cached is not None and cached.settings == wanted and self._registered(cached):
             return cached
         with _lock:
@@ -188,7 +188,7 @@ class MotherConnection(Connection):
     @security.protected(USE_PERMISSION)
     def script_session(self) -> ScriptSession:
         """The session of the current transaction as Python Scripts and templates use it."""
-        return ScriptSession(self.session()).__of__(self)
+        return cast("ScriptSession", ScriptSession(self.session()).__of__(self))
 
     # -- Shared.DC.ZRDB ------------------------------------------------------------------
     @security.protected(USE_PERMISSION)
@@ -227,8 +227,8 @@ class MotherConnection(Connection):
                     error: dict[str, str] | None = None,
                     values: dict[str, Any] | None = None, **kw: Any) -> str:
         """The Properties tab."""
-        return _form.__of__(self)(adding=False, settings=values or self._values(),
-                                  message=message, error=error)
+        return cast("str", _form.__of__(self)(adding=False, settings=values or self._values(),
+                                  message=message, error=error))
 
     @security.protected(change_database_connections)
     def manage_edit(self, title: str = "", dsn: str = "", pool_min: Any = 1, pool_max: Any = 10,
@@ -260,8 +260,8 @@ class MotherConnection(Connection):
         transaction (rolled back unless ``commit`` is ticked)."""
         connection = self.test_connection() if run else None
         result = self.test_statement(sql, bool(commit)) if sql.strip() else None
-        return self._test_template(connection=connection, result=result, sql=sql,
-                                   commit=bool(commit))
+        return cast("str", self._test_template(connection=connection, result=result, sql=sql,
+                                   commit=bool(commit)))
 
     @security.protected(test_database_connections)
     def manage_test(self, query: str, REQUEST: Any = None) -> Any:
@@ -271,7 +271,7 @@ class MotherConnection(Connection):
     @security.protected(view_management_screens)
     def manage_properties(self, REQUEST: Any = None) -> str:
         """``Shared.DC.ZRDB``'s name of the Properties tab."""
-        return self.manage_main(REQUEST)
+        return cast("str", self.manage_main(REQUEST))
 
     @security.protected(test_database_connections)
     def test_statement(self, sql: str, commit: bool = False) -> dict[str, Any]:
@@ -294,10 +294,10 @@ class MotherConnection(Connection):
     def manage_status(self, REQUEST: Any = None) -> str:
         """The Status tab: the pool, the prepared transactions, the last errors."""
         database = self.database()
-        return self._status_template(
+        return cast("str", self._status_template(
             status=self.pool_status(), name=self.database_name, prepared=self.prepared(),
             errors=[{**dataclasses.asdict(error), "time": error.time}
-                    for error in error_log(database).errors()])
+                    for error in error_log(database).errors()]))
 
     @security.protected(test_database_connections)
     def test_connection(self) -> dict[str, Any]:
@@ -372,8 +372,9 @@ def manage_addMotherConnectionForm(self: Any, REQUEST: Any = None,
                                    error: dict[str, str] | None = None,
                                    values: dict[str, Any] | None = None) -> str:
     """The add form."""
-    return _form.__of__(self)(adding=True, settings=values or _ADD_DEFAULTS, error=error,
+    page = _form.__of__(self)(adding=True, settings=values or _ADD_DEFAULTS, error=error,
                               message="")
+    return cast("str", page)
 
 
 def manage_addMotherConnection(self: Any, id: str = "", title: str = "", dsn: str = "",

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from zope.interface import Interface
+
+if TYPE_CHECKING:
+    from mother import Database, Session
+
+    from .adapter import ZRDBAdapter
+    from .restricted import ScriptSession
 
 
 class IMotherDatabase(Interface):
@@ -12,15 +20,15 @@ class IMotherDatabase(Interface):
 class IMotherConnection(Interface):
     """The ZMI-addable "Mother Database Connection", a ``Shared.DC.ZRDB`` SQL connection."""
 
-    def database():
+    def database() -> Database:
         """The :class:`mother.Database` made from the stored settings (pool created lazily)."""
 
-    def session():
+    def session() -> Session:
         """The session scoped to the current request's transaction, joined on first use
         (trusted code; Z SQL Methods of the connection run on it)."""
 
-    def script_session():
+    def script_session() -> ScriptSession:
         """That session as restricted code may use it (*Use Database Methods*)."""
 
-    def __call__():
+    def __call__() -> ZRDBAdapter:
         """The database object Z SQL Methods run their statements on."""

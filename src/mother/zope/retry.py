@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from transaction.interfaces import TransientError
 
@@ -28,7 +28,8 @@ from .status import error_log
 
 log = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 STATEMENT = "statement"
 
 
@@ -77,15 +78,15 @@ def install_commit_hook(database: mother.Database) -> None:
         translators.append(translate_commit)
 
 
-def retryable(func: F) -> F:
+def retryable(func: Callable[P, R]) -> Callable[P, R]:
     """Decorate a view or method: a transient database error it raises becomes a
     :class:`TransientDatabaseError`, so the publisher retries the request."""
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except Exception as error:
             if _retryable(error):
                 raise TransientDatabaseError(f"{type(error).__name__}: {error}") from error
             raise
-    return wrapper  # type: ignore[return-value]
+    return wrapper

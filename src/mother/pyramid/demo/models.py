@@ -4,6 +4,7 @@ in the first database, and a hangar of starships in each of the two databases.""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from ... import MO_SAVE, DbMother, Session, tutorial
 from ...database import Database
@@ -93,7 +94,8 @@ def setup_hangar(database: Database) -> None:
 
 def ships(session: Session) -> int:
     """The ships in the hangar of the session's database."""
-    return session.ov_query("SELECT ships AS n FROM hangars WHERE hangar_id = 1")
+    count: int = session.ov_query("SELECT ships AS n FROM hangars WHERE hangar_id = 1")
+    return count
 
 
 def move_ships(session: Session, change: int) -> None:
@@ -106,7 +108,7 @@ def move_ships(session: Session, change: int) -> None:
                      {"change": change})
 
 
-def galaxy(session: Session) -> list[dict]:
+def galaxy(session: Session) -> list[dict[str, Any]]:
     """Every star with its planets and, for each planet, its lifeforms."""
     stars = session.mr_query(
         "SELECT star_id, star_name, star_age, star_mass FROM stars ORDER BY star_id")
@@ -115,7 +117,7 @@ def galaxy(session: Session) -> list[dict]:
     lives = session.mr_query(
         "SELECT c.planet_id, l.life_name FROM civilizations c "
         "JOIN lifeforms l ON l.life_id = c.life_id ORDER BY l.life_id")
-    by_star: dict[int, list[dict]] = {star["star_id"]: [] for star in stars}
+    by_star: dict[int, list[dict[str, Any]]] = {star["star_id"]: [] for star in stars}
     for planet in planets:
         planet["lifeforms"] = [life["life_name"] for life in lives
                                if life["planet_id"] == planet["planet_id"]]

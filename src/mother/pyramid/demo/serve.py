@@ -50,14 +50,15 @@ def configure(dsns: Sequence[str] = ()) -> list[str]:
 
 def serve(dsns: Sequence[str] = (), host: str = "127.0.0.1", port: int = 6543) -> None:
     """Configure the databases, build the app and serve it until interrupted."""
-    import waitress
+    from waitress.server import create_server
 
     from . import main
 
     used = configure(dsns)
     app = main({})
-    server = waitress.create_server(app, host=host, port=port, threads=8)
-    url = f"http://{host}:{server.effective_port}/"
+    server = create_server(app, host=host, port=port, threads=8)
+    # types-waitress is wrong here: one host and port give one server, which has effective_port
+    url = f"http://{host}:{server.effective_port}/"  # type: ignore[union-attr]
     where = "\n".join(f"  {GALAXIES[name]} ({name}): {dsn}" for name, dsn in zip(GALAXIES, used))
     print(f"dbmother demo on two databases:\n{where}\nServing at {url}  (Ctrl+C to stop)",
           flush=True)

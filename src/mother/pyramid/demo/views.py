@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyramid.httpexceptions import HTTPException, HTTPSeeOther
 from pyramid.request import Request
 from pyramid.response import Response
@@ -58,7 +60,7 @@ def _transfer(request: Request, action: Action) -> None:
 
 
 @view_config(route_name="home", renderer="templates/home.jinja2")
-def home(request: Request) -> dict:
+def home(request: Request) -> dict[str, Any]:
     """Both galaxies, the web-session counter and the report of this browser's last action."""
     session = request.mother_session
     visits = request.session.get("visits", 0) + 1
