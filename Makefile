@@ -26,7 +26,7 @@ $(OLD_STAMP): setup.cfg setup.py
 	rm -rf $(OLD_VENV)
 	$(PYTHON) -m venv $(OLD_VENV)
 	$(OLD_PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(OLD_PY) -m pip install --quiet -e ".[test]" "psycopg[binary]==$(PSYCOPG_OLDEST)"
+	$(OLD_PY) -m pip install --quiet -e ".[test,bench]" "psycopg[binary]==$(PSYCOPG_OLDEST)"
 	touch $(OLD_STAMP)
 
 install: $(STAMP)
