@@ -4,14 +4,31 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test pytest lint docs install pgtest browser clean
+# the oldest psycopg dbmother supports (setup.cfg's lower bound): a second venv runs the
+# dialect, session and transaction tests with it, in both of psycopg's implementations
+PSYCOPG_OLDEST := 3.1.20
+OLD_VENV := .venv-psycopg-oldest
+OLD_PY := $(OLD_VENV)/bin/python
+OLD_STAMP := $(OLD_VENV)/.installed-$(PSYCOPG_OLDEST)
+PSYCOPG_TESTS := tests/dialects tests/test_session.py tests/tm/test_transitions.py \
+	tests/tm/test_failures.py tests/tm/test_twophase.py tests/test_roundtrips.py
 
+.PHONY: demo test pytest pytest-psycopg lint docs install pgtest browser clean
+
+# bench too: tests/test_roundtrips.py counts the benchmarks' own unit of work
 $(STAMP): setup.cfg setup.py examples/quickstart/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -e ".[test,docs,pyramid,debugtoolbar,zope]"
+	$(PY) -m pip install --quiet -e ".[test,docs,pyramid,debugtoolbar,zope,bench]"
 	$(PY) -m pip install --quiet -e "examples/quickstart[testing]"
 	touch $(STAMP)
+
+$(OLD_STAMP): setup.cfg setup.py
+	rm -rf $(OLD_VENV)
+	$(PYTHON) -m venv $(OLD_VENV)
+	$(OLD_PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(OLD_PY) -m pip install --quiet -e ".[test,bench]" "psycopg[binary]==$(PSYCOPG_OLDEST)"
+	touch $(OLD_STAMP)
 
 install: $(STAMP)
 
@@ -40,9 +57,20 @@ pytest: $(STAMP) browser
 	cd examples/quickstart && MOTHER_TEST_PG_DSN="$$(../../$(PY) ../../tools/pgcluster.py ensure)" \
 		../../$(PY) -m pytest $(PYTEST_ARGS)
 
-test: lint docs pytest
+# the driver-facing tests again: the oldest psycopg in both implementations (C, prebuilt,
+# and pure Python on the system's libpq), the newest in pure Python (pytest ran it in C)
+pytest-psycopg: $(STAMP) $(OLD_STAMP)
+	set -e; dsn="$$($(PY) tools/pgcluster.py ensure)"; \
+	for run in "$(OLD_PY) binary" "$(OLD_PY) python" "$(PY) python"; do \
+		set -- $$run; \
+		PSYCOPG_IMPL=$$2 $$1 -c "import psycopg; print('psycopg', psycopg.__version__, psycopg.pq.__impl__)"; \
+		PSYCOPG_IMPL=$$2 MOTHER_TEST_PG_DSN="$$dsn" $$1 -m pytest -q -p no:cacheprovider \
+			$(PYTEST_ARGS) $(PSYCOPG_TESTS); \
+	done
+
+test: lint docs pytest pytest-psycopg
 
 # stops the throwaway PostgreSQL cluster only if this checkout started it
 clean:
 	if [ -x $(PY) ]; then $(PY) tools/pgcluster.py stop; fi
-	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .hypothesis src/*.egg-info
+	rm -rf $(VENV) $(OLD_VENV) docs/_build .pytest_cache .mypy_cache .hypothesis src/*.egg-info

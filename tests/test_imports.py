@@ -14,7 +14,7 @@ PACKAGE = SRC / "mother"
 CORE = [
     {"mother.errors"},
     {"mother.config", "mother.schema"},
-    {"mother.dialects.base"},
+    {"mother.dialects.base", "mother.dialects._psycopg"},
     {"mother.events"},
     {"mother.dialects", "mother.dialects.pgwire", "mother.dialects.postgres",
      "mother.dialects.sqlite", "mother.pool"},

@@ -28,6 +28,7 @@ from .errors import (
     TransactionManagedError,
     UnknownFieldError,
     UnknownTableError,
+    UnsupportedDriverError,
 )
 from .filters import InvalidFilterError, MoFilter
 from .manager import MotherManager
@@ -62,6 +63,7 @@ __all__ = [
     "RawFilterError", "ReadOnlySessionError", "RolledBackError", "SQL_DEFAULT", "SQL_FALSE",
     "SQL_NULL", "SQL_TRUE", "Session", "SessionClosedError", "SessionConflictError",
     "StaleRecordError", "TransactionManagedError", "UnknownFieldError", "UnknownTableError",
+    "UnsupportedDriverError",
     "close_all", "databases", "getMotherBuilder", "getMotherObj", "get_database", "init_mother",
     "is_transient", "object_session", "scoped_session", "session_scope",
 ]

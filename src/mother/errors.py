@@ -36,6 +36,12 @@ class ArgumentError(MotherError, TypeError):
     """A public function or class got an argument of the wrong kind (the message says which)."""
 
 
+class UnsupportedDriverError(MotherError, ImportError):
+    """The installed database driver is a version dbmother does not support: raised when
+    its dialect is imported (the first database of that kind is registered, before any
+    connection), with a message naming the supported range."""
+
+
 class SessionClosedError(MotherError):
     """A session (or a record bound to it) was used after it ended."""
 

@@ -159,9 +159,21 @@ class Executor:
         raise ArgumentError(f"{self.name}: streaming a query needs a session (its "
                             "transaction holds the cursor): pass session=MotherSession()")
 
-    def _query(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
+    def connection(self) -> Any:
+        """The connection statements run on."""
+        raise NotImplementedError
+
+    def text(self, sql: Any) -> str:
+        """A raw query's SQL text: a str as it is, a composed query (:mod:`psycopg.sql`)
+        rendered by the dialect with this executor's connection."""
+        if isinstance(sql, str):
+            return sql
+        return self.database.dialect.render(sql, self.connection)
+
+    def _query(self, sql: Any, params: Any, fetch: Callable[[Any], Any]) -> Any:
         """Run a raw query (a MoFilter adds its conditions, keys checked); a driver error
         about a value names its parameter (or column)."""
+        sql = self.text(sql)
         text, bound = sql, params
         if isinstance(params, MoFilter):
             text, bound = raw_query(self.database.dialect, self.database.schema, sql, params)
@@ -169,52 +181,54 @@ class Executor:
             return self.run(text, bound, fetch)
 
     # -- Mother's raw query helpers ---------------------------------------------------------
-    def oc_query(self, sql: str, params: Any = None) -> None:
+    def oc_query(self, sql: Any, params: Any = None) -> None:
         """Run a statement, no result."""
         self._query(sql, params, fetch=lambda cursor: None)
 
-    def mr_query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+    def mr_query(self, sql: Any, params: Any = None) -> list[dict[str, Any]]:
         """Run a query, all rows as dicts."""
         rows: list[dict[str, Any]] = self._query(sql, params, fetch=_rows)
         return rows
 
-    def stream_query(self, sql: str, params: Any = None, size: int = STREAM_SIZE) -> RowStream:
+    def stream_query(self, sql: Any, params: Any = None, size: int = STREAM_SIZE) -> RowStream:
         """Run a query whose rows (dicts) are read ``size`` at a time as you iterate, in
         constant memory, inside the session's transaction (pending changes are flushed
         first, so it sees them): a server-side cursor on PostgreSQL, the driver's cursor
         on SQLite. Only in a session (not on the shared connection)."""
         size = stream_size(size)
-        text, bound = sql, params
+        text, bound = self.text(sql), params
         if isinstance(params, MoFilter):
-            text, bound = raw_query(self.database.dialect, self.database.schema, sql, params)
+            text, bound = raw_query(self.database.dialect, self.database.schema, text, params)
         with naming_values(_raw_values(params)):
             return self.run_stream(text, bound, size)
 
-    def or_query(self, sql: str, params: Any = None) -> dict[str, Any]:
+    def or_query(self, sql: Any, params: Any = None) -> dict[str, Any]:
         """Run a query that must return exactly one row; that row as a dict."""
         return self._one_row(sql, params, "or_query")
 
-    def ov_query(self, sql: str, params: Any = None) -> Any:
+    def ov_query(self, sql: Any, params: Any = None) -> Any:
         """Run a query that must return exactly one row of one column; that value."""
+        sql = self.text(sql)
         row = self._one_row(sql, params, "ov_query")
         if len(row) != 1:
             raise NotUniqueError(f"ov_query {shown(sql)} (columns {', '.join(map(str, row))})",
                                  len(row), "column")
         return next(iter(row.values()))
 
-    def _one_row(self, sql: str, params: Any, helper: str) -> dict[str, Any]:
+    def _one_row(self, sql: Any, params: Any, helper: str) -> dict[str, Any]:
+        sql = self.text(sql)
         rows = self.mr_query(sql, params)
         if len(rows) != 1:
             raise NotUniqueError(f"{helper} {shown(sql)}", len(rows))
         return rows[0]
 
-    def mq_query(self, sql: str, seq: Sequence[Any]) -> None:
+    def mq_query(self, sql: Any, seq: Sequence[Any]) -> None:
         """Run a statement once per parameter set (executemany), no result."""
-        self.run_many(sql, list(seq), False)
+        self.run_many(self.text(sql), list(seq), False)
 
-    def mg_query(self, sql: str, seq: Sequence[Any]) -> list[dict[str, Any]]:
+    def mg_query(self, sql: Any, seq: Sequence[Any]) -> list[dict[str, Any]]:
         """Run a statement once per parameter set; the rows of every run, concatenated."""
-        return self.run_many(sql, list(seq), True)
+        return self.run_many(self.text(sql), list(seq), True)
 
 
 class Transactional(Executor):
@@ -550,6 +564,10 @@ class SharedConnection(Executor):
     @property
     def closed(self) -> bool:
         return False
+
+    def connection(self) -> Any:
+        with self._lock:
+            return self._connection()
 
     def _connection(self) -> Any:
         if self._conn is None or self.database.dialect.is_broken(self._conn):

@@ -477,26 +477,26 @@ class DbMother:
         if self._mo_session is None:
             shared(self._mo_database()).rollback()
 
-    def oc_query(self, text: str, params: Any = None) -> None:
+    def oc_query(self, text: Any, params: Any = None) -> None:
         return self._mo_executor().oc_query(text, params)
 
-    def ov_query(self, text: str, params: Any = None) -> Any:
+    def ov_query(self, text: Any, params: Any = None) -> Any:
         return self._mo_executor().ov_query(text, params)
 
-    def or_query(self, text: str, params: Any = None) -> dict[str, Any]:
+    def or_query(self, text: Any, params: Any = None) -> dict[str, Any]:
         return self._mo_executor().or_query(text, params)
 
-    def mr_query(self, text: str, params: Any = None) -> list[dict[str, Any]]:
+    def mr_query(self, text: Any, params: Any = None) -> list[dict[str, Any]]:
         return self._mo_executor().mr_query(text, params)
 
-    def stream_query(self, text: str, params: Any = None,
+    def stream_query(self, text: Any, params: Any = None,
                      size: int = STREAM_SIZE) -> RowStream:
         return self._mo_executor().stream_query(text, params, size)
 
-    def mq_query(self, text: str, seq: Any) -> None:
+    def mq_query(self, text: Any, seq: Any) -> None:
         return self._mo_executor().mq_query(text, seq)
 
-    def mg_query(self, text: str, seq: Any) -> list[dict[str, Any]]:
+    def mg_query(self, text: Any, seq: Any) -> list[dict[str, Any]]:
         return self._mo_executor().mg_query(text, seq)
 
     def __str__(self) -> str:

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from mother import (
     MO_LOAD,
     MO_SAVE,
+    ArgumentError,
     ConfigError,
     MotherError,
     MotherSession,
@@ -218,3 +220,14 @@ def test_sqlite_create_setting(tmp_path: Path) -> None:
     init_mother(dsn=f"sqlite:///{typo}").schema  # noqa: B018
     assert typo.exists()
     assert init_mother(dsn=f"sqlite:///{typo}", create="false").schema.tables == {}
+
+
+def test_sqlite_refuses_a_psycopg_composed_query_naming_it(tmp_path: Path) -> None:
+    init_mother(dsn=f"sqlite:///{tmp_path}/c.db", create=True, recover_interval=None)
+    try:
+        with MotherSession() as session, pytest.raises(
+                ArgumentError, match=r"on sqlite is SQL text \(str\), not psycopg\.sql\.SQL: "
+                                     r"psycopg\.sql composes PostgreSQL's"):
+            session.mr_query(sql.SQL("SELECT 1"))
+    finally:
+        close_all()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from mother import MotherSession
+from mother import MotherSession, events
 from mother.database import Database
 from mother.dialects import pgwire
 from mother.dialects.base import EndLost
@@ -181,14 +182,79 @@ def test_parameter_types_are_part_of_the_prepared_key(conn: psycopg.Connection) 
     assert len(prepared_names(conn)) == 2
 
 
-def test_prepared_statements_are_capped_per_connection(
-        conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pgwire, "MAX_PREPARED", 3)
+def _five(conn: psycopg.Connection, rounds: int, check: Any) -> None:
+    """Run five distinct statements ``rounds`` times each, checking every result and,
+    after each statement, ``check()``."""
+    for turn in range(rounds):
+        for number in range(5):
+            [result] = pgwire.run(conn, [(f"SELECT %s::int + {number} AS n", (turn,))])
+            assert result.rows == [{"n": turn + number}]
+            check()
+
+
+def test_prepared_statements_follow_prepared_max_outside_transactions(
+        conn: psycopg.Connection) -> None:
+    conn.prepared_max = 2
     pgwire.set_prepare_threshold(conn, 0)
-    for number in range(6):
-        [result] = pgwire.run(conn, [(f"SELECT %s::int + {number} AS n", (1,))])
-        assert result.rows == [{"n": 1 + number}]
-    assert len(prepared_names(conn)) == 3
+    seen: set[str] = set()
+
+    def check() -> None:
+        names = prepared_names(conn)
+        assert len(names) <= 2
+        seen.update(names)
+
+    _five(conn, 4, check)
+    assert len(prepared_names(conn)) == 2
+    assert len(seen) > 5  # evicted statements were deallocated, others prepared again
+
+
+def test_prepared_statements_follow_prepared_max_inside_a_transaction(
+        conn: psycopg.Connection) -> None:
+    conn.prepared_max = 2
+    pgwire.set_prepare_threshold(conn, 0)
+    pgwire.begin(conn, None)
+    _five(conn, 3, lambda: assert_at_most(conn, 2))
+    assert conn.pgconn.transaction_status == INTRANS  # never left the transaction
+    conn.commit()
+    before = set(prepared_names(conn))
+    _five(conn, 2, lambda: assert_at_most(conn, 2))  # evicted ones go once idle
+    assert set(prepared_names(conn)) != before
+
+
+def assert_at_most(conn: psycopg.Connection, limit: int) -> None:
+    assert len(prepared_names(conn)) <= limit
+
+
+def test_prepared_max_none_has_no_limit_and_zero_prepares_nothing(
+        conn: psycopg.Connection) -> None:
+    pgwire.set_prepare_threshold(conn, 0)
+    conn.prepared_max = 0
+    _five(conn, 1, lambda: None)
+    assert prepared_names(conn) == []
+    conn.prepared_max = 1000 if psycopg.__version__ < "3.2" else None
+    _five(conn, 1, lambda: None)
+    assert len(prepared_names(conn)) == 5
+
+
+def test_a_statement_run_many_times_in_one_round_trip_is_prepared_once(
+        conn: psycopg.Connection) -> None:
+    pgwire.set_prepare_threshold(conn, 0)
+    results = pgwire.run(conn, [("SELECT %s::int AS n", (n,)) for n in range(20)])
+    assert [result.rows for result in results] == [[{"n": n}] for n in range(20)]
+    assert len(prepared_names(conn)) == 1
+
+
+def test_evicted_statements_are_deallocated_within_a_round_trip(
+        conn: psycopg.Connection) -> None:
+    conn.prepared_max = 1
+    pgwire.set_prepare_threshold(conn, 0)
+    statements: list[Any] = []
+    with events.listening(statements.append):
+        pgwire.run(conn, [("SELECT %s::int AS a", (1,))])
+        pgwire.run(conn, [("SELECT %s::int AS b", (2,))])
+    assert [len(event.statements) for event in statements] == [1, 2]
+    assert statements[1].statements[0].sql == "DEALLOCATE _mo_1"
+    assert prepared_names(conn) == ["_mo_2"]
 
 
 def test_prepare_failing_in_a_pipeline_is_not_remembered(conn: psycopg.Connection) -> None:
@@ -371,3 +437,22 @@ def test_psycopg_never_deallocates_our_statements_after_a_rollback(
     conn.rollback()
     assert prepared_names(conn) == ["_mo_1"]
     assert pgwire.run(conn, [("SELECT %s::int AS n", (2,))])[0].rows == [{"n": 2}]
+
+
+def test_a_session_keeps_at_most_prepared_max_statements_across_commits(
+        pgdb: Database) -> None:
+    session = MotherSession()
+    conn = session.connection()
+    conn.prepared_max = 2
+    pgwire.set_prepare_threshold(conn, 1)
+    ours = "SELECT COUNT(*) AS n FROM pg_prepared_statements WHERE name LIKE '\\_mo\\_%'"
+    try:
+        for turn in range(4):
+            for number in range(5):
+                assert session.mr_query(f"SELECT %(t)s::int + {number} AS n",
+                                        {"t": turn}) == [{"n": turn + number}]
+                assert session.ov_query(ours) <= 2
+            session.commit()
+        assert 1 <= session.ov_query(ours) <= 2  # still prepared, evicted ones deallocated
+    finally:
+        session.endSession()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from ..config import Settings
-from ..errors import MotherError
+from ..errors import ArgumentError, MotherError
 from ..schema import Schema
 
 #: one statement of a batch: SQL text, its parameter sets, whether it returns rows
@@ -118,6 +118,17 @@ class Dialect:
     def trusted(self, text: str) -> str:
         """A programmer-written SQL fragment made safe to combine with bound parameters."""
         return text
+
+    def render(self, query: Any, connection: Callable[[], Any]) -> str:
+        """A raw query's SQL text: a str as it is; ``connection()`` gives the connection a
+        dialect renders a composed query with (PostgreSQL: :mod:`psycopg.sql`)."""
+        if isinstance(query, str):
+            return query
+        kind = type(query)
+        hint = (": psycopg.sql composes PostgreSQL's quoting and placeholders; pass the SQL "
+                "text here" if kind.__module__.startswith("psycopg") else "")
+        raise ArgumentError(f"a query on {self.name} is SQL text (str), not "
+                            f"{kind.__module__}.{kind.__qualname__}{hint}")
 
     # -- connections -----------------------------------------------------------------
     def make_pool(self) -> Pool:

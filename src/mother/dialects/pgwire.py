@@ -6,12 +6,21 @@ closing ``COMMIT`` or ``PREPARE TRANSACTION``) as one libpq pipeline, with
 psycopg's own adapters for the values and the rows. A statement run
 ``prepare_threshold`` times on a connection (dbmother's setting, default 5;
 ``None`` never; see :func:`set_prepare_threshold`) becomes a named prepared
-statement of that connection, as psycopg does for its cursors; at most
-:data:`MAX_PREPARED` per connection (later ones run unprepared: the pool
-renews connections, so none is deallocated, which could fail inside a
-transaction). psycopg's own preparation is switched off on these
+statement of that connection, as psycopg does for its cursors; at most the
+connection's ``prepared_max`` of them (psycopg's setting; None: no limit). When a
+statement needs the room, the least recently used one is evicted: it is
+deallocated by the next round trip that starts outside a transaction, as a
+``DEALLOCATE`` in a pipeline segment of its own before the ``BEGIN`` (no round
+trip of its own; a failure there touches no transaction), and until then it still
+counts, so the server never holds more than ``prepared_max``. Inside a
+transaction a ``DEALLOCATE`` that failed (the transaction had failed already, or
+the statement was dropped by a ``DISCARD ALL``) would abort the transaction or the
+statements after it. psycopg's own preparation is switched off on these
 connections: after a rollback psycopg sends ``DEALLOCATE ALL``, which would
 drop this module's statements too.
+
+psycopg's internals that this needs are fenced in
+:mod:`mother.dialects._psycopg`, which checks the installed version.
 
 Before a closing ``COMMIT`` the pipeline can ask the transaction's id and then
 ask the server to flush its output (a flush request, not a sync: a failure
@@ -36,26 +45,21 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
-import functools
-import re
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg import errors as pgerrors
-from psycopg import generators, pq
-from psycopg.adapt import PyFormat, Transformer
+from psycopg import pq
+from psycopg import sql as pgsql
 
 from .. import events
 from ..errors import RolledBackError
+from . import _psycopg as fence
+from ._psycopg import template
 from .base import EndLost
 
-MAX_PREPARED = 200
 MAX_SEEN = 1000
-_PLACEHOLDER = re.compile(r"%(?:\(([^)]*)\))?(.|$)", re.DOTALL)
-_FORMATS = {"s": PyFormat.AUTO, "b": PyFormat.BINARY, "t": PyFormat.TEXT}
 _ES = pq.ExecStatus
 _SYNC, _ABORTED, _FATAL = _ES.PIPELINE_SYNC, _ES.PIPELINE_ABORTED, _ES.FATAL_ERROR
 _IDLE = pq.TransactionStatus.IDLE
@@ -63,75 +67,6 @@ _IDLE = pq.TransactionStatus.IDLE
 XID_PROBE = "SELECT pg_catalog.pg_current_xact_id_if_assigned()::text"
 #: SQLSTATE classes of a server that said it is going away (operator intervention, connection)
 _GOING_AWAY = ("57", "08")
-
-
-@dataclasses.dataclass(frozen=True)
-class Template:
-    """A statement converted to the server's ``$n`` placeholders."""
-
-    query: bytes
-    #: the parameter names in ``$n`` order; None when the placeholders are positional
-    names: tuple[str, ...] | None
-    formats: tuple[PyFormat, ...]
-
-    def values(self, params: Any) -> list[Any]:
-        if not self.formats:
-            return []
-        if self.names is None:
-            if isinstance(params, Mapping):
-                raise psycopg.ProgrammingError("positional placeholders (%s) need a sequence "
-                                               "of parameters, not a mapping")
-            values = list(params or ())
-            if len(values) != len(self.formats):
-                raise psycopg.ProgrammingError(
-                    f"the query has {len(self.formats)} placeholders but "
-                    f"{len(values)} parameters were passed")
-            return values
-        if not isinstance(params, Mapping):
-            raise psycopg.ProgrammingError("named placeholders (%(name)s) need a mapping of "
-                                           "parameters")
-        try:
-            return [params[name] for name in self.names]
-        except KeyError as error:
-            raise psycopg.ProgrammingError(f"query parameter missing: {error.args[0]}") from None
-
-
-@functools.lru_cache(maxsize=1024)
-def template(sql: str, encoding: str) -> Template:
-    """Convert psycopg's placeholders to ``$n`` (cached per text)."""
-    parts: list[str] = []
-    names: list[str] = []
-    formats: list[PyFormat] = []
-    style = None
-    end = 0
-    for match in _PLACEHOLDER.finditer(sql):
-        name, kind = match.groups()
-        parts.append(sql[end:match.start()])
-        end = match.end()
-        if kind == "%" and name is None:
-            parts.append("%")
-            continue
-        if kind not in _FORMATS:
-            raise psycopg.ProgrammingError(
-                f"only '%s', '%b', '%t' are allowed as placeholders, got {match.group()!r}")
-        this = "positional" if name is None else "named"
-        if style not in (None, this):
-            raise psycopg.ProgrammingError("positional and named placeholders cannot be mixed")
-        style = this
-        if name is None:
-            formats.append(_FORMATS[kind])
-            number = len(formats)
-        elif name in names:
-            number = names.index(name) + 1
-        else:
-            names.append(name)
-            formats.append(_FORMATS[kind])
-            number = len(names)
-        parts.append(f"${number}")
-    parts.append(sql[end:])
-    return Template("".join(parts).encode(encoding),
-                    None if style != "named" else tuple(names), tuple(formats))
-
 
 class Result:
     """What a statement returned: its rows (as dicts) and counts, cursor-like."""
@@ -160,11 +95,16 @@ class Result:
 class _State:
     """What this module keeps per connection."""
 
-    __slots__ = ("prepared", "seen", "begin", "counter", "threshold", "database", "session")
+    __slots__ = ("prepared", "retired", "seen", "begin", "counter", "threshold", "database",
+                 "session")
 
     def __init__(self) -> None:
-        #: (query, types) -> name of the prepared statement
-        self.prepared: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+        #: (query, types) -> name of the prepared statement, least recently used first
+        self.prepared: collections.OrderedDict[tuple[bytes, tuple[int, ...]], bytes] = (
+            collections.OrderedDict())
+        #: prepared statements evicted but still on the server, deallocated by the next
+        #: round trip that starts outside a transaction
+        self.retired: list[bytes] = []
         #: (query, types) -> runs so far of a statement not prepared yet, most recent last
         self.seen: collections.OrderedDict[tuple[bytes, tuple[int, ...]], int] = (
             collections.OrderedDict())
@@ -186,18 +126,38 @@ class _State:
             seen.popitem(last=False)
         return count
 
+    def room(self, limit: int | None, idle: bool, used: set[bytes]) -> bool:
+        """Whether one more statement may be prepared now under the connection's
+        ``prepared_max`` (``limit``; None: no limit).
 
-_states: weakref.WeakKeyDictionary[psycopg.Connection, _State] = weakref.WeakKeyDictionary()
+        The least recently used statement is evicted to make room; it stays on the
+        server until a round trip starts outside a transaction (``idle``), which
+        deallocates it first, so until then it counts against the limit. ``used``: the
+        statements this round trip runs, which it cannot deallocate.
+        """
+        if limit is None:
+            return True
+        prepared, retired = self.prepared, self.retired
+        if prepared and len(prepared) + (0 if idle else len(retired)) >= limit and (
+                idle or not retired):
+            name = next(iter(prepared.values()))
+            if name not in used:
+                prepared.popitem(last=False)
+                retired.append(name)
+        return len(prepared) + (0 if idle else len(retired)) < limit
 
 
-def _state(conn: psycopg.Connection) -> _State:
+_states: weakref.WeakKeyDictionary[psycopg.Connection[Any], _State] = weakref.WeakKeyDictionary()
+
+
+def _state(conn: psycopg.Connection[Any]) -> _State:
     state = _states.get(conn)
     if state is None:
         state = _states[conn] = _State()
     return state
 
 
-def set_prepare_threshold(conn: psycopg.Connection, threshold: int | None) -> None:
+def set_prepare_threshold(conn: psycopg.Connection[Any], threshold: int | None) -> None:
     """Prepare a statement after ``threshold`` runs on ``conn`` (None: never); psycopg's
     own preparation is switched off (see the module's docstring)."""
     conn.prepare_threshold = None
@@ -207,7 +167,8 @@ def set_prepare_threshold(conn: psycopg.Connection, threshold: int | None) -> No
 _KEEP: Any = object()
 
 
-def label(conn: psycopg.Connection, database: str = _KEEP, session: str | None = _KEEP) -> None:
+def label(conn: psycopg.Connection[Any], database: str = _KEEP,
+          session: str | None = _KEEP) -> None:
     """Name the database and the session (None: no session) that ``conn``'s round trips
     are reported for (:mod:`mother.events`); what is not given stays."""
     state = _state(conn)
@@ -217,26 +178,27 @@ def label(conn: psycopg.Connection, database: str = _KEEP, session: str | None =
         state.session = session
 
 
-def labels(conn: psycopg.Connection) -> tuple[str, str | None]:
+def labels(conn: psycopg.Connection[Any]) -> tuple[str, str | None]:
     """The database and session ``conn``'s round trips are reported for."""
     state = _state(conn)
     return state.database, state.session
 
 
-def forget_prepared(conn: psycopg.Connection) -> None:
+def forget_prepared(conn: psycopg.Connection[Any]) -> None:
     """The server dropped the connection's prepared statements (``DISCARD ALL``,
     ``DEALLOCATE ALL``): prepare them again when they next qualify."""
     state = _states.get(conn)
     if state is not None:
         state.prepared.clear()
+        state.retired.clear()
 
 
-def literal(conn: psycopg.Connection, value: str) -> bytes:
+def literal(conn: psycopg.Connection[Any], value: str) -> bytes:
     """``value`` as an SQL string literal (for utility statements, which take no parameters)."""
     if "\0" not in value and conn.info.parameter_status("standard_conforming_strings") == "on":
         # backslashes are plain characters in such a literal: only quotes are doubled
         return b"'" + value.replace("'", "''").encode(conn.info.encoding) + b"'"
-    return psycopg.sql.Literal(value).as_bytes(conn)
+    return pgsql.Literal(value).as_bytes(conn)
 
 
 #: the ``BEGIN`` of each isolation level (None: the server's default)
@@ -245,7 +207,7 @@ _BEGIN = {None: b"BEGIN", "read committed": b"BEGIN ISOLATION LEVEL READ COMMITT
           "serializable": b"BEGIN ISOLATION LEVEL SERIALIZABLE"}
 
 
-def begin(conn: psycopg.Connection, name: str | None, isolation_level: str | None = None,
+def begin(conn: psycopg.Connection[Any], name: str | None, isolation_level: str | None = None,
           readonly: bool = False) -> None:
     """Queue ``BEGIN [ISOLATION LEVEL …] [READ ONLY]`` (and ``SET application_name``) for
     the next statements, if idle. A ``BEGIN`` already queued stays as it is: a second
@@ -267,7 +229,7 @@ def begin(conn: psycopg.Connection, name: str | None, isolation_level: str | Non
     state.begin = commands
 
 
-def discard_begin(conn: psycopg.Connection) -> list[bytes]:
+def discard_begin(conn: psycopg.Connection[Any]) -> list[bytes]:
     """Take back a queued ``BEGIN`` (the connection is idle: nothing to commit or roll back)."""
     state = _states.get(conn)
     if state is None or not state.begin:
@@ -278,7 +240,7 @@ def discard_begin(conn: psycopg.Connection) -> list[bytes]:
     return commands
 
 
-def open_transaction(conn: psycopg.Connection) -> None:
+def open_transaction(conn: psycopg.Connection[Any]) -> None:
     """Send a queued ``BEGIN`` now (before a statement that does not go through here)."""
     run(conn, [])
 
@@ -287,21 +249,24 @@ class _Batch:
     """Commands for one connection, composed, then sent, then read back.
 
     With ``probe`` (and a closing command ``end``), the transaction-id probe and a
-    flush request go before ``end``: what came before it is answered first.
+    flush request go before ``end``: what came before it is answered first. A round
+    trip that starts outside a transaction first deallocates the evicted prepared
+    statements, in a pipeline segment of their own.
     """
 
-    def __init__(self, conn: psycopg.Connection, statements: Sequence[tuple[str, Any]],
+    def __init__(self, conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]],
                  end: bytes | None, probe: bool = False) -> None:
         self.conn = conn
         self.state = state = _state(conn)
-        self.encoding = encoding = conn.info.encoding
-        self.tx = tx = Transformer(conn)
-        threshold = state.threshold
+        self.encoding = conn.info.encoding
+        self.tx = fence.transformer(conn)
         pgconn = conn.pgconn
         self.end = end
-        #: what each result belongs to: (kind, cache key), kind in prefix/prepare/run/probe/end
+        #: what each result belongs to: (kind, key), kind in
+        #: deallocate/prefix/prepare/run/probe/end
         self.expected: list[tuple[str, Any]] = []
         self.sends: list[Any] = []
+        idle = pgconn.transaction_status == _IDLE
         #: the commands queued before the statements (the transaction's BEGIN)
         self.prefix = discard_begin(conn)
         for command in self.prefix:
@@ -310,23 +275,20 @@ class _Batch:
         if end is not None and probe:
             asked.append((XID_PROBE, (), "probe"))
         self.asked = asked
-        for sql, params, kind in asked:
-            tpl = template(sql, encoding)
-            values = tx.dump_sequence(tpl.values(params), tpl.formats)
-            types, formats = tuple(tx.types or ()), tx.formats
-            key = (tpl.query, types)
-            name = state.prepared.get(key)
-            if name is not None:
-                self._add(pgconn.send_query_prepared, (name, values, formats), kind, key)
-            elif (threshold is not None and len(state.prepared) < MAX_PREPARED
-                  and state.runs(key) > threshold):
-                state.counter += 1
-                name = b"_mo_%d" % state.counter
-                self._add(pgconn.send_prepare, (name, tpl.query, types), "prepare", (key, name))
-                self._add(pgconn.send_query_prepared, (name, values, formats), kind, key)
-            else:
-                self._add(pgconn.send_query_params, (tpl.query, values, types, formats),
-                          kind, key)
+        registered: list[tuple[bytes, tuple[int, ...]]] = []
+        try:
+            self._compose(idle, registered)
+        except BaseException:
+            for key in registered:  # never sent: not prepared on the server
+                state.prepared.pop(key, None)
+            raise
+        #: the evicted prepared statements deallocated first (own segment: outside a
+        #: transaction, a failure there touches nothing else)
+        self.deallocated = list(state.retired) if idle and self.sends else []
+        if self.deallocated:
+            self.sends[:0] = [(pgconn.send_query_params, (b"DEALLOCATE " + name, None))
+                              for name in self.deallocated]
+            self.expected[:0] = [("deallocate", name) for name in self.deallocated]
         #: how many commands are answered before the closing one
         self.first = len(self.sends)
         if end is not None:
@@ -336,6 +298,36 @@ class _Batch:
         self.split = probe and end is not None and 0 < self.first < len(self.sends)
         #: raw results read so far
         self.raw: list[pq.abc.PGresult] = []
+
+    def _compose(self, idle: bool, registered: list[tuple[bytes, tuple[int, ...]]]) -> None:
+        """Queue every asked statement: prepared, to prepare now, or unprepared."""
+        state, tx, pgconn, encoding = self.state, self.tx, self.conn.pgconn, self.encoding
+        threshold, limit = state.threshold, self.conn.prepared_max
+        used: set[bytes] = set()
+        for sql, params, kind in self.asked:
+            tpl = template(sql, encoding)
+            values, types, formats = fence.dump(tx, tpl.values(params), tpl.formats)
+            key = (tpl.query, types)
+            name = state.prepared.get(key)
+            if name is not None:
+                state.prepared.move_to_end(key)
+                used.add(name)
+                self._add(pgconn.send_query_prepared, (name, values, formats), kind, key)
+            elif (threshold is not None and state.runs(key) > threshold
+                  and state.room(limit, idle, used)):
+                state.counter += 1
+                name = b"_mo_%d" % state.counter
+                # known from now on, so that the same statement later in this round trip
+                # runs it; forgotten again if the PREPARE fails
+                state.prepared[key] = name
+                state.seen.pop(key, None)
+                registered.append(key)
+                used.add(name)
+                self._add(pgconn.send_prepare, (name, tpl.query, types), "prepare", (key, name))
+                self._add(pgconn.send_query_prepared, (name, values, formats), kind, key)
+            else:
+                self._add(pgconn.send_query_params, (tpl.query, values, types, formats),
+                          kind, key)
 
     def _add(self, send: Any, args: tuple[Any, ...], kind: str, key: Any = None) -> None:
         self.sends.append((send, args))
@@ -350,12 +342,14 @@ class _Batch:
                 for index, (send, args) in enumerate(self.sends):
                     if index == self.first and self.split:
                         pgconn.send_flush_request()  # replies leave before the end runs
+                    elif index == len(self.deallocated) and index:
+                        pgconn.pipeline_sync()  # the deallocations' own segment ends
                     send(*args)
                 pgconn.pipeline_sync()
             else:
                 send, args = self.sends[0]
                 send(*args)
-            conn.wait(generators.send(pgconn))
+            fence.send(conn)
         except BaseException as error:
             self._abandon()
             if self.split:
@@ -368,10 +362,10 @@ class _Batch:
         conn, pgconn = self.conn, self.conn.pgconn
         try:
             if self.pipelined:
-                conn.wait(self._gather())
+                fence.wait(conn, self._gather(2 if self.deallocated else 1))
                 pgconn.exit_pipeline_mode()
             else:
-                self.raw = conn.wait(generators.fetch_many(pgconn))
+                self.raw = fence.wait(conn, fence.fetch_many(pgconn))
         except BaseException as error:
             self._abandon()
             if self.split:
@@ -379,14 +373,17 @@ class _Batch:
             raise
         return self._collect(self.raw)
 
-    def _gather(self) -> Any:
-        """A psycopg generator: the results of the flushed pipeline, up to its sync
+    def _gather(self, syncs: int) -> Any:
+        """A psycopg generator: the results of the flushed pipeline, up to its last sync
         (kept in ``self.raw`` as they come, so a broken connection leaves what arrived)."""
         pgconn = self.conn.pgconn
         while True:
-            batch = yield from generators.fetch_many(pgconn)
+            batch = yield from fence.fetch_many(pgconn)
             if batch and batch[0].status == _SYNC:
-                return
+                syncs -= 1
+                if not syncs:
+                    return
+                continue
             self.raw.extend(batch)
             if pgconn.status != pq.ConnStatus.OK:
                 raise psycopg.OperationalError("the connection broke during a pipeline")
@@ -417,25 +414,32 @@ class _Batch:
         error: BaseException | None = None
         for (kind, key), res in zip(self.expected, raw):
             status = res.status
+            if kind == "deallocate":
+                if status != _FATAL and status != _ABORTED or (
+                        res.error_field(pq.DiagnosticField.SQLSTATE) == b"26000"):
+                    state.retired.remove(key)  # gone from the server (or already was)
+                continue
+            if kind == "prepare" and status in (_FATAL, _ABORTED):
+                cache_key, name = key
+                if state.prepared.get(cache_key) == name:
+                    del state.prepared[cache_key]  # the server did not prepare it
             if status == _ABORTED:
                 continue
             if status == _FATAL:
-                failure = pgerrors.error_from_result(res, encoding=self.encoding)
-                if kind in ("run", "probe") and failure.sqlstate == "26000":
-                    state.prepared.clear()  # dropped behind our back: DISCARD/DEALLOCATE ALL
-                elif kind in ("run", "probe") and failure.sqlstate == "0A000":
+                failed = fence.error(res, self.encoding)
+                failure: BaseException = failed
+                sqlstate = failed.sqlstate
+                if kind in ("run", "probe") and sqlstate == "26000":
+                    forget_prepared(self.conn)  # dropped behind our back: DISCARD/DEALLOCATE ALL
+                elif kind in ("run", "probe") and sqlstate == "0A000":
                     state.prepared.pop(key, None)  # its result type changed (DDL)
-                elif self.end is not None and failure.sqlstate == "25P02":
+                elif self.end is not None and sqlstate == "25P02":
                     failure = RolledBackError(
                         "the transaction had failed (a statement's error was caught): it "
                         "cannot commit; the server rolls it back")
                 error = error or failure
                 continue
-            if kind == "prepare":
-                cache_key, name = key
-                state.prepared[cache_key] = name
-                state.seen.pop(cache_key, None)
-            elif kind == "run":
+            if kind == "run":
                 results.append(_result(self.tx, res, self.encoding))
             elif kind == "end" and error is None:
                 _check_end(self.end, res.command_status)
@@ -450,7 +454,8 @@ class _Batch:
         statement with the list of its parameter sets and the sum of its rows."""
         encoding = self.encoding
         sent = [events.Statement(command.decode(encoding), None, None)
-                for command in self.prefix]
+                for command in [b"DEALLOCATE " + name for name in self.deallocated]
+                + self.prefix]
         counts = iter(results or ())
         runs: list[tuple[str, list[Any], list[int | None]]] = []
         for sql, params, kind in self.asked:
@@ -492,7 +497,7 @@ def _check_end(end: bytes | None, status: bytes | None) -> None:
             "failed (its error was caught), so the whole transaction was rolled back")
 
 
-def run(conn: psycopg.Connection, statements: Sequence[tuple[str, Any]],
+def run(conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]],
         end: bytes | None = None, probe: bool = False) -> list[Result]:
     """Send ``statements`` (each SQL text with one set of parameters), then ``end`` (a
     statement without parameters such as ``COMMIT``), in one round trip; one
@@ -504,7 +509,7 @@ def run(conn: psycopg.Connection, statements: Sequence[tuple[str, Any]],
         return []
     if events.listeners:
         return _reported(batch)
-    with conn.lock:
+    with fence.lock(conn):
         batch.send()
         return batch.receive()
 
@@ -513,7 +518,7 @@ def _reported(batch: _Batch) -> list[Result]:
     """:func:`run`'s sending, reported as a round trip."""
     start = events.now()
     try:
-        with batch.conn.lock:
+        with fence.lock(batch.conn):
             batch.send()
             results = batch.receive()
     except BaseException as error:
@@ -528,7 +533,7 @@ _WROTE_CHECK = ("SELECT (CASE WHEN pg_catalog.pg_current_xact_id_if_assigned() I
                 "THEN '0' ELSE 'wrote' END)::int")
 
 
-def commit_if_unwritten(conn: psycopg.Connection) -> bool:
+def commit_if_unwritten(conn: psycopg.Connection[Any]) -> bool:
     """COMMIT the transaction if the server gave it no transaction id (it wrote nothing),
     in one round trip; False, with the transaction as it was, if it wrote.
 
@@ -541,13 +546,13 @@ def commit_if_unwritten(conn: psycopg.Connection) -> bool:
         return True  # nothing ran
     try:
         run(conn, [("SAVEPOINT mother_wrote", ()), (_WROTE_CHECK, ())], end=b"COMMIT")
-    except pgerrors.InvalidTextRepresentation:
+    except psycopg.errors.InvalidTextRepresentation:
         run(conn, [("ROLLBACK TO SAVEPOINT mother_wrote", ())])
         return False
     return True
 
 
-def run_together(jobs: Sequence[tuple[psycopg.Connection, Sequence[tuple[str, Any]],
+def run_together(jobs: Sequence[tuple[psycopg.Connection[Any], Sequence[tuple[str, Any]],
                                       bytes | None]]) -> list[list[Result] | Exception]:
     """:func:`run` on several connections at once: every batch is sent before any
     result is awaited, so the servers work in parallel. Per job, its results or
@@ -561,7 +566,7 @@ def run_together(jobs: Sequence[tuple[psycopg.Connection, Sequence[tuple[str, An
             batch: _Batch | None = None
             try:
                 batch = _Batch(conn, statements, end)
-                stack.enter_context(conn.lock)
+                stack.enter_context(fence.lock(conn))
                 if batch.sends:
                     batch.send()
                 sent.append((batch, start))
@@ -586,10 +591,8 @@ def run_together(jobs: Sequence[tuple[psycopg.Connection, Sequence[tuple[str, An
     return outcomes
 
 
-def _result(tx: Transformer, res: pq.abc.PGresult, encoding: str) -> Result:
+def _result(tx: fence.Adapting, res: pq.abc.PGresult, encoding: str) -> Result:
     if res.status != _ES.TUPLES_OK:
         return Result([], res.command_tuples if res.command_tuples is not None else -1, None)
-    names = tuple(res.fname(index).decode(encoding) for index in range(res.nfields))
-    tx.set_pgresult(res)
-    rows = tx.load_rows(0, res.ntuples, lambda values: dict(zip(names, values)))
-    return Result(rows, res.ntuples, names)
+    names = tuple((res.fname(index) or b"").decode(encoding) for index in range(res.nfields))
+    return Result(fence.load_dicts(tx, res, names), res.ntuples, names)

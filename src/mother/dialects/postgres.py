@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import re
 import select
 import threading
 import weakref
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import psycopg
 import psycopg_pool
 from psycopg import errors as pgerrors
+from psycopg import sql as pgsql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
@@ -191,6 +193,13 @@ class PostgresDialect(Dialect):
         # statements always carry bound parameters, so a literal % must be doubled
         return text.replace("%", "%%")
 
+    def render(self, query: Any, connection: Callable[[], Any]) -> str:
+        """A :mod:`psycopg.sql` query (``Composed``, ``SQL``) rendered with the connection
+        (its encoding, its quoting); SQL text as it is."""
+        if isinstance(query, pgsql.Composable):
+            return query.as_string(connection())
+        return super().render(query, connection)
+
     def connect(self) -> PgConnection:
         conn = psycopg.connect(self.settings.dsn, row_factory=dict_row)
         self._configure(conn)
@@ -199,6 +208,17 @@ class PostgresDialect(Dialect):
     def _configure(self, conn: PgConnection) -> None:
         pgwire.set_prepare_threshold(conn, self.settings.prepare_threshold)
         pgwire.label(conn, database=self.database)
+
+    def _dicts(self, conn: psycopg.Connection[Any], sql: str, params: Any = None
+               ) -> psycopg.Cursor[DictRow]:
+        """Run ``sql`` through psycopg with rows as dicts, whatever row factory the
+        connection has (a caller's own connection may have another), reported. Never
+        prepared by psycopg: on a caller's connection, whose psycopg preparation is on,
+        a rollback would then send ``DEALLOCATE ALL``, dropping pgwire's statements."""
+        cursor = conn.cursor(row_factory=dict_row)
+        self._sent(conn, sql, params, functools.partial(cursor.execute, prepare=False),
+                   sql, params)
+        return cursor
 
     def _sent(self, conn: psycopg.Connection[Any], sql: str, params: Any, call: Any,
               *args: Any) -> Any:
@@ -303,8 +323,7 @@ class PostgresDialect(Dialect):
         if params is None:
             # no parameters: psycopg's simple query, which may hold several statements
             pgwire.open_transaction(conn)
-            cursor = (self._sent(conn, sql, None, conn.execute, sql) if events.listeners
-                      else conn.execute(sql))
+            cursor = self._dicts(conn, sql)
             if cursor.statusmessage in ("DISCARD ALL", "DEALLOCATE ALL"):
                 pgwire.forget_prepared(conn)
             return cursor
@@ -418,13 +437,13 @@ class PostgresDialect(Dialect):
 
     def introspect(self, conn: PgConnection) -> Schema:
         names = {row["oid"]: row["relname"]
-                 for row in self._sent(conn, TABLES_SQL, None, conn.execute, TABLES_SQL)}
+                 for row in self._dicts(conn, TABLES_SQL)}
         oids = list(names)
         columns: dict[int, dict[str, Column]] = {oid: {} for oid in oids}
-        for row in self._sent(conn, COLUMNS_SQL, (oids,), conn.execute, COLUMNS_SQL, (oids,)):
+        for row in self._dicts(conn, COLUMNS_SQL, (oids,)):
             columns[row["attrelid"]][row["attname"]] = Column(
                 row["attname"], row["type"], row["nullable"], row["has_default"])
-        keys = self._sent(conn, KEYS_SQL, (oids,), conn.execute, KEYS_SQL, (oids,)).fetchall()
+        keys = self._dicts(conn, KEYS_SQL, (oids,)).fetchall()
         tables = {oid: Table(name, columns[oid], ()) for oid, name in names.items()}
         for row in keys:
             table = tables[row["conrelid"]]
@@ -438,12 +457,11 @@ class PostgresDialect(Dialect):
         return Schema(sorted(tables.values(), key=lambda t: t.name), self.database)
 
     def server_version(self, conn: PgConnection) -> str:
-        sql = "SELECT version()"
-        return str(self._sent(conn, sql, None, conn.execute, sql).fetchone()["version"])
+        [row] = self._dicts(conn, "SELECT version()").fetchall()
+        return str(row["version"])
 
     def supports_twophase(self, conn: PgConnection) -> bool:
-        sql = "SHOW max_prepared_transactions"
-        row = self._sent(conn, sql, None, conn.execute, sql).fetchone()
+        [row] = self._dicts(conn, "SHOW max_prepared_transactions").fetchall()
         self.rollback(conn)
         return int(row["max_prepared_transactions"]) > 0
 
