@@ -15,10 +15,11 @@ PSYCOPG_TESTS := tests/dialects tests/test_session.py tests/tm/test_transitions.
 
 .PHONY: demo test pytest pytest-psycopg lint docs install pgtest browser clean
 
-# bench too: tests/test_roundtrips.py counts the benchmarks' own unit of work
+# bench too: tests/test_roundtrips.py counts the benchmarks' own unit of work.
+# setuptools below 82: Pyramid imports pkg_resources, which setuptools 82 and later leave out
 $(STAMP): setup.cfg setup.py examples/quickstart/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet --upgrade pip "setuptools < 82" wheel
 	$(PY) -m pip install --quiet -e ".[test,docs,pyramid,debugtoolbar,zope,bench]"
 	$(PY) -m pip install --quiet -e "examples/quickstart[testing]"
 	touch $(STAMP)
@@ -26,7 +27,7 @@ $(STAMP): setup.cfg setup.py examples/quickstart/pyproject.toml
 $(OLD_STAMP): setup.cfg setup.py
 	rm -rf $(OLD_VENV)
 	$(PYTHON) -m venv $(OLD_VENV)
-	$(OLD_PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(OLD_PY) -m pip install --quiet --upgrade pip "setuptools < 82" wheel
 	$(OLD_PY) -m pip install --quiet -e ".[test,bench]" "psycopg[binary]==$(PSYCOPG_OLDEST)"
 	touch $(OLD_STAMP)
 
