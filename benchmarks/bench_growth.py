@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 import mother
+from benchmarks.timing import create_scratch, drop_scratch
 from mother import MO_LOAD, MO_SAVE, MotherBox, MotherMany, MotherSession
 
 try:
@@ -265,12 +265,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/_static/growth.png"))
     args = parser.parse_args()
     sizes = [10 ** k for k in range(1, 8) if 10 ** k <= args.top]
-    name = f"mother_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = psycopg.conninfo.conninfo_to_dict(args.dsn)
-    params["dbname"] = name
-    dsn = psycopg.conninfo.make_conninfo(**params)
+    name, dsn = create_scratch(args.dsn)
     bench = None
     try:
         with psycopg.connect(dsn) as conn:
@@ -286,8 +281,7 @@ def main() -> None:
             if bench.engine is not None:
                 bench.engine.dispose()
         mother.close_all()
-        with psycopg.connect(args.dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_scratch(args.dsn, name)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 
 import psycopg
 
 import mother
+from benchmarks.timing import create_scratch, drop_scratch
 from mother import MO_SAVE, MotherMany, MotherSession, bulk, tutorial
 
 COLUMNS = ("planet_name", "planet_mass")
@@ -80,12 +80,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    name = f"mother_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = psycopg.conninfo.conninfo_to_dict(args.dsn)
-    params["dbname"] = name
-    dsn = psycopg.conninfo.make_conninfo(**params)
+    name, dsn = create_scratch(args.dsn)
     try:
         database = mother.init_mother(dsn=dsn, pool_min=1)
         tutorial.create(database)
@@ -116,8 +111,7 @@ def main() -> None:
                   f"{median / copy:6.2f} {median / executemany:9.2f}")
     finally:
         mother.close_all()
-        with psycopg.connect(args.dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_scratch(args.dsn, name)
 
 
 if __name__ == "__main__":

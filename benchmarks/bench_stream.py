@@ -30,13 +30,13 @@ import subprocess
 import sys
 import time
 import tracemalloc
-import uuid
 from collections.abc import Callable, Iterable
 
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 
 import mother
+from benchmarks.timing import create_scratch, drop_scratch
 from mother import MO_LOAD, MotherBox, MotherSession
 
 QUERY = "SELECT big_id, big_name, big_mass, big_at FROM big"
@@ -117,12 +117,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.dsn, args.child, args.size, args.traced)))
         return
-    name = f"mother_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = psycopg.conninfo.conninfo_to_dict(args.dsn)
-    params["dbname"] = name
-    dsn = psycopg.conninfo.make_conninfo(**params)
+    name, dsn = create_scratch(args.dsn)
     try:
         with psycopg.connect(dsn) as conn:
             conn.execute("CREATE TABLE big (big_id SERIAL PRIMARY KEY, big_name TEXT, "
@@ -153,8 +148,7 @@ def main() -> None:
                   f"{statistics.median(grown[mode]) / 1e6:7.1f} {traced[mode] / 1e6:9.1f}")
     finally:
         mother.close_all()
-        with psycopg.connect(args.dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_scratch(args.dsn, name)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import statistics
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
+
+import psycopg
 
 
 def interleaved(contenders: Mapping[str, Callable[[int], object]], n: int,
@@ -41,3 +44,20 @@ def fresh(work: Callable[[int], None], numbers: Iterator[int]) -> Callable[[int]
     contender always does. Fresh numbers make every unit of work really change the row.
     """
     return lambda _index: work(next(numbers))
+
+
+def create_scratch(server_dsn: str) -> tuple[str, str]:
+    """A fresh PostgreSQL database on the server of ``server_dsn`` for one benchmark run:
+    ``(its name, its DSN)``; :func:`drop_scratch` drops it."""
+    name = f"mother_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = psycopg.conninfo.conninfo_to_dict(server_dsn)
+    params["dbname"] = name
+    return name, psycopg.conninfo.make_conninfo(**params)
+
+
+def drop_scratch(server_dsn: str, name: str) -> None:
+    """Drop the scratch database ``name`` (connections to it closed by force)."""
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

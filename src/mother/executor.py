@@ -30,6 +30,7 @@ from .errors import (
 from .filters import MoFilter
 from .sql import naming_values
 from .sql import raw as raw_query
+from .sqltext import shown
 
 log = logging.getLogger(__name__)
 #: what looks like a read: all a read-only session may send (the server refuses a write
@@ -97,12 +98,6 @@ class RowStream:
 
 def _rows(cursor: Any) -> list[dict[str, Any]]:
     return cursor.fetchall() if cursor.description else []
-
-
-def shown(sql: str, limit: int = 200) -> str:
-    """A statement for an error message: on one line, cut only when very long."""
-    text = " ".join(sql.split())
-    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def _raw_values(params: Any) -> Mapping[str, Any]:

@@ -34,15 +34,19 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE | re.DOTALL)
 
 
+def shown(sql: str, limit: int = 200) -> str:
+    """A statement for an error message: on one line, cut only when very long."""
+    text = " ".join(sql.split())
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 class RawFilterError(MotherError, ValueError):
     """A MoFilter that cannot be added to a raw query as written (the message names the
     query and says why); or raw SQL text that cannot be read (an unclosed literal,
     comment or parenthesis)."""
 
     def __init__(self, sql: str, reason: str) -> None:
-        text = " ".join(sql.split())
-        shown = text if len(text) <= 200 else text[:200] + "…"
-        super().__init__(f"raw query {shown!r}: {reason}")
+        super().__init__(f"raw query {shown(sql)}: {reason}")
         self.sql = sql
         self.reason = reason
 

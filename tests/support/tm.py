@@ -75,6 +75,14 @@ class Observer:
         self.calls.append("tpc_abort")
 
 
+class Boom(Exception):
+    """What a foreign resource raises."""
+
+
+def boom() -> None:
+    raise Boom("the foreign resource fails")
+
+
 @implementer(IDataManager)
 class Foreign:
     """A real foreign resource: runs ``action`` in ``phase``, sorted by ``key``."""

@@ -25,18 +25,10 @@ from mother.tm import join, recover
 from mother.tm.datamanager import DECISION_KEY, TransactionState
 from tests.support.classes import ClsPlanets, ClsStars
 from tests.support.databases import count
-from tests.support.tm import Foreign, add_deferred_table, prepared, second_database
+from tests.support.tm import Boom, Foreign, add_deferred_table, boom, prepared, second_database
 
 pytestmark = [pytest.mark.usefixtures("clean_transaction"), pytest.mark.timeout(60)]
 PAIRS = ("postgresql+postgresql", "postgresql+sqlite")
-
-
-class Boom(Exception):
-    """What the foreign resource raises."""
-
-
-def boom() -> None:
-    raise Boom("the foreign resource fails")
 
 
 @pytest.fixture(params=PAIRS)

@@ -31,8 +31,7 @@ from mother.tm.datamanager import (
 )
 from tests.support.classes import ClsStars
 from tests.support.databases import count
-from tests.support.tm import Foreign, prepared, second_database
-from tests.tm.test_failures import Boom, boom
+from tests.support.tm import Boom, Foreign, boom, prepared, second_database
 from tools.rtproxy import RoundTripProxy
 
 pytestmark = [pytest.mark.usefixtures("clean_transaction"), pytest.mark.timeout(60)]
