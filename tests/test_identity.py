@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,39 @@ def test_from_row_gives_the_identity_object(db: mother.Database, star_id: int) -
         planet_rows = ClsPlanets.load_rows(s, {"star_id": star_id})
         planet = ClsPlanets.from_row(s, planet_rows[0])
         assert s.get(ClsPlanets, planet.getField("planet_id")) is planet
+
+
+def test_from_rows_maps_each_row_once_in_order(db: mother.Database, star_id: int) -> None:
+    with MotherSession() as s:
+        ClsStars({"star_name": "Vega"}, MO_SAVE, session=s)
+        held = s.get(ClsStars, star_id)
+        rows = ClsStars.load_rows(s, None, order="star_id")
+        got = list(ClsStars.from_rows(s, rows))
+        assert [r.getField("star_id") for r in got] == [row["star_id"] for row in rows]
+        assert got[0] is held  # the row the session held: its object, not a new one
+        assert s.get(ClsStars, got[1].getField("star_id")) is got[1]  # a new one: mapped
+        assert got[1] not in s.uow.dirty.values()  # loaded clean: nothing to write
+
+
+def test_from_rows_makes_records_through_a_class_of_its_own(db: mother.Database,
+                                                           star_id: int) -> None:
+    made: list[dict[str, Any]] = []
+
+    class Counted(ClsStars):
+        def __init__(self, store: Any = None, *args: Any, **kwargs: Any) -> None:
+            made.append(dict(store or {}))
+            super().__init__(store, *args, **kwargs)
+
+    with MotherSession() as s:
+        rows = Counted.load_rows(s, {"star_id": star_id})
+        (star,) = Counted.from_rows(s, rows)
+        assert isinstance(star, Counted) and made == rows
+        assert s.get(Counted, star_id) is star
+
+
+def test_from_rows_refuses_a_column_the_table_lacks(db: mother.Database) -> None:
+    with MotherSession() as s, pytest.raises(mother.UnknownFieldError, match="star_colour"):
+        list(ClsStars.from_rows(s, [{"star_id": 1, "star_colour": "red"}]))
 
 
 def test_identity_keeps_unflushed_changes_on_reload(db: mother.Database, star_id: int) -> None:

@@ -7,7 +7,7 @@ columns and keys come from the live schema.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from . import sql, unitofwork
@@ -264,20 +264,49 @@ class DbMother:
     @classmethod
     def from_row(cls, session: Owner | None, row: Mapping[str, Any]) -> DbMother:
         """The object for a loaded row: the one the session holds already, else a new one."""
-        if session is not None:
-            table = session.database.schema.table(cls.table_name)
-            keys = table.primary_key
-            if keys and all(name in row for name in keys):
-                found: DbMother | None = session.uow.identity.get(
-                    table.name, tuple(row[name] for name in keys))
+        return next(cls.from_rows(session, (row,)))
+
+    @classmethod
+    def from_rows(cls, session: Owner | None,
+                  rows: Iterable[Mapping[str, Any]]) -> Iterator[DbMother]:
+        """The objects for loaded rows, in their order (see :meth:`from_row`).
+
+        The table, its key and the identity map are looked up once for all rows, and a
+        class that keeps DbMother's construction (no ``__new__``, ``__init__`` or
+        ``_mo_init_store`` of its own, as MotherCaster has) gets its objects made
+        without the checks a store given by hand needs: the columns are checked on the
+        first row.
+        """
+        if session is None:
+            session = cls._mo_implicit()
+        database = session.database if session is not None else get_database(cls.mother_database)
+        table = database.schema.table(cls.table_name)
+        keys = table.primary_key
+        uow = session.uow if session is not None else None
+        identity = uow.identity if uow is not None and keys else None
+        plain = (cls.__new__ is DbMother.__new__ and cls.__init__ is DbMother.__init__
+                 and cls._mo_init_store is DbMother._mo_init_store)
+        checked = not plain
+        for row in rows:
+            key = unitofwork.row_key(row, keys)
+            if identity is not None and key is not None:
+                found: DbMother | None = identity.get(table.name, key)
                 if found is not None:
                     for name, value in row.items():
                         found._mo_store.setdefault(name, value)
-                    return found
-        obj = cls(row, MO_NOA, session)  # the store is a copy of the row
-        owner = obj._mo_session
-        held: DbMother = unitofwork.loaded(obj, owner.uow if owner is not None else None, ())
-        return held
+                    yield found
+                    continue
+            if not plain:
+                obj = cls(row, MO_NOA, session)  # the store is a copy of the row
+                owner = obj._mo_session
+                yield unitofwork.loaded(obj, owner.uow if owner is not None else None, ())
+                continue
+            if not checked:
+                table.check_fields(row)
+                checked = True
+            obj = object.__new__(cls)
+            obj._mo_session = session
+            yield unitofwork.fresh(obj, uow, dict(row), key)
 
     # -- Mother's record methods -------------------------------------------------------------
     @property

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import bulk, joins, sql
@@ -83,8 +83,9 @@ class _RecordSet:
             return iter(self.stream(self.streamed))
         return iter(self._records)
 
-    def _obj(self, row: Mapping[str, Any]) -> Any:
-        return self.builder.from_row(self.session, row)
+    def _objects(self, rows: Iterable[Mapping[str, Any]]) -> Iterator[Any]:
+        """The records of loaded rows (``getRecords(flag_obj=True)``, ``stream(flag_obj=True)``)."""
+        return self.builder.from_rows(self.session, rows)
 
     def _query(self) -> tuple[str, dict[str, Any]]:
         """The SELECT of the set's rows."""
@@ -103,13 +104,13 @@ class _RecordSet:
         rows = self.executor.run_stream(text, params, stream_size(size))
         if not flag_obj:
             return iter(rows)
-        return map(self._obj, rows)
+        return self._objects(rows)
 
     def getRecords(self, flag_obj: bool = False) -> list[Any]:
         """The rows as dicts, or as records of the builder class with ``flag_obj=True``."""
         self._refuse_streamed("list of records")
         if flag_obj:
-            return [self._obj(row) for row in self._records]
+            return list(self._objects(self._records))
         return list(self._records)
 
 
@@ -404,10 +405,10 @@ class MotherFusion(_RecordSet):
         A column goes to the first table that has it (a, then b, then the link);
         a side that an outer join left empty comes back as None.
         """
-        self._refuse_streamed("list of records")
-        if not flag_obj:
-            return list(self._records)
-        return [self._obj(row) for row in self._records]
+        return super().getRecords(flag_obj)
+
+    def _objects(self, rows: Iterable[Mapping[str, Any]]) -> Iterator[tuple[DbMother | None, ...]]:
+        return map(self._obj, rows)
 
     def _parts(self) -> None:
         """The columns of each side, for :meth:`_obj`."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 import weakref
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from . import bulk, sql
@@ -204,6 +204,27 @@ def loaded(obj: R, uow: UnitOfWork[R] | None, row: Any) -> R:
     if obj._mo_state in (TRANSIENT, GONE):
         obj._mo_state = PERSISTENT
     return uow.adopt(obj) if uow is not None else obj
+
+
+def row_key(row: Mapping[str, Any], keys: Sequence[str]) -> tuple[Any, ...] | None:
+    """The primary key ``keys`` of a row read from the database (None: the table has no
+    key, or the row lacks a value for one of its columns)."""
+    if not keys:
+        return None
+    key = tuple(row.get(name) for name in keys)
+    return None if None in key else key
+
+
+def fresh(obj: R, uow: UnitOfWork[R] | None, store: dict[str, Any],
+          key: tuple[Any, ...] | None) -> R:
+    """A new ``obj`` for a row just read that no object of ``uow`` holds (``store``, its
+    values; ``key``, its primary key): clean, PERSISTENT, mapped under its key."""
+    obj._mo_store = store
+    obj._mo_dirty = None
+    obj._mo_state = PERSISTENT
+    if uow is not None and key is not None:
+        uow.identity.add(obj.table_name, key, obj)
+    return obj
 
 
 def changed(obj: R, uow: UnitOfWork[R] | None, name: str) -> None:
