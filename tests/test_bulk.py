@@ -1,15 +1,27 @@
-"""Bulk inserts (mother/bulk.py): keys in row order for every row, by COPY where it can,
-row by row where it cannot, and nothing written when one row fails."""
+"""Bulk writes (mother/bulk.py): inserts with keys in row order for every row, by COPY
+where it can, row by row where it cannot; updates of many records as one statement where
+it can; and nothing written when one row fails."""
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import sqlite3
+import uuid
 
 import psycopg
 import pytest
 
 import mother
-from mother import SQL_DEFAULT, MotherMany, MotherSession, events, getMotherBuilder
+from mother import (
+    MO_LOAD,
+    SQL_DEFAULT,
+    MotherBox,
+    MotherMany,
+    MotherSession,
+    events,
+    getMotherBuilder,
+)
 from mother.bulk import BULK_ROWS
 from mother.records import MO_SAVE
 from tests.support.databases import count
@@ -72,8 +84,8 @@ def make_odd_table(db: mother.Database) -> None:
         s.oc_query(f"CREATE TABLE {t} ({key} {db.dialect.serial_type} PRIMARY KEY, "
                    f"{weird} TEXT, {mixed} INTEGER DEFAULT 7, {note} TEXT)")
         if db.dialect.name == "postgresql":
-            s.oc_query(f"CREATE FUNCTION odd_note() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                       f"BEGIN NEW.{note} := 'row ' || coalesce(NEW.{weird}, 'null'); "
+            s.oc_query("CREATE OR REPLACE FUNCTION odd_note() RETURNS trigger LANGUAGE plpgsql "
+                       f"AS $$ BEGIN NEW.{note} := 'row ' || coalesce(NEW.{weird}, 'null'); "
                        "RETURN NEW; END $$")
             s.oc_query(f"CREATE TRIGGER odd_note BEFORE INSERT ON {t} "
                        "FOR EACH ROW EXECUTE FUNCTION odd_note()")
@@ -207,3 +219,154 @@ def test_a_stale_update_after_a_copied_group_names_the_right_record(db):
             session.flush()
         session.rollback()
     assert count(db, "stars") == 0
+
+
+# -- updates ------------------------------------------------------------------------------
+
+def updates(trace: events.Trace) -> list[events.Statement]:
+    """The UPDATE statements the trace saw, the group ones (``ROWS FROM``) included."""
+    return [s for s in statements(trace) if "UPDATE " in s.sql]
+
+
+def grouped(trace: events.Trace) -> list[events.Statement]:
+    return [s for s in updates(trace) if "ROWS FROM" in s.sql]
+
+
+def seeded(db: mother.Database, n: int = ROWS) -> None:
+    MotherMany("stars", stars(n), MO_SAVE)
+
+
+def loaded(session: MotherSession, table: str = "stars", order: str = "star_id") -> list:
+    return MotherBox(table, None, MO_LOAD, order=order, session=session).getRecords(
+        flag_obj=True)
+
+
+@pytest.mark.parametrize("end", ["flush", "commit"])
+def test_many_changed_records_go_as_one_update(db, end):
+    seeded(db)
+    with events.capture() as trace:
+        session = MotherSession()
+        for star in loaded(session):
+            star.setField("star_mass", star.getField("star_mass") + 1000)
+        if end == "flush":
+            session.flush()
+        session.endSession()
+    if db.dialect.can_update_arrays:  # one statement, one parameter set: the arrays
+        [group] = updates(trace)
+        assert "ROWS FROM" in group.sql and group.rows == 1
+    else:  # one UPDATE a row (SQLite reports each apart)
+        assert grouped(trace) == [] and sum(
+            len(s.params) if isinstance(s.params, list) else 1 for s in updates(trace)) == ROWS
+    with MotherSession() as s:
+        masses = [row["star_mass"] for row in s.mr_query("SELECT star_mass FROM stars "
+                                                          "ORDER BY star_id")]
+    assert masses == [1000 + i % 13 for i in range(ROWS)]
+
+
+@pytest.mark.parametrize("end", ["flush", "commit"])
+@pytest.mark.parametrize("where", ["first", "between", "last"])
+def test_a_stale_row_in_an_update_group_is_named_and_nothing_is_written(db, end, where):
+    seeded(db)
+    session = MotherSession()
+    records = loaded(session)
+    victim = records[{"first": 0, "between": ROWS // 2, "last": ROWS - 1}[where]]
+    victim_id = victim.getField("star_id")
+    session.oc_query(f"DELETE FROM stars WHERE star_id = {victim_id}")
+    for star in records:
+        star.setField("star_mass", 5000)
+    with pytest.raises(mother.StaleRecordError, match=f"stars row {victim_id}\\b"):
+        session.flush() if end == "flush" else session.endSession()
+    if end == "flush":
+        session.rollback()
+        session.endSession()
+    assert session.closed  # a failed endSession() rolled back and ended it
+    assert count(db, "stars") == ROWS  # the DELETE rolled back with the rest
+    assert count(db, "stars", "WHERE star_mass = 5000") == 0
+
+
+def test_an_update_group_runs_row_triggers_and_keeps_odd_names(db):
+    make_odd_table(db)
+    weird, t, note = "we`ird \"col", db.dialect.quote(ODD_TABLE), db.dialect.quote("note")
+    MotherMany(getMotherBuilder(ODD_TABLE), [{weird: f"w{i}"} for i in range(ROWS)], MO_SAVE)
+    if db.dialect.name == "postgresql":
+        with MotherSession() as s:
+            s.oc_query("CREATE OR REPLACE FUNCTION odd_touched() RETURNS trigger "
+                       f"LANGUAGE plpgsql AS $$ BEGIN NEW.{note} := 'touched ' || "
+                       f"NEW.{db.dialect.quote(weird)}; RETURN NEW; END $$")
+            s.oc_query(f"CREATE TRIGGER odd_touched BEFORE UPDATE ON {t} "
+                       "FOR EACH ROW EXECUTE FUNCTION odd_touched()")
+    with events.capture() as trace, MotherSession() as session:
+        for record in loaded(session, ODD_TABLE, ODD_KEY):
+            record.setField(weird, record.getField(weird) + "%s")
+    assert len(grouped(trace)) == (1 if db.dialect.can_update_arrays else 0)
+    with MotherSession() as s:
+        rows = s.mr_query(f"SELECT * FROM {t}")
+    assert sorted(row[weird] for row in rows) == sorted(f"w{i}%s" for i in range(ROWS))
+    if db.dialect.name == "postgresql":  # the trigger ran for each row, with its new value
+        assert all(row["note"] == f"touched {row[weird]}" for row in rows)
+
+
+def test_an_update_group_carries_each_type_as_a_row_would(pgdb):
+    with MotherSession() as s:
+        s.oc_query("CREATE TYPE mood AS ENUM ('calm', 'odd')")
+        s.oc_query("CREATE TABLE typed (t_id SERIAL PRIMARY KEY, v VARCHAR(20), "
+                   "n NUMERIC(10, 2), d DATE, m mood, j JSON, b BOOLEAN, raw BYTEA, u UUID, "
+                   "span INTERVAL, at TIMESTAMPTZ, tags TEXT[])")
+        s.oc_query("INSERT INTO typed (v) SELECT 'x' FROM generate_series(1, %(n)s)",
+                   {"n": ROWS})
+    pgdb.refresh_schema()
+
+    def values(i: int) -> dict[str, object]:
+        return {"v": f"v{i}", "n": decimal.Decimal(i) / 4,
+                "d": datetime.date(2026, 1, 1 + i % 28), "m": "odd" if i % 2 else "calm",
+                "j": f'{{"i": {i}}}', "b": i % 3 == 0, "raw": bytes([i % 256]),
+                "u": uuid.UUID(int=i), "span": datetime.timedelta(seconds=i)}
+
+    with events.capture() as trace, MotherSession() as session:
+        for i, record in enumerate(loaded(session, "typed", "t_id")):
+            wanted = values(i)
+            if i % 7 == 0:
+                wanted["v"] = None  # NULLs among the values
+            record.setFields(wanted)
+    assert len(grouped(trace)) == 1
+    with MotherSession() as s:
+        rows = s.mr_query("SELECT *, j::text AS jt FROM typed ORDER BY t_id")
+    for i, row in enumerate(rows):
+        wanted = values(i)
+        assert row["v"] == (None if i % 7 == 0 else wanted["v"])
+        for name in ("n", "d", "m", "b", "u", "span"):
+            assert row[name] == wanted[name], (name, row[name], wanted[name])
+        assert bytes(row["raw"]) == wanted["raw"] and row["jt"] == wanted["j"]
+
+    # what an array cannot carry as a row would goes one UPDATE a row: a datetime (naive
+    # and aware ones differ), an array column, one column holding values of two types
+    moments = [datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+               + datetime.timedelta(hours=i) for i in range(ROWS)]
+    for change in ({"at": moments}, {"tags": [[f"t{i}", "x"] for i in range(ROWS)]},
+                   {"n": [i if i % 2 else f"{i}.5" for i in range(ROWS)]}):
+        [(name, column)] = change.items()
+        with events.capture() as trace, MotherSession() as session:
+            for record, value in zip(loaded(session, "typed", "t_id"), column):
+                record.setField(name, value)
+        assert grouped(trace) == [] and len(updates(trace)[0].params) == ROWS
+        with MotherSession() as s:
+            stored = [row[name] for row in s.mr_query(f"SELECT {name} FROM typed ORDER BY t_id")]
+        expected = [decimal.Decimal(v) for v in column] if name == "n" else column
+        assert stored == expected
+
+
+def test_a_stale_row_of_an_update_group_after_a_copied_group_is_named(db):
+    seeded(db)
+    Star = getMotherBuilder("stars")
+    with MotherSession() as session:
+        records = loaded(session)
+        victim_id = records[7].getField("star_id")
+        session.oc_query(f"DELETE FROM stars WHERE star_id = {victim_id}")
+        for row in stars(ROWS, offset=ROWS):  # copied first: parents before updates
+            session.persist(Star(row, session=session))
+        for star in records:
+            star.setField("star_mass", 5000)
+        with pytest.raises(mother.StaleRecordError, match=f"stars row {victim_id}\\b"):
+            session.flush()
+        session.rollback()
+    assert count(db, "stars") == ROWS and count(db, "stars", "WHERE star_mass = 5000") == 0

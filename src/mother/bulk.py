@@ -1,5 +1,6 @@
-"""Inserting many rows at once near the database's limit: keys taken from the sequence in
-one round trip, then the rows sent by ``COPY``.
+"""Writing many rows at once near the database's limit: for inserts, keys taken from the
+sequence in one round trip, then the rows sent by ``COPY``; for updates, one statement
+whose values are arrays (:func:`update_rows`).
 
 Each row gets its key because dbmother chose it: key *n* of the sequence's answer
 is written into row *n* and sent with it, so the keys are in row order by
@@ -12,18 +13,28 @@ caller inserts row by row (one ``INSERT … RETURNING`` per row, pipelined).
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import operator
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from . import sql
 from .database import Database
+from .dialects import Dialect
 from .schema import Table
 
 #: rows of one shape (one table, the same columns) from which they are sent by COPY;
 #: below it one pipelined INSERT per row costs fewer round trips (COPY takes three:
 #: the keys, the COPY, its data)
 BULK_ROWS = 100
+
+#: the Python types whose values an array carries as they would go one by one (a
+#: datetime or time is left out: a list is dumped by the type of its first value, and
+#: a naive and an aware one would not go alike)
+PLAIN = frozenset({int, float, str, bool, bytes, decimal.Decimal, uuid.UUID, datetime.date,
+                   datetime.timedelta})
 
 #: the mark, among a table's templates, of a key column no sequence numbers (asked once
 #: per schema: a new schema asks again)
@@ -86,3 +97,29 @@ def _values(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, 
     if len(columns) == 1:
         return lambda row: (get(row),)
     return get
+
+
+def update_rows(dialect: Dialect, table: Table, columns: Sequence[str], keys: Sequence[str],
+                rows: Sequence[tuple[Mapping[str, Any], Sequence[Any]]]
+                ) -> tuple[str, dict[str, Any]] | None:
+    """One UPDATE for ``rows`` (each: its values, by column, and its primary key's),
+    ``columns`` set where ``keys`` match: the statement (:func:`mother.sql.update_group`)
+    and its one parameter set, holding ``mo_rows``, their number, for the dialect to
+    guard it (each row must change). None when this path does not apply: fewer than
+    :data:`BULK_ROWS` rows, a database without it, or a column whose values are not all
+    of one :data:`PLAIN` type (None aside): the rows then go one UPDATE each."""
+    if len(rows) < BULK_ROWS or not dialect.can_update_arrays:
+        return None
+    arrays = [[values[name] for values, _ in rows] for name in columns]
+    arrays += [[key[i] for _, key in rows] for i in range(len(keys))]
+    for array in arrays:
+        kinds = set(map(type, array))
+        kinds.discard(type(None))
+        if len(kinds) > 1 or not kinds <= PLAIN:
+            return None
+    text = sql.update_group(dialect, table, columns, keys)
+    if text is None:
+        return None
+    params: dict[str, Any] = {f"a{i}": array for i, array in enumerate(arrays)}
+    params["mo_rows"] = len(rows)
+    return text, params

@@ -178,9 +178,13 @@ class DbMother:
     def _mo_primary_key(self, table: Table | None = None) -> tuple[Any, ...] | None:
         keys = (table or self._mo_table()).primary_key
         store = self._mo_store
-        if not keys or any(store.get(name) in (None, SQL_DEFAULT) for name in keys):
+        if len(keys) == 1:  # most tables: no generator to run
+            value = store.get(keys[0])
+            return None if value is None or value is SQL_DEFAULT else (value,)
+        key = tuple([store.get(name) for name in keys])
+        if not keys or any(value is None or value is SQL_DEFAULT for value in key):
             return None
-        return tuple(store[name] for name in keys)
+        return key
 
     def _mo_touch(self) -> UnitOfWork[DbMother] | None:
         self._mo_check_open()

@@ -516,6 +516,36 @@ def _template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
     raise ValueError(kind)
 
 
+def update_group(dialect: Dialect, table: Table, columns: Sequence[str],
+                 keys: Sequence[str]) -> str | None:
+    """One UPDATE of many rows: ``columns`` set where ``keys`` match, the rows' values
+    given as one array per column, ``a0…`` (``columns``, then ``keys``), unnested side
+    by side (``ROWS FROM … WITH ORDINALITY``) as ``mo_v``, each row's place ``mo_n``
+    (counted from 1). Made once per table and shape; None where the dialect cannot
+    (:attr:`~mother.dialects.base.Dialect.can_update_arrays`) or a column is itself an
+    array (unnest would flatten it)."""
+    shape = (dialect.name, "update group", tuple(columns), tuple(keys))
+    if shape in table.templates:
+        return table.templates[shape] or None
+    table.check_fields([*columns, *keys])
+    types = [table.columns[name].type for name in (*columns, *keys)]
+    text = ""
+    if dialect.can_update_arrays and columns and keys and not any(
+            kind.endswith("]") for kind in types):
+        quote, ph = functools.partial(quoted, dialect), dialect.placeholder
+        target = quote(table.name)
+        arrays = ", ".join(f"pg_catalog.unnest({ph(f'a{i}')}::{dialect.trusted(kind)}[])"
+                           for i, kind in enumerate(types))
+        names = ", ".join(f"a{i}" for i in range(len(types)))
+        sets = ", ".join(f"{quote(col)} = mo_v.a{i}" for i, col in enumerate(columns))
+        where = " AND ".join(f"{target}.{quote(key)} = mo_v.a{len(columns) + i}"
+                             for i, key in enumerate(keys))
+        text = (f"UPDATE {target} SET {sets} FROM ROWS FROM ({arrays}) "
+                f"WITH ORDINALITY AS mo_v({names}, mo_n) WHERE {where}")
+    table.templates[shape] = text
+    return text or None
+
+
 def template_params(columns: Sequence[str], keys: Sequence[str], values: Mapping[str, Any],
                     key_values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The parameters of one row for :func:`template`."""

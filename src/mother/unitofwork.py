@@ -495,12 +495,15 @@ class UnitOfWork(Generic[R]):
             updates.setdefault((obj.table_name, tuple(sorted(obj._mo_dirty or ()))), []).append(obj)
         for (table_name, columns), objs in updates.items():
             table = schema.table(table_name)
-            keys = self._require_key(table, objs, "update")
+            known = [obj._mo_key for obj in objs]
+            keys = self._require_key(table, known, "update")
+            rows = [(obj._mo_store, key or ()) for obj, key in zip(objs, known)]
             checked[len(statements)] = ("update", objs)
-            statements.append((
+            group = bulk.update_rows(dialect, table, columns, keys, rows)
+            statements.append((group[0], [group[1]], False) if group is not None else (
                 sql.template(dialect, table, "update", columns, keys),
-                [sql.template_params(columns, keys, obj._mo_store,
-                                     dict(zip(keys, obj._mo_key or ()))) for obj in objs],
+                [sql.template_params(columns, keys, values, dict(zip(keys, key)))
+                 for values, key in rows],
                 False))
             appliers.append((self._updated, objs, ()))
 
@@ -510,12 +513,12 @@ class UnitOfWork(Generic[R]):
         schema.check_acyclic(deletes)
         for table_name, objs in sorted(deletes.items(), key=lambda item: -schema.rank(item[0])):
             table = schema.table(table_name)
-            keys = self._require_key(table, objs, "delete")
+            known = [obj._mo_key for obj in objs]
+            keys = self._require_key(table, known, "delete")
             checked[len(statements)] = ("delete", objs)
             statements.append((
                 sql.template(dialect, table, "delete", (), keys),
-                [sql.template_params((), keys, {}, dict(zip(keys, obj._mo_key or ())))
-                 for obj in objs],
+                [sql.template_params((), keys, {}, dict(zip(keys, key or ()))) for key in known],
                 False))
             appliers.append((self._deleted, objs, ()))
 
@@ -592,9 +595,12 @@ class UnitOfWork(Generic[R]):
             error.__dict__.setdefault("__notes__", []).append(note)
 
     @staticmethod
-    def _require_key(table: Table, objs: list[R], what: str) -> tuple[str, ...]:
+    def _require_key(table: Table, known: list[tuple[Any, ...] | None], what: str
+                     ) -> tuple[str, ...]:
+        """The table's key columns, refusing a table without a key and records without
+        theirs (``known``, the records' keys)."""
         keys = table.primary_key
-        if not keys or any(obj._mo_key is None for obj in objs):
+        if not keys or None in known:
             raise PrimaryKeyError(f"cannot {what} a {table.name} record tracked by the session "
                                   "without its primary key")
         return keys

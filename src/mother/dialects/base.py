@@ -97,6 +97,9 @@ class Dialect:
     serial_type: ClassVar[str]
     #: whether :meth:`copy` can load rows (PostgreSQL's ``COPY … FROM STDIN``)
     can_copy: ClassVar[bool] = False
+    #: whether one UPDATE can take many rows' values as arrays (``unnest … WITH ORDINALITY``,
+    #: see :func:`mother.sql.update_group`)
+    can_update_arrays: ClassVar[bool] = False
     #: exceptions that mean "the connection is gone"
     connection_errors: ClassVar[tuple[type[BaseException], ...]]
     #: whether the database can prepare transactions at all (False: no need to ask it)

@@ -43,6 +43,13 @@ UNBOUNDED = 2**31 - 1
 GUARD = ("WITH mo_changed AS (", " RETURNING 1) SELECT CAST(CASE WHEN COUNT(*) = 0 "
          "THEN %(mo_unchanged)s ELSE CAST(COUNT(*) AS TEXT) END AS BIGINT) AS mo_count "
          "FROM mo_changed")
+#: the same for a group UPDATE (:func:`mother.sql.update_group`, its one parameter set
+#: holding ``mo_rows``): the first of its rows it did not change is named by its place
+GROUP_GUARD = ("WITH mo_changed AS (", " RETURNING mo_v.mo_n) SELECT CAST(COALESCE((SELECT "
+               "%(mo_unchanged)s || (pg_catalog.min(g) - 1) FROM "
+               "pg_catalog.generate_series(1, %(mo_rows)s) AS g WHERE g NOT IN "
+               "(SELECT mo_n FROM mo_changed)), CAST(COUNT(*) AS TEXT)) AS BIGINT) AS mo_count "
+               "FROM mo_changed")
 UNCHANGED = "mother-unchanged:"
 UNCHANGED_RE = re.compile(re.escape(UNCHANGED) + r"(\d+):(\d+)")
 
@@ -167,6 +174,7 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     serial_type = "SERIAL"
     can_copy = True
+    can_update_arrays = True
     concurrent_writes = True
     connection_errors = (psycopg.OperationalError, psycopg.InterfaceError)
     can_prepare = True
@@ -397,12 +405,19 @@ class PostgresDialect(Dialect):
         The rows a statement of ``must_change`` changed are known only once the
         COMMIT has been sent with it: when one rides in the batch, each such
         statement is guarded (:data:`GUARD`) so that the server itself fails it,
-        and so skips the COMMIT, when it changes no row.
+        and so skips the COMMIT, when it changes no row. A group UPDATE (its one
+        parameter set holding ``mo_rows``) is always guarded (:data:`GROUP_GUARD`):
+        its counts are one per row.
         """
         guarded = commit and bool(must_change)
+        groups = {number for number in must_change
+                  if len(statements[number][1]) == 1 and "mo_rows" in statements[number][1][0]}
         flat: list[tuple[str, Any]] = []
         for number, (sql, seq, _) in enumerate(statements):
-            if guarded and number in must_change:
+            if number in groups:
+                flat.append((GROUP_GUARD[0] + sql + GROUP_GUARD[1],
+                             {**seq[0], "mo_unchanged": f"{UNCHANGED}{number}:"}))
+            elif guarded and number in must_change:
                 text = GUARD[0] + sql + GUARD[1]
                 flat.extend((text, {**params, "mo_unchanged": f"{UNCHANGED}{number}:{index}"})
                             for index, params in enumerate(seq))
@@ -412,6 +427,9 @@ class PostgresDialect(Dialect):
         def grouped(results: list[pgwire.Result]) -> list[BatchResult]:
             each, out = iter(results), []
             for number, (_, seq, _) in enumerate(statements):
+                if number in groups:
+                    out.append(BatchResult([], [1] * next(each).rows[0]["mo_count"]))
+                    continue
                 mine = [next(each) for _ in seq]
                 if guarded and number in must_change:
                     out.append(BatchResult([], [result.rows[0]["mo_count"] for result in mine]))
@@ -426,7 +444,8 @@ class PostgresDialect(Dialect):
             return grouped(pgwire.run(conn, flat, end=b"COMMIT" if commit else None,
                                       probe=commit))
         except pgerrors.InvalidTextRepresentation as error:
-            found = UNCHANGED_RE.search(error.diag.message_primary or "") if guarded else None
+            found = (UNCHANGED_RE.search(error.diag.message_primary or "")
+                     if guarded or groups else None)
             if found is None:
                 raise
             raise RowNotChangedError(int(found[1]), int(found[2])) from error
