@@ -45,11 +45,11 @@ GUARD = ("WITH mo_changed AS (", " RETURNING 1) SELECT CAST(CASE WHEN COUNT(*) =
          "FROM mo_changed")
 #: the same for a group UPDATE (:func:`mother.sql.update_group`, its one parameter set
 #: holding ``mo_rows``): the first of its rows it did not change is named by its place
-GROUP_GUARD = ("WITH mo_changed AS (", " RETURNING mo_v.mo_n) SELECT CAST(COALESCE((SELECT "
-               "%(mo_unchanged)s || (pg_catalog.min(g) - 1) FROM "
-               "pg_catalog.generate_series(1, %(mo_rows)s) AS g WHERE g NOT IN "
-               "(SELECT mo_n FROM mo_changed)), CAST(COUNT(*) AS TEXT)) AS BIGINT) AS mo_count "
-               "FROM mo_changed")
+GROUP_GUARD = ("WITH mo_changed AS (", " RETURNING mo_v.mo_n) SELECT CAST(CASE WHEN COUNT(*) = "
+               "%(mo_rows)s THEN CAST(COUNT(*) AS TEXT) ELSE %(mo_unchanged)s || (SELECT "
+               "pg_catalog.min(g) - 1 FROM pg_catalog.generate_series(1, %(mo_rows)s) AS g "
+               "WHERE NOT EXISTS (SELECT FROM mo_changed WHERE mo_n = g)) END AS BIGINT) "
+               "AS mo_count FROM mo_changed")
 UNCHANGED = "mother-unchanged:"
 UNCHANGED_RE = re.compile(re.escape(UNCHANGED) + r"(\d+):(\d+)")
 
