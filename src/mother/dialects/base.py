@@ -306,6 +306,15 @@ class Dialect:
         """Whether ``error`` says the table a statement named does not exist."""
         return False
 
+    def is_missing_column(self, error: BaseException) -> bool:
+        """Whether ``error`` says a column a statement named does not exist."""
+        return False
+
+    def is_busy(self, error: BaseException) -> bool:
+        """Whether ``error`` says another connection is finishing that prepared
+        transaction right now (recovery leaves it for its next run)."""
+        return False
+
     def is_transient(self, error: BaseException) -> bool:
         """True when retrying the whole transaction may succeed."""
         return False

@@ -516,6 +516,13 @@ class PostgresDialect(Dialect):
     def is_missing_table(self, error: BaseException) -> bool:
         return isinstance(error, pgerrors.UndefinedTable)
 
+    def is_missing_column(self, error: BaseException) -> bool:
+        return isinstance(error, pgerrors.UndefinedColumn)
+
+    def is_busy(self, error: BaseException) -> bool:
+        # "prepared transaction with identifier ... is busy" (SQLSTATE 55000)
+        return isinstance(error, pgerrors.ObjectNotInPrerequisiteState)
+
     def is_transient(self, error: BaseException) -> bool:
         return isinstance(error, (pgerrors.SerializationFailure, pgerrors.DeadlockDetected)) or (
             isinstance(error, psycopg.Error) and (error.sqlstate or "").startswith("40"))

@@ -289,5 +289,8 @@ class SQLiteDialect(Dialect):
     def is_missing_table(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "no such table" in str(error)
 
+    def is_missing_column(self, error: BaseException) -> bool:
+        return isinstance(error, sqlite3.OperationalError) and "no such column" in str(error)
+
     def is_transient(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)
