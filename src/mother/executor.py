@@ -257,6 +257,8 @@ class Transactional(Executor):
         self.batches = 0
         if pg_conn is not None:
             database.dialect.set_session_name(pg_conn, name)
+        elif not self.readonly and database.schema_check_due():
+            self.connection()  # checks the schema before any statement is composed
 
     @property
     def closed(self) -> bool:
@@ -285,6 +287,8 @@ class Transactional(Executor):
         if self._conn is None:
             self._conn = self.database.getconn()
             self._fresh = True
+            if not self.readonly:  # on the primary: a replica may not have the migration yet
+                self.database.check_schema(self._conn)
         return self._conn
 
     def failed(self, error: BaseException) -> None:
@@ -307,6 +311,7 @@ class Transactional(Executor):
         except Exception as error:
             cause = error.cause if isinstance(error, EndLost) else error
             self.guard(cause)
+            self.database.schema_suspect(cause)
             unsent = not isinstance(error, EndLost) or error.ran is False
             if fresh and unsent and self._lost is cause:
                 log.info("session %s: replacing a dead pooled connection", self.name)
@@ -574,13 +579,16 @@ class SharedConnection(Executor):
         dialect = self.database.dialect
         with self._lock:
             conn = self._connection()
+            if self._level == 0:
+                self.database.check_schema(conn)
             try:
                 dialect.begin(conn)
                 result = work(conn)
                 if self._level == 0:
                     dialect.commit(conn)
                 return result
-            except Exception:
+            except Exception as error:
+                self.database.schema_suspect(error)
                 with contextlib.suppress(Exception):
                     dialect.rollback(conn)
                 # like rollback(): a failed statement ends the whole nested transaction

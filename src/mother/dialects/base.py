@@ -251,6 +251,12 @@ class Dialect:
     def introspect(self, conn: Any) -> Schema:
         raise NotImplementedError
 
+    def schema_fingerprint(self, conn: Any) -> str:
+        """A short text that changes whenever :meth:`introspect` would read another
+        schema (a change it would not see may change it too), read in one round trip
+        on an idle connection, left idle."""
+        raise NotImplementedError
+
     def server_version(self, conn: Any) -> str:
         raise NotImplementedError
 
