@@ -227,6 +227,16 @@ class Database:
                 return translated
         return None
 
+    def forget_connections(self) -> None:
+        """In a forked child: forget the parent's pool without closing it (closing would
+        end the parent's connections on the server; they are kept referenced, never
+        used), so that the child opens its own on first use. Settings, the schema cache
+        and every hook stay."""
+        self._lock = threading.RLock()  # another thread of the parent may have held it
+        if self._pool is not None:
+            inherited.append(self._pool)
+            self._pool = None
+
     def close(self) -> None:
         """Close what the layers above keep (the shared connection), then the pool."""
         with self._lock:
@@ -244,6 +254,20 @@ class Database:
 
 _registry: dict[str, Database] = {}
 _registry_lock = threading.Lock()
+#: what a forked child inherited from its parent and must neither use nor close
+inherited: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    """A pre-fork server's worker starts with no connection of its parent's: each
+    configured database opens its own pool on first use."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for database in _registry.values():
+        database.forget_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def check_settings(

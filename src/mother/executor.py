@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import events
-from .database import Database
+from .database import Database, inherited
 from .dialects.base import BatchResult, EndLost
 from .errors import (
     ArgumentError,
@@ -647,8 +649,31 @@ class SharedConnection(Executor):
                     self._conn.close()
                 self._conn = None
 
+    def forget_connection(self) -> None:
+        """In a forked child: drop the parent's connection unclosed (and any
+        ``beginTrans()`` of the parent's threads); the next statement opens a new one."""
+        self._lock = threading.RLock()
+        self._level = 0
+        if self._conn is not None:
+            inherited.append(self._conn)
+            self._conn = None
+
 
 _shared_lock = threading.Lock()
+#: every shared connection made, so that a forked child can forget their connections
+_made: weakref.WeakSet[SharedConnection] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child opens its own shared connections: the parent's are forgotten,
+    never closed (:data:`mother.database.inherited`)."""
+    global _shared_lock
+    _shared_lock = threading.Lock()
+    for found in _made:
+        found.forget_connection()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def shared(database: Database) -> SharedConnection:
@@ -663,6 +688,7 @@ def shared(database: Database) -> SharedConnection:
             if found is None:
                 found = database.extensions[SharedConnection] = SharedConnection(database)
                 database.on_close.append(found.close)
+                _made.add(found)
     return found
 
 
