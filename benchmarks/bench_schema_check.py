@@ -37,6 +37,18 @@ def one_session(database: str) -> None:
         session.ov_query("SELECT 1")
 
 
+def time_reads(database: mother.Database, runs: int) -> dict[str, float]:
+    """Median microseconds of a fingerprint and of an introspection, on one connection."""
+    dialect = database.dialect
+    conn = dialect.connect()
+    try:
+        return interleaved({"fingerprint": lambda _i: dialect.schema_fingerprint(conn),
+                            "introspect": lambda _i: dialect.introspect(conn)},
+                           runs, warmup=5)
+    finally:
+        conn.close()
+
+
 def main(runs: int) -> None:
     server = os.environ.get("MOTHER_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres")
     name, dsn = create_scratch(server)
@@ -51,14 +63,7 @@ def main(runs: int) -> None:
         for tables in (0, 100, 1000):
             add_tables(dsn, made, tables)
             made = tables
-            conn = off.dialect.connect()
-            try:
-                times = interleaved({
-                    "fingerprint": lambda _i: off.dialect.schema_fingerprint(conn),
-                    "introspect": lambda _i: off.dialect.introspect(conn),
-                }, runs, warmup=5)
-            finally:
-                conn.close()
+            times = time_reads(off, runs)
             print(f"{tables + 5:5d} tables: fingerprint {times['fingerprint'] / 1000:7.2f} ms, "
                   f"introspection {times['introspect'] / 1000:7.2f} ms")
         on.refresh_schema()
