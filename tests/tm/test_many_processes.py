@@ -19,7 +19,7 @@ import pytest
 from tests.support.tm_chaos import run_chaos, teardown
 
 #: shorter than the default, so the test takes seconds; still far above any commit here
-GRACE = 2.0
+GRACE = 3.0
 
 
 @pytest.fixture
