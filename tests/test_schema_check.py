@@ -9,6 +9,7 @@ under a cache says what to do.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -123,3 +124,23 @@ def test_a_dropped_column_says_what_to_do(dsn: str, check: str) -> None:
             assert star.getField("star_name") == "Sol"
             assert "star_mass" not in database.schema.table("stars").columns
     mother.close_all()
+
+
+def test_a_failing_check_is_logged_and_tried_again_a_period_later(
+        database: mother.Database, caplog: pytest.LogCaptureFixture) -> None:
+    checking = mother.init_mother(dsn=database.settings.dsn, name="checking", pool_min=1,
+                                  recover_interval=None, schema_check=60)
+    first = checking.schema
+    conn = checking.dialect.connect()
+    conn.close()  # the check's round trip fails
+    with pytest.raises(Exception) as info, mother.MotherSession(database="checking") as session:
+        session.ov_query("SELECT no_such_column FROM stars")
+    assert checking.dialect.is_missing_column(info.value)
+    assert checking.schema_check_due()  # at once, after a missing column
+    with caplog.at_level(logging.WARNING, logger="mother.database"):
+        assert checking.check_schema(conn) is False
+    assert any(r.getMessage().startswith("schema check of checking failed")
+               for r in caplog.records), caplog.text
+    assert checking.schema is first and not checking.schema_check_due()  # not every session
+    with mother.MotherSession(database="checking") as session:  # sessions go on
+        assert session.ov_query("SELECT 1") == 1

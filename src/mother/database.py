@@ -5,6 +5,7 @@ The registry of databases is the only global state of dbmother.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -165,6 +166,9 @@ class Database:
         except Exception as error:  # the session's own work meets a real failure next
             log.warning("schema check of %s failed (%s): tried again in %s s", self.name,
                         error, check, exc_info=True)
+            if not self.dialect.is_broken(conn):
+                with contextlib.suppress(Exception):  # the session starts outside one
+                    self.dialect.rollback(conn)
             return False
         return True
 
