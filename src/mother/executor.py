@@ -259,8 +259,6 @@ class Transactional(Executor):
         self.batches = 0
         if pg_conn is not None:
             database.dialect.set_session_name(pg_conn, name)
-        elif not self.readonly and database.schema_check_due():
-            self.connection()  # checks the schema before any statement is composed
 
     @property
     def closed(self) -> bool:

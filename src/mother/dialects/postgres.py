@@ -89,6 +89,7 @@ SELECT md5(concat_ws('/',
    WHERE con.contype IN ('p', 'f')))) AS fingerprint
 """
 
+
 @dataclasses.dataclass
 class _Cursors:
     """The server-side cursors of one connection's streams: which names the current
