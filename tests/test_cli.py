@@ -58,6 +58,10 @@ def test_check(target: str, kind: str, capsys) -> None:
     else:
         assert "server: SQLite" in out
         assert "prepared transactions: disabled" in out
+    # the fingerprint processes with schema_check compare with the schema they read
+    database = init_mother(dsn=target, name="fingerprint", schema_check=60)
+    database.refresh_schema()
+    assert f"schema fingerprint: {database.schema_fingerprint}\n" in out
 
 
 def test_exec_runs_a_file_in_one_transaction(target: str, tmp_path: Path, capsys) -> None:

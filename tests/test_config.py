@@ -88,11 +88,18 @@ def test_defaults() -> None:
     assert settings.twophase is None
     assert settings.paranoid is False
     assert settings.prepare_threshold == 5
+    assert settings.schema_check is None and settings.recover_min_age == 5.0
 
 
 @pytest.mark.parametrize(("value", "expected"), [("0", 0), (3, 3), ("off", None), (None, None)])
 def test_prepare_threshold(value: object, expected: int | None) -> None:
     assert make_settings(dsn="sqlite://", prepare_threshold=value).prepare_threshold == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("30", 30.0), (0.5, 0.5), ("off", None), ("0", None), ("", None), (None, None)])
+def test_schema_check_is_seconds_or_off(value: object, expected: float | None) -> None:
+    assert make_settings(dsn="sqlite://", schema_check=value).schema_check == expected
 
 
 def test_mother_dsn_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -115,7 +122,8 @@ BAD = [
     ("pool_type", "huge"), ("persistent_one", "maybe"), ("twophase", "perhaps"),
     ("paranoid", 7), ("session_name", ""), ("session_name", 12), ("autoflush", "sometimes"),
     ("busy_timeout", "x"), ("pool_idle", -1), ("prepare_threshold", "soon"),
-    ("prepare_threshold", -1), ("colour", "blue"),
+    ("prepare_threshold", -1), ("colour", "blue"), ("schema_check", "often"),
+    ("schema_check", -5), ("recover_min_age", 0), ("recover_min_age", "later"),
     ("dsn", "mysql://x"), ("dsn", "sqlite:relative.db"), ("dsn", "host='unterminated"),
 ]
 

@@ -3,7 +3,9 @@ error is transient, and the translation hook."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import psycopg
@@ -26,6 +28,7 @@ from mother import (
 from mother.errors import NotUniqueError, StaleRecordError
 from mother.executor import shared
 from mother.tm import join
+from tests.support import ROOT, child
 from tests.support.databases import count, make_dsn
 from tests.support.tm import add_deferred_table
 
@@ -231,3 +234,17 @@ def test_without_translators_a_commit_error_is_the_database_s_own(
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         manager.commit()
     assert not {"tpc_begin", "commit", "tpc_vote"} & set(vars(dm))  # nothing patched on
+
+
+def test_a_forked_worker_opens_its_own_connections_and_leaves_its_parents_alone(
+        pgdb: Database) -> None:
+    proc = subprocess.run(child("fork_child", pgdb.settings.dsn), cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    before, forked, after = seen["before"], seen["child"], seen["after"]
+    assert isinstance(forked, dict), forked  # the worker's work ran
+    # none of the worker's statements went on a connection of its parent's
+    assert not set(forked.values()) & set(before.values()), seen
+    # and the parent goes on on its own connections, which the worker did not close
+    assert after == before, seen

@@ -16,6 +16,7 @@ from mother import (
     getMotherObj,
 )
 from mother.database import Database
+from tests.support.databases import run_ddl
 
 COMPOSITE = """
 CREATE TABLE regions (country TEXT NOT NULL, code INTEGER NOT NULL, label TEXT,
@@ -26,18 +27,6 @@ CREATE TABLE twinnings (a_id INTEGER REFERENCES towns (town_id),
                         country TEXT, code INTEGER, since INTEGER,
                         FOREIGN KEY (country, code) REFERENCES regions (country, code))
 """
-
-
-def run_ddl(database: Database, ddl: str) -> None:
-    dialect = database.dialect
-    conn = dialect.connect()
-    try:
-        for statement in filter(None, (part.strip() for part in ddl.split(";"))):
-            dialect.begin(conn)
-            dialect.execute(conn, statement)
-        dialect.commit(conn)
-    finally:
-        conn.close()
 
 
 DROP_COMPOSITE = ("DROP TABLE IF EXISTS twinnings; DROP TABLE IF EXISTS towns; "

@@ -6,6 +6,8 @@ dropped afterwards. From the checkout's root, for example::
     MOTHER_TEST_PG_DSN="host=127.0.0.1 port=54329 user=postgres dbname=postgres" \\
         .venv/bin/python -m tools.tm_chaos --seconds 25
     .venv/bin/python -m tools.tm_chaos --seconds 10 --no-kills --no-online --recover-interval off
+    .venv/bin/python -m tools.tm_chaos --seconds 30 --no-kills --no-online --recover-interval 0.2 \
+        --recover-min-age 3 --dying vote finish --drain      # tests/tm/test_many_processes.py
 
 The exit status is 1 when the run found an anomaly.
 """
@@ -41,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="min_age of the online recoverer ('none': recover()'s default)")
     parser.add_argument("--recover-interval", type=_seconds_or_off, default=0.5,
                         help="automatic recovery in the workers ('off' for none)")
+    parser.add_argument("--recover-min-age", type=float, default=5.0,
+                        help="the workers' automatic recovery grace (default 5)")
+    parser.add_argument("--dying", nargs="*", default=[], choices=("vote", "finish"),
+                        help="phases the first workers end themselves in, once each")
+    parser.add_argument("--drain", action="store_true",
+                        help="stopped workers recover until nothing is prepared, then report")
     parser.add_argument("--widen", type=float, default=0.03)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
@@ -55,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
                 kill_every=None if args.no_kills else tuple(args.kill_every),
                 online_every=None if args.no_online else args.online_every,
                 online_min_age=args.min_age, recover_interval=args.recover_interval,
-                widen=args.widen, seed=args.seed)
+                recover_min_age=args.recover_min_age, widen=args.widen, dying=args.dying,
+                drain=args.drain, seed=args.seed)
         print(result.table())
+        for stats in result.worker_stats:
+            print("worker recovery:", ", ".join(f"{k} {v}" for k, v in stats.items()))
     finally:
         drop_databases(server, names)
     return 1 if sum(result.anomalies.values()) else 0

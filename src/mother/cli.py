@@ -147,11 +147,14 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         version = dialect.server_version(conn)
         twophase = dialect.supports_twophase(conn)
+        fingerprint = dialect.schema_fingerprint(conn)
     finally:
         conn.close()
     print(f"database {database.name!r}: connected ({dialect.name})")
     print(f"server: {version}")
     print(f"prepared transactions: {'enabled' if twophase else 'disabled'}")
+    # what processes with schema_check compare (Database.schema_fingerprint)
+    print(f"schema fingerprint: {fingerprint}")
     return 0
 
 
@@ -243,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="print the schema as JSON")
     sub.set_defaults(func=run_map)
 
-    sub = command("check", "connect; print the server version and whether it can prepare "
-                  "transactions", common)
+    sub = command("check", "connect; print the server version, whether it can prepare "
+                  "transactions and the schema's fingerprint", common)
     sub.set_defaults(func=run_check)
 
     sub = command("exec", "run an SQL file in one transaction", common)

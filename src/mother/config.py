@@ -50,6 +50,12 @@ class Settings:
     isolation_level: str | None = None
     #: seconds between automatic recoveries of in-doubt branches (None: off)
     recover_interval: float | None = 5.0
+    #: how old (seconds) a prepared branch must be before automatic recovery touches it:
+    #: longer than any commit takes from its PREPARE to its last COMMIT PREPARED
+    recover_min_age: float = 5.0
+    #: at most every this many seconds a session compares the catalog's fingerprint with
+    #: the cached schema and reads it again when it changed (None: never, the cache stays)
+    schema_check: float | None = None
     #: SQLite: make the database file when it does not exist (off: a missing file is an error)
     create: bool = True
 

@@ -5,17 +5,19 @@ The registry of databases is the only global state of dbmother.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from . import events
 from .config import Settings, make_settings
 from .dialects import Dialect, Pool, PoolStatus, dialect_for
-from .errors import ConfigError, StaleRecordError
+from .errors import ConfigError, StaleRecordError, add_note
 from .schema import Schema
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,12 @@ class Database:
         self._lock = threading.RLock()
         self._pool: Pool | None = None
         self._schema: Schema | None = None
+        #: the catalog's fingerprint when the cached schema was read (``schema_check``)
+        self.schema_fingerprint: str | None = None
+        #: ``time.time()`` when the cached schema was read
+        self.schema_read_at: float | None = None
+        #: ``time.monotonic()`` after which a session compares the fingerprint again
+        self._schema_check_at = 0.0
         #: what the layers above keep per database, by type (the shared connection…)
         self.extensions: dict[type, Any] = {}
         #: called by :meth:`close` before the pool closes (to close what they keep)
@@ -101,25 +109,86 @@ class Database:
         if self._schema is None:
             with self._lock:
                 if self._schema is None:
-                    self._schema = self._introspect()
-            self.builders.clear()
+                    self._introspect()
+        assert self._schema is not None
         return self._schema
 
     def refresh_schema(self) -> Schema:
         """Read the schema again (after DDL)."""
         with self._lock:
-            self._schema = self._introspect()
-            self.builders.clear()
-        return self._schema
+            return self._introspect()
 
-    def _introspect(self) -> Schema:
-        conn = self.getconn()
+    def _introspect(self, conn: Any = None) -> Schema:
+        """Read the schema (on ``conn``, else on a pooled connection) and cache it; with
+        ``schema_check`` on, the catalog's fingerprint first, so that a migration landing
+        in between makes the next check read it again."""
+        own = conn is None
+        if own:
+            conn = self.getconn()
         try:
+            check = self.settings.schema_check
+            fingerprint = self.dialect.schema_fingerprint(conn) if check else None
             schema = self.dialect.introspect(conn)
         finally:
-            self.putconn(conn)
+            if own:
+                self.putconn(conn)
+        with self._lock:
+            self._schema, self.schema_fingerprint = schema, fingerprint
+            self.schema_read_at = time.time()
+            self._schema_check_at = time.monotonic() + (check or 0.0)
+            self.builders.clear()
         log.debug("schema of %s: %d tables", self.name, len(schema.tables))
         return schema
+
+    def schema_check_due(self) -> bool:
+        """Whether the next session should compare the catalog's fingerprint (``schema_check``)."""
+        return (self.settings.schema_check is not None and self._schema is not None
+                and time.monotonic() >= self._schema_check_at)
+
+    def check_schema(self, conn: Any) -> bool:
+        """With ``schema_check`` on and the check due, compare the catalog's fingerprint
+        on ``conn`` (idle, just taken from the pool) with the cached schema's and read the
+        schema again on it when they differ. One round trip at most every
+        ``schema_check`` seconds per process; whether the schema was read again."""
+        if not self.schema_check_due():
+            return False  # the common case: no lock, no round trip
+        check = self.settings.schema_check
+        assert check is not None
+        with self._lock:  # one thread checks; the others go on with the cache meanwhile
+            if time.monotonic() < self._schema_check_at:
+                return False
+            self._schema_check_at = time.monotonic() + check
+        try:
+            if self.dialect.schema_fingerprint(conn) == self.schema_fingerprint:
+                return False
+            log.info("schema of %s changed in the database: reading it again", self.name)
+            self._introspect(conn)
+        except Exception as error:  # the session's own work meets a real failure next
+            log.warning("schema check of %s failed (%s): tried again in %s s", self.name,
+                        error, check, exc_info=True)
+            if not self.dialect.is_broken(conn):
+                with contextlib.suppress(Exception):  # the session starts outside one
+                    self.dialect.rollback(conn)
+            return False
+        return True
+
+    def schema_suspect(self, error: BaseException) -> None:
+        """A statement failed on a missing column or table: the cache may be older than
+        a migration. Say so in ``error`` (a note) and check at the next session."""
+        dialect = self.dialect
+        if not (dialect.is_missing_column(error) or dialect.is_missing_table(error)):
+            return
+        age = "" if self.schema_read_at is None else \
+            f" {time.time() - self.schema_read_at:.0f} s ago"
+        if self.settings.schema_check is None:
+            todo = (f"call get_database({self.name!r}).refresh_schema() in every process, "
+                    "or set schema_check so that each notices a migration by itself")
+        else:
+            self._schema_check_at = 0.0  # check again at once
+            todo = ("schema_check is on: this process compares the catalog again at its next "
+                    "session and reads the schema again if it changed")
+        add_note(error, f"database {self.name!r}: dbmother read its schema{age}; if a "
+                        f"migration dropped or renamed this column or table since, {todo}")
 
     @property
     def twophase(self) -> bool:
@@ -162,6 +231,16 @@ class Database:
                 return translated
         return None
 
+    def forget_connections(self) -> None:
+        """In a forked child: forget the parent's pool without closing it (closing would
+        end the parent's connections on the server; they are kept referenced, never
+        used), so that the child opens its own on first use. Settings, the schema cache
+        and every hook stay."""
+        self._lock = threading.RLock()  # another thread of the parent may have held it
+        if self._pool is not None:
+            inherited.append(self._pool)
+            self._pool = None
+
     def close(self) -> None:
         """Close what the layers above keep (the shared connection), then the pool."""
         with self._lock:
@@ -179,6 +258,20 @@ class Database:
 
 _registry: dict[str, Database] = {}
 _registry_lock = threading.Lock()
+#: what a forked child inherited from its parent and must neither use nor close
+inherited: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    """A pre-fork server's worker starts with no connection of its parent's: each
+    configured database opens its own pool on first use."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for database in _registry.values():
+        database.forget_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def check_settings(

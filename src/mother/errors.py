@@ -11,6 +11,8 @@ as ``__cause__``.
 
 from __future__ import annotations
 
+import sys
+
 
 class MotherError(Exception):
     """Base class of all dbmother errors."""
@@ -159,3 +161,12 @@ class MoWrongFields(MotherError):
         self.ifields = list(ifields or [])
         self.mfields = list(mfields or [])
         super().__init__(f"invalid fields {self.ifields}, missing fields {self.mfields}")
+
+
+def add_note(error: BaseException, note: str) -> None:
+    """Add ``note`` to ``error`` (PEP 678: shown under its traceback; kept as
+    ``__notes__`` on Python 3.10, which does not show them)."""
+    if sys.version_info >= (3, 11):
+        error.add_note(note)
+    else:
+        error.__dict__.setdefault("__notes__", []).append(note)

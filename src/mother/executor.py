@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import events
-from .database import Database
+from .database import Database, inherited
 from .dialects.base import BatchResult, EndLost
 from .errors import (
     ArgumentError,
@@ -285,6 +287,8 @@ class Transactional(Executor):
         if self._conn is None:
             self._conn = self.database.getconn()
             self._fresh = True
+            if not self.readonly:  # on the primary: a replica may not have the migration yet
+                self.database.check_schema(self._conn)
         return self._conn
 
     def failed(self, error: BaseException) -> None:
@@ -307,6 +311,7 @@ class Transactional(Executor):
         except Exception as error:
             cause = error.cause if isinstance(error, EndLost) else error
             self.guard(cause)
+            self.database.schema_suspect(cause)
             unsent = not isinstance(error, EndLost) or error.ran is False
             if fresh and unsent and self._lost is cause:
                 log.info("session %s: replacing a dead pooled connection", self.name)
@@ -574,13 +579,16 @@ class SharedConnection(Executor):
         dialect = self.database.dialect
         with self._lock:
             conn = self._connection()
+            if self._level == 0:
+                self.database.check_schema(conn)
             try:
                 dialect.begin(conn)
                 result = work(conn)
                 if self._level == 0:
                     dialect.commit(conn)
                 return result
-            except Exception:
+            except Exception as error:
+                self.database.schema_suspect(error)
                 with contextlib.suppress(Exception):
                     dialect.rollback(conn)
                 # like rollback(): a failed statement ends the whole nested transaction
@@ -639,8 +647,31 @@ class SharedConnection(Executor):
                     self._conn.close()
                 self._conn = None
 
+    def forget_connection(self) -> None:
+        """In a forked child: drop the parent's connection unclosed (and any
+        ``beginTrans()`` of the parent's threads); the next statement opens a new one."""
+        self._lock = threading.RLock()
+        self._level = 0
+        if self._conn is not None:
+            inherited.append(self._conn)
+            self._conn = None
+
 
 _shared_lock = threading.Lock()
+#: every shared connection made, so that a forked child can forget their connections
+_made: weakref.WeakSet[SharedConnection] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child opens its own shared connections: the parent's are forgotten,
+    never closed (:data:`mother.database.inherited`)."""
+    global _shared_lock
+    _shared_lock = threading.Lock()
+    for found in _made:
+        found.forget_connection()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def shared(database: Database) -> SharedConnection:
@@ -655,6 +686,7 @@ def shared(database: Database) -> SharedConnection:
             if found is None:
                 found = database.extensions[SharedConnection] = SharedConnection(database)
                 database.on_close.append(found.close)
+                _made.add(found)
     return found
 
 

@@ -21,7 +21,6 @@ object had before it was first changed there; rolling back restores it.
 
 from __future__ import annotations
 
-import sys
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
@@ -29,7 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from . import bulk, sql
 from .database import Database
 from .dialects.base import BatchResult, RowNotChangedError
-from .errors import PrimaryKeyError, SessionConflictError, StaleRecordError
+from .errors import PrimaryKeyError, SessionConflictError, StaleRecordError, add_note
 from .executor import Statement
 from .schema import Table
 from .sql import SQL_DEFAULT
@@ -589,10 +588,7 @@ class UnitOfWork(Generic[R]):
         note = (f"session {self.session.name!r}: this round trip carried the deferred "
                 f"immediate writes {shown}{more} (see 'When an immediate write is sent' in the "
                 "docs)")
-        if sys.version_info >= (3, 11):
-            error.add_note(note)
-        else:  # what add_note does (PEP 678); 3.10 keeps the notes without showing them
-            error.__dict__.setdefault("__notes__", []).append(note)
+        add_note(error, note)
 
     @staticmethod
     def _require_key(table: Table, known: list[tuple[Any, ...] | None], what: str

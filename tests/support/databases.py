@@ -1,4 +1,4 @@
-"""The databases of a test, of either kind: their DSNs, rows counted and rows added."""
+"""The databases of a test, of either kind: their DSNs, DDL run, rows counted and added."""
 
 from __future__ import annotations
 
@@ -15,6 +15,20 @@ def make_dsn(kind: str, pg_dsns: list[str], tmp_path: Path, index: int = 0) -> s
     if kind == "postgresql":
         return pg_dsns[index]
     return f"sqlite:///{tmp_path / f'test{index}.db'}"
+
+
+def run_ddl(database: mother.Database, ddl: str) -> None:
+    """Run the statements of ``ddl`` (separated by ``;``) on a connection of their own,
+    committed together."""
+    dialect = database.dialect
+    conn = dialect.connect()
+    try:
+        for statement in filter(None, (part.strip() for part in ddl.split(";"))):
+            dialect.begin(conn)
+            dialect.execute(conn, statement)
+        dialect.commit(conn)
+    finally:
+        conn.close()
 
 
 def count(database: mother.Database, table: str, where: str = "") -> int:

@@ -2,7 +2,8 @@
 
 :func:`run_chaos` starts worker processes (:mod:`tests.support.tm_chaos_worker`) that commit
 two-database transactions, SIGKILLs a random one every fraction of a second and
-starts it again, optionally runs a recovering process next to them, then stops
+starts it again (or lets chosen workers end themselves at a chosen phase of a
+commit), optionally runs a recovering process next to them, then stops
 everything, runs a last recovery and compares what every worker saw with what
 the databases hold (:func:`check`). Used by tests/tm/test_chaos.py and by
 ``python -m tools.tm_chaos`` (the same run for a chosen duration, for before/after
@@ -28,7 +29,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from mother.config import make_settings
 from mother.database import Database
 from mother.tm import COMMIT_LOG, RecoveryReport, recover
 from tests.support import ROOT, child
+from tests.support.tm_chaos_worker import DIED
 
 NAMES = ("default", "second")  # the workers' database names: branch ids carry them
 STATES = ("committed", "failed", "unknown", "in flight")
@@ -79,6 +81,10 @@ class ChaosResult:
     recoverer: dict[str, Any] | None
     last_recovery: RecoveryReport
     log_rows_before: int
+    #: workers that ended themselves mid-commit (``dying``)
+    deaths: int = 0
+    #: the automatic recovery counters of each worker that drained (``drain``)
+    worker_stats: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def anomalies(self) -> Counter[str]:
@@ -87,7 +93,8 @@ class ChaosResult:
     def table(self) -> str:
         out, states = self.outcome, self.outcome.states
         lines = [", ".join(f"{key} {value}" for key, value in self.settings.items()),
-                 f"ran {self.seconds:.1f} s, {self.kills} workers killed",
+                 f"ran {self.seconds:.1f} s, {self.kills} workers killed, "
+                 f"{self.deaths} died mid-commit",
                  f"transactions {sum(states.values())}: " + ", ".join(
                      f"{state} {states[state]}" for state in STATES)]
         if out.errors:
@@ -225,23 +232,25 @@ def last_recovery(dsns: list[str]) -> RecoveryReport:
 class _Workers:
     """The worker processes, one per slot, each run in turn by several incarnations."""
 
-    def __init__(self, dsns: list[str], workdir: Path, n: int, options: list[str]) -> None:
+    def __init__(self, dsns: list[str], workdir: Path, n: int, options: list[str],
+                 dying: Sequence[str] = ()) -> None:
         self.dsns, self.workdir, self.options = dsns, workdir, options
         self.stop = workdir / "stop"
         self.started = 0
+        self.deaths = 0
         self.died: list[Path] = []
         self.procs: list[tuple[subprocess.Popen[bytes], Path, Path]] = []
-        for _ in range(n):
-            self.procs.append(self._start())
+        for slot in range(n):  # the first workers' first incarnations die as asked
+            self.procs.append(self._start(["--die-in", dying[slot]] if slot < len(dying) else []))
 
-    def _start(self) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    def _start(self, extra: Sequence[str] = ()) -> tuple[subprocess.Popen[bytes], Path, Path]:
         self.started += 1
         journal = self.workdir / f"journal-{self.started}.jsonl"
         err = self.workdir / f"worker-{self.started}.err"
         with err.open("wb") as stderr:
             proc = subprocess.Popen(
                 child("tm_chaos_worker", "worker", *self.dsns, str(journal), str(self.stop),
-                      *self.options), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+                      *self.options, *extra), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
         return proc, err, journal
 
     @staticmethod
@@ -262,7 +271,10 @@ class _Workers:
     def restart_dead(self) -> None:
         for slot, (proc, err, _) in enumerate(self.procs):
             if proc.poll() is not None:
-                self.died.append(err)
+                if proc.returncode == DIED:
+                    self.deaths += 1
+                else:
+                    self.died.append(err)
                 self.procs[slot] = self._start()
 
     def kill_one(self, rng: random.Random) -> bool:
@@ -290,29 +302,39 @@ class _Workers:
                 proc.kill()
                 proc.wait()
                 continue
-            if code != 0:
+            if code == DIED:
+                self.deaths += 1
+            elif code != 0:
                 self.died.append(err)
 
 
 def run_chaos(dsns: list[str], workdir: Path, *, seconds: float, workers: int = 4,
               kill_every: tuple[float, float] | None = (0.1, 0.5),
               online_every: float | None = 0.05, online_min_age: float | None = 0.0,
-              recover_interval: float | None = 0.5, widen: float = 0.03,
+              recover_interval: float | None = 0.5, recover_min_age: float = 5.0,
+              widen: float = 0.03, dying: Sequence[str] = (), drain: bool = False,
               seed: int | None = None) -> ChaosResult:
     """Run the chaos for ``seconds`` and check the outcome (see the module docstring).
 
     ``kill_every`` is the range of the pause between kills (None: no kills);
     ``online_every`` the period of the recovering process (None: none), which
     passes ``online_min_age`` to ``recover()`` when it takes one (None: its
-    default); ``recover_interval`` the workers' automatic recovery (None: off);
-    ``widen`` the longest sleep in the foreign resource's vote and finish.
+    default); ``recover_interval`` and ``recover_min_age`` the workers' automatic
+    recovery (None: off); ``widen`` the longest sleep in the foreign resource's vote
+    and finish. ``dying`` names a commit phase (``vote``, ``finish``) for each of the
+    first workers: each ends itself there in its third transaction, and is started
+    again. With ``drain``, stopped workers recover until nothing is prepared before
+    they exit, and report their counters (``ChaosResult.worker_stats``).
     """
     rng = random.Random(seed)
     baseline = setup(dsns)
     options = ["--widen", str(widen)]
     if recover_interval:
-        options += ["--recover-interval", str(recover_interval)]
-    pool = _Workers(dsns, workdir, workers, options)
+        options += ["--recover-interval", str(recover_interval),
+                    "--recover-min-age", str(recover_min_age)]
+    if drain:
+        options.append("--drain")
+    pool = _Workers(dsns, workdir, workers, options, dying)
     pool.wait_working(timeout=120)
     started = time.monotonic()
     recoverer = None
@@ -329,7 +351,7 @@ def run_chaos(dsns: list[str], workdir: Path, *, seconds: float, workers: int = 
         pool.restart_dead()
         if kill_every and time.monotonic() < end and pool.kill_one(rng):
             kills += 1
-    pool.finish(timeout=15)
+    pool.finish(timeout=15 + (recover_min_age if drain else 0))
     recovered = None
     if recoverer is not None:
         out, _ = recoverer.communicate(timeout=30)
@@ -349,4 +371,9 @@ def run_chaos(dsns: list[str], workdir: Path, *, seconds: float, workers: int = 
     settings = {"workers": workers, "kill every": kill_every, "online recovery every":
                 online_every, "its min_age": online_min_age, "recover_interval":
                 recover_interval, "widen": widen}
-    return ChaosResult(settings, elapsed, kills, outcome, recovered, report, log_rows_before)
+    if dying or drain:
+        settings.update({"recover_min_age": recover_min_age, "dying": tuple(dying),
+                         "drain": drain})
+    stats = [json.loads(path.read_text()) for path in sorted(workdir.glob("journal-*.stats"))]
+    return ChaosResult(settings, elapsed, kills, outcome, recovered, report, log_rows_before,
+                       pool.deaths, stats)

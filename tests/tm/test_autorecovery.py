@@ -95,6 +95,15 @@ def test_pyramid_settings_carry_recover_interval() -> None:
                            "mother.second.recover_interval": "soon"})
 
 
+def test_pyramid_settings_carry_the_settings_of_many_processes() -> None:
+    found = database_settings({"mother.dsn": "sqlite://", "mother.recover_min_age": "12",
+                               "mother.schema_check": "30"})
+    settings = make_settings(found["default"])
+    assert (settings.recover_min_age, settings.schema_check) == (12.0, 30.0)
+    with pytest.raises(ConfigError, match="mother.recover_min_age"):
+        database_settings({"mother.dsn": "sqlite://", "mother.recover_min_age": "0"})
+
+
 # -- starting and stopping ------------------------------------------------------------------
 
 def test_only_databases_that_prepare_and_have_an_interval_start_it(
@@ -201,6 +210,26 @@ def test_a_crashed_process_branches_are_resolved_by_automatic_recovery(
     assert after.runs > before.runs and after.last_run_at >= time.time() - BOUND
     assert any(r.levelno == logging.INFO and r.getMessage().startswith(
         "automatic recovery of default, second") for r in caplog.records), caplog.text
+    mother.close_all()
+
+
+def test_automatic_recovery_leaves_branches_younger_than_recover_min_age(
+        pg_dsns: list[str], request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    first = _first(pg_dsns, recover_interval=INTERVAL, recover_min_age=60)
+    second = second_database("postgresql", request, tmp_path, recover_interval=INTERVAL,
+                             recover_min_age=0.05)
+    _crash(pg_dsns, "between-commits")  # decided: only the second branch is left
+    left = prepared(pg_dsns[1])
+    assert len(left) == 1
+    before = autorecovery.stats()
+    assert autorecovery.ensure_started(first) and autorecovery.ensure_started(second)
+    _wait(lambda: autorecovery.stats().runs >= before.runs + 5)
+    # the run covers both databases and waits for the longer grace (60 s)
+    assert prepared(pg_dsns[1]) == left and count(second, "stars") == 0
+    first = _first(pg_dsns, recover_interval=INTERVAL, recover_min_age=0.05)  # replaced
+    assert autorecovery.ensure_started(first)
+    _wait(lambda: not prepared(pg_dsns[1]))
+    assert count(second, "stars") == 1
     mother.close_all()
 
 

@@ -67,10 +67,10 @@ def test_without_a_crash_nothing_is_left_to_recover(two, pg_dsns: list[str]) -> 
 def test_dry_run_reports_but_changes_nothing(two, pg_dsns: list[str]) -> None:
     first, second = two
     _crash(pg_dsns, "between-commits")
-    report = recover([first, second], dry_run=True)
+    report = recover([first, second], dry_run=True, min_age=0)
     assert len(report.committed) == 1 and "would COMMIT PREPARED" in report.describe()
     assert len(prepared(pg_dsns[1])) == 1 and count(second, "stars") == 0
-    recover([first, second])
+    recover([first, second], min_age=0)
     assert count(second, "stars") == 1 and prepared(pg_dsns[1]) == []
 
 
@@ -107,7 +107,7 @@ def test_the_recover_command_reads_an_ini_file(
     ini = tmp_path / "app.ini"
     ini.write_text(f"[mother]\ndsn = {pg_dsns[0]}\n\n[mother:second]\ndsn = {pg_dsns[1]}\n")
     _crash(pg_dsns, "between-commits")
-    assert main(["-c", str(ini)]) == 0
+    assert main(["-c", str(ini), "--min-age", "0"]) == 0
     assert "COMMIT PREPARED" in capsys.readouterr().out
     assert count(first, "stars") == count(second, "stars") == 1
 
@@ -122,9 +122,9 @@ def test_mother_recover_runs_through_the_cli(
     dsns = ["--dsn", pg_dsns[0], "--dsn", pg_dsns[1]]
     argv = ["--dsn", pg_dsns[0], "recover", "--dsn", pg_dsns[1]] if before else \
         ["recover", *dsns]
-    assert cli_main([*argv, "--dry-run"]) == 0
+    assert cli_main([*argv, "--dry-run", "--min-age", "0"]) == 0
     assert "would COMMIT PREPARED" in capsys.readouterr().out and count(second, "stars") == 0
-    assert cli_main(["recover", *dsns]) == 0
+    assert cli_main(["recover", *dsns, "--min-age", "0"]) == 0
     assert count(first, "stars") == count(second, "stars") == 1
 
 
@@ -145,3 +145,14 @@ def test_recovery_reuses_the_connections_it_is_given_and_closes_them_after_a_fai
         recover([first, second], connections=kept)
     assert kept == {} and all(first.dialect.is_broken(conn) for conn in opened.values())
     assert count(first, "stars") == count(second, "stars") == 1
+
+
+def test_a_young_branch_is_left_to_its_process_even_when_decided(
+        two, pg_dsns: list[str]) -> None:
+    first, second = two
+    _crash(pg_dsns, "between-commits")  # decided: only the second branch is left prepared
+    report = recover([first, second], min_age=60)
+    assert [(b.database, b.action) for b in report.branches] == [("second", "waiting")]
+    assert len(prepared(pg_dsns[1])) == 1 and count(second, "stars") == 0
+    report = recover([first, second], min_age=0)
+    assert len(report.committed) == 1 and count(second, "stars") == 1

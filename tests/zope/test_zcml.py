@@ -92,6 +92,19 @@ def test_directive_refuses_a_dsn_no_dialect_reads_while_the_zcml_is_read() -> No
     assert queryUtility(IMotherDatabase, name="baddsn") is None
 
 
+def test_directive_takes_the_settings_of_many_processes(tmp_path: Any) -> None:
+    dsn = f"sqlite:///{tmp_path / 'fleet.db'}"
+    xmlconfig.string(ZCML.format(
+        body=f'<mother:database name="fleet" dsn="{dsn}" recover_interval="off" '
+             'recover_min_age="10" schema_check="30" />'))
+    settings = getUtility(IMotherDatabase, name="fleet").settings
+    assert (settings.recover_interval, settings.recover_min_age, settings.schema_check) == \
+        (None, 10.0, 30.0)
+    with pytest.raises(ConfigurationError, match="schema_check"):
+        xmlconfig.string(ZCML.format(
+            body='<mother:database name="fleet2" dsn="sqlite://" schema_check="often" />'))
+
+
 def test_directive_requires_a_dsn() -> None:
     with pytest.raises(ConfigurationError, match="dsn"):
         xmlconfig.string(ZCML.format(body='<mother:database name="nodsn" />'))

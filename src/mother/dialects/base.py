@@ -254,6 +254,12 @@ class Dialect:
     def introspect(self, conn: Any) -> Schema:
         raise NotImplementedError
 
+    def schema_fingerprint(self, conn: Any) -> str:
+        """A short text that changes whenever :meth:`introspect` would read another
+        schema (a change it would not see may change it too), read in one round trip
+        on an idle connection, left idle."""
+        raise NotImplementedError
+
     def server_version(self, conn: Any) -> str:
         raise NotImplementedError
 
@@ -307,6 +313,15 @@ class Dialect:
 
     def is_missing_table(self, error: BaseException) -> bool:
         """Whether ``error`` says the table a statement named does not exist."""
+        return False
+
+    def is_missing_column(self, error: BaseException) -> bool:
+        """Whether ``error`` says a column a statement named does not exist."""
+        return False
+
+    def is_busy(self, error: BaseException) -> bool:
+        """Whether ``error`` says another connection is finishing that prepared
+        transaction right now (recovery leaves it for its next run)."""
         return False
 
     def is_transient(self, error: BaseException) -> bool:

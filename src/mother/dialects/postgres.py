@@ -79,6 +79,23 @@ WHERE con.conrelid = ANY(%s) AND con.contype IN ('p', 'f')
 ORDER BY con.conname
 """
 
+#: what introspection reads, hashed: tables, columns (name, type, null, default) and
+#: keys; any ALTER TABLE, CREATE or DROP of a visible table changes it
+FINGERPRINT_SQL = f"""
+WITH tables AS ({TABLES_SQL})
+SELECT md5(concat_ws('/',
+  (SELECT string_agg(concat_ws(' ', t.oid, t.relname), ',' ORDER BY t.oid) FROM tables t),
+  (SELECT string_agg(concat_ws(' ', a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod,
+                               a.attnotnull, a.atthasdef, a.attidentity), ','
+                     ORDER BY a.attrelid, a.attnum)
+   FROM pg_catalog.pg_attribute a JOIN tables t ON t.oid = a.attrelid
+   WHERE a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT string_agg(concat_ws(' ', con.oid, con.conname, con.conrelid, con.contype,
+                               con.confrelid, con.conkey, con.confkey), ',' ORDER BY con.oid)
+   FROM pg_catalog.pg_constraint con JOIN tables t ON t.oid = con.conrelid
+   WHERE con.contype IN ('p', 'f')))) AS fingerprint
+"""
+
 
 @dataclasses.dataclass
 class _Cursors:
@@ -475,6 +492,11 @@ class PostgresDialect(Dialect):
         self.rollback(conn)
         return Schema(sorted(tables.values(), key=lambda t: t.name), self.database)
 
+    def schema_fingerprint(self, conn: PgConnection) -> str:
+        # one statement in its own implicit transaction: one round trip
+        [result] = pgwire.run(conn, [(FINGERPRINT_SQL, ())])
+        return str(result.rows[0]["fingerprint"])
+
     def server_version(self, conn: PgConnection) -> str:
         [row] = self._dicts(conn, "SELECT version()").fetchall()
         return str(row["version"])
@@ -534,6 +556,13 @@ class PostgresDialect(Dialect):
 
     def is_missing_table(self, error: BaseException) -> bool:
         return isinstance(error, pgerrors.UndefinedTable)
+
+    def is_missing_column(self, error: BaseException) -> bool:
+        return isinstance(error, pgerrors.UndefinedColumn)
+
+    def is_busy(self, error: BaseException) -> bool:
+        # "prepared transaction with identifier ... is busy" (SQLSTATE 55000)
+        return isinstance(error, pgerrors.ObjectNotInPrerequisiteState)
 
     def is_transient(self, error: BaseException) -> bool:
         return isinstance(error, (pgerrors.SerializationFailure, pgerrors.DeadlockDetected)) or (

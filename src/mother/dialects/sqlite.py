@@ -264,6 +264,11 @@ class SQLiteDialect(Dialect):
                 table.foreign_keys.append(ForeignKey(table.name, local, ref.name, remote))
         return Schema(tables, self.database)
 
+    def schema_fingerprint(self, conn: _Connection) -> str:
+        # SQLite counts the changes of its schema in the file's header
+        [row] = self._call(conn, "PRAGMA schema_version").fetchall()
+        return str(row["schema_version"])
+
     def server_version(self, conn: sqlite3.Connection) -> str:
         return f"SQLite {sqlite3.sqlite_version}"
 
@@ -288,6 +293,9 @@ class SQLiteDialect(Dialect):
 
     def is_missing_table(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "no such table" in str(error)
+
+    def is_missing_column(self, error: BaseException) -> bool:
+        return isinstance(error, sqlite3.OperationalError) and "no such column" in str(error)
 
     def is_transient(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)

@@ -160,8 +160,10 @@ class _AutoRecovery:
             conn.close()
         self.conns = {}
         clean = time.monotonic() - self.cleaned_at >= CLEAN_EVERY
+        # the most patient grace of them all: one run covers every database
+        min_age = max(db.settings.recover_min_age for db in targets)
         try:
-            report = recover(targets, connections=kept, clean=clean)
+            report = recover(targets, connections=kept, clean=clean, min_age=min_age)
             self.conns = {(db.name, db.settings.dsn): kept[db.name] for db in targets
                           if db.name in kept}
             if clean:

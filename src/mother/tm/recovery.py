@@ -1,8 +1,10 @@
 """Resolve the in-doubt prepared transactions that crashes left behind (``mother recover``).
 
-Safe at any time, from any number of processes, while others commit. For
-each dbmother branch (``mother:<global id>:<decider's database id>:<n>``)
-older than ``min_age`` seconds:
+Safe at any time, from any number of processes, while others commit. A
+branch younger than ``min_age`` seconds is left alone, decided or not: it most
+likely belongs to a live process that is committing it right now, and its own
+``COMMIT PREPARED`` is the one that should finish it. For each dbmother branch
+(``mother:<global id>:<decider's database id>:<n>``) older than that:
 
 1. its decision is read from the commit log of the decider's database (the
    database whose id the branch names; a branch whose decider's database was
@@ -14,7 +16,9 @@ older than ``min_age`` seconds:
    the global id with an ``abort`` row. A decider that has not prepared yet
    then fails on that row's unique key instead of committing; a decider that
    holds the key right now makes the fence wait (``lock_timeout``), and the
-   branch is left for the next run.
+   branch is left for the next run;
+4. a branch that another process is finishing at that very moment (the server
+   says it is "busy") is left for the next run too.
 
 Prepared transactions not made by dbmother are listed and left alone.
 Decisions that no prepared branch of the given databases still needs are
@@ -164,6 +168,8 @@ class _Run:
             return Branch(db.name, gid, None, FOREIGN)
         global_id, decider_id, _ = parsed
         branch = Branch(db.name, gid, global_id, WAITING)
+        if age < self.min_age:
+            return branch  # most likely its own process is finishing it
         decider = self.ids.get(decider_id)
         if decider is None:
             branch.action, branch.error = FAILED, (
@@ -172,8 +178,8 @@ class _Run:
             return branch
         outcome = self.outcome(decider, global_id)
         if outcome is None:
-            if age < self.min_age or self.dry_run:
-                branch.action = WAITING if age < self.min_age else ROLLBACK
+            if self.dry_run:
+                branch.action = ROLLBACK
                 return branch
             outcome = self.decide_abort(decider, decider_id, global_id)
             if outcome is None:
@@ -183,7 +189,21 @@ class _Run:
             return branch
         if gid not in self.prepared[db.name]:  # the decider, resolved just above
             return None
-        if db.dialect.finish_prepared(self.conns[db.name], gid, branch.action == COMMIT):
+        return self.finish(db, branch)
+
+    def finish(self, db: Database, branch: Branch) -> Branch:
+        """COMMIT or ROLLBACK PREPARED the branch as decided (``branch.action``)."""
+        conn, gid = self.conns[db.name], branch.gid
+        try:
+            done = db.dialect.finish_prepared(conn, gid, branch.action == COMMIT)
+        except Exception as error:
+            if db.dialect.is_broken(conn) or not db.dialect.is_busy(error):
+                raise
+            log.info("recovery: %r in %s is being finished by another process (%s): left "
+                     "for later", gid, db.name, error)
+            branch.action = WAITING
+            return branch
+        if done:
             log.warning("recovery: %s %r in %s", branch.action, gid, db.name)
         else:
             log.info("recovery: %r in %s was finished by another process", gid, db.name)
@@ -231,8 +251,8 @@ def recover(databases: Iterable[str | Database] | None = None, *, dry_run: bool 
     """Find and resolve the in-doubt dbmother branches of ``databases`` (default: all).
 
     Safe to run at any time from any number of processes. Branches younger than
-    ``min_age`` seconds are left alone when their decision is not recorded yet
-    (they are most likely still being committed). ``connections`` (by database
+    ``min_age`` seconds are left alone, decided or not (they are most likely still
+    being committed by their own process). ``connections`` (by database
     name) are reused and left open, and the connections made are added to it
     (automatic recovery keeps them between runs); after a failure they are closed
     and removed. ``clean=False`` leaves the commit log's old rows for a later run.
@@ -282,7 +302,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--log-retention", type=float, default=3600.0, metavar="SECONDS",
                         help="keep commit log rows younger than this (default 3600)")
     parser.add_argument("--min-age", type=float, default=5.0, metavar="SECONDS",
-                        help="leave undecided branches younger than this (default 5)")
+                        help="leave branches younger than this to their process (default 5)")
     return parser
 
 

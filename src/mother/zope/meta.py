@@ -51,13 +51,20 @@ class IDatabaseDirective(Interface):
     session_name = TextLine(title="Prefix of session names", required=False)
     paranoid = Bool(title="Refuse writes without a primary key", required=False)
     persistent_one = Bool(title="Keep the shared connection", required=False)
+    recover_interval = TextLine(title="Seconds between automatic recoveries, or off",
+                                required=False)
+    recover_min_age = TextLine(title="Seconds before automatic recovery touches a branch",
+                               required=False)
+    schema_check = TextLine(title="Seconds between checks of the schema, or off",
+                            required=False)
     register = Bool(
         title="Records created without a session use the transaction's session",
         required=False, default=True)
 
 
 SETTING_KEYS = ("dsn", "pool_min", "pool_max", "pool_timeout", "pool_type", "twophase",
-                "session_name", "paranoid", "persistent_one")
+                "session_name", "paranoid", "persistent_one", "recover_interval",
+                "recover_min_age", "schema_check")
 
 
 def register_database(name: str, settings: dict[str, Any], register: bool = True
