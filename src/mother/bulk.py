@@ -103,7 +103,7 @@ def update_rows(dialect: Dialect, table: Table, columns: Sequence[str], keys: Se
                 rows: Sequence[tuple[Mapping[str, Any], Sequence[Any]]]
                 ) -> tuple[str, dict[str, Any]] | None:
     """One UPDATE for ``rows`` (each: its values, by column, and its primary key's),
-    ``columns`` set where ``keys`` match: the statement (:func:`mother.sql.update_group`)
+    ``columns`` set where ``keys`` match: the statement (``mother.sql.update_group``)
     and its one parameter set, holding ``mo_rows``, their number, for the dialect to
     guard it (each row must change). None when this path does not apply: fewer than
     :data:`BULK_ROWS` rows, a database without it, or a column whose values are not all
