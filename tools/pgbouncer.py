@@ -80,6 +80,7 @@ def _config(server_dsn: str) -> str:
         f"listen_port = {PORT}",
         f"unix_socket_dir = {BASE}",
         "auth_type = any",
+        "admin_users = pgbouncer",
         "pool_mode = transaction",
         f"default_pool_size = {POOL_SIZE}",
         "min_pool_size = 0",
