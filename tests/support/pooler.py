@@ -126,9 +126,15 @@ def sever(conn: psycopg.Connection[Any]) -> None:
     """Break the client connection ``conn``: terminate its backend or, through PgBouncer
     (where an idle client holds no backend), drop every client of its database at the
     admin console (``KILL``, then ``RESUME`` for the clients that come next)."""
-    name = conn.info.dbname
     if int(conn.info.port) == pgbouncer.PORT:
-        admin(f'KILL "{name}"')
-        admin(f'RESUME "{name}"')
+        reconnect(conn.info.dsn)
         return
     terminate(conn.info.backend_pid)
+
+
+def reconnect(dsn: str) -> None:
+    """Close every client and server connection of PgBouncer's to the database of ``dsn``
+    (the admin console's ``KILL``; ``RESUME`` lets the next clients in)."""
+    name = dbname(dsn)
+    admin(f'KILL "{name}"')
+    admin(f'RESUME "{name}"')
