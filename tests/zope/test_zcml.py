@@ -92,6 +92,15 @@ def test_directive_refuses_a_dsn_no_dialect_reads_while_the_zcml_is_read() -> No
     assert queryUtility(IMotherDatabase, name="baddsn") is None
 
 
+def test_directive_takes_the_pooler_setting() -> None:
+    xmlconfig.string(ZCML.format(body='<mother:database name="pooled" dsn="sqlite://" '
+                                      'pooler="pgbouncer-transaction" />'))
+    assert getUtility(IMotherDatabase, name="pooled").settings.pooler == "pgbouncer-transaction"
+    with pytest.raises(ConfigurationError, match="'pooler' = 'odyssey'"):
+        xmlconfig.string(ZCML.format(
+            body='<mother:database name="badpool" dsn="sqlite://" pooler="odyssey" />'))
+
+
 def test_directive_requires_a_dsn() -> None:
     with pytest.raises(ConfigurationError, match="dsn"):
         xmlconfig.string(ZCML.format(body='<mother:database name="nodsn" />'))

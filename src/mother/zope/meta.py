@@ -51,13 +51,15 @@ class IDatabaseDirective(Interface):
     session_name = TextLine(title="Prefix of session names", required=False)
     paranoid = Bool(title="Refuse writes without a primary key", required=False)
     persistent_one = Bool(title="Keep the shared connection", required=False)
+    pooler = TextLine(title="pgbouncer-transaction behind PgBouncer in transaction mode",
+                      required=False)
     register = Bool(
         title="Records created without a session use the transaction's session",
         required=False, default=True)
 
 
 SETTING_KEYS = ("dsn", "pool_min", "pool_max", "pool_timeout", "pool_type", "twophase",
-                "session_name", "paranoid", "persistent_one")
+                "session_name", "paranoid", "persistent_one", "pooler")
 
 
 def register_database(name: str, settings: dict[str, Any], register: bool = True
