@@ -76,7 +76,7 @@ pytest-psycopg: $(STAMP) $(OLD_STAMP) pgbouncer
 
 test: lint docs pytest pytest-psycopg
 
-# stops the throwaway PostgreSQL cluster only if this checkout started it
+# stops PgBouncer and the throwaway PostgreSQL cluster, each only if this checkout started it
 clean:
 	if [ -x $(PY) ]; then $(PY) tools/pgbouncer.py stop; $(PY) tools/pgcluster.py stop; fi
 	rm -rf $(VENV) $(OLD_VENV) docs/_build .pytest_cache .mypy_cache .hypothesis src/*.egg-info
