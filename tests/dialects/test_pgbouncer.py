@@ -263,7 +263,11 @@ def test_a_pooled_connection_waits_for_a_server_instead_of_failing(pooled: str) 
 
     waiter = threading.Thread(target=late)
     waiter.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while _waiting(pooled) != 1:  # PgBouncer queues it
+        assert time.monotonic() < deadline, "the late session never waited for a server"
+        time.sleep(0.02)
+    time.sleep(0.1)
     assert not done.is_set() and _waiting(pooled) == 1
     holders[0].endSession()
     waiter.join(timeout=10)
