@@ -13,7 +13,7 @@ OLD_STAMP := $(OLD_VENV)/.installed-$(PSYCOPG_OLDEST)
 PSYCOPG_TESTS := tests/dialects tests/test_session.py tests/tm/test_transitions.py \
 	tests/tm/test_failures.py tests/tm/test_twophase.py tests/test_roundtrips.py
 
-.PHONY: demo test pytest pytest-psycopg lint docs install pgtest browser clean
+.PHONY: demo test pytest pytest-psycopg lint docs install pgtest browser pgbouncer clean
 
 # bench too: tests/test_roundtrips.py counts the benchmarks' own unit of work.
 # setuptools below 82: Pyramid imports pkg_resources, which setuptools 82 and later leave out
@@ -43,6 +43,11 @@ pgtest: $(STAMP)
 browser:
 	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
 
+# PgBouncer (transaction mode, started by the tests themselves: tools/pgbouncer.py):
+# Debian's package, installed once; its own service is not used
+pgbouncer:
+	test -x /usr/sbin/pgbouncer || (apt-get update -q && apt-get install -y -q pgbouncer)
+
 # mypy checks the whole package: setup.cfg's [mypy] names its files (src/mother)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks tools examples
@@ -53,14 +58,14 @@ docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -n -W --keep-going -q -b html docs docs/_build/html
 
 # dbmother's tests, then the Pyramid quickstart project's own (it starts pserve itself)
-pytest: $(STAMP) browser
+pytest: $(STAMP) browser pgbouncer
 	MOTHER_TEST_PG_DSN="$$($(PY) tools/pgcluster.py ensure)" $(PY) -m pytest $(PYTEST_ARGS)
 	cd examples/quickstart && MOTHER_TEST_PG_DSN="$$(../../$(PY) ../../tools/pgcluster.py ensure)" \
 		../../$(PY) -m pytest $(PYTEST_ARGS)
 
 # the driver-facing tests again: the oldest psycopg in both implementations (C, prebuilt,
 # and pure Python on the system's libpq), the newest in pure Python (pytest ran it in C)
-pytest-psycopg: $(STAMP) $(OLD_STAMP)
+pytest-psycopg: $(STAMP) $(OLD_STAMP) pgbouncer
 	set -e; dsn="$$($(PY) tools/pgcluster.py ensure)"; \
 	for run in "$(OLD_PY) binary" "$(OLD_PY) python" "$(PY) python"; do \
 		set -- $$run; \
@@ -71,7 +76,7 @@ pytest-psycopg: $(STAMP) $(OLD_STAMP)
 
 test: lint docs pytest pytest-psycopg
 
-# stops the throwaway PostgreSQL cluster only if this checkout started it
+# stops PgBouncer and the throwaway PostgreSQL cluster, each only if this checkout started it
 clean:
-	if [ -x $(PY) ]; then $(PY) tools/pgcluster.py stop; fi
+	if [ -x $(PY) ]; then $(PY) tools/pgbouncer.py stop; $(PY) tools/pgcluster.py stop; fi
 	rm -rf $(VENV) $(OLD_VENV) docs/_build .pytest_cache .mypy_cache .hypothesis src/*.egg-info

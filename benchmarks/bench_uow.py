@@ -43,17 +43,18 @@ class Planets(mother.DbMother):
     table_name = "planets"
 
 
-def setup(dsn: str) -> mother.Database:
-    database = mother.init_mother(dsn=dsn, pool_min=1, pool_max=2)
+def setup(dsn: str, name: str = "default", **settings: Any) -> mother.Database:
+    """Database ``name`` on ``dsn`` with the tutorial tables and 100 stars."""
+    database = mother.init_mother(dsn=dsn, name=name, pool_min=1, pool_max=2, **settings)
     tutorial.create(database)
-    with mother.MotherSession() as s:
+    with mother.MotherSession(database=name) as s:
         s.mq_query("INSERT INTO stars (star_name, star_age) VALUES (%(n)s, 1)",
                    [{"n": f"star{i}"} for i in range(100)])
     return database
 
 
-def with_session(i: int, name: str | None = None) -> None:
-    s = mother.MotherSession(name)
+def with_session(i: int, name: str | None = None, database: str = "default") -> None:
+    s = mother.MotherSession(name, database=database)
     star = s.get(Stars, 1 + i % 100)
     star.setField("star_age", i)
     s.persist(Planets({"star_id": 1 + i % 100, "planet_name": "a"}))
@@ -61,9 +62,9 @@ def with_session(i: int, name: str | None = None) -> None:
     s.endSession()
 
 
-def immediate(i: int) -> None:
+def immediate(i: int, database: str = "default") -> None:
     """The same in Mother's immediate style (the session sends the writes with its COMMIT)."""
-    s = mother.MotherSession()
+    s = mother.MotherSession(database=database)
     key = 1 + i % 100
     star = Stars({"star_id": key}, mother.MO_LOAD, session=s)
     star.setField("star_age", i)

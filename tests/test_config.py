@@ -14,6 +14,7 @@ from mother.config import ini_databases, make_settings, spelled_as
 @pytest.fixture(autouse=True)
 def _clean(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("MOTHER_DSN", raising=False)
+    monkeypatch.delenv("MOTHER_POOLER", raising=False)
     yield
     close_all()
 
@@ -109,6 +110,35 @@ def test_mother_dsn_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert init_mother(dsn="sqlite://").settings.dsn == "sqlite://"
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, None), ("", None), ("none", None), ("pgbouncer-transaction", "pgbouncer-transaction"),
+    (" PgBouncer-Transaction ", "pgbouncer-transaction")])
+def test_pooler(value: object, expected: str | None) -> None:
+    settings = make_settings(dsn="sqlite://", pooler=value)
+    assert settings.pooler == expected
+    assert settings.prepare_threshold == (5 if expected is None else None)
+
+
+def test_behind_a_pooler_nothing_may_be_prepared(tmp_path: Path) -> None:
+    assert make_settings(dsn="sqlite://", pooler="pgbouncer-transaction",
+                         prepare_threshold="off").prepare_threshold is None
+    with pytest.raises(ConfigError, match="must be off with pooler = pgbouncer") as info:
+        make_settings(dsn="sqlite://", pooler="pgbouncer-transaction", prepare_threshold=5)
+    assert (info.value.key, info.value.value) == ("prepare_threshold", 5)
+    ini = write_ini(tmp_path, "[mother]\ndsn = sqlite://\npooler = pgbouncer-transaction\n")
+    assert make_settings(ini).pooler == "pgbouncer-transaction"
+
+
+def test_mother_pooler_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOTHER_POOLER", "pgbouncer-transaction")
+    assert make_settings(dsn="sqlite://").pooler == "pgbouncer-transaction"
+    assert make_settings(dsn="sqlite://", pooler="none").pooler is None  # explicit wins
+    monkeypatch.setenv("MOTHER_POOLER", "odyssey")
+    with pytest.raises(ConfigError) as info:
+        make_settings(dsn="sqlite://")
+    assert (info.value.key, info.value.value) == ("pooler", "odyssey")
+
+
 def test_missing_dsn_names_the_key() -> None:
     with pytest.raises(ConfigError) as info:
         init_mother()
@@ -124,6 +154,8 @@ BAD = [
     ("busy_timeout", "x"), ("pool_idle", -1), ("prepare_threshold", "soon"),
     ("prepare_threshold", -1), ("colour", "blue"), ("schema_check", "often"),
     ("schema_check", -5), ("recover_min_age", 0), ("recover_min_age", "later"),
+    ("prepare_threshold", -1), ("colour", "blue"), ("pooler", "pgbouncer"),
+    ("pooler", "pgbouncer-session"), ("pooler", 1),
     ("dsn", "mysql://x"), ("dsn", "sqlite:relative.db"), ("dsn", "host='unterminated"),
 ]
 

@@ -23,6 +23,8 @@ from typing import Any
 from .errors import ConfigError
 
 POOL_TYPES = ("limited", "elastic", "growing")
+#: the connection poolers dbmother can work behind (``pooler``; None: connected to the server)
+POOLERS = ("pgbouncer-transaction",)
 #: the isolation levels a database or a session may ask for (SQL's names, lower case)
 ISOLATION_LEVELS = ("read committed", "repeatable read", "serializable")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
@@ -46,6 +48,9 @@ class Settings:
     autoflush: bool = True
     busy_timeout: float = 30.0
     prepare_threshold: int | None = 5
+    #: what stands between dbmother and the server (one of POOLERS; None: nothing). Its
+    #: default is the environment variable ``MOTHER_POOLER``, as ``MOTHER_DSN`` is the dsn's
+    pooler: str | None = None
     #: the isolation level of every transaction (None: the database's own default)
     isolation_level: str | None = None
     #: seconds between automatic recoveries of in-doubt branches (None: off)
@@ -125,10 +130,23 @@ def as_interval(key: str, value: Any) -> float | None:
     return number or None
 
 
+def as_pooler(key: str, value: Any) -> str | None:
+    """One of :data:`POOLERS`, in any case (None: no pooler, also ``""`` and ``none``)."""
+    word = value.strip().lower() if isinstance(value, str) else value
+    if word is None or word in ("", "none"):
+        return None
+    if word not in POOLERS:
+        raise ConfigError(key, value, "expected one of " + ", ".join(map(repr, POOLERS))
+                          + " or none")
+    return str(word)
+
+
 def _convert(key: str, value: Any) -> Any:
     kind = FIELDS[key].type
     if key == "isolation_level":
         return as_isolation_level(key, value)
+    if key == "pooler":
+        return as_pooler(key, value)
     if kind == "bool":
         return as_bool(key, value)
     if kind == "bool | None":
@@ -195,6 +213,17 @@ def read_ini(path: str | os.PathLike[str], name: str = "default") -> dict[str, s
     return dict(parser.items(section))
 
 
+def _behind_pooler(values: dict[str, Any], raw: Mapping[str, Any]) -> None:
+    """Behind a pooler in transaction mode nothing is prepared under a name: the next
+    transaction may run on another server connection (``prepare_threshold`` off)."""
+    if values.get("prepare_threshold") is not None:
+        raise ConfigError("prepare_threshold", raw["prepare_threshold"],
+                          f"must be off with pooler = {values['pooler']}: the pooler gives "
+                          "each transaction any server connection, where a statement "
+                          "prepared on another one does not exist")
+    values["prepare_threshold"] = None
+
+
 def make_settings(
     config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     name: str = "default",
@@ -215,7 +244,11 @@ def make_settings(
         raw["dsn"] = os.environ.get("MOTHER_DSN", "")
     if not raw["dsn"]:
         raise ConfigError("dsn", None, "missing (pass dsn= or set MOTHER_DSN)")
+    if "pooler" not in raw and os.environ.get("MOTHER_POOLER"):
+        raw["pooler"] = os.environ["MOTHER_POOLER"]
     values = {key: _convert(key, value) for key, value in raw.items()}
+    if values.get("pooler") is not None:
+        _behind_pooler(values, raw)
     if values.get("pool_type", "limited") not in POOL_TYPES:
         raise ConfigError("pool_type", values["pool_type"], f"expected one of {POOL_TYPES}")
     settings = Settings(**values)

@@ -6,7 +6,8 @@ unchanged, so callers catch them exactly as they would without dbmother, with
 one exception: a value the driver refuses (a data error, SQLSTATE class 22, or
 a Python type it cannot send) in a record's statement or a raw query becomes a
 :class:`BadValueError` naming the column or parameter, the driver's error kept
-as ``__cause__``.
+as ``__cause__``; and a statement whose server-side prepared statement is gone
+becomes a :class:`PreparedStatementLostError` (it says what to set).
 """
 
 from __future__ import annotations
@@ -106,6 +107,13 @@ class TransactionManagedError(MotherError):
 class RolledBackError(MotherError):
     """The server rolled the transaction back instead of committing (or preparing) it:
     a statement of it had failed earlier and its error was caught."""
+
+
+class PreparedStatementLostError(MotherError):
+    """A statement dbmother had prepared on a connection is gone from the server: a pooler
+    in transaction mode ran the transaction on another server connection (set ``pooler``),
+    or ``DISCARD ALL`` dropped it. The driver's error is kept as ``__cause__``; the
+    transaction has failed (roll it back)."""
 
 
 class CommitOutcomeUnknownError(MotherError):

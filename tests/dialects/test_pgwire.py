@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from mother import MotherSession, events
 from mother.database import Database
 from mother.dialects import pgwire
 from mother.dialects.base import EndLost
-from mother.errors import RolledBackError
+from mother.errors import PreparedStatementLostError, RolledBackError
 
 IDLE, INTRANS, INERROR = (TransactionStatus.IDLE, TransactionStatus.INTRANS,
                           TransactionStatus.INERROR)
@@ -26,6 +27,15 @@ def conn(pgdb: Database) -> Iterator[psycopg.Connection]:
     connection = pgdb.dialect.connect()
     yield connection
     connection.close()
+
+
+#: a name dbmother prepares a statement under: its connection's token, then a number
+NAME = re.compile(r"_mo_([0-9a-f]{16})_(\d+)")
+
+
+def numbered(names: list[str]) -> list[str]:
+    """``names`` (of one connection's statements) without their connection's token."""
+    return [f"_mo_{NAME.fullmatch(name)[2]}" for name in names]  # type: ignore[index]
 
 
 def prepared_names(conn: psycopg.Connection) -> list[str]:
@@ -253,8 +263,8 @@ def test_evicted_statements_are_deallocated_within_a_round_trip(
         pgwire.run(conn, [("SELECT %s::int AS a", (1,))])
         pgwire.run(conn, [("SELECT %s::int AS b", (2,))])
     assert [len(event.statements) for event in statements] == [1, 2]
-    assert statements[1].statements[0].sql == "DEALLOCATE _mo_1"
-    assert prepared_names(conn) == ["_mo_2"]
+    assert numbered([statements[1].statements[0].sql.removeprefix("DEALLOCATE ")]) == ["_mo_1"]
+    assert numbered(prepared_names(conn)) == ["_mo_2"]
 
 
 def test_prepare_failing_in_a_pipeline_is_not_remembered(conn: psycopg.Connection) -> None:
@@ -285,9 +295,29 @@ def test_prepared_dropped_behind_our_back_fails_once_then_recovers(
     pgwire.run(conn, [(sql, (1,))])
     conn.execute("DEALLOCATE ALL")  # not through dbmother: it cannot know
     conn.rollback()
-    with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+    with pytest.raises(PreparedStatementLostError, match="pooler = pgbouncer-transaction") as lost:
         pgwire.run(conn, [(sql, (2,))])
+    assert isinstance(lost.value.__cause__, psycopg.errors.InvalidSqlStatementName)
     assert pgwire.run(conn, [(sql, (3,))])[0].rows == [{"n": 3}]
+
+
+def test_a_missing_statement_not_prepared_by_dbmother_passes_through(
+        conn: psycopg.Connection) -> None:
+    with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+        pgwire.run(conn, [("EXECUTE nobody_prepared_this(%s)", (1,))])
+
+
+def test_statement_names_are_unique_to_their_connection(pgdb: Database) -> None:
+    """Behind a pooler in transaction mode, two clients' statements may meet on one server
+    connection: a name never stands for another client's statement."""
+    tokens = set()
+    for _ in range(2):
+        with pgdb.dialect.connect() as conn:
+            pgwire.set_prepare_threshold(conn, 0)
+            pgwire.run(conn, [("SELECT %s::int AS n", (1,))])
+            [name] = prepared_names(conn)
+            tokens.add(NAME.fullmatch(name)[1])  # type: ignore[index]
+    assert len(tokens) == 2
 
 
 def test_rows_load_through_the_connection_adapters(pgdb: Database) -> None:
@@ -431,11 +461,11 @@ def test_psycopg_never_deallocates_our_statements_after_a_rollback(
     # rollback then sends DEALLOCATE ALL, dropping dbmother's statements too
     pgwire.set_prepare_threshold(conn, 0)
     pgwire.run(conn, [("SELECT %s::int AS n", (1,))])
-    assert prepared_names(conn) == ["_mo_1"]
+    assert numbered(prepared_names(conn)) == ["_mo_1"]
     for _ in range(8):
         conn.execute("SELECT 1")
     conn.rollback()
-    assert prepared_names(conn) == ["_mo_1"]
+    assert numbered(prepared_names(conn)) == ["_mo_1"]
     assert pgwire.run(conn, [("SELECT %s::int AS n", (2,))])[0].rows == [{"n": 2}]
 
 

@@ -113,6 +113,14 @@ def test_settings_values_are_converted() -> None:
                                  "dsn": "sqlite://"}}
 
 
+def test_settings_take_the_pooler() -> None:
+    found = database_settings({"mother.dsn": "sqlite://", "mother.pooler": "PgBouncer-Transaction"})
+    assert found == {"default": {"dsn": "sqlite://", "pooler": "pgbouncer-transaction"}}
+    with pytest.raises(ConfigError) as info:
+        database_settings({"mother.dsn": "sqlite://", "mother.pooler": "odyssey"})
+    assert (info.value.key, info.value.value) == ("mother.pooler", "odyssey")
+
+
 def test_explicit_manager_unless_the_app_chose_one(db: mother.Database) -> None:
     config = _include({})
     assert config.registry.settings["tm.manager_hook"] is __import__("pyramid_tm").explicit_manager

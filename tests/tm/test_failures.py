@@ -25,6 +25,7 @@ from mother.tm import join, recover
 from mother.tm.datamanager import DECISION_KEY, TransactionState
 from tests.support.classes import ClsPlanets, ClsStars
 from tests.support.databases import count
+from tests.support.pooler import server_pid, terminate
 from tests.support.tm import Boom, Foreign, add_deferred_table, boom, prepared, second_database
 
 pytestmark = [pytest.mark.usefixtures("clean_transaction"), pytest.mark.timeout(60)]
@@ -72,14 +73,8 @@ def assert_atomic(pair: tuple[mother.Database, mother.Database], committed: bool
 
 def kill(session: MotherSession) -> Callable[[], None]:
     """An action terminating ``session``'s PostgreSQL backend from another connection."""
-    pid = session.connection().info.backend_pid
-    dsn = session.database.settings.dsn
-
-    def action() -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
-
-    return action
+    pid = server_pid(session)
+    return lambda: terminate(pid)
 
 
 # -- a foreign resource failing in each phase, at each position ---------------------------------

@@ -13,6 +13,7 @@ from mother.tm import COMMIT_LOG, recover
 from mother.tm.recovery import main
 from tests.support import ROOT, child
 from tests.support.databases import count
+from tests.support.pooler import sever
 from tests.support.tm import prepared, second_database
 
 
@@ -139,8 +140,7 @@ def test_recovery_reuses_the_connections_it_is_given_and_closes_them_after_a_fai
     report = recover([first, second], connections=kept, min_age=0)
     assert len(report.committed) == 1 and kept == opened  # the same connections, still open
     assert not any(first.dialect.is_broken(conn) for conn in kept.values())
-    with psycopg.connect(pg_dsns[0], autocommit=True) as admin:  # one of them dies
-        admin.execute("SELECT pg_terminate_backend(%s)", (kept["default"].info.backend_pid,))
+    sever(kept["default"])  # one of them dies
     with pytest.raises(psycopg.OperationalError):
         recover([first, second], connections=kept)
     assert kept == {} and all(first.dialect.is_broken(conn) for conn in opened.values())

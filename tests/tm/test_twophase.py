@@ -16,6 +16,7 @@ from mother.tm import COMMIT_LOG, MotherDataManager, commitlog, join, make_gid, 
 from mother.tm.datamanager import DECISION_KEY, ONE_PHASE, PREPARE, TransactionState
 from tests.support.classes import ClsStars
 from tests.support.databases import count
+from tests.support.pooler import server_pid, terminate
 from tests.support.tm import Observer, add_deferred_table, prepared, second_database
 
 # the thread's transaction is aborted before and after every test (conftest.py)
@@ -160,9 +161,7 @@ def test_a_branch_whose_prepare_failed_raises_in_its_own_vote(two, pg_dsns, requ
 def test_a_branch_losing_its_server_before_the_votes_aborts_all(two, pg_dsns) -> None:
     first, second = two
     s1, s2 = _write_both()
-    pid = s2.connection().info.backend_pid
-    with psycopg.connect(pg_dsns[0], autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    terminate(server_pid(s2))
     with pytest.raises(psycopg.OperationalError):
         transaction.commit()  # the first vote prepares both: the second cannot
     transaction.abort()

@@ -105,6 +105,15 @@ def test_directive_takes_the_settings_of_many_processes(tmp_path: Any) -> None:
             body='<mother:database name="fleet2" dsn="sqlite://" schema_check="often" />'))
 
 
+def test_directive_takes_the_pooler_setting() -> None:
+    xmlconfig.string(ZCML.format(body='<mother:database name="pooled" dsn="sqlite://" '
+                                      'pooler="pgbouncer-transaction" />'))
+    assert getUtility(IMotherDatabase, name="pooled").settings.pooler == "pgbouncer-transaction"
+    with pytest.raises(ConfigurationError, match="'pooler' = 'odyssey'"):
+        xmlconfig.string(ZCML.format(
+            body='<mother:database name="badpool" dsn="sqlite://" pooler="odyssey" />'))
+
+
 def test_directive_requires_a_dsn() -> None:
     with pytest.raises(ConfigurationError, match="dsn"):
         xmlconfig.string(ZCML.format(body='<mother:database name="nodsn" />'))

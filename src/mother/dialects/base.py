@@ -304,8 +304,8 @@ class Dialect:
         return None
 
     def lock_timeout(self, conn: Any, seconds: float) -> None:
-        """From now on, let ``conn`` wait at most ``seconds`` for a lock (called outside a
-        transaction, on a connection of recovery's own)."""
+        """Let ``conn`` wait at most ``seconds`` for a lock in the transactions it begins
+        from now on (called outside a transaction, on a connection of recovery's own)."""
 
     def is_lock_timeout(self, error: BaseException) -> bool:
         """Whether ``error`` says a lock could not be had in time."""

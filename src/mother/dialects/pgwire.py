@@ -37,6 +37,17 @@ The ``BEGIN`` of a session's transaction is not sent on its own: :func:`begin`
 queues it (with the session's ``SET application_name``) and it rides in the
 same round trip as the first statement.
 
+Behind a pooler in transaction mode (PgBouncer's ``pool_mode = transaction``) each
+transaction may run on another server connection, shared with other clients:
+nothing may stay on one after the transaction. There the threshold is None (no
+statement is prepared), the session's name is set with ``SET LOCAL`` in every
+``BEGIN`` (``local``), and so are the connection's other settings (:func:`set_local`).
+A prepared statement's name holds a random token of its connection, so that a
+statement prepared on one server connection is never run as another client's
+statement of the same name: a client that finds its statement missing (its
+transaction went to another server connection) gets a
+:class:`~mother.errors.PreparedStatementLostError`, which says what to set.
+
 Placeholders are psycopg's: ``%s``/``%b``/``%t`` or ``%(name)s``/``%(name)b``/
 ``%(name)t``, and ``%%`` for a literal percent sign.
 """
@@ -45,6 +56,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import secrets
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -54,7 +66,7 @@ from psycopg import pq
 from psycopg import sql as pgsql
 
 from .. import events
-from ..errors import RolledBackError
+from ..errors import PreparedStatementLostError, RolledBackError
 from . import _psycopg as fence
 from ._psycopg import template
 from .base import EndLost
@@ -95,8 +107,8 @@ class Result:
 class _State:
     """What this module keeps per connection."""
 
-    __slots__ = ("prepared", "retired", "seen", "begin", "counter", "threshold", "database",
-                 "session")
+    __slots__ = ("prepared", "retired", "seen", "begin", "counter", "token", "threshold",
+                 "local", "database", "session")
 
     def __init__(self) -> None:
         #: (query, types) -> name of the prepared statement, least recently used first
@@ -111,8 +123,12 @@ class _State:
         #: commands opening the transaction, sent before the next statements
         self.begin: list[bytes] = []
         self.counter = 0
+        #: in the names of the connection's prepared statements: unique to the connection
+        self.token = secrets.token_hex(8).encode()
         #: runs of a statement after which it is prepared (None: never)
         self.threshold: int | None = 5
+        #: ``SET LOCAL`` commands sent with every ``BEGIN`` (:func:`set_local`)
+        self.local: dict[str, bytes] = {}
         #: what the connection's round trips are reported as: its database and session
         self.database = ""
         self.session: str | None = None
@@ -164,6 +180,13 @@ def set_prepare_threshold(conn: psycopg.Connection[Any], threshold: int | None) 
     _state(conn).threshold = threshold
 
 
+def set_local(conn: psycopg.Connection[Any], setting: str, value: str) -> None:
+    """Set ``setting`` (a known, trusted name) to ``value`` in every transaction that
+    :func:`begin` opens on ``conn`` from now on (``SET LOCAL``, with the ``BEGIN``): a
+    setting that never outlives a transaction, safe behind a pooler."""
+    _state(conn).local[setting] = b"SET LOCAL " + setting.encode() + b" = " + literal(conn, value)
+
+
 _KEEP: Any = object()
 
 
@@ -208,12 +231,13 @@ _BEGIN = {None: b"BEGIN", "read committed": b"BEGIN ISOLATION LEVEL READ COMMITT
 
 
 def begin(conn: psycopg.Connection[Any], name: str | None, isolation_level: str | None = None,
-          readonly: bool = False) -> None:
+          readonly: bool = False, local: bool = False) -> None:
     """Queue ``BEGIN [ISOLATION LEVEL …] [READ ONLY]`` (and ``SET application_name``) for
     the next statements, if idle. A ``BEGIN`` already queued stays as it is: a second
     call before anything was sent (a savepoint's) keeps the session's options.
     ``name`` (the session's) also labels the connection's events (:func:`label`); the
-    server is sent its first 63 characters."""
+    server is sent its first 63 characters. With ``local`` (behind a pooler) the name is
+    set for the transaction only, in every transaction (None: the connection's label)."""
     if conn.autocommit or conn.pgconn.transaction_status != _IDLE:
         return
     state = _state(conn)
@@ -222,10 +246,16 @@ def begin(conn: psycopg.Connection[Any], name: str | None, isolation_level: str 
     commands = [_BEGIN[isolation_level] + (b" READ ONLY" if readonly else b"")]
     if name is not None:
         state.session = name
+    elif local:
+        name = state.session
+    if name is not None:
         name = name[:63]
-    if name is not None and conn.info.parameter_status("application_name") != name:
-        # SET takes no snapshot: the transaction may still choose its isolation level
+    # SET takes no snapshot: the transaction may still choose its isolation level
+    if name is not None and local:
+        commands.append(b"SET LOCAL application_name = " + literal(conn, name))
+    elif name is not None and conn.info.parameter_status("application_name") != name:
         commands.append(b"SET application_name = " + literal(conn, name))
+    commands.extend(state.local.values())
     state.begin = commands
 
 
@@ -304,6 +334,8 @@ class _Batch:
         state, tx, pgconn, encoding = self.state, self.tx, self.conn.pgconn, self.encoding
         threshold, limit = state.threshold, self.conn.prepared_max
         used: set[bytes] = set()
+        #: the statements run under a name prepared earlier (their name may be gone)
+        self.named: set[tuple[bytes, tuple[int, ...]]] = set()
         for sql, params, kind in self.asked:
             tpl = template(sql, encoding)
             values, types, formats = fence.dump(tx, tpl.values(params), tpl.formats)
@@ -312,11 +344,12 @@ class _Batch:
             if name is not None:
                 state.prepared.move_to_end(key)
                 used.add(name)
+                self.named.add(key)
                 self._add(pgconn.send_query_prepared, (name, values, formats), kind, key)
             elif (threshold is not None and state.runs(key) > threshold
                   and state.room(limit, idle, used)):
                 state.counter += 1
-                name = b"_mo_%d" % state.counter
+                name = b"_mo_%s_%d" % (state.token, state.counter)
                 # known from now on, so that the same statement later in this round trip
                 # runs it; forgotten again if the PREPARE fails
                 state.prepared[key] = name
@@ -430,6 +463,8 @@ class _Batch:
                 failure: BaseException = failed
                 sqlstate = failed.sqlstate
                 if kind in ("run", "probe") and sqlstate == "26000":
+                    if key in self.named:
+                        failure = _lost_statement(failed)
                     forget_prepared(self.conn)  # dropped behind our back: DISCARD/DEALLOCATE ALL
                 elif kind in ("run", "probe") and sqlstate == "0A000":
                     state.prepared.pop(key, None)  # its result type changed (DDL)
@@ -482,6 +517,18 @@ class _Batch:
         pgconn = self.conn.pgconn
         if pgconn.status == pq.ConnStatus.OK and pgconn.pipeline_status != pq.PipelineStatus.OFF:
             self.conn.close()
+
+
+def _lost_statement(error: psycopg.Error) -> PreparedStatementLostError:
+    """The error of a statement whose prepared statement (dbmother's) is gone."""
+    lost = PreparedStatementLostError(
+        f"{error.diag.message_primary}: a statement dbmother prepared on this connection "
+        "is gone. Either a pooler in transaction mode (PgBouncer's pool_mode = "
+        "transaction) ran this transaction on another server connection: set pooler = "
+        "pgbouncer-transaction; or DISCARD ALL or DEALLOCATE ALL ran on the connection "
+        "outside dbmother: it is prepared again when it next qualifies")
+    lost.__cause__ = error
+    return lost
 
 
 def _check_end(end: bytes | None, status: bytes | None) -> None:

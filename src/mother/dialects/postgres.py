@@ -292,6 +292,11 @@ class PostgresDialect(Dialect):
 
     def set_session_name(self, conn: PgConnection, name: str) -> None:
         pgwire.label(conn, session=name)
+        if self.settings.pooler is not None:
+            # the name rides with every BEGIN (SET LOCAL); nothing is prepared on a
+            # caller's connection either, not even by psycopg
+            pgwire.set_prepare_threshold(conn, None)
+            return
         if conn.info.parameter_status("application_name") == name[:63]:
             return  # the server reports the current name: no round trip needed
         status = conn.info.transaction_status
@@ -310,7 +315,8 @@ class PostgresDialect(Dialect):
         it rides with the next statement."""
         if conn.info.transaction_status == TransactionStatus.IDLE:
             self._cursors(conn).generation += 1  # the cursors of earlier ones are gone
-        pgwire.begin(conn, name, isolation_level or self.settings.isolation_level, readonly)
+        pgwire.begin(conn, name, isolation_level or self.settings.isolation_level, readonly,
+                     local=self.settings.pooler is not None)
 
     def in_transaction(self, conn: PgConnection) -> bool:
         return conn.info.transaction_status != TransactionStatus.IDLE
@@ -548,8 +554,9 @@ class PostgresDialect(Dialect):
         return [(row["gid"], row["age"]) for row in result.rows]
 
     def lock_timeout(self, conn: PgConnection, seconds: float) -> None:
-        pgwire.run(conn, [("SELECT pg_catalog.set_config('lock_timeout', %(t)s, false)",
-                           {"t": f"{int(seconds * 1000)}ms"})])
+        # for each transaction only (SET LOCAL with its BEGIN): a session-wide setting
+        # would stay on a pooler's server connection for its next clients
+        pgwire.set_local(conn, "lock_timeout", f"{int(seconds * 1000)}ms")
 
     def is_lock_timeout(self, error: BaseException) -> bool:
         return isinstance(error, pgerrors.LockNotAvailable)

@@ -57,6 +57,8 @@ class IDatabaseDirective(Interface):
                                required=False)
     schema_check = TextLine(title="Seconds between checks of the schema, or off",
                             required=False)
+    pooler = TextLine(title="pgbouncer-transaction behind PgBouncer in transaction mode",
+                      required=False)
     register = Bool(
         title="Records created without a session use the transaction's session",
         required=False, default=True)
@@ -64,7 +66,7 @@ class IDatabaseDirective(Interface):
 
 SETTING_KEYS = ("dsn", "pool_min", "pool_max", "pool_timeout", "pool_type", "twophase",
                 "session_name", "paranoid", "persistent_one", "recover_interval",
-                "recover_min_age", "schema_check")
+                "recover_min_age", "schema_check", "pooler")
 
 
 def register_database(name: str, settings: dict[str, Any], register: bool = True
