@@ -64,14 +64,16 @@ pytest: $(STAMP) browser pgbouncer
 		../../$(PY) -m pytest $(PYTEST_ARGS)
 
 # the driver-facing tests again: the oldest psycopg in both implementations (C, prebuilt,
-# and pure Python on the system's libpq), the newest in pure Python (pytest ran it in C)
+# and pure Python on the system's libpq), the newest in pure Python (pytest ran it in C);
+# the suites routed through PgBouncer once more with the oldest only (time)
 pytest-psycopg: $(STAMP) $(OLD_STAMP) pgbouncer
 	set -e; dsn="$$($(PY) tools/pgcluster.py ensure)"; \
-	for run in "$(OLD_PY) binary" "$(OLD_PY) python" "$(PY) python"; do \
+	for run in "$(OLD_PY) binary pgbouncer" "$(OLD_PY) python direct" "$(PY) python direct"; do \
 		set -- $$run; \
+		if [ $$3 = direct ]; then only="not pgbouncer"; else only=""; fi; \
 		PSYCOPG_IMPL=$$2 $$1 -c "import psycopg; print('psycopg', psycopg.__version__, psycopg.pq.__impl__)"; \
 		PSYCOPG_IMPL=$$2 MOTHER_TEST_PG_DSN="$$dsn" $$1 -m pytest -q -p no:cacheprovider \
-			$(PYTEST_ARGS) $(PSYCOPG_TESTS); \
+			-k "$$only" $(PYTEST_ARGS) $(PSYCOPG_TESTS); \
 	done
 
 test: lint docs pytest pytest-psycopg
