@@ -239,8 +239,14 @@ class MotherMany(_RecordSet):
 
     def _groups(self, value_keys: bool = False) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
         """Rows grouped by their column names (and, with value_keys, by which are NULL)."""
+        store = self._store
+        if not value_keys and not any(map(operator.is_, itertools.chain.from_iterable(
+                map(operator.methodcaller("values"), store)), itertools.repeat(SQL_DEFAULT))):
+            shapes = set(map(tuple, store))  # the common case, at C speed: one shape
+            if len(shapes) == 1:
+                return {shapes.pop(): list(store)}
         groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-        for row in self._store:
+        for row in store:
             if value_keys:
                 key: tuple[Any, ...] = tuple((name, row[name] is None) for name in row)
             elif any(map(operator.is_, row.values(), itertools.repeat(SQL_DEFAULT))):
