@@ -219,6 +219,60 @@ def test_failure_inside_a_flush_costs_one_round_trip_and_writes_nothing(
     assert count(direct, "stars", "WHERE star_age = 99") == 0
 
 
+def test_a_query_rides_last_in_the_flush_it_triggers(
+        db: mother.Database, direct: mother.Database, proxy: RoundTripProxy) -> None:
+    s = MotherSession()
+    sun = s.get(ClsStars, 1)
+    proxy.reset()
+    sun.setField("star_age", 7)
+    mars = s.persist(ClsPlanets({"star_id": 1, "planet_name": "Mars"}))
+    rows = s.mr_query("SELECT planet_name, star_age FROM planets JOIN stars USING (star_id) "
+                      "WHERE star_id = %(star)s", {"star": 1})
+    assert rows == [{"planet_name": "Mars", "star_age": 7}]  # it saw the flush
+    assert proxy.round_trips == 1
+    assert verbs(sent(proxy)) == [["INSERT", "UPDATE", "SELECT"]]
+    assert s.batches == 2  # the get, then the flush with its query
+    assert mars.getField("planet_id") is not None and proxy.round_trips == 1  # key applied
+
+    proxy.reset()  # a query without parameters may hold several statements: it goes alone
+    s.persist(ClsPlanets({"star_id": 1, "planet_name": "Venus"}))
+    assert s.ov_query("SELECT count(*) FROM planets") == 2
+    assert verbs(sent(proxy)) == [["INSERT"], ["SELECT"]]
+    s.endSession()
+    assert count(direct, "planets") == 2
+
+
+def test_a_riding_query_that_fails_leaves_the_flush_unapplied_and_names_its_value(
+        db: mother.Database, direct: mother.Database, proxy: RoundTripProxy) -> None:
+    s = MotherSession()
+    proxy.reset()
+    planet = s.persist(ClsPlanets({"star_id": 1, "planet_name": "Mars"}))
+    with pytest.raises(mother.BadValueError, match="parameter 'star'"):
+        s.mr_query("SELECT * FROM planets WHERE star_id = %(star)s::integer", {"star": "one"})
+    assert proxy.round_trips == 1
+    assert verbs(sent(proxy)) == [["BEGIN", "SET", "INSERT", "SELECT"]]
+    assert planet in s.new and "planet_id" not in planet.getFields()  # nothing applied
+    s.rollback()
+    s.endSession()
+    assert count(direct, "planets") == 0
+
+
+def test_a_stale_row_in_a_flush_fails_the_query_riding_with_it(
+        db: mother.Database, direct: mother.Database, proxy: RoundTripProxy) -> None:
+    s = MotherSession()
+    sun = s.get(ClsStars, 1)
+    with MotherSession(database=direct) as other:
+        other.oc_query("DELETE FROM stars WHERE star_id = 1")
+    proxy.reset()
+    sun.setField("star_age", 50)
+    with pytest.raises(mother.StaleRecordError, match="stars row 1"):
+        s.mr_query("SELECT * FROM stars WHERE star_id = %(id)s", {"id": 2})
+    assert proxy.round_trips == 1
+    s.rollback()
+    s.endSession()
+    assert count(direct, "stars", "WHERE star_age = 50") == 0
+
+
 def test_repeated_statement_is_prepared_and_still_one_round_trip(
         db: mother.Database, proxy: RoundTripProxy) -> None:
     s = MotherSession()

@@ -18,8 +18,9 @@ from . import events
 from .config import as_isolation_level
 from .database import Database, resolve
 from .dialects import PoolStatus
+from .dialects.base import BatchResult
 from .errors import PrimaryKeyError, SessionConflictError, TransactionManagedError
-from .executor import RowStream, Transactional
+from .executor import RowStream, Statement, Transactional
 from .records import DbMother, builder_for
 from .unitofwork import DELETED, PERSISTENT, UnitOfWork
 
@@ -74,12 +75,23 @@ class Session(Transactional):
         return f"<Session {self.name!r} on {self.database.name!r} ({state})>"
 
     # -- statements: pending changes are flushed first, so queries see them ---------------
-    def _autoflush(self) -> None:
+    def _autoflushes(self) -> bool:
+        """Whether the next statement must be preceded by a flush."""
         # a read-only session never autoflushes: its checks come first, in the executor
-        if self.autoflush and not self._flushing and self.uow.has_pending():
+        return self.autoflush and not self._flushing and self.uow.has_pending()
+
+    def _autoflush(self) -> None:
+        if self._autoflushes():
             self.flush()
 
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
+        if params is not None and self.database.dialect.pipelines and self._autoflushes():
+            # the query rides last in the flush's batch: one round trip for both (a query
+            # without parameters may hold several statements: it cannot ride)
+            self.check_read(sql)
+            sent, result = self._send_flush(False, (sql, [params], True))
+            if sent:
+                return fetch(result)
         self._autoflush()
         return super().run(sql, params, fetch)
 
@@ -125,16 +137,23 @@ class Session(Transactional):
 
     def _flush(self, commit: bool) -> bool:
         """Flush; with ``commit`` the COMMIT rides in the same batch. True if it committed."""
+        sent, _ = self._send_flush(commit, None)
+        return sent and commit
+
+    def _send_flush(self, commit: bool, riding: Statement | None
+                    ) -> tuple[bool, BatchResult | None]:
+        """Flush (see :meth:`_flush`), ``riding`` sent last in the same batch: whether
+        anything was pending (and so sent), and the riding statement's result."""
         self.check_open()
         if self._flushing or not self.uow.has_pending():
-            return False
+            return False, None
         self.check_writable("to flush its changes (detach() or rollback() them)")
         self._flushing = True
         try:
-            self.uow.flush(commit)
+            result = self.uow.flush(commit, riding)
         finally:
             self._flushing = False
-        return commit
+        return True, result
 
     def persist(self, obj: DbMother) -> DbMother:
         """Queue ``obj`` for insertion at the next flush (or track it if it is already stored)."""

@@ -244,6 +244,14 @@ def cleaned(obj: R, uow: UnitOfWork[R] | None, dirty: set[str] | None = None) ->
         uow.sync(obj)
 
 
+def _values_of(statement: Statement) -> Mapping[str, Any]:
+    """The values of a one-run statement's parameters, by name (or place)."""
+    params: Any = statement[1][0] if statement[1] else None
+    if isinstance(params, Mapping):
+        return params
+    return {str(place): value for place, value in enumerate(params or ())}
+
+
 class UnitOfWork(Generic[R]):
     def __init__(self, session: Owner) -> None:
         self.session = session
@@ -449,16 +457,18 @@ class UnitOfWork(Generic[R]):
         self.frames = [weakref.WeakKeyDictionary()]
 
     # -- flush -----------------------------------------------------------------------------
-    def flush(self, commit: bool = False) -> None:
+    def flush(self, commit: bool = False, riding: Statement | None = None
+              ) -> BatchResult | None:
         """Write everything pending: inserts parents first, deletes children first, batched.
 
         Nothing changes on the objects unless the whole batch succeeded; with
         ``commit`` the batch ends with COMMIT. An update or delete that matches no
         row (another transaction deleted it) raises :class:`StaleRecordError` and
-        commits nothing.
+        commits nothing. ``riding``, a statement sent last in the batch (the query
+        that wanted the flush), gives its result back.
         """
         if not self.has_pending():
-            return
+            return None
         schema = self.session.database.schema
         dialect = self.session.database.dialect
         statements: list[tuple[str, list[dict[str, Any]], bool]] = []
@@ -520,6 +530,8 @@ class UnitOfWork(Generic[R]):
                 [sql.template_params((), keys, {}, dict(zip(keys, key or ()))) for key in known],
                 False))
             appliers.append((self._deleted, objs, ()))
+        if riding is not None:
+            statements.append(riding)
 
         try:
             try:
@@ -530,6 +542,8 @@ class UnitOfWork(Generic[R]):
                 raise StaleRecordError(obj.table_name, obj._mo_key or (), what) from error
         except BaseException as error:
             self.session.failed(error)
+            if riding is not None and sql.rejected(error, _values_of(riding)) is not None:
+                raise  # about the riding query's own value: its caller names it
             sent = [obj for _, objs, _ in appliers for obj in objs]
             # a value the database refused: name its column
             named = next((found for obj in sent
@@ -541,6 +555,7 @@ class UnitOfWork(Generic[R]):
             raise
         for (apply, objs, extra), result in zip(appliers, results):
             apply(objs, result.rows, extra)
+        return results[-1] if riding is not None else None
 
     def _send(self, statements: list[tuple[str, list[dict[str, Any]], bool]], commit: bool,
               checked: dict[int, tuple[str, list[R]]],

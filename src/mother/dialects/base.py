@@ -23,6 +23,22 @@ class BatchResult(NamedTuple):
     #: per parameter set, in order: the rows it changed (or returned)
     counts: list[int]
 
+    # read as a cursor (what a query's fetch is given when it rode in a batch)
+    def fetchall(self) -> list[Any]:
+        return self.rows
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    @property
+    def rowcount(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def description(self) -> tuple[str, ...] | None:
+        """The columns of the rows (None without rows: a batch keeps no result's shape)."""
+        return tuple(self.rows[0]) if self.rows else None
+
 
 class RowNotChangedError(MotherError):
     """A statement of a batch that had to change a row per parameter set changed none
@@ -100,6 +116,9 @@ class Dialect:
     #: whether one UPDATE can take many rows' values as arrays (``unnest … WITH ORDINALITY``,
     #: see :func:`mother.sql.update_group`)
     can_update_arrays: ClassVar[bool] = False
+    #: whether :meth:`run_batch` sends its statements in one round trip (a query may
+    #: then ride with the flush it triggers)
+    pipelines: ClassVar[bool] = False
     #: exceptions that mean "the connection is gone"
     connection_errors: ClassVar[tuple[type[BaseException], ...]]
     #: whether the database can prepare transactions at all (False: no need to ask it)

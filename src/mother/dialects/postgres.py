@@ -192,6 +192,7 @@ class PostgresDialect(Dialect):
     serial_type = "SERIAL"
     can_copy = True
     can_update_arrays = True
+    pipelines = True
     concurrent_writes = True
     connection_errors = (psycopg.OperationalError, psycopg.InterfaceError)
     can_prepare = True
