@@ -19,6 +19,9 @@ from mother import tutorial
 from tests.support.databases import KINDS
 from tests.support.pgserver import create_databases, drop_databases, server_dsn
 
+#: the replica fixtures (replicas, replicated_db, replica_servers)
+pytest_plugins = ["tests.support.replicas"]
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> str:
