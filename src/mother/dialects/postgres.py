@@ -170,6 +170,7 @@ class PostgresDialect(Dialect):
     concurrent_writes = True
     connection_errors = (psycopg.OperationalError, psycopg.InterfaceError)
     can_prepare = True
+    can_replicate = True
 
     def __init__(self, settings: Any, database: str) -> None:
         super().__init__(settings, database)
@@ -179,6 +180,8 @@ class PostgresDialect(Dialect):
             raise ConfigError("dsn", settings.dsn, f"not a PostgreSQL DSN: {error}") from None
         self._streams: weakref.WeakKeyDictionary[PgConnection, _Cursors] = (
             weakref.WeakKeyDictionary())
+        #: a commit asks the WAL position it reached (read-your-writes on the replicas)
+        self._position = bool(settings.replicas)
 
     def placeholder(self, name: str) -> str:
         return f"%({name})s"
@@ -296,7 +299,10 @@ class PostgresDialect(Dialect):
     def commit(self, conn: PgConnection) -> None:
         pgwire.discard_begin(conn)  # nothing ran: nothing to commit
         if conn.info.transaction_status != TransactionStatus.IDLE:
-            pgwire.run(conn, [], end=b"COMMIT", probe=True)
+            pgwire.run(conn, [], end=b"COMMIT", probe=True, position=self._position)
+
+    def commit_position(self, conn: PgConnection) -> int | None:
+        return pgwire.take_position(conn)
 
     def commit_if_read_only(self, conn: PgConnection) -> bool:
         return pgwire.commit_if_unwritten(conn)
@@ -424,7 +430,7 @@ class PostgresDialect(Dialect):
 
         try:
             return grouped(pgwire.run(conn, flat, end=b"COMMIT" if commit else None,
-                                      probe=commit))
+                                      probe=commit, position=self._position))
         except pgerrors.InvalidTextRepresentation as error:
             found = UNCHANGED_RE.search(error.diag.message_primary or "") if guarded else None
             if found is None:
@@ -490,7 +496,8 @@ class PostgresDialect(Dialect):
             conn = self.connect()
         verb = b"COMMIT PREPARED " if commit else b"ROLLBACK PREPARED "
         try:
-            pgwire.run(conn, [], end=verb + pgwire.literal(conn, gid))
+            pgwire.run(conn, [], end=verb + pgwire.literal(conn, gid),
+                       position=commit and self._position)
         except pgerrors.UndefinedObject:
             return False  # finished by another process (recovery)
         finally:
