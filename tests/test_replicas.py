@@ -190,7 +190,7 @@ def test_the_commit_position_rides_in_the_commits_round_trip(replicas: Replicate
         database = mother.init_mother(**replicas.settings(
             dsn=psycopg.conninfo.make_conninfo(**params)))
         session = MotherSession(database=database)
-        session.ov_query("SELECT 1")
+        session.oc_query("INSERT INTO stars (star_name) VALUES ('Pollux')")
         proxy.reset()
         session.endSession()
         assert proxy.round_trips == 1
@@ -198,6 +198,18 @@ def test_the_commit_position_rides_in_the_commits_round_trip(replicas: Replicate
         assert trips == [[XID_PROBE, "COMMIT", POSITION_PROBE]]
         assert session.commit_position is not None and session.commit_position > 0
         database.close()
+
+
+def test_a_transaction_that_wrote_nothing_has_no_commit_position(
+        normal_only: mother.Database) -> None:
+    with MotherSession() as session:
+        session.ov_query("SELECT count(*) FROM stars")
+    assert session.commit_position is None
+    with MotherSession() as session:
+        session.ov_query("SELECT count(*) FROM stars")
+        session.oc_query("UPDATE stars SET star_age = star_age WHERE false")  # no row: no xid
+    assert session.commit_position is None
+    assert write_star(normal_only, "Castor") > 0
 
 
 def test_two_phase_commit_gives_positions_and_a_read_only_session_does_not_prepare(

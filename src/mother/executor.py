@@ -128,7 +128,8 @@ class Executor:
     def check_writable(self, what: str) -> None:
         """Refuse ``what`` (a write) in a read-only session, before anything is sent."""
         if self.readonly:
-            raise ReadOnlySessionError(f"session {self.name!r} is read-only: refusing {what}")
+            raise ReadOnlySessionError(f"session {self.name!r} is read-only: refusing {what}; "
+                                       "write in a session opened without readonly=True")
 
     def check_read(self, sql: str) -> None:
         """In a read-only session, refuse a statement that does not look like a read."""
@@ -246,8 +247,9 @@ class Transactional(Executor):
         self.readonly = bool(readonly)
         #: the replica the session runs on (None: the primary); only for read-only ones
         self.replica = replica if self.readonly and pg_conn is None else None
-        #: the primary's WAL position that the last commit reached (None: not known): a
-        #: read-only session made with ``after=`` it sees what this one committed
+        #: the primary's WAL position that the last commit reached (None: not known, no
+        #: ``replicas`` setting, or the transaction wrote nothing): a read-only session
+        #: made with ``after=`` it sees what this one committed
         self.commit_position: WalPosition | None = None
         #: the isolation level of the transactions (None: the database's)
         self.isolation_level = isolation_level

@@ -67,7 +67,8 @@ _IDLE = pq.TransactionStatus.IDLE
 XID_PROBE = "SELECT pg_catalog.pg_current_xact_id_if_assigned()::text"
 #: asked after a closing ``COMMIT`` (or ``COMMIT PREPARED``) in the same round trip: the
 #: primary's WAL insert position, at or past the commit's record (its *write* and *flush*
-#: positions may still be before it when ``synchronous_commit`` is off)
+#: positions may still be before it when ``synchronous_commit`` is off); not kept when the
+#: transaction-id probe said the transaction wrote nothing
 POSITION_PROBE = "SELECT (pg_catalog.pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8"
 #: SQLSTATE classes of a server that said it is going away (operator intervention, connection)
 _GOING_AWAY = ("57", "08")
@@ -423,13 +424,17 @@ class _Batch:
         failure (what followed it in its segment did not run); check the closing command."""
         state, results = self.state, []
         error: BaseException | None = None
+        #: whether the probe said the transaction wrote nothing (then no position counts)
+        unwritten = False
         for (kind, key), res in zip(self.expected, raw):
             status = res.status
             if kind == "position":
                 # after the closing command: its failure never fails what committed
-                if status == _ES.TUPLES_OK and error is None and res.ntuples:
+                if status == _ES.TUPLES_OK and error is None and res.ntuples and not unwritten:
                     state.position = int(res.get_value(0, 0) or b"-1")
                 continue
+            if kind == "probe" and status == _ES.TUPLES_OK:
+                unwritten = bool(res.ntuples) and res.get_value(0, 0) is None
             if kind == "deallocate":
                 if status != _FATAL and status != _ABORTED or (
                         res.error_field(pq.DiagnosticField.SQLSTATE) == b"26000"):
