@@ -149,6 +149,24 @@ def test_a_stopped_replica_is_skipped_and_rejoins_after_its_restart(
         time.sleep(0.2)
 
 
+def test_a_replica_stopped_since_its_last_check_sends_the_session_to_the_primary(
+        replicas: Replicated) -> None:
+    # checks far apart: the session itself finds the replica gone
+    database = mother.init_mother(**replicas.settings(
+        replicas=[replicas.dsn(replicas.normal)], replica_check=60))
+    assert where(database) == (True, replicas.normal.port)
+    pgreplicas.stop(replicas.normal)
+    started = time.monotonic()
+    with MotherSession(readonly=True) as session:
+        assert session.replica is not None  # chosen: its last check found it healthy
+        assert server(session) == (False, pgreplicas.pgcluster.PORT)
+        assert session.replica is None
+    assert time.monotonic() - started < 5
+    [replica] = replica_set(database).replicas
+    assert not replica.state.up
+    assert where(database) == (False, pgreplicas.pgcluster.PORT)
+
+
 def test_after_a_position_a_session_reads_its_own_write_skipping_the_delayed_replica(
         replicas: Replicated) -> None:
     database = mother.init_mother(**replicas.settings())

@@ -298,8 +298,8 @@ class Transactional(Executor):
         return self._conn
 
     def _getconn(self) -> Any:
-        """A connection of the replica, else of the database's pool; a replica that gives
-        none counts as down, and the session runs on the primary instead."""
+        """A connection of the replica, else of the database's pool: a session whose replica
+        gives none in time runs on the primary (and the replica is checked at once)."""
         if self.replica is not None:
             try:
                 return self.replica.getconn()

@@ -155,8 +155,9 @@ class Replica:
         return self._pool
 
     def getconn(self) -> Any:
-        """A connection from the replica's pool."""
-        return self.pool.getconn()
+        """A connection from the replica's pool, waited for at most :data:`CONNECT_TIMEOUT`
+        (or ``pool_timeout`` when shorter)."""
+        return self.pool.getconn(min(self.dialect.settings.pool_timeout, CONNECT_TIMEOUT))
 
     def putconn(self, conn: Any) -> None:
         self.dialect.forget_session(conn)
@@ -190,12 +191,11 @@ class Replica:
             self._lock.release()
 
     def failed(self, error: BaseException, now: float, backoff: float) -> None:
-        """A session could not get a connection of the replica: it counts as down."""
-        log.warning("replica %s: a session could not connect (%s): down", self.dsn, error)
-        state = self.state
-        self.state = ReplicaState(False, state.replayed, now, state.failures + 1,
-                                  now + min(backoff * 2 ** state.failures, MAX_BACKOFF),
-                                  str(error))
+        """A session could not get a connection of the replica in time: ask the replica at
+        once (it is down if it does not answer; else its pool was only busy)."""
+        log.warning("replica %s: a session got no connection (%s): checking it", self.dsn,
+                    error)
+        self.check(now, backoff)
 
     def close(self) -> None:
         with self._lock:

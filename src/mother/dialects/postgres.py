@@ -127,16 +127,16 @@ class _PsycopgPool:
         self._in_use = 0
         self._lock = threading.Lock()
 
-    def getconn(self) -> PgConnection:
+    def getconn(self, timeout: float | None = None) -> PgConnection:
         try:
-            conn = self.pool.getconn()
+            conn = self.pool.getconn(timeout)
         except psycopg_pool.PoolTimeout as error:
             stats = self.pool.get_stats()
             size = stats.get("pool_size", 0)
             hint = ("could not open any connection: check the dsn and that the server runs"
                     if size == 0 else "end sessions sooner or raise pool_max")
             raise PoolTimeoutError(
-                f"no connection available within {self.pool.timeout} s "
+                f"no connection available within {timeout or self.pool.timeout} s "
                 f"({size} open, {self._in_use} in use, pool_max={self.pool.max_size}); "
                 f"{hint}") from error
         except psycopg_pool.PoolClosed as error:
