@@ -46,8 +46,8 @@ class Session(Transactional):
     to a transaction itself (as ``mother.tm.current_session`` does).
 
     On a database with ``replicas``, a read-only session runs on a healthy replica
-    (:attr:`replica`; None: on the primary, when none is healthy); with ``after`` (a
-    :class:`~mother.WalPosition`, another session's :attr:`commit_position`) only on one
+    (``session.replica``; None: on the primary, when none is healthy); with ``after`` (a
+    :class:`~mother.WalPosition`, another session's ``commit_position``) only on one
     that has replayed that position, waiting up to ``replica_wait`` for one, else on
     the primary. A session that is not read-only runs on the primary, which has every
     position: ``after`` changes nothing for it. See :doc:`/replicas`.
