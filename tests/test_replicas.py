@@ -4,6 +4,7 @@ on (``pg_is_in_recovery()``, its port)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +116,23 @@ def test_read_only_sessions_are_spread_over_the_replicas(replicas: Replicated) -
             chosen.append(session.replica)
     first, second = replica_set(database).replicas
     assert chosen == [first, second, first, second]
+
+
+def test_threads_choose_replicas_at_the_same_time(replicas: Replicated) -> None:
+    database = mother.init_mother(**replicas.settings(
+        replicas=[replicas.dsn(replicas.normal)], pool_max=8, replica_check=0.01))
+    found: list[tuple[bool, int]] = []
+
+    def reader() -> None:
+        for _ in range(20):
+            found.append(where(database))
+
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found == [(True, replicas.normal.port)] * 160
 
 
 def test_a_replica_lagging_more_than_allowed_is_skipped(

@@ -140,6 +140,8 @@ class Replica:
         self._pool: Pool | None = None
         self._probe = _Probe(settings.dsn)
         self._lock = threading.Lock()
+        #: held by the thread checking the replica (the others use what is known)
+        self._checking = threading.Lock()
 
     def __repr__(self) -> str:
         location = self.dialect.location()
@@ -164,11 +166,15 @@ class Replica:
         self.pool.putconn(conn)
 
     def check(self, now: float, backoff: float) -> None:
-        """Ask the replica its state now, unless another thread is asking it already."""
-        if not self._lock.acquire(blocking=False):
+        """Ask the replica its state now, unless another thread is asking it already (then
+        its last state stands; before its first check, that thread's answer is awaited)."""
+        first = self.state.checked == -math.inf
+        if not self._checking.acquire(blocking=first):
             return
         try:
             state = self.state
+            if first and state.checked != -math.inf:
+                return  # checked by the thread this one waited for
             try:
                 standby, replayed = self._probe.ask(REPLICA_SQL)
             except psycopg.Error as error:
@@ -188,7 +194,7 @@ class Replica:
                 log.info("replica %s answers again", self.dsn)
             self.state = ReplicaState(True, -1 if replayed is None else int(replayed), now)
         finally:
-            self._lock.release()
+            self._checking.release()
 
     def failed(self, error: BaseException, now: float, backoff: float) -> None:
         """A session could not get a connection of the replica in time: ask the replica at
@@ -198,7 +204,7 @@ class Replica:
         self.check(now, backoff)
 
     def close(self) -> None:
-        with self._lock:
+        with self._checking, self._lock:
             self._probe.close()
             if self._pool is not None:
                 self._pool.close()
@@ -218,6 +224,8 @@ class Replicas:
         #: the highest position dropped to keep at most HISTORY (-1: none)
         self._forgotten = -1
         self._lock = threading.Lock()
+        #: held by the thread asking the primary its position
+        self._asking = threading.Lock()
         self._turn = itertools.count()
 
     def saw(self, position: int, now: float | None = None) -> None:
@@ -249,13 +257,15 @@ class Replicas:
         """Ask the primary its position and the stale replicas their state (each at most
         every ``replica_check``); forget the positions every replica has replayed."""
         interval = self.settings.replica_check
-        if now - self._primary_checked >= interval:
-            self._primary_checked = now
+        if now - self._primary_checked >= interval and self._asking.acquire(blocking=False):
             try:
+                self._primary_checked = now
                 self.saw(int(self._primary.ask(PRIMARY_SQL)[0]), now)
             except psycopg.Error as error:
                 log.warning("replicas of %s: the primary's position is unknown: %s",
                             self.settings.dsn, error)
+            finally:
+                self._asking.release()
         for replica in self.replicas:
             state = replica.state
             if now - state.checked >= interval and now >= state.retry:
@@ -299,7 +309,8 @@ class Replicas:
             now = time.monotonic()
 
     def close(self) -> None:
-        self._primary.close()
+        with self._asking:
+            self._primary.close()
         for replica in self.replicas:
             replica.close()
 

@@ -28,7 +28,7 @@ mother.dsn = {dsn}
 mother.replicas =
     {normal}
     {delayed}
-mother.replica_max_lag = 1
+mother.replica_max_lag = 2
 mother.replica_check = 0.2
 mother.replica_wait = 0.3
 mother.pool_max = 4

@@ -50,7 +50,7 @@ class Replicated:
         checks, the delayed replica's delay well above the lag allowed)."""
         return {"dsn": self.primary, "replicas": self.replicas, "pool_min": 1,
                 "pool_max": 4, "pool_timeout": 5, "recover_interval": None,
-                "replica_max_lag": 1.0, "replica_check": 0.2, "replica_wait": 0.5,
+                "replica_max_lag": 1.0, "replica_check": 0.2, "replica_wait": 1.0,
                 **overrides}
 
 
