@@ -71,7 +71,8 @@ pytest-psycopg: $(STAMP) $(OLD_STAMP)
 
 test: lint docs pytest pytest-psycopg
 
-# stops the throwaway PostgreSQL cluster only if this checkout started it
+# stops the test replicas a killed test run left, and the throwaway PostgreSQL cluster only
+# if this checkout started it
 clean:
-	if [ -x $(PY) ]; then $(PY) tools/pgcluster.py stop; fi
+	if [ -x $(PY) ]; then $(PY) tools/pgreplicas.py stop; $(PY) tools/pgcluster.py stop; fi
 	rm -rf $(VENV) $(OLD_VENV) docs/_build .pytest_cache .mypy_cache .hypothesis src/*.egg-info
