@@ -16,7 +16,7 @@ import transaction
 import mother
 from mother import MO_LOAD, MO_SAVE, MotherBox, MotherSession, WalPosition, session_scope
 from mother.dialects.pgwire import POSITION_PROBE, XID_PROBE
-from mother.replicas import Replicas
+from mother.replicas import HISTORY, Replicas, ReplicaState
 from mother.tm import current_session
 from tests.support.classes import ClsPlanets, ClsStars
 from tests.support.replicas import Replicated
@@ -271,6 +271,27 @@ def test_two_phase_commit_gives_positions_and_a_read_only_session_does_not_prepa
     transaction.commit()
 
 
+def test_lag_is_the_age_of_the_first_known_position_a_replica_lacks() -> None:
+    # the measure alone: nothing connects until a replica or the primary is asked
+    database = mother.init_mother(dsn="host=127.0.0.1 port=1 dbname=x", name="lag",
+                                  replicas=["host=127.0.0.1 port=2 dbname=x"],
+                                  recover_interval=None)
+    known = replica_set(database)
+    [replica] = known.replicas
+    known.saw(100, now=10.0)
+    known.saw(200, now=11.0)
+    known.saw(150, now=12.0)  # older than what is known: nothing new
+    known.saw(250, now=11.01)  # within GRAIN of the last one: kept at the earlier time
+    for replayed, lag in [(-1, 5.0), (99, 5.0), (100, 4.0), (199, 4.0), (250, 0.0)]:
+        replica.state = ReplicaState(up=True, replayed=replayed, checked=14.0)
+        assert known.lag(replica, now=15.0) == pytest.approx(lag)
+    for number in range(HISTORY + 1):  # more than are kept: the oldest are forgotten
+        known.saw(1000 + number, now=20.0 + number)
+    replica.state = ReplicaState(up=True, replayed=300, checked=14.0)
+    assert known.lag(replica, now=15.0) == float("inf")
+    database.close()
+
+
 def test_sqlite_refuses_replicas(tmp_path: Path) -> None:
     with pytest.raises(mother.ConfigError, match="no streaming replicas") as refused:
         mother.init_mother(dsn=f"sqlite:///{tmp_path / 'r.db'}", replicas="host=x")
@@ -290,6 +311,7 @@ def test_wal_positions_read_and_print_as_postgresql_does() -> None:
     for bad in ("", "16", "x/y", "1/2/3", "123456789/0"):
         with pytest.raises(mother.ArgumentError, match="WAL position"):
             WalPosition.parse(bad)
+    database = mother.init_mother(dsn="sqlite://", name="positions")
     with pytest.raises(mother.ArgumentError, match="after="):
-        MotherSession(readonly=True, after="0/1", database=mother.init_mother(  # type: ignore[arg-type]
-            dsn="sqlite://", name="positions"))
+        MotherSession(readonly=True, after="0/1", database=database)  # type: ignore[arg-type]
+    database.close()

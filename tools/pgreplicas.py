@@ -37,6 +37,8 @@ except ImportError:  # run by its path: tools/ itself is on sys.path
 PORT = int(os.environ.get("MOTHER_TEST_REPLICA_PORT", "54350"))
 #: seconds the delayed replica waits before it applies a commit
 DELAY = float(os.environ.get("MOTHER_TEST_REPLICA_DELAY", "3"))
+#: seconds a replica is started again while its port is held by a closed connection
+BIND_WAIT = 90.0
 #: what a replica changes from the primary's configuration (copied by pg_basebackup)
 SETTINGS = {"hot_standby": "on", "max_connections": "200",
             # a query on the replica is never cancelled for a conflict with replay
@@ -103,10 +105,25 @@ def make(replica: Replica, primary: str) -> None:
 
 
 def start(replica: Replica) -> None:
-    """Start the replica (made already) and wait until it accepts connections."""
-    if not os.path.exists(os.path.join(replica.data, "postmaster.pid")):
-        _run([pgcluster.find_binary("pg_ctl"), "-D", replica.data, "-l",
-              os.path.join(replica.data, "server.log"), "-w", "-t", "60", "start"])
+    """Start the replica (made already) and wait until it accepts connections.
+
+    The ports lie in Linux's range of ephemeral ports: a client connection that
+    just closed may hold the port in TIME_WAIT (for 60 s), and the server cannot
+    bind it; it is then started again until it can (:data:`BIND_WAIT`)."""
+    log = os.path.join(replica.data, "server.log")
+    deadline = time.monotonic() + BIND_WAIT
+    while not os.path.exists(os.path.join(replica.data, "postmaster.pid")):
+        size = os.path.getsize(log) if os.path.exists(log) else 0
+        try:
+            _run([pgcluster.find_binary("pg_ctl"), "-D", replica.data, "-l", log, "-w",
+                  "-t", "60", "start"])
+        except ReplicaError:
+            with open(log) as text:
+                text.seek(size)
+                busy = "Address already in use" in text.read()
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
     for _ in range(120):
         if replica.answers():
             return

@@ -27,6 +27,7 @@ idle primary grows without any lag at all.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import dataclasses
@@ -248,9 +249,9 @@ class Replicas:
         with self._lock:
             if replayed < self._forgotten:
                 return math.inf
-            for position, when in self._known:
-                if position > replayed:
-                    return now - when
+            first = bisect.bisect_right(self._known, (replayed, math.inf))
+            if first < len(self._known):
+                return now - self._known[first][1]
         return 0.0
 
     def _refresh(self, now: float) -> None:
