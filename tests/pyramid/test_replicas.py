@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from pyramid.config import Configurator
 
 import mother
 from mother.pyramid.replicas import replica_reads_settings
@@ -127,6 +128,16 @@ def test_bad_replica_reads_settings_name_the_setting(settings: dict[str, str], k
     with pytest.raises(mother.ConfigError) as refused:
         replica_reads_settings(settings)
     assert refused.value.key == key
+
+
+def test_web_sessions_in_a_database_with_replicas_are_refused(replicas: Replicated) -> None:
+    settings = {"mother.dsn": replicas.primary, "mother.replicas": replicas.dsn(replicas.normal),
+                "mother.recover_interval": "off", "mother.replica_reads": "auto",
+                "mother.replica_reads.secret": SECRET, "mother.websession.secret": SECRET}
+    config = Configurator(settings=settings)
+    with pytest.raises(mother.ConfigError, match="without replicas") as refused:
+        config.include("mother.pyramid")
+    assert refused.value.key == "mother.replica_reads"
 
 
 def test_replica_reads_are_off_by_default() -> None:

@@ -1,11 +1,12 @@
 """Reads on the replicas for GET and HEAD requests, each client reading its own writes.
 
 With ``mother.replica_reads = auto``, :func:`~mother.pyramid.get_session` gives a GET or
-HEAD request a read-only session (on a replica of a database with ``replicas``), made
-with ``after=`` the position of this client's last write to that database, which travels
-in a small signed cookie: the response of a request whose transaction wrote sets it
-(response callbacks run after pyramid_tm has committed). A view that writes on GET says
-so with the view option ``mother_writes=True``. See :doc:`/replicas`.
+HEAD request a read-only session on a replica of each database with ``replicas`` (a
+database without them gives the usual session), made with ``after=`` the position of
+this client's last write to that database, which travels in a small signed cookie: the
+response of a request whose transaction wrote sets it (response callbacks run after
+pyramid_tm has committed). A view that writes on GET says so with the view option
+``mother_writes=True``. See :doc:`/replicas`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pyramid.response import Response
 from webob.cookies import SignedSerializer
 
 from ..config import as_bool, as_int, as_text
+from ..database import get_database
 from ..errors import ArgumentError, ConfigError
 from ..replicas import WalPosition
 
@@ -105,12 +107,25 @@ def replica_reads_settings(settings: Mapping[str, Any]) -> ReplicaReads | None:
     return ReplicaReads(**options)
 
 
-def reads_on_replica(request: Request) -> ReplicaReads | None:
-    """How this request reads, when it reads on the replicas (None: it may write)."""
+def reads_on_replica(request: Request, database: str) -> ReplicaReads | None:
+    """How this request reads ``database``, when it reads on its replicas (None: it may
+    write; always for a database without ``replicas``)."""
     reads: ReplicaReads | None = request.registry.get(KEY)
-    if reads is None or request.method not in READING or request.environ.get(WRITES):
+    if (reads is None or request.method not in READING or request.environ.get(WRITES)
+            or get_database(database).replicas is None):
         return None
     return reads
+
+
+def check_websession(reads: ReplicaReads | None, websession: Mapping[str, Any]) -> None:
+    """Refuse web sessions kept in a database that GET requests read on its replicas:
+    they are written on GET too."""
+    name = websession.get("database", "default")
+    if reads is not None and websession and get_database(name).replicas is not None:
+        raise ConfigError(SETTING, "auto", f"the web sessions (mother.websession.*) are "
+                          f"written on GET requests too, in database {name!r}, which has "
+                          "replicas: keep them in a database without replicas "
+                          "(mother.websession.database)")
 
 
 def remember_writes(request: Request, sessions: Callable[[], list[Any]]) -> None:

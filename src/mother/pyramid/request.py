@@ -35,8 +35,8 @@ def get_session(request: Request, name: str = "default") -> Session:
 
     Created, named after the request and joined on first use in each
     transaction; the transaction's end closes it. With ``mother.replica_reads = auto``
-    a GET or HEAD request's session is read-only, on a replica that has this client's
-    last write (:mod:`mother.pyramid.replicas`). A session placed in
+    a GET or HEAD request's session of a database with ``replicas`` is read-only, on a
+    replica that has this client's last write (:mod:`mother.pyramid.replicas`). A session placed in
     ``request.environ["mother.session"]`` (``"mother.session.NAME"`` for
     other databases) is returned instead, which lets tests inject their own.
     """
@@ -53,7 +53,7 @@ def get_session(request: Request, name: str = "default") -> Session:
     if cached is not None and cached[0] is txn and not cached[1].closed:
         return cached[1]
     known = tm.TransactionState.of(txn, manager).sessions.get(name)
-    reads = reads_on_replica(request)
+    reads = reads_on_replica(request, name)
     if reads is not None:
         session = tm.current_session(database=name, transaction_manager=manager,
                                      readonly=True, after=reads.positions(request).get(name))
