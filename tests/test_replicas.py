@@ -248,6 +248,21 @@ def test_a_transaction_that_wrote_nothing_has_no_commit_position(
     assert write_star(normal_only, "Castor") > 0
 
 
+def test_a_commit_on_a_replica_asks_no_position(replicas: Replicated) -> None:
+    params = psycopg.conninfo.conninfo_to_dict(replicas.dsn(replicas.normal))
+    with RoundTripProxy(str(params["host"]), int(params["port"]), record=True) as proxy:
+        params.update(host=proxy.host, port=str(proxy.port), sslmode="disable")
+        database = mother.init_mother(**replicas.settings(
+            replicas=[psycopg.conninfo.make_conninfo(**params)]))
+        session = MotherSession(database=database, readonly=True)
+        assert server(session)[0]
+        proxy.reset()
+        session.endSession()
+        trips = [queries(request) for link in proxy.links for request in link.requests]
+        assert trips == [[XID_PROBE, "COMMIT"]] and session.commit_position is None
+        database.close()
+
+
 def test_two_phase_commit_gives_positions_and_a_read_only_session_does_not_prepare(
         replicas: Replicated, pg_dsns: list[str], clean_transaction: None) -> None:
     mother.init_mother(**replicas.settings(replicas=[replicas.dsn(replicas.normal)]))

@@ -120,9 +120,11 @@ def start(replica: Replica) -> None:
         except ReplicaError:
             with open(log) as text:
                 text.seek(size)
-                busy = "Address already in use" in text.read()
-            if not busy or time.monotonic() > deadline:
-                raise
+                said = text.read()
+            if "Address already in use" not in said or time.monotonic() > deadline:
+                tail = "\n".join(said.strip().splitlines()[-5:])
+                raise ReplicaError(f"pgreplicas: the replica on port {replica.port} did not "
+                                   f"start; the end of {log}:\n{tail}") from None
             time.sleep(1)
     for _ in range(120):
         if replica.answers():

@@ -299,7 +299,13 @@ class PostgresDialect(Dialect):
     def commit(self, conn: PgConnection) -> None:
         pgwire.discard_begin(conn)  # nothing ran: nothing to commit
         if conn.info.transaction_status != TransactionStatus.IDLE:
-            pgwire.run(conn, [], end=b"COMMIT", probe=True, position=self._position)
+            pgwire.run(conn, [], end=b"COMMIT", probe=True, position=self._asks_position(conn))
+
+    def _asks_position(self, conn: PgConnection) -> bool:
+        """Whether a commit on ``conn`` asks its WAL position: where the database has
+        replicas, on the primary (a hot standby, as the server reports since PostgreSQL
+        14, has none to give: a read-only session's connection to a replica)."""
+        return self._position and conn.info.parameter_status("in_hot_standby") != "on"
 
     def commit_position(self, conn: PgConnection) -> int | None:
         return pgwire.take_position(conn)
@@ -430,7 +436,7 @@ class PostgresDialect(Dialect):
 
         try:
             return grouped(pgwire.run(conn, flat, end=b"COMMIT" if commit else None,
-                                      probe=commit, position=self._position))
+                                      probe=commit, position=self._asks_position(conn)))
         except pgerrors.InvalidTextRepresentation as error:
             found = UNCHANGED_RE.search(error.diag.message_primary or "") if guarded else None
             if found is None:
