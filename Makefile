@@ -78,7 +78,9 @@ pytest-psycopg: $(STAMP) $(OLD_STAMP) pgbouncer
 
 test: lint docs pytest pytest-psycopg
 
-# stops PgBouncer and the throwaway PostgreSQL cluster, each only if this checkout started it
+# stops the test replicas a killed test run left, PgBouncer and the throwaway PostgreSQL
+# cluster, each only if this checkout started it
 clean:
-	if [ -x $(PY) ]; then $(PY) tools/pgbouncer.py stop; $(PY) tools/pgcluster.py stop; fi
+	if [ -x $(PY) ]; then $(PY) tools/pgreplicas.py stop; $(PY) tools/pgbouncer.py stop; \
+		$(PY) tools/pgcluster.py stop; fi
 	rm -rf $(VENV) $(OLD_VENV) docs/_build .pytest_cache .mypy_cache .hypothesis src/*.egg-info

@@ -31,6 +31,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     pooler.deselect_sqlite(config, items)
 
+#: the replica fixtures (replicas, replicated_db, replica_servers)
+pytest_plugins = ["tests.support.replicas"]
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> str:

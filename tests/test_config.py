@@ -157,6 +157,8 @@ BAD = [
     ("prepare_threshold", -1), ("colour", "blue"), ("pooler", "pgbouncer"),
     ("pooler", "pgbouncer-session"), ("pooler", 1),
     ("dsn", "mysql://x"), ("dsn", "sqlite:relative.db"), ("dsn", "host='unterminated"),
+    ("replicas", 3), ("replicas", "host=replica"), ("replica_max_lag", "x"),
+    ("replica_max_lag", 0), ("replica_wait", "soon"), ("replica_check", -1),
 ]
 
 
@@ -169,6 +171,26 @@ def test_bad_setting_names_key_and_value(key: str, value: object) -> None:
     assert repr(key) in str(info.value)
     assert repr(value) in str(info.value) or str(value) in str(info.value)
     assert isinstance(info.value, mother.MotherError)
+
+
+def test_replicas_are_read_from_lists_lines_and_uris(tmp_path: Path) -> None:
+    ini = tmp_path / "replicas.ini"
+    ini.write_text("[mother]\ndsn = host=primary\nreplicas =\n    host=r1 port=5433\n"
+                   "    postgresql://r2/db postgresql://r3,r4/db,postgresql://r5/db\n"
+                   "replica_max_lag = 2.5\nreplica_wait = off\n")
+    settings = make_settings(ini)
+    assert settings.replicas == ("host=r1 port=5433", "postgresql://r2/db",
+                                 "postgresql://r3,r4/db", "postgresql://r5/db")
+    assert (settings.replica_max_lag, settings.replica_wait) == (2.5, None)
+    assert make_settings(dsn="host=p", replicas=["host=r1", " host=r2 "]).replicas == (
+        "host=r1", "host=r2")
+    assert make_settings(dsn="host=p").replicas == ()
+
+
+def test_the_primary_is_not_its_own_replica() -> None:
+    with pytest.raises(ConfigError, match="primary's own dsn") as info:
+        make_settings(dsn="host=p", replicas=["host=p"])
+    assert info.value.key == "replicas"
 
 
 def test_pool_max_below_pool_min() -> None:

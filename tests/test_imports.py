@@ -19,6 +19,7 @@ CORE = [
     {"mother.dialects", "mother.dialects.pgwire", "mother.dialects.postgres",
      "mother.dialects.sqlite", "mother.pool"},
     {"mother.sql", "mother.filters", "mother.joins", "mother.sqltext"},
+    {"mother.replicas"},
     {"mother.database"},
     {"mother.executor"},
     {"mother.bulk"},

@@ -45,6 +45,8 @@ SETTINGS = {
     "full_page_writes": "off",
     "listen_addresses": "'127.0.0.1'",
     "unix_socket_directories": f"'{BASE}'",
+    # the replicas of tools/pgreplicas.py stream without a slot: keep WAL for a restart
+    "wal_keep_size": "'256MB'",
 }
 
 

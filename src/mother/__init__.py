@@ -46,6 +46,7 @@ from .records import (
     getMotherBuilder,
     getMotherObj,
 )
+from .replicas import WalPosition
 from .scoping import object_session, scoped_session, session_scope
 from .session import MotherPoolStatus, MotherPoolStratus, MotherSession, Session
 from .sets import MotherBox, MotherFusion, MotherMany
@@ -65,7 +66,7 @@ __all__ = [
     "RawFilterError", "ReadOnlySessionError", "RolledBackError", "SQL_DEFAULT", "SQL_FALSE",
     "SQL_NULL", "SQL_TRUE", "Session", "SessionClosedError", "SessionConflictError",
     "StaleRecordError", "TransactionManagedError", "UnknownFieldError", "UnknownTableError",
-    "UnsupportedDriverError",
+    "UnsupportedDriverError", "WalPosition",
     "close_all", "databases", "getMotherBuilder", "getMotherObj", "get_database", "init_mother",
     "is_transient", "object_session", "scoped_session", "session_scope",
 ]

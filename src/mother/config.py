@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
@@ -63,6 +64,14 @@ class Settings:
     schema_check: float | None = None
     #: SQLite: make the database file when it does not exist (off: a missing file is an error)
     create: bool = True
+    #: PostgreSQL streaming replicas (their DSNs) that read-only sessions run on
+    replicas: tuple[str, ...] = ()
+    #: seconds a replica may lag behind the primary and still take read-only sessions
+    replica_max_lag: float = 5.0
+    #: seconds a read-only session with ``after=`` waits for a replica (None: not at all)
+    replica_wait: float | None = 0.25
+    #: seconds a replica's health and position are trusted before it is asked again
+    replica_check: float = 1.0
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(Settings)}
@@ -141,12 +150,36 @@ def as_pooler(key: str, value: Any) -> str | None:
     return str(word)
 
 
+#: where a line of URIs is cut: whitespace or commas before the next URI
+_URI_SEPARATOR = re.compile(r"[\s,]+(?=postgres(?:ql)?://)")
+
+
+def as_dsn_list(key: str, value: Any) -> tuple[str, ...]:
+    """DSNs: a list of strings, or one string with one DSN a line, where a line of
+    ``postgresql://`` URIs may also separate them by spaces or commas (a key=value DSN
+    holds spaces, and a multi-host one commas: it takes a whole line)."""
+    if isinstance(value, str):
+        found: list[str] = []
+        for line in value.splitlines():
+            line = line.strip()
+            if line.startswith(("postgresql://", "postgres://")):
+                found.extend(part.strip(", \t") for part in _URI_SEPARATOR.split(line))
+            elif line:
+                found.append(line)
+        return tuple(found)
+    if isinstance(value, (list, tuple)):
+        return tuple(as_text(key, item) for item in value if as_text(key, item))
+    raise ConfigError(key, value, "expected DSNs: a list, or a string with one a line")
+
+
 def _convert(key: str, value: Any) -> Any:
     kind = FIELDS[key].type
     if key == "isolation_level":
         return as_isolation_level(key, value)
     if key == "pooler":
         return as_pooler(key, value)
+    if key == "replicas":
+        return as_dsn_list(key, value)
     if kind == "bool":
         return as_bool(key, value)
     if kind == "bool | None":
@@ -259,4 +292,6 @@ def make_settings(
                           "raise pool_max or lower pool_min")
     if not settings.session_name:
         raise ConfigError("session_name", settings.session_name, "must not be empty")
+    if settings.dsn in settings.replicas:
+        raise ConfigError("replicas", settings.dsn, "is the primary's own dsn, not a replica")
     return settings

@@ -18,6 +18,7 @@ from . import events
 from .config import Settings, make_settings
 from .dialects import Dialect, Pool, PoolStatus, dialect_for
 from .errors import ConfigError, StaleRecordError, add_note
+from .replicas import Replicas, replicas_for
 from .schema import Schema
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class Database:
         self.name = name
         self.settings = settings
         self.dialect: Dialect = dialect_for(settings, name)
+        #: the streaming replicas read-only sessions run on (None: no ``replicas`` setting)
+        self.replicas: Replicas | None = replicas_for(settings, name, self.dialect)
         self._lock = threading.RLock()
         self._pool: Pool | None = None
         self._schema: Schema | None = None
@@ -251,6 +254,8 @@ class Database:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
+            if self.replicas is not None:
+                self.replicas.close()
             closer = getattr(self.dialect, "close", None)
             if closer is not None:
                 closer()
@@ -283,7 +288,7 @@ def check_settings(
     form too, by its dialect) without configuring anything or connecting: for adapters
     that read settings at startup or from a form."""
     checked = make_settings(config, name, **settings)
-    dialect_for(checked, name)
+    replicas_for(checked, name, dialect_for(checked, name))
     return checked
 
 

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import threading
+import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
@@ -30,6 +31,7 @@ from .errors import (
     SessionClosedError,
 )
 from .filters import MoFilter
+from .replicas import Replica, WalPosition
 from .sql import naming_values
 from .sql import raw as raw_query
 from .sqltext import shown
@@ -128,7 +130,8 @@ class Executor:
     def check_writable(self, what: str) -> None:
         """Refuse ``what`` (a write) in a read-only session, before anything is sent."""
         if self.readonly:
-            raise ReadOnlySessionError(f"session {self.name!r} is read-only: refusing {what}")
+            raise ReadOnlySessionError(f"session {self.name!r} is read-only: refusing {what}; "
+                                       "write in a session opened without readonly=True")
 
     def check_read(self, sql: str) -> None:
         """In a read-only session, refuse a statement that does not look like a read."""
@@ -239,10 +242,17 @@ class Transactional(Executor):
     """
 
     def __init__(self, database: Database, name: str, pg_conn: Any = None, *,
-                 readonly: bool = False, isolation_level: str | None = None) -> None:
+                 readonly: bool = False, isolation_level: str | None = None,
+                 replica: Replica | None = None) -> None:
         self.database = database
         self.name = name
         self.readonly = bool(readonly)
+        #: the replica the session runs on (None: the primary); only for read-only ones
+        self.replica = replica if self.readonly and pg_conn is None else None
+        #: the primary's WAL position that the last commit reached (None: not known, no
+        #: ``replicas`` setting, or the transaction wrote nothing): a read-only session
+        #: made with ``after=`` it sees what this one committed
+        self.commit_position: WalPosition | None = None
         #: the isolation level of the transactions (None: the database's)
         self.isolation_level = isolation_level
         self._conn = pg_conn
@@ -285,11 +295,38 @@ class Transactional(Executor):
                 f"session {self.name!r}: an earlier flush failed ({self._failed}); its "
                 "transaction may hold part of it: call rollback() (or leave begin_nested()) first")
         if self._conn is None:
-            self._conn = self.database.getconn()
+            self._conn = self._getconn()
             self._fresh = True
             if not self.readonly:  # on the primary: a replica may not have the migration yet
                 self.database.check_schema(self._conn)
         return self._conn
+
+    def _getconn(self) -> Any:
+        """A connection of the replica, else of the database's pool: a session whose replica
+        gives none in time runs on the primary (and the replica is checked at once)."""
+        if self.replica is not None:
+            try:
+                return self.replica.getconn()
+            except Exception as error:
+                replicas = self.database.replicas
+                assert replicas is not None
+                self.replica.failed(error, time.monotonic(), replicas.settings.replica_check)
+                self.replica = None
+        return self.database.getconn()
+
+    def _putconn(self, conn: Any) -> None:
+        if self.replica is not None:
+            self.replica.putconn(conn)
+        else:
+            self.database.putconn(conn)
+
+    def _committed(self, conn: Any) -> None:
+        """After a commit on ``conn``: remember the position it reached, where it was asked."""
+        position = self.database.dialect.commit_position(conn)
+        if position is not None:
+            self.commit_position = WalPosition(position)
+            if self.database.replicas is not None:
+                self.database.replicas.saw(position)
 
     def failed(self, error: BaseException) -> None:
         """A batch failed half-way (its transaction may hold part of it): from now on only
@@ -332,7 +369,7 @@ class Transactional(Executor):
             self._conn = None
             if self._owned:
                 with contextlib.suppress(Exception):
-                    self.database.putconn(conn)
+                    self._putconn(conn)
             log.warning("session %s lost its connection: %s", self.name, error)
 
     def _begin(self, conn: Any) -> None:
@@ -421,6 +458,8 @@ class Transactional(Executor):
         results: list[BatchResult]
         try:
             results = self._attempt(work)
+            if commit:
+                self._committed(self._conn)
         except EndLost as lost:
             self.settle(lost)  # raises unless the server says it committed
             results = lost.results or []
@@ -461,6 +500,7 @@ class Transactional(Executor):
         if conn is not None:
             try:
                 self.database.dialect.commit(conn)
+                self._committed(conn)
             except EndLost as lost:
                 self.guard(lost.cause)
                 self.settle(lost)
@@ -524,7 +564,11 @@ class Transactional(Executor):
     def finish_prepared(self, gid: str, commit: bool) -> bool:
         """COMMIT (or ROLLBACK) PREPARED ``gid`` on this connection (a new one if it has
         none); False if it was not prepared any more."""
-        return self.database.dialect.finish_prepared(self._conn, gid, commit)
+        conn = self._conn
+        done = self.database.dialect.finish_prepared(conn, gid, commit)
+        if done and commit and conn is not None:
+            self._committed(conn)
+        return done
 
     def release(self, rollback: bool = False, outcome: str | None = None) -> None:
         """End: the connection goes back to the pool (rolled back first with ``rollback``);
@@ -539,7 +583,7 @@ class Transactional(Executor):
                 with contextlib.suppress(Exception):
                     self.database.dialect.rollback(conn)
             if self._owned:
-                self.database.putconn(conn)
+                self._putconn(conn)
         if events.listeners:
             events.session_event(self.database.name, self.name, "ended", outcome or (
                 "closed" if conn is None else "rolled back" if rollback else "committed"))

@@ -36,14 +36,15 @@ class SimplePool:
         self._cond = threading.Condition()
         self._limit = None if settings.pool_type == "growing" else settings.pool_max
 
-    def getconn(self) -> Any:
+    def getconn(self, timeout: float | None = None) -> Any:
+        wait = self.settings.pool_timeout if timeout is None else timeout
         with self._cond:
             self._waiting += 1
             try:
                 ok = self._cond.wait_for(
                     lambda: self._closed or self._idle or self._limit is None
                     or self._size < self._limit,
-                    timeout=self.settings.pool_timeout,
+                    timeout=wait,
                 )
             finally:
                 self._waiting -= 1
@@ -51,7 +52,7 @@ class SimplePool:
                 raise PoolTimeoutError("the pool is closed")
             if not ok:
                 raise PoolTimeoutError(
-                    f"no connection available within {self.settings.pool_timeout} s "
+                    f"no connection available within {wait} s "
                     f"({self._size} in use, pool_max={self.settings.pool_max}); "
                     "end sessions sooner or raise pool_max")
             if self._idle:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .database import Database
+from .replicas import WalPosition
 from .session import Session
 
 
@@ -19,13 +20,14 @@ def object_session(obj: Any) -> Session | None:
 
 @contextlib.contextmanager
 def session_scope(name: str | None = None, *, database: str | Database = "default",
-                  readonly: bool = False, isolation_level: str | None = None
-                  ) -> Iterator[Session]:
+                  readonly: bool = False, isolation_level: str | None = None,
+                  after: WalPosition | None = None) -> Iterator[Session]:
     """A session for a block: commit on success, rollback on error, always ended.
 
-    ``readonly`` and ``isolation_level`` are the session's (see :class:`Session`)."""
+    ``readonly``, ``isolation_level`` and ``after`` are the session's (see
+    :class:`Session`)."""
     session = Session(name, database=database, readonly=readonly,
-                      isolation_level=isolation_level)
+                      isolation_level=isolation_level, after=after)
     try:
         yield session
     except BaseException:

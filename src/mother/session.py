@@ -19,9 +19,15 @@ from .config import as_isolation_level
 from .database import Database, resolve
 from .dialects import PoolStatus
 from .dialects.base import BatchResult
-from .errors import PrimaryKeyError, SessionConflictError, TransactionManagedError
+from .errors import (
+    ArgumentError,
+    PrimaryKeyError,
+    SessionConflictError,
+    TransactionManagedError,
+)
 from .executor import RowStream, Statement, Transactional
 from .records import DbMother, builder_for
+from .replicas import WalPosition
 from .unitofwork import DELETED, PERSISTENT, UnitOfWork
 
 
@@ -40,6 +46,13 @@ class Session(Transactional):
     session hooks to the caller, which runs them once it has joined the session
     to a transaction itself (as ``mother.tm.current_session`` does).
 
+    On a database with ``replicas``, a read-only session runs on a healthy replica
+    (``session.replica``; None: on the primary, when none is healthy); with ``after`` (a
+    :class:`~mother.WalPosition`, another session's ``commit_position``) only on one
+    that has replayed that position, waiting up to ``replica_wait`` for one, else on
+    the primary. A session that is not read-only runs on the primary, which has every
+    position: ``after`` changes nothing for it. See :doc:`/replicas`.
+
     ``defer_writes`` (default: on when the session autoflushes) lets the immediate
     writes of records (``MO_SAVE``, ``MO_UP``, ``MO_DEL``, ``insert()``…) ride with the
     session's next round trip instead of going alone; ``False`` sends each at once.
@@ -48,12 +61,19 @@ class Session(Transactional):
     def __init__(self, name: str | None = None, pg_conn: Any = None, *,
                  database: str | Database = "default", autoflush: bool | None = None,
                  readonly: bool = False, isolation_level: str | None = None,
-                 hooks: bool = True, defer_writes: bool | None = None) -> None:
+                 hooks: bool = True, defer_writes: bool | None = None,
+                 after: WalPosition | None = None) -> None:
         db = resolve(database)
         settings = db.settings
+        if after is not None and not isinstance(after, int):
+            raise ArgumentError(f"after={after!r}: expected a WalPosition (a session's "
+                                "commit_position, or WalPosition.parse('X/Y'))")
+        replica = (db.replicas.choose(after) if readonly and pg_conn is None
+                   and db.replicas is not None else None)
         super().__init__(db, name or f"{settings.session_name}-{random.randint(1, 2**31)}",
                          pg_conn, readonly=readonly,
-                         isolation_level=as_isolation_level("isolation_level", isolation_level))
+                         isolation_level=as_isolation_level("isolation_level", isolation_level),
+                         replica=replica)
         wanted = settings.autoflush if autoflush is None else autoflush
         self.autoflush = wanted and not self.readonly  # nothing to flush in a read-only one
         #: immediate writes wait for the next round trip: only where queries flush first
@@ -401,6 +421,11 @@ class Managed:
         return self.session.closed
 
     @property
+    def readonly(self) -> bool:
+        """Whether the session refuses writes (it then never prepares)."""
+        return self.session.readonly
+
+    @property
     def wrote(self) -> bool:
         """Whether the transaction may have written (sent a write, or has changes pending)."""
         return self.session.wrote or self.session.uow.has_pending()
@@ -465,13 +490,16 @@ _MISSING = object()
 def MotherSession(name: str | None = None, pg_conn: Any = None, *,
                   database: str | Database = "default", autoflush: bool | None = None,
                   readonly: bool = False, isolation_level: str | None = None,
-                  defer_writes: bool | None = None) -> Session:
+                  defer_writes: bool | None = None, after: WalPosition | None = None
+                  ) -> Session:
     """Open a session (Mother's name): ``MotherSession()``, work, then ``endSession()``.
 
-    ``readonly=True`` refuses writes; ``isolation_level`` is the session's own;
-    ``defer_writes=False`` sends every immediate write at once (see :class:`Session`)."""
+    ``readonly=True`` refuses writes (and runs on a replica, if the database has some;
+    with ``after``, one that has replayed that position); ``isolation_level`` is the
+    session's own; ``defer_writes=False`` sends every immediate write at once (see
+    :class:`Session`)."""
     return Session(name, pg_conn, database=database, autoflush=autoflush, readonly=readonly,
-                   isolation_level=isolation_level, defer_writes=defer_writes)
+                   isolation_level=isolation_level, defer_writes=defer_writes, after=after)
 
 
 def MotherPoolStatus(database: str = "default") -> PoolStatus:

@@ -93,7 +93,8 @@ class EndLost(Exception):
 class Pool(Protocol):
     """A connection pool as the :class:`~mother.database.Database` uses it."""
 
-    def getconn(self) -> Any: ...
+    def getconn(self, timeout: float | None = None) -> Any:
+        """A connection, waiting up to ``timeout`` (default: ``pool_timeout``) for one."""
     def putconn(self, conn: Any) -> None: ...
     def status(self) -> PoolStatus: ...
     def close(self) -> None: ...
@@ -123,6 +124,8 @@ class Dialect:
     connection_errors: ClassVar[tuple[type[BaseException], ...]]
     #: whether the database can prepare transactions at all (False: no need to ask it)
     can_prepare: ClassVar[bool] = False
+    #: whether the database has streaming replicas (the ``replicas`` setting)
+    can_replicate: ClassVar[bool] = False
 
     def __init__(self, settings: Settings, database: str) -> None:
         self.settings = settings
@@ -256,6 +259,12 @@ class Dialect:
         """COMMIT; a transaction the server rolled back instead raises
         :class:`~mother.errors.RolledBackError`, a lost reply :class:`EndLost`."""
         raise NotImplementedError
+
+    def commit_position(self, conn: Any) -> int | None:
+        """The primary's WAL position that the last commit on ``conn`` (``COMMIT``, a batch's,
+        ``COMMIT PREPARED``) reached, asked in its round trip where the database has
+        replicas; None where it was not asked."""
+        return None
 
     def commit_if_read_only(self, conn: Any) -> bool:
         """COMMIT the transaction if it wrote nothing, as the database itself says (not

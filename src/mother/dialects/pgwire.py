@@ -77,6 +77,11 @@ _SYNC, _ABORTED, _FATAL = _ES.PIPELINE_SYNC, _ES.PIPELINE_ABORTED, _ES.FATAL_ERR
 _IDLE = pq.TransactionStatus.IDLE
 #: asked before a closing command: the id of the transaction, or NULL if it wrote nothing
 XID_PROBE = "SELECT pg_catalog.pg_current_xact_id_if_assigned()::text"
+#: asked after a closing ``COMMIT`` (or ``COMMIT PREPARED``) in the same round trip: the
+#: primary's WAL insert position, at or past the commit's record (its *write* and *flush*
+#: positions may still be before it when ``synchronous_commit`` is off); not kept when the
+#: transaction-id probe said the transaction wrote nothing
+POSITION_PROBE = "SELECT (pg_catalog.pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8"
 #: SQLSTATE classes of a server that said it is going away (operator intervention, connection)
 _GOING_AWAY = ("57", "08")
 
@@ -108,7 +113,7 @@ class _State:
     """What this module keeps per connection."""
 
     __slots__ = ("prepared", "retired", "seen", "begin", "counter", "token", "threshold",
-                 "local", "database", "session")
+                 "local", "database", "session", "position")
 
     def __init__(self) -> None:
         #: (query, types) -> name of the prepared statement, least recently used first
@@ -132,6 +137,8 @@ class _State:
         #: what the connection's round trips are reported as: its database and session
         self.database = ""
         self.session: str | None = None
+        #: the WAL position after the last commit that asked it (see :func:`take_position`)
+        self.position: int | None = None
 
     def runs(self, key: tuple[bytes, tuple[int, ...]]) -> int:
         """Count a run of an unprepared statement; the runs so far, this one included."""
@@ -285,7 +292,7 @@ class _Batch:
     """
 
     def __init__(self, conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]],
-                 end: bytes | None, probe: bool = False) -> None:
+                 end: bytes | None, probe: bool = False, position: bool = False) -> None:
         self.conn = conn
         self.state = state = _state(conn)
         self.encoding = conn.info.encoding
@@ -323,6 +330,11 @@ class _Batch:
         self.first = len(self.sends)
         if end is not None:
             self._add(pgconn.send_query_params, (end, None), "end")
+        #: whether the WAL position is asked after the closing command
+        self.position = end is not None and position
+        if self.position:
+            state.position = None
+            self._add(pgconn.send_query_params, (POSITION_PROBE.encode(), None), "position")
         self.pipelined = len(self.sends) > 1
         #: whether the server flushes its replies before it runs the closing command
         self.split = probe and end is not None and 0 < self.first < len(self.sends)
@@ -445,8 +457,17 @@ class _Batch:
         failure (what followed it in its segment did not run); check the closing command."""
         state, results = self.state, []
         error: BaseException | None = None
+        #: whether the probe said the transaction wrote nothing (then no position counts)
+        unwritten = False
         for (kind, key), res in zip(self.expected, raw):
             status = res.status
+            if kind == "position":
+                # after the closing command: its failure never fails what committed
+                if status == _ES.TUPLES_OK and error is None and res.ntuples and not unwritten:
+                    state.position = int(res.get_value(0, 0) or b"-1")
+                continue
+            if kind == "probe" and status == _ES.TUPLES_OK:
+                unwritten = bool(res.ntuples) and res.get_value(0, 0) is None
             if kind == "deallocate":
                 if status != _FATAL and status != _ABORTED or (
                         res.error_field(pq.DiagnosticField.SQLSTATE) == b"26000"):
@@ -510,6 +531,8 @@ class _Batch:
             if self.asked and self.asked[-1][2] == "probe":
                 sent.append(events.Statement(XID_PROBE, None, None))
             sent.append(events.Statement(self.end.decode(encoding), None, None))
+            if self.position:
+                sent.append(events.Statement(POSITION_PROBE, None, None))
         events.round_trip(self.state.database, self.state.session, sent, start, error)
 
     def _abandon(self) -> None:
@@ -545,13 +568,15 @@ def _check_end(end: bytes | None, status: bytes | None) -> None:
 
 
 def run(conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]],
-        end: bytes | None = None, probe: bool = False) -> list[Result]:
+        end: bytes | None = None, probe: bool = False, position: bool = False) -> list[Result]:
     """Send ``statements`` (each SQL text with one set of parameters), then ``end`` (a
     statement without parameters such as ``COMMIT``), in one round trip; one
     :class:`Result` per statement. The first failure is raised once every result
     has arrived, and then nothing after it in its segment ran. With ``probe`` the
-    transaction's id is asked before ``end`` (see :class:`~mother.dialects.base.EndLost`)."""
-    batch = _Batch(conn, statements, end, probe)
+    transaction's id is asked before ``end`` (see :class:`~mother.dialects.base.EndLost`);
+    with ``position`` the WAL position after it (:data:`POSITION_PROBE`, read with
+    :func:`take_position`)."""
+    batch = _Batch(conn, statements, end, probe, position)
     if not batch.sends:
         return []
     if events.listeners:
@@ -559,6 +584,16 @@ def run(conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]],
     with fence.lock(conn):
         batch.send()
         return batch.receive()
+
+
+def take_position(conn: psycopg.Connection[Any]) -> int | None:
+    """The WAL position the last closing command of :func:`run` with ``position`` asked
+    (None: not asked, or not known), forgotten once taken."""
+    state = _states.get(conn)
+    if state is None:
+        return None
+    position, state.position = state.position, None
+    return position if position is not None and position >= 0 else None
 
 
 def _reported(batch: _Batch) -> list[Result]:

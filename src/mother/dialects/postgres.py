@@ -151,16 +151,16 @@ class _PsycopgPool:
         self._in_use = 0
         self._lock = threading.Lock()
 
-    def getconn(self) -> PgConnection:
+    def getconn(self, timeout: float | None = None) -> PgConnection:
         try:
-            conn = self.pool.getconn()
+            conn = self.pool.getconn(timeout)
         except psycopg_pool.PoolTimeout as error:
             stats = self.pool.get_stats()
             size = stats.get("pool_size", 0)
             hint = ("could not open any connection: check the dsn and that the server runs"
                     if size == 0 else "end sessions sooner or raise pool_max")
             raise PoolTimeoutError(
-                f"no connection available within {self.pool.timeout} s "
+                f"no connection available within {timeout or self.pool.timeout} s "
                 f"({size} open, {self._in_use} in use, pool_max={self.pool.max_size}); "
                 f"{hint}") from error
         except psycopg_pool.PoolClosed as error:
@@ -196,6 +196,7 @@ class PostgresDialect(Dialect):
     concurrent_writes = True
     connection_errors = (psycopg.OperationalError, psycopg.InterfaceError)
     can_prepare = True
+    can_replicate = True
 
     def __init__(self, settings: Any, database: str) -> None:
         super().__init__(settings, database)
@@ -205,6 +206,8 @@ class PostgresDialect(Dialect):
             raise ConfigError("dsn", settings.dsn, f"not a PostgreSQL DSN: {error}") from None
         self._streams: weakref.WeakKeyDictionary[PgConnection, _Cursors] = (
             weakref.WeakKeyDictionary())
+        #: a commit asks the WAL position it reached (read-your-writes on the replicas)
+        self._position = bool(settings.replicas)
 
     def placeholder(self, name: str) -> str:
         return f"%({name})s"
@@ -328,7 +331,16 @@ class PostgresDialect(Dialect):
     def commit(self, conn: PgConnection) -> None:
         pgwire.discard_begin(conn)  # nothing ran: nothing to commit
         if conn.info.transaction_status != TransactionStatus.IDLE:
-            pgwire.run(conn, [], end=b"COMMIT", probe=True)
+            pgwire.run(conn, [], end=b"COMMIT", probe=True, position=self._asks_position(conn))
+
+    def _asks_position(self, conn: PgConnection) -> bool:
+        """Whether a commit on ``conn`` asks its WAL position: where the database has
+        replicas, on the primary (a hot standby, as the server reports since PostgreSQL
+        14, has none to give: a read-only session's connection to a replica)."""
+        return self._position and conn.info.parameter_status("in_hot_standby") != "on"
+
+    def commit_position(self, conn: PgConnection) -> int | None:
+        return pgwire.take_position(conn)
 
     def commit_if_read_only(self, conn: PgConnection) -> bool:
         return pgwire.commit_if_unwritten(conn)
@@ -466,7 +478,7 @@ class PostgresDialect(Dialect):
 
         try:
             return grouped(pgwire.run(conn, flat, end=b"COMMIT" if commit else None,
-                                      probe=commit))
+                                      probe=commit, position=self._asks_position(conn)))
         except pgerrors.InvalidTextRepresentation as error:
             found = (UNCHANGED_RE.search(error.diag.message_primary or "")
                      if guarded or groups else None)
@@ -538,7 +550,8 @@ class PostgresDialect(Dialect):
             conn = self.connect()
         verb = b"COMMIT PREPARED " if commit else b"ROLLBACK PREPARED "
         try:
-            pgwire.run(conn, [], end=verb + pgwire.literal(conn, gid))
+            pgwire.run(conn, [], end=verb + pgwire.literal(conn, gid),
+                       position=commit and self._position)
         except pgerrors.UndefinedObject:
             return False  # finished by another process (recovery)
         finally:

@@ -6,7 +6,10 @@
 * adds ``request.mother_session`` (and :func:`get_session` for other
   databases): the session scoped to ``request.tm``'s transaction,
 * with ``mother.websession.secret`` set, installs a
-  :class:`MotherWebSessionFactory` as the session factory.
+  :class:`MotherWebSessionFactory` as the session factory,
+* with ``mother.replica_reads = auto``, gives GET and HEAD requests read-only
+  sessions on the replicas of the databases that have some
+  (:mod:`mother.pyramid.replicas`) and adds the view option ``mother_writes``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pyramid.config import Configurator
 
 from ..database import get_database, init_mother
 from ..errors import ConfigError
+from .replicas import KEY as REPLICA_READS
+from .replicas import check_websession, mother_writes, replica_reads_settings
 from .request import COUNTER, get_session, mother_session, new_counter
 from .settings import database_settings, retry_attempts, websession_settings
 from .websession import (
@@ -38,6 +43,7 @@ def includeme(config: Configurator) -> None:
     found = database_settings(settings)
     attempts = retry_attempts(settings)
     websession = websession_settings(settings)
+    replica_reads = replica_reads_settings(settings)
     for name, values in found.items():
         init_mother(name=name, **values)
         log.info("mother.pyramid: database %r configured", name)
@@ -61,5 +67,8 @@ def includeme(config: Configurator) -> None:
                      over="pyramid_tm.tm_tween_factory")
     config.registry[COUNTER] = new_counter()
     config.add_request_method(mother_session, "mother_session", property=True)
+    check_websession(replica_reads, websession)
     if websession:
         config.set_session_factory(MotherWebSessionFactory(**websession))
+    config.registry[REPLICA_READS] = replica_reads
+    config.add_view_deriver(mother_writes)

@@ -13,6 +13,7 @@ from pyramid_retry import mark_error_retryable
 
 from ..database import is_transient
 from ..session import Session
+from .replicas import reads_on_replica, remember_writes
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,9 @@ def get_session(request: Request, name: str = "default") -> Session:
     """The session of database ``name`` scoped to ``request.tm``'s current transaction.
 
     Created, named after the request and joined on first use in each
-    transaction; the transaction's end closes it. A session placed in
+    transaction; the transaction's end closes it. With ``mother.replica_reads = auto``
+    a GET or HEAD request's session of a database with ``replicas`` is read-only, on a
+    replica that has this client's last write (:mod:`mother.pyramid.replicas`). A session placed in
     ``request.environ["mother.session"]`` (``"mother.session.NAME"`` for
     other databases) is returned instead, which lets tests inject their own.
     """
@@ -50,7 +53,13 @@ def get_session(request: Request, name: str = "default") -> Session:
     if cached is not None and cached[0] is txn and not cached[1].closed:
         return cached[1]
     known = tm.TransactionState.of(txn, manager).sessions.get(name)
-    session = tm.current_session(database=name, transaction_manager=manager)
+    reads = reads_on_replica(request, name)
+    if reads is not None:
+        session = tm.current_session(database=name, transaction_manager=manager,
+                                     readonly=True, after=reads.positions(request).get(name))
+    else:
+        session = tm.current_session(database=name, transaction_manager=manager)
+        remember_writes(request, lambda: [session for _, session in cache.values()])
     if session is not known:
         # new in this transaction and not connected yet: the name reaches application_name
         session.name = session_name(request, name)

@@ -21,6 +21,7 @@ from ..errors import ConfigError
 
 PREFIX = "mother."
 WEBSESSION = "websession"
+REPLICA_READS = "replica_reads"
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 #: the options of ``mother.websession.*`` and their converters
@@ -51,6 +52,8 @@ def database_settings(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         name = name or "default"
         if name == WEBSESSION or name.startswith(WEBSESSION + "."):
             continue
+        if (name, field) == ("default", REPLICA_READS) or name == REPLICA_READS:
+            continue  # mother.pyramid.replicas reads them
         if not NAME.match(name):
             raise ConfigError(key, value, "expected mother.KEY or mother.NAME.KEY")
         given.setdefault(name, {})[field] = value

@@ -353,13 +353,15 @@ class MotherDataManager:
         """Write every pending change of the session.
 
         The transaction's only resource commits right here instead, its COMMIT riding
-        with the flush; a session the server says only read commits here too.
+        with the flush; a read-only session (never prepared: a replica cannot) and a
+        session the server says only read commit here too.
         """
         handle = self.handle
         if handle.closed:
             raise SessionClosedError(f"session {handle.name!r} ended inside its transaction")
-        if self.state.alone(self, txn):
-            self.mode = ONE_PHASE if handle.wrote else READ_ONLY
+        if self.state.alone(self, txn) or handle.readonly:
+            # a read-only session never prepares: it commits (its reads) right here
+            self.mode = ONE_PHASE if handle.wrote and not handle.readonly else READ_ONLY
             handle.commit()
             self.move(COMMITTED)
         elif not handle.wrote and handle.commit_if_read():

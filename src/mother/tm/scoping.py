@@ -10,6 +10,7 @@ import transaction
 from ..config import as_isolation_level
 from ..database import Database, resolve
 from ..errors import SessionConflictError
+from ..replicas import WalPosition
 from ..session import Session
 from .datamanager import TransactionState, active_transaction, in_transaction, join
 
@@ -21,15 +22,17 @@ def _manager(transaction_manager: Any) -> Any:
 
 
 def current_session(database: str | Database = "default", transaction_manager: Any = None, *,
-                    readonly: bool | None = None, isolation_level: str | None = None
-                    ) -> Session:
+                    readonly: bool | None = None, isolation_level: str | None = None,
+                    after: WalPosition | None = None) -> Session:
     """The session of ``database`` scoped to the manager's current transaction.
 
     Created and joined on first use, named ``<session_name>-<database>-<global id>``;
     it ends with the transaction. It joins that manager only, whatever
     :func:`register` hooks are installed. ``readonly`` and ``isolation_level``
     apply when it is created; asked of the existing session, they must match it
-    (:class:`~mother.errors.SessionConflictError`). An explicit manager outside a
+    (:class:`~mother.errors.SessionConflictError`). ``after`` chooses the replica of a
+    read-only session when it is created (see :class:`~mother.Session`). An explicit
+    manager outside a
     transaction raises :class:`~mother.tm.NoActiveTransactionError`.
     """
     db = resolve(database)
@@ -40,7 +43,7 @@ def current_session(database: str | Database = "default", transaction_manager: A
     if session is None or session.closed or session.database is not db:
         name = f"{db.settings.session_name}-{db.name}-{state.global_id[:12]}"
         session = Session(name, database=db, readonly=bool(readonly),
-                          isolation_level=isolation_level, hooks=False)
+                          isolation_level=isolation_level, hooks=False, after=after)
         join(session, manager)
         for hook in db.session_hooks:  # once joined: register()'s hooks leave it alone
             hook(session)

@@ -1,0 +1,145 @@
+"""mother.replica_reads = auto over real HTTP (pserve), with the replicas of
+tests/support/replicas.py: a client reads its own write on GET, through the cookie its
+POST got, while a client without it reads from a replica."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from pyramid.config import Configurator
+
+import mother
+from mother.pyramid.replicas import replica_reads_settings
+from tests.support.browser import free_port, pserve
+from tests.support.replicas import Replicated
+from tools import pgreplicas
+
+pytestmark = pytest.mark.timeout(120)
+
+INI = """\
+[app:main]
+use = call:tests.support.replicas_app:main
+mother.dsn = {dsn}
+mother.replicas =
+    {normal}
+    {delayed}
+mother.replica_max_lag = 2
+mother.replica_check = 0.2
+mother.replica_wait = 0.3
+mother.pool_max = 4
+mother.recover_interval = off
+mother.replica_reads = auto
+mother.replica_reads.secret = {secret}
+
+[server:main]
+use = egg:waitress#main
+listen = 127.0.0.1:{port}
+"""
+SECRET = "replica-test-secret-" + "y" * 30
+
+
+@pytest.fixture
+def app_url(replicas: Replicated, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    ini = tmp_path / "replicas.ini"
+    ini.write_text(INI.format(dsn=replicas.primary, normal=replicas.dsn(replicas.normal),
+                              delayed=replicas.dsn(replicas.delayed), secret=SECRET,
+                              port=port))
+    with pserve(ini, port) as url:
+        yield url
+
+
+class Client:
+    """An HTTP client that keeps the one cookie it is given (the position's)."""
+
+    def __init__(self, url: str) -> None:
+        self.port = int(url.rsplit(":", 1)[1])
+        self.cookie: str | None = None
+
+    def request(self, method: str, path: str, **params: str) -> tuple[int, Any, str | None]:
+        """Status, body (JSON when it is) and the cookie set, if any."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        query = urlencode(params)
+        if method == "POST":
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            connection.request(method, path, body=query, headers=headers)
+        else:
+            connection.request(method, f"{path}?{query}", headers=headers)
+        response = connection.getresponse()
+        body = response.read().decode()
+        connection.close()
+        cookie = response.getheader("Set-Cookie")
+        if cookie:
+            self.cookie = cookie.split(";", 1)[0]
+        try:
+            return response.status, json.loads(body), cookie
+        except ValueError:
+            return response.status, body, cookie
+
+
+def test_a_client_reads_its_own_write_on_get_and_a_client_without_the_cookie_a_replica(
+        app_url: str) -> None:
+    writer, other = Client(app_url), Client(app_url)
+    status, body, cookie = writer.request("POST", "/stars", name="Polaris")
+    assert status == 200 and body["added"] and cookie and cookie.startswith("mother_wal=")
+    for _ in range(3):  # right after the write: the delayed replica cannot have it
+        status, body, cookie = writer.request("GET", "/stars", name="Polaris")
+        assert status == 200 and body["stars"] == 1 and body["readonly"]
+        assert body["port"] != pgreplicas.REPLICAS[1].port
+        assert body["standby"] == (body["port"] == pgreplicas.REPLICAS[0].port)
+        assert cookie is None  # a read sets no cookie
+    status, body, cookie = other.request("GET", "/stars", name="Polaris")
+    assert status == 200 and body["standby"] and body["readonly"] and cookie is None
+
+
+def test_a_forged_cookie_counts_as_none(app_url: str) -> None:
+    client = Client(app_url)
+    client.cookie = 'mother_wal="eyJkZWZhdWx0IjoiRkYvMCJ9"'  # unsigned {"default": "FF/0"}
+    status, body, _ = client.request("GET", "/stars", name="nobody")
+    assert status == 200 and body["standby"] and body["stars"] == 0
+
+
+def test_a_view_that_writes_on_get_says_so(app_url: str) -> None:
+    client = Client(app_url)
+    status, body, cookie = client.request("GET", "/add-by-get", name="Sirius")
+    assert status == 409 and body.startswith("ReadOnlySessionError") and cookie is None
+    status, body, cookie = client.request("GET", "/add-on-get", name="Sirius")
+    assert status == 200 and body["added"] and cookie
+    status, body, _ = client.request("GET", "/stars", name="Sirius")
+    assert body["stars"] == 1 and body["port"] != pgreplicas.REPLICAS[1].port
+
+
+@pytest.mark.parametrize(("settings", "key"), [
+    ({"mother.replica_reads": "always"}, "mother.replica_reads"),
+    ({"mother.replica_reads": "auto"}, "mother.replica_reads.secret"),
+    ({"mother.replica_reads": "auto", "mother.replica_reads.secret": "s",
+      "mother.replica_reads.colour": "red"}, "mother.replica_reads.colour"),
+    ({"mother.replica_reads": "auto", "mother.replica_reads.secret": "s",
+      "mother.replica_reads.max_age": "long"}, "mother.replica_reads.max_age"),
+])
+def test_bad_replica_reads_settings_name_the_setting(settings: dict[str, str], key: str) -> None:
+    with pytest.raises(mother.ConfigError) as refused:
+        replica_reads_settings(settings)
+    assert refused.value.key == key
+
+
+def test_web_sessions_in_a_database_with_replicas_are_refused(replicas: Replicated) -> None:
+    settings = {"mother.dsn": replicas.primary, "mother.replicas": replicas.dsn(replicas.normal),
+                "mother.recover_interval": "off", "mother.replica_reads": "auto",
+                "mother.replica_reads.secret": SECRET, "mother.websession.secret": SECRET}
+    config = Configurator(settings=settings)
+    with pytest.raises(mother.ConfigError, match="without replicas") as refused:
+        config.include("mother.pyramid")
+    assert refused.value.key == "mother.replica_reads"
+
+
+def test_replica_reads_are_off_by_default() -> None:
+    assert replica_reads_settings({}) is None
+    assert replica_reads_settings({"mother.replica_reads": "off"}) is None

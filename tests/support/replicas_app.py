@@ -1,0 +1,47 @@
+"""The Pyramid application of tests/pyramid/test_replicas.py, served by pserve: stars written
+by POST, counted by GET, with the server that answered (asked of it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.response import Response
+from pyramid.router import Router
+
+from mother import MO_SAVE
+from tests.support.classes import ClsStars
+
+
+def add(request: Any) -> dict[str, Any]:
+    star = ClsStars({"star_name": request.params["name"]}, MO_SAVE,
+                    session=request.mother_session)
+    return {"added": star.getField("star_id")}
+
+
+def count(request: Any) -> dict[str, Any]:
+    session = request.mother_session
+    return {**session.or_query(
+        "SELECT count(*) AS stars, pg_catalog.pg_is_in_recovery() AS standby, "
+        "pg_catalog.current_setting('port')::int AS port FROM stars WHERE star_name = %(n)s",
+        {"n": request.params["name"]}), "readonly": session.readonly}
+
+
+def refused(error: Exception, request: Any) -> Response:
+    return Response(f"{type(error).__name__}: {error}", status=409)
+
+
+def main(global_config: Any, **settings: Any) -> Router:
+    config = Configurator(settings=settings)
+    config.include("mother.pyramid")
+    config.add_route("stars", "/stars")
+    config.add_route("add_on_get", "/add-on-get")
+    config.add_view(add, route_name="stars", request_method="POST", renderer="json")
+    config.add_view(count, route_name="stars", request_method="GET", renderer="json")
+    config.add_view(add, route_name="add_on_get", renderer="json", mother_writes=True)
+    config.add_route("add_by_get", "/add-by-get")
+    config.add_view(add, route_name="add_by_get", renderer="json")
+    config.add_view(refused, context="mother.ReadOnlySessionError")
+    config.add_route("home", "/")
+    config.add_view(lambda request: Response("ok"), route_name="home")
+    return config.make_wsgi_app()
