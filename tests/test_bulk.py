@@ -125,6 +125,8 @@ def test_rows_that_bring_their_own_keys_are_copied_as_they_are(db):
 
 def test_a_key_no_sequence_numbers_falls_back_to_one_insert_per_row(pgdb):
     with MotherSession() as s:
+        s.oc_query("DROP TABLE IF EXISTS unowned")  # a run before, on another route
+        s.oc_query("DROP SEQUENCE IF EXISTS free_numbers")
         s.oc_query("CREATE SEQUENCE free_numbers START 500 INCREMENT 3")
         s.oc_query("CREATE TABLE unowned (u_id BIGINT PRIMARY KEY "
                    "DEFAULT nextval('free_numbers'), label TEXT)")
@@ -308,6 +310,8 @@ def test_an_update_group_runs_row_triggers_and_keeps_odd_names(db):
 
 def test_an_update_group_carries_each_type_as_a_row_would(pgdb):
     with MotherSession() as s:
+        s.oc_query("DROP TABLE IF EXISTS typed")  # a run before, on another route
+        s.oc_query("DROP TYPE IF EXISTS mood")
         s.oc_query("CREATE TYPE mood AS ENUM ('calm', 'odd')")
         s.oc_query("CREATE TABLE typed (t_id SERIAL PRIMARY KEY, v VARCHAR(20), "
                    "n NUMERIC(10, 2), d DATE, m mood, j JSON, b BOOLEAN, raw BYTEA, u UUID, "

@@ -22,8 +22,14 @@ from tools import pgbouncer
 
 #: the suites also run through PgBouncer: sessions, and the transaction manager's
 #: transitions, two-phase commit, failures and recovery
-ROUTED = ("tests/test_session.py", "tests/tm/test_transitions.py", "tests/tm/test_twophase.py",
-          "tests/tm/test_failures.py", "tests/tm/test_recovery.py")
+ROUTED = ("tests/test_session.py", "tests/test_savepoints.py", "tests/test_executor.py",
+          "tests/test_flush.py", "tests/test_stale.py", "tests/test_records.py",
+          "tests/test_sets.py", "tests/test_bulk.py", "tests/test_identity.py",
+          "tests/test_readonly.py", "tests/test_locking.py", "tests/test_isolation.py",
+          "tests/tm/test_transitions.py", "tests/tm/test_twophase.py", "tests/tm/test_failures.py",
+          "tests/tm/test_recovery.py", "tests/tm/test_datamanager.py",
+          "tests/tm/test_savepoints.py", "tests/tm/test_commitlog.py", "tests/tm/test_register.py",
+          "tests/tm/test_retry.py")
 ROUTES = ("direct", "pgbouncer")
 POOLER = "pgbouncer-transaction"
 
