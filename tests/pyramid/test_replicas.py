@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from pyramid.config import Configurator
 
 import mother
 from mother.pyramid.replicas import replica_reads_settings
@@ -56,16 +55,17 @@ def app_url(replicas: Replicated, tmp_path: Path) -> Iterator[str]:
 
 
 class Client:
-    """An HTTP client that keeps the one cookie it is given (the position's)."""
+    """An HTTP client that keeps the cookies it is given (the position's, the web session's)."""
 
     def __init__(self, url: str) -> None:
         self.port = int(url.rsplit(":", 1)[1])
-        self.cookie: str | None = None
+        #: by name: ``name=value`` as the response set it
+        self.cookies: dict[str, str] = {}
 
     def request(self, method: str, path: str, **params: str) -> tuple[int, Any, str | None]:
-        """Status, body (JSON when it is) and the cookie set, if any."""
+        """Status, body (JSON when it is) and the position's cookie set, if any."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = {"Cookie": self.cookie} if self.cookie else {}
+        headers = {"Cookie": "; ".join(self.cookies.values())} if self.cookies else {}
         query = urlencode(params)
         if method == "POST":
             headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -75,13 +75,16 @@ class Client:
         response = connection.getresponse()
         body = response.read().decode()
         connection.close()
-        cookie = response.getheader("Set-Cookie")
-        if cookie:
-            self.cookie = cookie.split(";", 1)[0]
+        position = None
+        for header in response.headers.get_all("Set-Cookie") or []:
+            pair = header.split(";", 1)[0]
+            self.cookies[pair.split("=", 1)[0]] = pair
+            if pair.startswith("mother_wal="):
+                position = header
         try:
-            return response.status, json.loads(body), cookie
+            return response.status, json.loads(body), position
         except ValueError:
-            return response.status, body, cookie
+            return response.status, body, position
 
 
 def test_a_client_reads_its_own_write_on_get_and_a_client_without_the_cookie_a_replica(
@@ -101,7 +104,7 @@ def test_a_client_reads_its_own_write_on_get_and_a_client_without_the_cookie_a_r
 
 def test_a_forged_cookie_counts_as_none(app_url: str) -> None:
     client = Client(app_url)
-    client.cookie = 'mother_wal="eyJkZWZhdWx0IjoiRkYvMCJ9"'  # unsigned {"default": "FF/0"}
+    client.cookies["mother_wal"] = 'mother_wal="eyJkZWZhdWx0IjoiRkYvMCJ9"'  # unsigned
     status, body, _ = client.request("GET", "/stars", name="nobody")
     assert status == 200 and body["standby"] and body["stars"] == 0
 
@@ -130,14 +133,30 @@ def test_bad_replica_reads_settings_name_the_setting(settings: dict[str, str], k
     assert refused.value.key == key
 
 
-def test_web_sessions_in_a_database_with_replicas_are_refused(replicas: Replicated) -> None:
-    settings = {"mother.dsn": replicas.primary, "mother.replicas": replicas.dsn(replicas.normal),
-                "mother.recover_interval": "off", "mother.replica_reads": "auto",
-                "mother.replica_reads.secret": SECRET, "mother.websession.secret": SECRET}
-    config = Configurator(settings=settings)
-    with pytest.raises(mother.ConfigError, match="without replicas") as refused:
-        config.include("mother.pyramid")
-    assert refused.value.key == "mother.replica_reads"
+@pytest.fixture
+def websession_url(replicas: Replicated, tmp_path: Path) -> Iterator[str]:
+    """The same application, its web sessions kept in the database that has the replicas."""
+    port = free_port()
+    ini = tmp_path / "replicas.ini"
+    ini.write_text(INI.format(dsn=replicas.primary, normal=replicas.dsn(replicas.normal),
+                              delayed=replicas.dsn(replicas.delayed), secret=SECRET,
+                              port=port).replace(
+        "[server:main]", f"mother.websession.secret = {SECRET}\n\n[server:main]"))
+    with pserve(ini, port) as url:
+        yield url
+
+
+def test_web_sessions_beside_replica_reads_are_written_and_read_on_the_primary(
+        websession_url: str) -> None:
+    client = Client(websession_url)
+    for visit in range(1, 4):  # GET after GET: each sees the count the one before wrote
+        status, body, position = client.request("GET", "/visit")
+        assert status == 200 and body["visits"] == visit
+        assert body["readonly"] and body["standby"]  # the request's own reads: a replica
+        assert body["web_session_standby"] is False  # the web session: the primary
+        assert position and position.startswith("mother_wal=")  # its write is remembered
+    status, body, _ = Client(websession_url).request("GET", "/visit")  # another client
+    assert status == 200 and body["visits"] == 1
 
 
 def test_replica_reads_are_off_by_default() -> None:

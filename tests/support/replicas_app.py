@@ -10,6 +10,7 @@ from pyramid.response import Response
 from pyramid.router import Router
 
 from mother import MO_SAVE
+from mother.pyramid import create_websession_table, get_session
 from tests.support.classes import ClsStars
 
 
@@ -27,6 +28,18 @@ def count(request: Any) -> dict[str, Any]:
         {"n": request.params["name"]}), "readonly": session.readonly}
 
 
+def visit(request: Any) -> dict[str, Any]:
+    """Count the client's visits in its web session (written on GET), and say where the
+    request's reads and the web session's ran."""
+    request.session["visits"] = request.session.get("visits", 0) + 1
+    web = get_session(request, primary=True)
+    return {"visits": request.session["visits"], "readonly": request.mother_session.readonly,
+            "standby": request.mother_session.ov_query(
+                "SELECT pg_catalog.pg_is_in_recovery() AS r WHERE %(yes)s", {"yes": True}),
+            "web_session_standby": web.ov_query(
+                "SELECT pg_catalog.pg_is_in_recovery() AS r WHERE %(yes)s", {"yes": True})}
+
+
 def refused(error: Exception, request: Any) -> Response:
     return Response(f"{type(error).__name__}: {error}", status=409)
 
@@ -42,6 +55,10 @@ def main(global_config: Any, **settings: Any) -> Router:
     config.add_route("add_by_get", "/add-by-get")
     config.add_view(add, route_name="add_by_get", renderer="json")
     config.add_view(refused, context="mother.ReadOnlySessionError")
+    if "mother.websession.secret" in settings:
+        create_websession_table()
+        config.add_route("visit", "/visit")
+        config.add_view(visit, route_name="visit", renderer="json")
     config.add_route("home", "/")
     config.add_view(lambda request: Response("ok"), route_name="home")
     return config.make_wsgi_app()

@@ -21,7 +21,7 @@ from pyramid.config import Configurator
 from ..database import get_database, init_mother
 from ..errors import ConfigError
 from .replicas import KEY as REPLICA_READS
-from .replicas import check_websession, mother_writes, replica_reads_settings
+from .replicas import mother_writes, replica_reads_settings
 from .request import COUNTER, get_session, mother_session, new_counter
 from .settings import database_settings, retry_attempts, websession_settings
 from .websession import (
@@ -67,7 +67,6 @@ def includeme(config: Configurator) -> None:
                      over="pyramid_tm.tm_tween_factory")
     config.registry[COUNTER] = new_counter()
     config.add_request_method(mother_session, "mother_session", property=True)
-    check_websession(replica_reads, websession)
     if websession:
         config.set_session_factory(MotherWebSessionFactory(**websession))
     config.registry[REPLICA_READS] = replica_reads

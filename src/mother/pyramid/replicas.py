@@ -117,17 +117,6 @@ def reads_on_replica(request: Request, database: str) -> ReplicaReads | None:
     return reads
 
 
-def check_websession(reads: ReplicaReads | None, websession: Mapping[str, Any]) -> None:
-    """Refuse web sessions kept in a database that GET requests read on its replicas:
-    they are written on GET too."""
-    name = websession.get("database", "default")
-    if reads is not None and websession and get_database(name).replicas is not None:
-        raise ConfigError(SETTING, "auto", f"the web sessions (mother.websession.*) are "
-                          f"written on GET requests too, in database {name!r}, which has "
-                          "replicas: keep them in a database without replicas "
-                          "(mother.websession.database)")
-
-
 def remember_writes(request: Request, sessions: Callable[[], list[Any]]) -> None:
     """Have the response set the cookie if the request's transactions wrote: ``sessions``
     gives the request's sessions once they have committed."""

@@ -30,13 +30,16 @@ def session_name(request: Request, database: str) -> str:
     return f"{request.method} {path[:40]} #{number}{where}"
 
 
-def get_session(request: Request, name: str = "default") -> Session:
+def get_session(request: Request, name: str = "default", *, primary: bool = False) -> Session:
     """The session of database ``name`` scoped to ``request.tm``'s current transaction.
 
     Created, named after the request and joined on first use in each
     transaction; the transaction's end closes it. With ``mother.replica_reads = auto``
     a GET or HEAD request's session of a database with ``replicas`` is read-only, on a
-    replica that has this client's last write (:mod:`mother.pyramid.replicas`). A session placed in
+    replica that has this client's last write (:mod:`mother.pyramid.replicas`);
+    ``primary=True`` asks for a read-write session on the primary whatever the request
+    (a second session of the database in that transaction when the first is on a
+    replica: what web sessions use, which are written on GET too). A session placed in
     ``request.environ["mother.session"]`` (``"mother.session.NAME"`` for
     other databases) is returned instead, which lets tests inject their own.
     """
@@ -49,11 +52,21 @@ def get_session(request: Request, name: str = "default") -> Session:
     manager = request.tm
     txn = tm.datamanager.active_transaction(manager)
     cache: dict[str, tuple[Any, Session]] = request.__dict__.setdefault(CACHE, {})
-    cached = cache.get(name)
+    reads = reads_on_replica(request, name)
+    slot = f"{name} (primary)" if primary and reads is not None else name
+    cached = cache.get(slot)
     if cached is not None and cached[0] is txn and not cached[1].closed:
         return cached[1]
     known = tm.TransactionState.of(txn, manager).sessions.get(name)
-    reads = reads_on_replica(request, name)
+    if slot != name:
+        # beside the transaction's read-only session of the database, not instead of it
+        session = Session(session_name(request, name), database=name, hooks=False)
+        tm.join(session, manager)
+        for hook in session.database.session_hooks:  # once joined, as current_session does
+            hook(session)
+        remember_writes(request, lambda: [session for _, session in cache.values()])
+        cache[slot] = (txn, session)
+        return session
     if reads is not None:
         session = tm.current_session(database=name, transaction_manager=manager,
                                      readonly=True, after=reads.positions(request).get(name))

@@ -123,7 +123,9 @@ class MotherWebSession(dict[str, Any]):
 
     # -- persistence -------------------------------------------------------------------------
     def _db(self) -> Session:
-        return get_session(self._request, self._factory.database)
+        # on the primary even on GET with replica reads: the row is written on GET too,
+        # and read back at once by the client's next request
+        return get_session(self._request, self._factory.database, primary=True)
 
     def _load(self, now: float) -> None:
         session_id = self._cookie.get_value()
