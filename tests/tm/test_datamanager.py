@@ -193,6 +193,39 @@ def test_a_failing_one_phase_vote_rolls_back_and_releases_the_connection(
     assert s.closed and db.status().in_use == 0
 
 
+class Translated(mother.MotherError):
+    """What the test's translator makes of a foreign-key violation at commit, naming the
+    phase (as mother.zope's translate_commit does for transient errors)."""
+
+
+def test_a_one_phase_commit_failing_in_the_decision_vote_is_translated(
+        pgdb: mother.Database, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    db = mother.init_mother(dsn=pgdb.settings.dsn, twophase=False, recover_interval=None)
+    add_deferred_table(db, request)
+    second = second_database("postgresql", request, tmp_path)
+
+    def translator(error: BaseException, where: str) -> BaseException | None:
+        if where != "statement" and isinstance(error, psycopg.errors.ForeignKeyViolation):
+            return Translated(where)
+        return None
+
+    db.error_translators.append(translator)
+    one, two = MotherSession(), MotherSession(database="second")
+    for s in (one, two):
+        join(s)
+        ClsStars({"star_name": s.name}, MO_SAVE, session=s)
+    one.oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
+    # second prepares; the database that cannot commits in the decision vote, and fails
+    with pytest.raises(Translated, match="tpc_vote") as raised:
+        transaction.commit()
+    assert isinstance(raised.value.__cause__, psycopg.errors.ForeignKeyViolation)
+    transaction.abort()
+    assert count(db, "stars") == 0 and count(second, "stars") == 0
+    with psycopg.connect(second.settings.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_prepared_xacts "
+                            "WHERE database = current_database()").fetchone()[0] == 0
+
+
 def test_a_deferred_insert_that_fails_makes_transaction_commit_fail(db: mother.Database) -> None:
     """An immediate MO_SAVE deferred to the commit's round trip that the database refuses:
     transaction.commit() raises it, nothing of the transaction is written, the session ends."""
