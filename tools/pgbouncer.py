@@ -105,6 +105,19 @@ def answers() -> str | None:
     raise PoolerError(f"pgbouncer: the server on port {PORT} has no pool_mode: not PgBouncer?")
 
 
+def _alive(pid: str) -> bool:
+    """Whether process ``pid`` (a pid file's text) is running."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _read(path: str) -> str:
     try:
         with open(path) as file:
@@ -129,6 +142,10 @@ def ensure(server_dsn: str | None = None) -> tuple[str, bool]:
     if not os.access(BINARY, os.X_OK):
         raise PoolerError(f"pgbouncer: no {BINARY}; install Debian's pgbouncer package "
                           "(make pgbouncer)")
+    if _alive(_read(PIDFILE)):
+        # running but not answering on the port: it started while another was still
+        # bound there (and listens on its socket file only); no use to anybody
+        stop(force=True)
     os.makedirs(BASE, exist_ok=True)
     with open(CONFIG, "w") as config:
         config.write(wanted)
@@ -159,8 +176,8 @@ def stop(force: bool = False) -> None:
         os.kill(int(pid), signal.SIGTERM)  # immediate shutdown: the clients are the tests'
     except ProcessLookupError:
         pass
-    for _ in range(100):
-        if answers() is None:
+    for _ in range(200):  # gone, its port and socket file free for the next one
+        if not _alive(pid):
             break
         time.sleep(0.05)
     for path in (OWNER, PIDFILE):

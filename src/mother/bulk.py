@@ -17,7 +17,7 @@ import datetime
 import decimal
 import operator
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, Protocol
 
 from . import sql
@@ -62,6 +62,38 @@ def insert_rows(executor: Runs, table: Table, columns: Sequence[str],
     A failure leaves nothing of the rows written (COPY is one statement); the keys
     taken from the sequence are then lost, as those of a failed INSERT are.
     """
+    copied = _copy(executor, table, columns, rows)
+    if copied is None:
+        return None
+    names, data = copied
+    key = table.primary_key
+    if len(key) == 1:
+        at = names.index(key[0])
+        return [{key[0]: each[at]} for each in data]
+    position = [names.index(name) for name in key]
+    return [{name: each[at] for name, at in zip(key, position)} for each in data]
+
+
+def insert_into_rows(executor: Runs, table: Table, columns: Sequence[str],
+                     rows: Sequence[MutableMapping[str, Any]]) -> bool:
+    """:func:`insert_rows`, the keys the sequence gave written into the rows themselves
+    once the COPY succeeded (``MotherMany``'s dicts); False when the path does not
+    apply (nothing sent, nothing written)."""
+    copied = _copy(executor, table, columns, rows)
+    if copied is None:
+        return False
+    names, data = copied
+    missing = names[0] if names[0] not in columns else None
+    if missing is not None:  # the rest of the key was in the rows already
+        for row, each in zip(rows, data):
+            row[missing] = each[0]
+    return True
+
+
+def _copy(executor: Runs, table: Table, columns: Sequence[str],
+          rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[tuple[Any, ...]]] | None:
+    """The COPY of :func:`insert_rows`: the columns sent (a key column taken from the
+    sequence first) and the rows as sent; None when the path does not apply."""
     dialect = executor.database.dialect
     if not dialect.can_copy or len(rows) < BULK_ROWS or not columns:
         return None
@@ -84,11 +116,7 @@ def insert_rows(executor: Runs, table: Table, columns: Sequence[str],
     else:
         data = [values(row) for row in rows]
     executor.run_copy(sql.copy_in(dialect, table, names), data)
-    if len(key) == 1:
-        at = names.index(key[0])
-        return [{key[0]: each[at]} for each in data]
-    position = [names.index(name) for name in key]
-    return [{name: each[at] for name, at in zip(key, position)} for each in data]
+    return names, data
 
 
 def _values(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:

@@ -228,9 +228,9 @@ class MotherMany(_RecordSet):
         if isinstance(rows, Mapping):
             rows = [rows]
         elif not isinstance(rows, (list, tuple)) or not all(
-                type(r) is dict or isinstance(r, Mapping) for r in rows):
+                map(isinstance, rows, itertools.repeat(Mapping))):
             raise SetError(f"rows must be a dict or a list of dicts, not {type(rows).__name__}")
-        shapes = {tuple(row) for row in rows}  # checked once per shape, not per row
+        shapes = set(map(tuple, rows))  # checked once per shape, not per row
         for shape in shapes:
             self.table.check_fields(shape)
         self._store.extend(rows)
@@ -269,17 +269,17 @@ class MotherMany(_RecordSet):
             return
         dialect, pkey = self.database.dialect, self.table.primary_key
         for columns, rows in self._groups().items():
-            result = bulk.insert_rows(self.executor, self.table, columns, rows)
-            if result is None:
+            # some values are SQL_DEFAULT: once inserted, the database's (left out here)
+            defaults = set(map(len, rows)) != {len(columns)}
+            if not bulk.insert_into_rows(self.executor, self.table, columns, rows):
                 text = template(dialect, self.table, "insert", columns, returning=pkey)
                 seq = [template_params(columns, (), row) for row in rows]
-                result = self.executor.run_many(text, seq, bool(pkey))
-            for index, row in enumerate(rows):
-                if len(row) != len(columns):  # some were SQL_DEFAULT: now the database's
+                for row, keys in zip(rows, self.executor.run_many(text, seq, bool(pkey))):
+                    row.update(keys)
+            if defaults:
+                for row in rows:
                     for name in [n for n, v in row.items() if v is SQL_DEFAULT]:
                         del row[name]
-                if result:
-                    row.update(result[index])
 
     def _keyed(self, kind: str, set_columns: Sequence[str] | None) -> None:
         if not self._store:
