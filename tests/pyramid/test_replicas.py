@@ -43,15 +43,21 @@ listen = 127.0.0.1:{port}
 SECRET = "replica-test-secret-" + "y" * 30
 
 
-@pytest.fixture
-def app_url(replicas: Replicated, tmp_path: Path) -> Iterator[str]:
+def served(replicas: Replicated, tmp_path: Path, settings: str = "") -> Iterator[str]:
+    """The application of tests/support/replicas_app.py under pserve, ``settings`` (INI
+    lines) added to its own; its URL."""
     port = free_port()
     ini = tmp_path / "replicas.ini"
     ini.write_text(INI.format(dsn=replicas.primary, normal=replicas.dsn(replicas.normal),
                               delayed=replicas.dsn(replicas.delayed), secret=SECRET,
-                              port=port))
+                              port=port).replace("[server:main]", f"{settings}\n[server:main]"))
     with pserve(ini, port) as url:
         yield url
+
+
+@pytest.fixture
+def app_url(replicas: Replicated, tmp_path: Path) -> Iterator[str]:
+    yield from served(replicas, tmp_path)
 
 
 class Client:
@@ -136,14 +142,7 @@ def test_bad_replica_reads_settings_name_the_setting(settings: dict[str, str], k
 @pytest.fixture
 def websession_url(replicas: Replicated, tmp_path: Path) -> Iterator[str]:
     """The same application, its web sessions kept in the database that has the replicas."""
-    port = free_port()
-    ini = tmp_path / "replicas.ini"
-    ini.write_text(INI.format(dsn=replicas.primary, normal=replicas.dsn(replicas.normal),
-                              delayed=replicas.dsn(replicas.delayed), secret=SECRET,
-                              port=port).replace(
-        "[server:main]", f"mother.websession.secret = {SECRET}\n\n[server:main]"))
-    with pserve(ini, port) as url:
-        yield url
+    yield from served(replicas, tmp_path, f"mother.websession.secret = {SECRET}\n")
 
 
 def test_web_sessions_beside_replica_reads_are_written_and_read_on_the_primary(
