@@ -30,6 +30,7 @@ from mother.executor import shared
 from mother.tm import join
 from tests.support import ROOT, child
 from tests.support.databases import count, make_dsn
+from tests.support.replicas import Replicated
 from tests.support.tm import add_deferred_table
 
 
@@ -62,7 +63,7 @@ def test_replacing_a_database_closes_its_pool(kind: str, dsn: str) -> None:
     pool = old.pool
     new = init_mother(dsn=dsn, pool_min=1)
     assert new is not old and get_database() is new
-    assert old._pool is None
+    assert not old._pool.made
     with pytest.raises(PoolTimeoutError, match="closed"):
         pool.getconn()
     with MotherSession() as s:
@@ -71,8 +72,7 @@ def test_replacing_a_database_closes_its_pool(kind: str, dsn: str) -> None:
 
 def test_close_all_forgets_every_database(kind: str, dsn: str) -> None:
     database = init_mother(dsn=dsn, pool_min=1)
-    database.pool  # noqa: B018 - opens the pool
-    pool = database._pool
+    pool = database.pool  # opens it
     close_all()
     assert databases() == []
     with pytest.raises(ConfigError):
@@ -95,7 +95,7 @@ def test_twophase_detection(kind: str, dsn: str) -> None:
 def test_sqlite_says_it_cannot_prepare_without_connecting(tmp_path: Path) -> None:
     database = init_mother(dsn=f"sqlite:///{tmp_path}/x.db")
     assert database.twophase is False
-    assert database._pool is None and not (tmp_path / "x.db").exists()
+    assert not database._pool.made and not (tmp_path / "x.db").exists()
 
 
 def test_twophase_forced_on_sqlite_is_a_config_error(tmp_path: Path) -> None:
@@ -238,13 +238,25 @@ def test_without_translators_a_commit_error_is_the_database_s_own(
 
 def test_a_forked_worker_opens_its_own_connections_and_leaves_its_parents_alone(
         pgdb: Database) -> None:
-    proc = subprocess.run(child("fork_child", pgdb.settings.dsn), cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    check_forked(child("fork_child", pgdb.settings.dsn))
+
+
+def test_a_forked_worker_opens_its_own_replica_connections(replicas: Replicated) -> None:
+    check_forked(child("fork_child", replicas.primary, replicas.dsn(replicas.normal)),
+                 kinds=frozenset({"pool", "shared", "replica"}))
+
+
+def check_forked(command: list[str], kinds: frozenset[str] = frozenset({"pool", "shared"})
+                 ) -> None:
+    """Run tests/support/fork_child.py: the worker it forks used none of its parent's
+    connections (of each kind), and the parent goes on on its own."""
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
     before, forked, after = seen["before"], seen["child"], seen["after"]
     assert isinstance(forked, dict), forked  # the worker's work ran
+    assert set(forked) == set(before) == kinds, seen
     # none of the worker's statements went on a connection of its parent's
-    assert not set(forked.values()) & set(before.values()), seen
+    assert all(forked[kind] != before[kind] for kind in kinds), seen
     # and the parent goes on on its own connections, which the worker did not close
     assert after == before, seen

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from . import events
 from .config import Settings, make_settings
 from .dialects import Dialect, Pool, PoolStatus, dialect_for
+from .dialects.base import LazyPool
 from .errors import ConfigError, StaleRecordError, add_note
 from .replicas import Replicas, replicas_for
 from .schema import Schema
@@ -37,7 +38,7 @@ class Database:
         #: the streaming replicas read-only sessions run on (None: no ``replicas`` setting)
         self.replicas: Replicas | None = replicas_for(settings, name, self.dialect)
         self._lock = threading.RLock()
-        self._pool: Pool | None = None
+        self._pool = LazyPool(self.dialect)
         self._schema: Schema | None = None
         #: the catalog's fingerprint when the cached schema was read (``schema_check``)
         self.schema_fingerprint: str | None = None
@@ -69,11 +70,7 @@ class Database:
 
     @property
     def pool(self) -> Pool:
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = self.dialect.make_pool()
-        return self._pool
+        return self._pool.get()
 
     def getconn(self) -> Any:
         """A connection from the pool (reported as ``checkout``, after ``connect`` when
@@ -235,14 +232,14 @@ class Database:
         return None
 
     def forget_connections(self) -> None:
-        """In a forked child: forget the parent's pool without closing it (closing would
-        end the parent's connections on the server; they are kept referenced, never
-        used), so that the child opens its own on first use. Settings, the schema cache
-        and every hook stay."""
+        """In a forked child: forget the parent's pools (the replicas' too) and check
+        connections without closing them (closing would end the parent's connections on
+        the server; they are kept referenced, never used), so that the child opens its
+        own on first use. Settings, the schema cache and every hook stay."""
         self._lock = threading.RLock()  # another thread of the parent may have held it
-        if self._pool is not None:
-            inherited.append(self._pool)
-            self._pool = None
+        inherited.extend(self._pool.forget())
+        if self.replicas is not None:
+            inherited.extend(self.replicas.forget_connections())
 
     def close(self) -> None:
         """Close what the layers above keep (the shared connection), then the pool."""
@@ -251,9 +248,7 @@ class Database:
             self.extensions.clear()
             for close in closers:
                 close()
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
+            self._pool.close()
             if self.replicas is not None:
                 self.replicas.close()
             closer = getattr(self.dialect, "close", None)

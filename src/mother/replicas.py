@@ -42,6 +42,7 @@ import psycopg
 
 from .config import Settings, spelled_as
 from .dialects import Dialect, Pool, dialect_for
+from .dialects.base import LazyPool
 from .errors import ArgumentError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,12 @@ class _Probe:
             with contextlib.suppress(Exception):
                 conn.close()
 
+    def forget(self) -> list[Any]:
+        """In a forked child: forget the parent's connection, unclosed (see
+        :meth:`mother.database.Database.forget_connections`)."""
+        conn, self._conn = self._conn, None
+        return [] if conn is None else [conn]
+
 
 @dataclasses.dataclass(frozen=True)
 class ReplicaState:
@@ -138,9 +145,8 @@ class Replica:
         self.dsn = settings.dsn
         self.dialect: Dialect = dialect_for(settings, database)
         self.state = ReplicaState()
-        self._pool: Pool | None = None
+        self._pool = LazyPool(self.dialect)
         self._probe = _Probe(settings.dsn)
-        self._lock = threading.Lock()
         #: held by the thread checking the replica (the others use what is known)
         self._checking = threading.Lock()
 
@@ -151,11 +157,7 @@ class Replica:
 
     @property
     def pool(self) -> Pool:
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = self.dialect.make_pool()
-        return self._pool
+        return self._pool.get()
 
     def getconn(self) -> Any:
         """A connection from the replica's pool, waited for at most :data:`CONNECT_TIMEOUT`
@@ -205,11 +207,14 @@ class Replica:
         self.check(now, backoff)
 
     def close(self) -> None:
-        with self._checking, self._lock:
+        with self._checking:
             self._probe.close()
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
+        self._pool.close()
+
+    def forget_connections(self) -> list[Any]:
+        """In a forked child: forget the parent's pool and check connection, unclosed."""
+        self._checking = threading.Lock()
+        return self._pool.forget() + self._probe.forget()
 
 
 class Replicas:
@@ -314,6 +319,15 @@ class Replicas:
             self._primary.close()
         for replica in self.replicas:
             replica.close()
+
+    def forget_connections(self) -> list[Any]:
+        """In a forked child: forget the parent's connections, unclosed (the primary's
+        check connection, each replica's pool and check connection)."""
+        self._lock, self._asking = threading.Lock(), threading.Lock()
+        forgotten = self._primary.forget()
+        for replica in self.replicas:
+            forgotten += replica.forget_connections()
+        return forgotten
 
 
 def replicas_for(settings: Settings, database: str, dialect: Dialect) -> Replicas | None:

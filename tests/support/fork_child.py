@@ -1,11 +1,12 @@
 """Child process of the fork tests: a pre-fork server's master that used its database.
 
-Usage: python -m tests.support.fork_child DSN
+Usage: python -m tests.support.fork_child DSN [REPLICA_DSN]
 
-Configures DSN, runs a query in a session (the pool opens) and one on the shared
-connection, then forks a worker that does the same, as a gunicorn ``--preload``
-worker would, and exits. The master then runs both queries again. Prints one
-JSON line: the server process ids (``pg_backend_pid()``) each side used, by kind.
+Configures DSN (with REPLICA_DSN as its replica), runs a query in a session (the
+pool opens), one on the shared connection (and one in a read-only session, on the
+replica), then forks a worker that does the same, as a gunicorn ``--preload``
+worker would, and exits. The master then runs the queries again. Prints one JSON
+line: the server process ids (``pg_backend_pid()``) each side used, by kind.
 """
 
 from __future__ import annotations
@@ -23,11 +24,17 @@ def backends() -> dict[str, int]:
     with mother.MotherSession() as session:
         pooled = session.ov_query(PID)
     shared = mother.getMotherBuilder("stars")().ov_query(PID)
-    return {"pool": pooled, "shared": shared}
+    found = {"pool": pooled, "shared": shared}
+    if mother.get_database().replicas is not None:
+        with mother.MotherSession(readonly=True) as session:
+            assert session.replica is not None, "the replica serves read-only sessions"
+            found["replica"] = session.ov_query(PID)
+    return found
 
 
-def main(dsn: str) -> None:
-    mother.init_mother(dsn=dsn, pool_min=1, pool_max=1, recover_interval=None)
+def main(dsn: str, *replicas: str) -> None:
+    mother.init_mother(dsn=dsn, pool_min=1, pool_max=1, recover_interval=None,
+                       replicas=list(replicas))
     before = backends()
     read, write = os.pipe()
     worker = os.fork()
@@ -48,4 +55,4 @@ def main(dsn: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

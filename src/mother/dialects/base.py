@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, ClassVar, NamedTuple, Protocol
 
@@ -98,6 +99,40 @@ class Pool(Protocol):
     def putconn(self, conn: Any) -> None: ...
     def status(self) -> PoolStatus: ...
     def close(self) -> None: ...
+
+
+class LazyPool:
+    """A dialect's pool, made on first use (by whichever thread gets there first)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._pool: Pool | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def made(self) -> bool:
+        """Whether the pool is open (made, and not closed or forgotten since)."""
+        return self._pool is not None
+
+    def get(self) -> Pool:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = self._dialect.make_pool()
+        return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def forget(self) -> list[Pool]:
+        """In a forked child: forget the parent's pool, unclosed (the next use makes the
+        child's own); what was forgotten, for the caller to keep referenced."""
+        self._lock = threading.Lock()  # another thread of the parent may have held it
+        pool, self._pool = self._pool, None
+        return [] if pool is None else [pool]
 
 
 class Dialect:
