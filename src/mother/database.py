@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from . import events
@@ -339,19 +339,26 @@ def is_transient(error: BaseException, among: Iterable[Database] | None = None) 
                for database in (databases() if among is None else among))
 
 
+@contextlib.contextmanager
+def translated(database: Database, where: str) -> Iterator[None]:
+    """An error raised inside is raised as what ``database``'s translators make of it
+    (:meth:`Database.translate`) at ``where``, from it; unchanged when none answers."""
+    try:
+        yield
+    except Exception as error:
+        translation = database.translate(error, where)
+        if translation is None:
+            raise
+        raise translation from error
+
+
 def translating(phase: Callable[[Any, Any], R]) -> Callable[[Any, Any], R]:
     """Decorate a commit phase ``phase(self, txn)`` of a data manager (an object with a
-    ``database``): an error it raises is raised as what that database's translators make
-    of it (:meth:`Database.translate`, ``where`` being the phase's name), from it."""
+    ``database``): an error it raises is :func:`translated` at the phase's name."""
     @functools.wraps(phase)
     def run(self: Any, txn: Any) -> R:
-        try:
+        with translated(self.database, phase.__name__):
             return phase(self, txn)
-        except Exception as error:
-            translated = self.database.translate(error, phase.__name__)
-            if translated is None:
-                raise
-            raise translated from error
     return run
 
 

@@ -220,7 +220,7 @@ class Replica:
 class Replicas:
     """The replicas of one database and what this process knows of the primary's position."""
 
-    def __init__(self, settings: Settings, database: str, replicas: list[Replica]) -> None:
+    def __init__(self, settings: Settings, replicas: list[Replica]) -> None:
         self.settings = settings
         self.replicas = replicas
         self._primary = _Probe(settings.dsn)
@@ -344,6 +344,6 @@ def replicas_for(settings: Settings, database: str, dialect: Dialect) -> Replica
         replica = dataclasses.replace(settings, dsn=dsn, replicas=())
         with spelled_as(lambda key: "replicas", keys=("dsn",)):
             found.append(Replica(replica, database))
-        if found[-1].dialect.name != dialect.name:
+        if type(found[-1].dialect) is not type(dialect):
             raise ConfigError("replicas", dsn, f"not a {dialect.name} DSN")
-    return Replicas(settings, database, found)
+    return Replicas(settings, found)

@@ -585,7 +585,7 @@ class UnitOfWork(Generic[R]):
             start = place + 1
         if start == len(statements) and not commit:
             return results
-        rest = {index - start: value for index, value in checked.items()}
+        rest = {index - start: value for index, value in checked.items() if index >= start}
         try:
             return results + self.session.batch(statements[start:], commit, rest)
         except RowNotChangedError as error:  # numbered within the last batch

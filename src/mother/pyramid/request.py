@@ -60,23 +60,18 @@ def get_session(request: Request, name: str = "default", *, primary: bool = Fals
     known = tm.TransactionState.of(txn, manager).sessions.get(name)
     if slot != name:
         # beside the transaction's read-only session of the database, not instead of it
-        session = Session(session_name(request, name), database=name, hooks=False)
-        tm.join(session, manager)
-        for hook in session.database.session_hooks:  # once joined, as current_session does
-            hook(session)
-        remember_writes(request, lambda: [session for _, session in cache.values()])
-        cache[slot] = (txn, session)
-        return session
-    if reads is not None:
+        session = tm.scoping.joined_session(name, manager, session_name(request, name))
+    elif reads is not None:
         session = tm.current_session(database=name, transaction_manager=manager,
                                      readonly=True, after=reads.positions(request).get(name))
     else:
         session = tm.current_session(database=name, transaction_manager=manager)
+    if not session.readonly:
         remember_writes(request, lambda: [session for _, session in cache.values()])
-    if session is not known:
+    if slot == name and session is not known:
         # new in this transaction and not connected yet: the name reaches application_name
         session.name = session_name(request, name)
-    cache[name] = (txn, session)
+    cache[slot] = (txn, session)
     return session
 
 

@@ -47,7 +47,7 @@ from transaction.interfaces import (
 from zope.interface import implementer
 
 from .. import events
-from ..database import translating
+from ..database import translated, translating
 from ..dialects.base import EndLost
 from ..errors import (
     CommitOutcomeUnknownError,
@@ -225,17 +225,12 @@ class TransactionState:
         preparing decider. From here on the transaction is decided."""
         for dm in self.writers or ():
             if dm.mode == ONE_PHASE and dm.phase == FLUSHED:
-                try:
+                # translated as a vote (this is the Decision's), as tpc_vote's would be
+                with translated(dm.database, "tpc_vote"):
                     if dm is self.decider:
                         dm.handle.commit(commitlog.decision(dm.database, self.global_id))
                     else:
                         dm.handle.commit()
-                except Exception as error:
-                    # translated as a vote (this is the Decision's), as tpc_vote's would be
-                    translated = dm.database.translate(error, "tpc_vote")
-                    if translated is None:
-                        raise
-                    raise translated from error
                 dm.move(COMMITTED)
                 if dm is self.decider:
                     self.decision = DECIDED

@@ -21,6 +21,18 @@ def _manager(transaction_manager: Any) -> Any:
     return transaction_manager if transaction_manager is not None else transaction.manager
 
 
+def joined_session(database: str | Database, transaction_manager: Any, name: str,
+                   **options: Any) -> Session:
+    """A new session (``options`` as :class:`~mother.Session` takes them) joined to the
+    manager's current transaction, the database's session hooks run once it is joined
+    (so that :func:`register`'s leave it alone)."""
+    session = Session(name, database=database, hooks=False, **options)
+    join(session, _manager(transaction_manager))
+    for hook in session.database.session_hooks:
+        hook(session)
+    return session
+
+
 def current_session(database: str | Database = "default", transaction_manager: Any = None, *,
                     readonly: bool | None = None, isolation_level: str | None = None,
                     after: WalPosition | None = None) -> Session:
@@ -42,11 +54,8 @@ def current_session(database: str | Database = "default", transaction_manager: A
     session = state.sessions.get(db.name)
     if session is None or session.closed or session.database is not db:
         name = f"{db.settings.session_name}-{db.name}-{state.global_id[:12]}"
-        session = Session(name, database=db, readonly=bool(readonly),
-                          isolation_level=isolation_level, hooks=False, after=after)
-        join(session, manager)
-        for hook in db.session_hooks:  # once joined: register()'s hooks leave it alone
-            hook(session)
+        session = joined_session(db, manager, name, readonly=bool(readonly),
+                                 isolation_level=isolation_level, after=after)
         state.sessions[db.name] = session
         return session
     if readonly is not None and session.readonly != readonly:
