@@ -125,6 +125,17 @@ def test_a_view_that_writes_on_get_says_so(app_url: str) -> None:
     assert body["stars"] == 1 and body["port"] != pgreplicas.REPLICAS[1].port
 
 
+@pytest.mark.parametrize("path", ["/add-after-factory", "/add-after-decorator"])
+def test_a_view_that_writes_on_get_may_write_after_something_read_first(
+        app_url: str, path: str) -> None:
+    client = Client(app_url)
+    name = path.strip("/")
+    status, body, cookie = client.request("GET", path, name=name)
+    assert status == 200 and body["added"] and cookie
+    status, body, _ = client.request("GET", "/stars", name=name)
+    assert body["stars"] == 1
+
+
 @pytest.mark.parametrize(("settings", "key"), [
     ({"mother.replica_reads": "always"}, "mother.replica_reads"),
     ({"mother.replica_reads": "auto"}, "mother.replica_reads.secret"),

@@ -40,6 +40,18 @@ def visit(request: Any) -> dict[str, Any]:
                 "SELECT pg_catalog.pg_is_in_recovery() AS r WHERE %(yes)s", {"yes": True})}
 
 
+def reading_first(request: Any) -> None:
+    """A route's context factory (or a view's decorator) that reads before the view runs."""
+    request.mother_session.ov_query("SELECT count(*) FROM stars WHERE %(yes)s", {"yes": True})
+
+
+def read_then(view: Any) -> Any:
+    def decorated(context: Any, request: Any) -> Any:
+        reading_first(request)
+        return view(context, request)
+    return decorated
+
+
 def refused(error: Exception, request: Any) -> Response:
     return Response(f"{type(error).__name__}: {error}", status=409)
 
@@ -52,6 +64,12 @@ def main(global_config: Any, **settings: Any) -> Router:
     config.add_view(add, route_name="stars", request_method="POST", renderer="json")
     config.add_view(count, route_name="stars", request_method="GET", renderer="json")
     config.add_view(add, route_name="add_on_get", renderer="json", mother_writes=True)
+    # the session asked for before the view: by the route's factory, by a decorator
+    config.add_route("add_after_factory", "/add-after-factory", factory=reading_first)
+    config.add_view(add, route_name="add_after_factory", renderer="json", mother_writes=True)
+    config.add_route("add_after_decorator", "/add-after-decorator")
+    config.add_view(add, route_name="add_after_decorator", renderer="json", mother_writes=True,
+                    decorator=read_then)
     config.add_route("add_by_get", "/add-by-get")
     config.add_view(add, route_name="add_by_get", renderer="json")
     config.add_view(refused, context="mother.ReadOnlySessionError")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from pyramid.config import Configurator
+from pyramid.viewderivers import INGRESS
 
 from ..database import get_database, init_mother
 from ..errors import ConfigError
@@ -70,4 +71,5 @@ def includeme(config: Configurator) -> None:
     if websession:
         config.set_session_factory(MotherWebSessionFactory(**websession))
     config.registry[REPLICA_READS] = replica_reads
-    config.add_view_deriver(mother_writes)
+    # outermost: set before a permission check or a decorator may ask for a session
+    config.add_view_deriver(mother_writes, under=INGRESS, over="secured_view")

@@ -13,7 +13,7 @@ from pyramid_retry import mark_error_retryable
 
 from ..database import is_transient
 from ..session import Session
-from .replicas import reads_on_replica, remember_writes
+from .replicas import WRITES, reads_on_replica, remember_writes
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,24 @@ def get_session(request: Request, name: str = "default", *, primary: bool = Fals
     manager = request.tm
     txn = tm.datamanager.active_transaction(manager)
     cache: dict[str, tuple[Any, Session]] = request.__dict__.setdefault(CACHE, {})
+
+    def cached(slot: str) -> Session | None:
+        found = cache.get(slot)
+        return found[1] if found is not None and found[0] is txn and not found[1].closed else None
+
     reads = reads_on_replica(request, name)
-    slot = f"{name} (primary)" if primary and reads is not None else name
-    cached = cache.get(slot)
-    if cached is not None and cached[0] is txn and not cached[1].closed:
-        return cached[1]
+    current = cached(name)
+    # the transaction's session of the database reads on a replica, and this one must not:
+    # asked with primary=True, or the view writes on GET (mother_writes=True) and something
+    # before it (a permission check, a decorator) had asked for the replica's already
+    beside = (primary and reads is not None) or (
+        current is not None and current.readonly and bool(request.environ.get(WRITES)))
+    slot = f"{name} (primary)" if beside else name
+    found = cached(slot)
+    if found is not None:
+        return found
     known = tm.TransactionState.of(txn, manager).sessions.get(name)
-    if slot != name:
+    if beside:
         # beside the transaction's read-only session of the database, not instead of it
         session = tm.scoping.joined_session(name, manager, session_name(request, name))
     elif reads is not None:
