@@ -100,6 +100,18 @@ def test_the_check_is_one_round_trip_and_only_when_due(dsn: str) -> None:
     mother.close_all()
 
 
+def test_a_read_only_session_on_the_primary_checks_too(dsn: str) -> None:
+    database = mother.init_mother(dsn=dsn, schema_check=0.2, pool_min=1, recover_interval=None)
+    mother.tutorial.create(database)
+    first = database.schema
+    run_ddl(database, ADD)
+    time.sleep(0.25)
+    with mother.MotherSession(readonly=True) as session:  # no replicas: on the primary
+        session.ov_query("SELECT 1")
+    assert database.schema is not first and "star_colour" in database.schema.table("stars").columns
+    mother.close_all()
+
+
 @pytest.mark.parametrize("check", ["off", "3600"])
 def test_a_dropped_column_says_what_to_do(dsn: str, check: str) -> None:
     database = mother.init_mother(dsn=dsn, schema_check=check, pool_min=1, recover_interval=None)

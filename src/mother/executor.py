@@ -297,7 +297,7 @@ class Transactional(Executor):
         if self._conn is None:
             self._conn = self._getconn()
             self._fresh = True
-            if not self.readonly:  # on the primary: a replica may not have the migration yet
+            if self.replica is None:  # on the primary: a replica may lack the migration yet
                 self.database.check_schema(self._conn)
         return self._conn
 

@@ -84,7 +84,7 @@ class Session(Transactional):
         self.manager: Any = None
         self.uow: UnitOfWork[DbMother] = UnitOfWork(self)
         events.session_opened(db.name, self.name)
-        if pg_conn is None and not self.readonly and db.schema_check_due():
+        if pg_conn is None and self.replica is None and db.schema_check_due():
             self.connection()  # checks the schema before any statement is composed
         if hooks:
             for hook in db.session_hooks:
