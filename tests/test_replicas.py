@@ -17,9 +17,12 @@ import mother
 from mother import MO_LOAD, MO_SAVE, MotherBox, MotherSession, WalPosition, session_scope
 from mother.dialects.pgwire import POSITION_PROBE, XID_PROBE
 from mother.replicas import HISTORY, Replicas, ReplicaState
-from mother.tm import current_session
+from mother.tm import current_session, join
 from tests.support.classes import ClsPlanets, ClsStars
+from tests.support.databases import count
+from tests.support.pooler import server_pid, terminate
 from tests.support.replicas import Replicated
+from tests.support.tm import Foreign, second_database
 from tools import pgreplicas
 from tools.rtproxy import RoundTripProxy, queries
 
@@ -330,3 +333,22 @@ def test_wal_positions_read_and_print_as_postgresql_does() -> None:
     with pytest.raises(mother.ArgumentError, match="after="):
         MotherSession(readonly=True, after="0/1", database=database)  # type: ignore[arg-type]
     database.close()
+
+
+def test_a_commit_prepared_retried_on_a_new_connection_still_gives_its_position(
+        replicas: Replicated, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The replicated branch's connection dies after the PREPAREs: its COMMIT PREPARED
+    (as the decider, or in its tpc_finish) is retried on a new connection, and the
+    position is asked there."""
+    database = mother.init_mother(**replicas.settings(replicas=[replicas.dsn(replicas.normal)]))
+    second_database("postgresql", request, tmp_path)
+    sessions = [MotherSession("one", database=database), MotherSession("two", database="second")]
+    for session in sessions:
+        join(session)
+        ClsStars({"star_name": session.name}, MO_SAVE, session=session)
+    pid = server_pid(sessions[0])
+    # votes after the branches' (their PREPAREs are in), before the decision
+    transaction.get().join(Foreign("~kill", "tpc_vote", lambda: terminate(pid)))
+    transaction.commit()
+    assert sessions[0].commit_position is not None
+    assert count(database, "stars", "WHERE star_name = 'one'") == 1

@@ -19,7 +19,7 @@ from .config import Settings, make_settings
 from .dialects import Dialect, Pool, PoolStatus, dialect_for
 from .dialects.base import LazyPool
 from .errors import ConfigError, StaleRecordError, add_note
-from .replicas import Replicas, replicas_for
+from .replicas import Replicas, WalPosition, replicas_for
 from .schema import Schema
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,17 @@ class Database:
                                       "transactions (max_prepared_transactions = 0?)")
                 self._twophase = able
         return self._twophase
+
+    def committed(self, conn: Any) -> WalPosition | None:
+        """After a commit on ``conn`` (of this database's primary): the WAL position it
+        reached, where it was asked (see :attr:`mother.Session.commit_position`), also
+        remembered for measuring the replicas' lag."""
+        position = self.dialect.commit_position(conn)
+        if position is None:
+            return None
+        if self.replicas is not None:
+            self.replicas.saw(position)
+        return WalPosition(position)
 
     def is_transient(self, error: BaseException) -> bool:
         """Whether retrying the whole transaction may succeed: a :class:`StaleRecordError`,

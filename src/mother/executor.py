@@ -322,11 +322,9 @@ class Transactional(Executor):
 
     def _committed(self, conn: Any) -> None:
         """After a commit on ``conn``: remember the position it reached, where it was asked."""
-        position = self.database.dialect.commit_position(conn)
+        position = self.database.committed(conn)
         if position is not None:
-            self.commit_position = WalPosition(position)
-            if self.database.replicas is not None:
-                self.database.replicas.saw(position)
+            self.commit_position = position
 
     def failed(self, error: BaseException) -> None:
         """A batch failed half-way (its transaction may hold part of it): from now on only
@@ -561,13 +559,19 @@ class Transactional(Executor):
                 self.guard(error)
         self.wrote = False
 
-    def finish_prepared(self, gid: str, commit: bool) -> bool:
-        """COMMIT (or ROLLBACK) PREPARED ``gid`` on this connection (a new one if it has
-        none); False if it was not prepared any more."""
-        conn = self._conn
-        done = self.database.dialect.finish_prepared(conn, gid, commit)
-        if done and commit and conn is not None:
-            self._committed(conn)
+    def finish_prepared(self, gid: str, commit: bool, anew: bool = False) -> bool:
+        """COMMIT (or ROLLBACK) PREPARED ``gid`` on this connection (with ``anew``, or when
+        it has none, on a new one, closed after); False if it was not prepared any more."""
+        dialect = self.database.dialect
+        own = anew or self._conn is None
+        conn = dialect.connect() if own else self._conn
+        try:
+            done = dialect.finish_prepared(conn, gid, commit)
+            if done and commit:
+                self._committed(conn)
+        finally:
+            if own:
+                conn.close()
         return done
 
     def release(self, rollback: bool = False, outcome: str | None = None) -> None:
@@ -630,6 +634,7 @@ class SharedConnection(Executor):
                 result = work(conn)
                 if self._level == 0:
                     dialect.commit(conn)
+                    self.database.committed(conn)
                 return result
             except Exception as error:
                 self.database.schema_suspect(error)
@@ -668,6 +673,7 @@ class SharedConnection(Executor):
                 return
             if self._level == 1 and self._conn is not None:
                 self.database.dialect.commit(self._conn)
+                self.database.committed(self._conn)
             self._level -= 1
             self._lock.release()
 

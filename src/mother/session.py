@@ -449,9 +449,10 @@ class Managed:
         statements before it)``."""
         return self.session.connection(), gid, list(statements)
 
-    def finish_prepared(self, gid: str, commit: bool) -> bool:
-        """COMMIT (or ROLLBACK) PREPARED ``gid``; False if it was not prepared any more."""
-        return self.session.finish_prepared(gid, commit)
+    def finish_prepared(self, gid: str, commit: bool, anew: bool = False) -> bool:
+        """COMMIT (or ROLLBACK) PREPARED ``gid`` (with ``anew`` on a new connection, as after
+        a failed try); False if it was not prepared any more."""
+        return self.session.finish_prepared(gid, commit, anew)
 
     def failed(self, error: BaseException) -> None:
         """A round trip sent for the session outside it (its PREPARE) failed: see whether

@@ -259,7 +259,7 @@ class TransactionState:
         log.warning("transaction %s: COMMIT PREPARED of the decider %s failed (%s); asking "
                     "the server again", self.global_id, decider.gid, error)
         try:
-            if db.dialect.finish_prepared(None, decider.gid, True):
+            if decider.handle.finish_prepared(decider.gid, True, anew=True):
                 return True
             conn = db.dialect.connect()
             try:
@@ -428,7 +428,7 @@ class MotherDataManager:
                         verb, self.gid, error)
         try:
             assert self.gid is not None
-            self.database.dialect.finish_prepared(None, self.gid, commit)
+            self.handle.finish_prepared(self.gid, commit, anew=True)
         except Exception:
             log.error("could not %s branch %s of transaction %s: it stays prepared until "
                       "recovery (automatic, or `mother recover`) does it", verb, self.gid,
