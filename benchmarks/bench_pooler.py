@@ -4,7 +4,7 @@ figures go in docs/pgbouncer.rst).
     python -m benchmarks.bench_pooler --dsn SERVER_DSN [--n 2000]
 
 In a scratch database of the server, with PgBouncer (``tools/pgbouncer.py``: transaction
-mode, port ``MOTHER_TEST_PGBOUNCER_PORT``, default 54340) in front of it, the same
+mode, port ``MOTHER_TEST_PGBOUNCER_PORT``, default 26432) in front of it, the same
 unit of work ("load one row by key, change a column, add two child rows, commit",
 :mod:`benchmarks.bench_uow`) runs in turns (``timing.py``): through a session with
 ``pooler = pgbouncer-transaction``, in Mother's immediate style, and by hand with

@@ -2,7 +2,7 @@
 
 ``python tools/pgbouncer.py ensure [SERVER_DSN]`` (or ``python -m tools.pgbouncer``)
 starts Debian's PgBouncer (``/usr/sbin/pgbouncer``; ``make pgbouncer`` installs it)
-on 127.0.0.1, port ``MOTHER_TEST_PGBOUNCER_PORT`` (default 54340), in front of
+on 127.0.0.1, port ``MOTHER_TEST_PGBOUNCER_PORT`` (default 26432), in front of
 the server of ``SERVER_DSN`` (default: the test server of ``tools/pgcluster.py``),
 and prints the DSN of its maintenance database through PgBouncer. Every database
 of that server is reachable through it (a ``*`` entry), as the server's user,
@@ -36,7 +36,9 @@ except ImportError:  # run by its path: tools/ itself is on sys.path
     import pgcluster  # type: ignore[no-redef]
 
 BINARY = "/usr/sbin/pgbouncer"
-PORT = int(os.environ.get("MOTHER_TEST_PGBOUNCER_PORT", "54340"))
+#: below Linux's ephemeral ports (32768-60999): an outgoing connection may hold one of
+#: those for a while, and a PgBouncer started then listens on its socket file only
+PORT = int(os.environ.get("MOTHER_TEST_PGBOUNCER_PORT", "26432"))
 BASE = f"/tmp/dbmother-pgbouncer-{os.getuid()}-{PORT}"
 CONFIG = os.path.join(BASE, "pgbouncer.ini")
 PIDFILE = os.path.join(BASE, "pgbouncer.pid")

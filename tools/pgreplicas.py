@@ -3,7 +3,7 @@
 ``python tools/pgreplicas.py start`` makes (``pg_basebackup -R``) and starts
 two hot standbys of the server :func:`tools.pgcluster.ensure` gives, and
 prints their DSNs, one a line; ``stop`` stops them. The first replica
-(``MOTHER_TEST_REPLICA_PORT``, default 54350) replays at once; the second (the
+(``MOTHER_TEST_REPLICA_PORT``, default 26450) replays at once; the second (the
 next port) is delayed by ``recovery_min_apply_delay`` (:data:`DELAY`, seconds),
 which makes replication lag real. Each is made afresh from the primary each
 time it is started with :func:`make`, under ``<pgcluster base>/replica-<port>``,
@@ -34,7 +34,8 @@ try:
 except ImportError:  # run by its path: tools/ itself is on sys.path
     import pgcluster  # type: ignore[no-redef]
 
-PORT = int(os.environ.get("MOTHER_TEST_REPLICA_PORT", "54350"))
+#: below Linux's ephemeral ports (32768-60999), which an outgoing connection may hold
+PORT = int(os.environ.get("MOTHER_TEST_REPLICA_PORT", "26450"))
 #: seconds the delayed replica waits before it applies a commit
 DELAY = float(os.environ.get("MOTHER_TEST_REPLICA_DELAY", "3"))
 #: seconds a replica is started again while its port is held by a closed connection
@@ -107,9 +108,9 @@ def make(replica: Replica, primary: str) -> None:
 def start(replica: Replica) -> None:
     """Start the replica (made already) and wait until it accepts connections.
 
-    The ports lie in Linux's range of ephemeral ports: a client connection that
-    just closed may hold the port in TIME_WAIT (for 60 s), and the server cannot
-    bind it; it is then started again until it can (:data:`BIND_WAIT`)."""
+    A replica stopped and started again (as the tests do) may find its port still
+    held a little while by its closed connections; it is then started again until
+    it can bind it (:data:`BIND_WAIT`)."""
     log = os.path.join(replica.data, "server.log")
     deadline = time.monotonic() + BIND_WAIT
     while not os.path.exists(os.path.join(replica.data, "postmaster.pid")):
