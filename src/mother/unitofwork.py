@@ -262,6 +262,10 @@ class UnitOfWork(Generic[R]):
         #: the immediate writes waiting for the next round trip (each also in new, dirty or
         #: deleted); see :meth:`defer`
         self.owed: dict[int, R] = {}
+        #: no owed write is placed after this (see :meth:`defer`; a bound: it stays when
+        #: some are written); None: not known, since an owed object changed otherwise
+        self._owed_bound: tuple[int, int] | None = None
+        self._deferring = False
         #: the journal: per transaction and savepoint, each touched object's earlier state;
         #: weak, so an object nobody holds any more is simply forgotten
         self.frames: list[weakref.WeakKeyDictionary[R, Snapshot]] = [
@@ -290,6 +294,8 @@ class UnitOfWork(Generic[R]):
                 collection.pop(key, None)
         if self.owed and not (key in self.new or key in self.dirty or key in self.deleted):
             self.owed.pop(key, None)  # written, dropped or rolled back: owed no more
+        elif key in self.owed and not self._deferring:
+            self._owed_bound = None  # an owed write changed: its place is not known now
         ident = obj._mo_key
         if ident is not None:
             if state in (PERSISTENT, DELETED):
@@ -338,16 +344,29 @@ class UnitOfWork(Generic[R]):
         """
         state = {"insert": PENDING, "update": PERSISTENT, "delete": DELETED}[what]
         place = self._place(obj, state)
-        if any(self._overtakes(obj, place, owed) for owed in self.owed.values()
-               if owed is not obj):
+        bound = self._owed_bound
+        # placed after every owed write (or beside them, not as updates): it overtakes
+        # none, and a loop of MO_SAVEs costs no scan of the writes owed before it
+        behind = bound is not None and (place > bound or (place == bound and place[0] != 1))
+        if self.owed and not behind and any(self._overtakes(obj, place, owed)
+                                            for owed in self.owed.values() if owed is not obj):
             self.session.flush()
+        if not self.owed:
+            bound = place
+        elif bound is not None:
+            bound = max(bound, place)
         self.touch(obj)
         if what == "insert":
             obj._mo_state = PENDING
         elif what == "delete":
             obj._mo_state = DELETED
         self.owed[id(obj)] = obj
-        self.sync(obj)
+        self._deferring = True
+        try:
+            self.sync(obj)
+        finally:
+            self._deferring = False
+        self._owed_bound = bound
 
     def _place(self, obj: R, state: int) -> tuple[int, int]:
         """Where the flush sends a write of ``obj`` in ``state``: inserts parents first,
