@@ -28,6 +28,14 @@ def count(request: Any) -> dict[str, Any]:
         {"n": request.params["name"]}), "readonly": session.readonly}
 
 
+def add_then_read(request: Any) -> dict[str, Any]:
+    """Write and commit in a transaction of its own, then read in the next one."""
+    added = add(request)
+    request.tm.commit()
+    request.tm.begin()
+    return {**added, **count(request)}
+
+
 def visit(request: Any) -> dict[str, Any]:
     """Count the client's visits in its web session (written on GET), and say where the
     request's reads and the web session's ran."""
@@ -65,6 +73,9 @@ def main(global_config: Any, **settings: Any) -> Router:
     config.add_view(count, route_name="stars", request_method="GET", renderer="json")
     config.add_view(add, route_name="add_on_get", renderer="json", mother_writes=True)
     # the session asked for before the view: by the route's factory, by a decorator
+    config.add_route("add_then_read", "/add-then-read")
+    config.add_view(add_then_read, route_name="add_then_read", request_method="POST",
+                    renderer="json")
     config.add_route("add_after_factory", "/add-after-factory", factory=reading_first)
     config.add_view(add, route_name="add_after_factory", renderer="json", mother_writes=True)
     config.add_route("add_after_decorator", "/add-after-decorator")

@@ -126,8 +126,11 @@ def remember_writes(request: Request, sessions: Callable[[], list[Any]]) -> None
     request._mother_remembers = True
 
     def callback(request: Request, response: Response) -> None:
-        written = {session.database.name: session.commit_position for session in sessions()
-                   if session.commit_position is not None}
+        written: dict[str, WalPosition] = {}
+        for session in sessions():  # the latest position of each database
+            name, position = session.database.name, session.commit_position
+            if position is not None and position > written.get(name, -1):
+                written[name] = position
         if written:
             reads.remember(request, response, written)
 

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 COUNTER = "mother.request_counter"
 CACHE = "_mother_sessions"
+#: the request's sessions that may have written, in every transaction it ran
+WRITERS = "_mother_writers"
 
 
 def session_name(request: Request, database: str) -> str:
@@ -78,7 +80,11 @@ def get_session(request: Request, name: str = "default", *, primary: bool = Fals
     else:
         session = tm.current_session(database=name, transaction_manager=manager)
     if not session.readonly:
-        remember_writes(request, lambda: [session for _, session in cache.values()])
+        # every session that may write, also of the request's earlier transactions
+        # (request.tm.commit() in a view): the response remembers the latest position
+        writers: list[Session] = request.__dict__.setdefault(WRITERS, [])
+        writers.append(session)
+        remember_writes(request, lambda: writers)
     if slot == name and session is not known:
         # new in this transaction and not connected yet: the name reaches application_name
         session.name = session_name(request, name)
