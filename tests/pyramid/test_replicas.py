@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,20 +127,19 @@ def test_a_view_that_writes_on_get_says_so(app_url: str) -> None:
 
 
 def test_a_write_committed_before_the_request_ends_is_remembered(app_url: str) -> None:
-    client = Client(app_url)
-    status, body, cookie = client.request("POST", "/add-then-read", name="Deneb")
+    client, name = Client(app_url), f"Deneb {uuid.uuid4().hex[:8]}"
+    status, body, cookie = client.request("POST", "/add-then-read", name=name)
     assert status == 200 and body["added"] and body["stars"] == 1  # the next one wrote nothing
     assert cookie and cookie.startswith("mother_wal=")
     for _ in range(3):  # right after: the delayed replica cannot have it yet
-        status, body, _ = client.request("GET", "/stars", name="Deneb")
+        status, body, _ = client.request("GET", "/stars", name=name)
         assert status == 200 and body["stars"] == 1
 
 
 @pytest.mark.parametrize("path", ["/add-after-factory", "/add-after-decorator"])
 def test_a_view_that_writes_on_get_may_write_after_something_read_first(
         app_url: str, path: str) -> None:
-    client = Client(app_url)
-    name = path.strip("/")
+    client, name = Client(app_url), f"{path.strip('/')} {uuid.uuid4().hex[:8]}"
     status, body, cookie = client.request("GET", path, name=name)
     assert status == 200 and body["added"] and cookie
     status, body, _ = client.request("GET", "/stars", name=name)
