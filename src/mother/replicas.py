@@ -36,9 +36,8 @@ import logging
 import math
 import threading
 import time
-from typing import Any
-
-import psycopg
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .config import Settings, spelled_as
 from .dialects import Dialect, Pool, dialect_for
@@ -46,6 +45,9 @@ from .dialects.base import LazyPool
 from .errors import ArgumentError, ConfigError
 
 log = logging.getLogger(__name__)
+
+#: what a check's question answers
+T = TypeVar("T")
 
 #: the longest a replica that does not answer waits before it is asked again (seconds)
 MAX_BACKOFF = 30.0
@@ -56,12 +58,8 @@ POLL = 0.01
 GRAIN = 0.05
 #: at most this many known positions are kept (older ones count as not replayed)
 HISTORY = 1000
-#: seconds to connect to a server for its check
+#: seconds a session waits for a connection of a replica's pool, at most
 CONNECT_TIMEOUT = 2
-#: a replica's state, and its position as a number
-REPLICA_SQL = ("SELECT pg_catalog.pg_is_in_recovery(), "
-               "(pg_catalog.pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8")
-PRIMARY_SQL = "SELECT (pg_catalog.pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8"
 
 
 class WalPosition(int):
@@ -87,26 +85,22 @@ class WalPosition(int):
 
 
 class _Probe:
-    """A connection of its own to one server, for its checks (autocommit, made on use)."""
+    """A connection of its own to one server, for its checks (made on use by the dialect,
+    closed and made again after a failure)."""
 
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self._conn: psycopg.Connection[Any] | None = None
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._conn: Any = None
 
-    def ask(self, sql: str) -> tuple[Any, ...]:
-        """The one row of ``sql``; the connection is closed (and made again next time)
-        when that fails."""
+    def ask(self, question: Callable[[Any], T]) -> T:
+        """``question(connection)``'s answer; the connection is closed when it fails."""
         try:
-            if self._conn is None or self._conn.closed or self._conn.broken:
-                self._conn = psycopg.connect(self.dsn, autocommit=True,
-                                             connect_timeout=CONNECT_TIMEOUT,
-                                             application_name="mother-replica-check")
-            row = self._conn.execute(sql, prepare=False).fetchone()
-        except psycopg.Error:
+            if self._conn is None or self.dialect.is_broken(self._conn):
+                self._conn = self.dialect.check_connection()
+            return question(self._conn)
+        except Exception:
             self.close()
             raise
-        assert row is not None
-        return tuple(row)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -146,7 +140,7 @@ class Replica:
         self.dialect: Dialect = dialect_for(settings, database)
         self.state = ReplicaState()
         self._pool = LazyPool(self.dialect)
-        self._probe = _Probe(settings.dsn)
+        self._probe = _Probe(self.dialect)
         #: held by the thread checking the replica (the others use what is known)
         self._checking = threading.Lock()
 
@@ -179,8 +173,8 @@ class Replica:
             if first and state.checked != -math.inf:
                 return  # checked by the thread this one waited for
             try:
-                standby, replayed = self._probe.ask(REPLICA_SQL)
-            except psycopg.Error as error:
+                standby, replayed = self._probe.ask(self.dialect.standby_state)
+            except Exception as error:  # down, or not answering as one: not used
                 failures = state.failures + 1
                 if state.up or state.failures == 0:
                     log.warning("replica %s is down: %s", self.dsn, error)
@@ -220,10 +214,11 @@ class Replica:
 class Replicas:
     """The replicas of one database and what this process knows of the primary's position."""
 
-    def __init__(self, settings: Settings, replicas: list[Replica]) -> None:
+    def __init__(self, settings: Settings, dialect: Dialect, replicas: list[Replica]) -> None:
         self.settings = settings
         self.replicas = replicas
-        self._primary = _Probe(settings.dsn)
+        self._dialect = dialect
+        self._primary = _Probe(dialect)
         self._primary_checked = -math.inf
         #: known primary positions, increasing, each with when it became known
         self._known: collections.deque[tuple[int, float]] = collections.deque()
@@ -266,8 +261,8 @@ class Replicas:
         if now - self._primary_checked >= interval and self._asking.acquire(blocking=False):
             try:
                 self._primary_checked = now
-                self.saw(int(self._primary.ask(PRIMARY_SQL)[0]), now)
-            except psycopg.Error as error:
+                self.saw(self._primary.ask(self._dialect.flush_position), now)
+            except Exception as error:  # not known now: the lag is measured without it
                 log.warning("replicas of %s: the primary's position is unknown: %s",
                             self.settings.dsn, error)
             finally:
@@ -346,4 +341,4 @@ def replicas_for(settings: Settings, database: str, dialect: Dialect) -> Replica
             found.append(Replica(replica, database))
         if type(found[-1].dialect) is not type(dialect):
             raise ConfigError("replicas", dsn, f"not a {dialect.name} DSN")
-    return Replicas(settings, found)
+    return Replicas(settings, dialect, found)

@@ -295,6 +295,20 @@ class Dialect:
         :class:`~mother.errors.RolledBackError`, a lost reply :class:`EndLost`."""
         raise NotImplementedError
 
+    def check_connection(self) -> Any:
+        """A connection of its own for the replicas' health checks: autocommit, giving up
+        quickly when the server does not answer. Only where :attr:`can_replicate`."""
+        raise NotImplementedError
+
+    def standby_state(self, conn: Any) -> tuple[bool, int | None]:
+        """On a check connection: whether its server is a hot standby, and the WAL position
+        it has replayed (None: none)."""
+        raise NotImplementedError
+
+    def flush_position(self, conn: Any) -> int:
+        """On a check connection to the primary: the WAL position it has flushed."""
+        raise NotImplementedError
+
     def commit_position(self, conn: Any) -> int | None:
         """The primary's WAL position that the last commit on ``conn`` (``COMMIT``, a batch's,
         ``COMMIT PREPARED``) reached, asked in its round trip where the database has

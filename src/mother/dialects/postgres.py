@@ -50,6 +50,13 @@ GROUP_GUARD = ("WITH mo_changed AS (", " RETURNING mo_v.mo_n) SELECT CAST(CASE W
                "pg_catalog.min(g) - 1 FROM pg_catalog.generate_series(1, %(mo_rows)s) AS g "
                "WHERE NOT EXISTS (SELECT FROM mo_changed WHERE mo_n = g)) END AS BIGINT) "
                "AS mo_count FROM mo_changed")
+#: a replica's state, and the position it replayed, as a number (health checks)
+STANDBY_SQL = ("SELECT pg_catalog.pg_is_in_recovery(), "
+               "(pg_catalog.pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8")
+#: the primary's flushed position, as a number
+FLUSHED_SQL = "SELECT (pg_catalog.pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8"
+#: seconds a health check waits for a server to answer its connection
+CHECK_TIMEOUT = 2
 UNCHANGED = "mother-unchanged:"
 UNCHANGED_RE = re.compile(re.escape(UNCHANGED) + r"(\d+):(\d+)")
 
@@ -338,6 +345,26 @@ class PostgresDialect(Dialect):
         replicas, on the primary (a hot standby, as the server reports since PostgreSQL
         14, has none to give: a read-only session's connection to a replica)."""
         return self._position and conn.info.parameter_status("in_hot_standby") != "on"
+
+    def check_connection(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self.settings.dsn, autocommit=True,
+                               connect_timeout=CHECK_TIMEOUT,
+                               application_name="mother-replica-check")
+        pgwire.label(conn, database=self.database)
+        return conn
+
+    def standby_state(self, conn: psycopg.Connection[Any]) -> tuple[bool, int | None]:
+        standby, replayed = self._row(conn, STANDBY_SQL)
+        return bool(standby), None if replayed is None else int(replayed)
+
+    def flush_position(self, conn: psycopg.Connection[Any]) -> int:
+        return int(self._row(conn, FLUSHED_SQL)[0])
+
+    def _row(self, conn: psycopg.Connection[Any], sql: str) -> tuple[Any, ...]:
+        """The one row of ``sql`` (no parameters), as a tuple, reported."""
+        row = self._sent(conn, sql, None, lambda: conn.execute(sql, prepare=False).fetchone())
+        assert row is not None
+        return tuple(row)
 
     def commit_position(self, conn: PgConnection) -> int | None:
         return pgwire.take_position(conn)
