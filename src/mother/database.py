@@ -214,7 +214,7 @@ class Database:
 
     def committed(self, conn: Any) -> WalPosition | None:
         """After a commit on ``conn`` (of this database's primary): the WAL position it
-        reached, where it was asked (see :attr:`mother.Session.commit_position`), also
+        reached, where it was asked (a session keeps it as ``commit_position``), also
         remembered for measuring the replicas' lag."""
         position = self.dialect.commit_position(conn)
         if position is None:
