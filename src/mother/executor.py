@@ -443,15 +443,17 @@ class Transactional(Executor):
         self._attempt(lambda conn: self.database.dialect.close_stream(conn, handle))
 
     def batch(self, statements: list[Statement], commit: bool = False,
-              must_change: Collection[int] = ()) -> list[BatchResult]:
+              must_change: Collection[int] = (), gid: str | None = None) -> list[BatchResult]:
         """Send several executemany statements together (one round trip where the driver
-        can), with ``commit`` a COMMIT after them; see
-        :meth:`~mother.dialects.base.Dialect.run_batch` for ``must_change``."""
+        can), with ``commit`` a COMMIT after them, with ``gid`` a ``PREPARE
+        TRANSACTION``; see :meth:`~mother.dialects.base.Dialect.run_batch` for
+        ``must_change``. A PREPARE whose reply was lost raises its
+        :class:`~mother.dialects.base.EndLost` (the caller looks for the branch)."""
         dialect = self.database.dialect
 
         def work(conn: Any) -> list[BatchResult]:
             self._begin(conn)
-            return dialect.run_batch(conn, statements, commit, must_change)
+            return dialect.run_batch(conn, statements, commit, must_change, gid=gid)
 
         results: list[BatchResult]
         try:
@@ -459,6 +461,8 @@ class Transactional(Executor):
             if commit:
                 self._committed(self._conn)
         except EndLost as lost:
+            if gid is not None:
+                raise
             self.settle(lost)  # raises unless the server says it committed
             results = lost.results or []
         self.statements += sum(len(seq) for _, seq, _ in statements)

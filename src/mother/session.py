@@ -160,17 +160,18 @@ class Session(Transactional):
         sent, _ = self._send_flush(commit, None)
         return sent and commit
 
-    def _send_flush(self, commit: bool, riding: Statement | None
+    def _send_flush(self, commit: bool, riding: Statement | None, gid: str | None = None
                     ) -> tuple[bool, BatchResult | None]:
-        """Flush (see :meth:`_flush`), ``riding`` sent last in the same batch: whether
-        anything was pending (and so sent), and the riding statement's result."""
+        """Flush (see :meth:`_flush`), ``riding`` sent last in the same batch (before its
+        COMMIT, or with ``gid`` its ``PREPARE TRANSACTION``): whether anything was
+        pending (and so sent), and the riding statement's result."""
         self.check_open()
         if self._flushing or not self.uow.has_pending():
             return False, None
         self.check_writable("to flush its changes (detach() or rollback() them)")
         self._flushing = True
         try:
-            result = self.uow.flush(commit, riding)
+            result = self.uow.flush(commit, riding, gid)
         finally:
             self._flushing = False
         return True, result
@@ -319,14 +320,26 @@ class Session(Transactional):
         """Flush and COMMIT; ``statement`` rides with the COMMIT (mother.tm's decision)."""
         self.check_open()
         self.check_lost()  # never report a lost transaction as committed
-        if statement is not None:
-            self.flush()
-            sql, params = statement
-            self.batch([(sql, [params], False)], commit=True)
-        elif not self._flush(commit=True):  # else the COMMIT went out in the flush's batch
-            self.send_commit()
+        riding = _riding(statement)
+        sent, _ = self._send_flush(True, riding)
+        if not sent:  # else the COMMIT (and the statement) went out in the flush's batch
+            if riding is not None:
+                self.batch([riding], commit=True)
+            else:
+                self.send_commit()
         self.uow.commit()
         self.wrote = False
+
+    def _prepare(self, gid: str, statement: tuple[str, dict[str, Any]] | None) -> None:
+        """Flush, ``statement`` and ``PREPARE TRANSACTION gid``, in one round trip where
+        nothing goes by COPY; an :class:`~mother.dialects.base.EndLost` when the
+        connection broke once the PREPARE may have run."""
+        self.check_open()
+        self.check_lost()
+        riding = _riding(statement)
+        sent, _ = self._send_flush(False, riding, gid)
+        if not sent:
+            self.batch([riding] if riding is not None else [], gid=gid)
 
     def _commit_if_read(self) -> bool:
         """COMMIT if nothing is pending and the database says the transaction wrote
@@ -402,6 +415,11 @@ class Session(Transactional):
         return Managed(self)
 
 
+def _riding(statement: tuple[str, dict[str, Any]] | None) -> Statement | None:
+    """A statement with its one parameter set, as a batch sends it."""
+    return None if statement is None else (statement[0], [statement[1]], False)
+
+
 class Managed:
     """What a transaction integration (``mother.tm``) may do with a session it manages:
     the handle :meth:`mother.Session.manage` gives. Every step of a two-phase commit is here;
@@ -430,6 +448,12 @@ class Managed:
         """Whether the transaction may have written (sent a write, or has changes pending)."""
         return self.session.wrote or self.session.uow.has_pending()
 
+    @property
+    def pending(self) -> bool:
+        """Whether changes wait to be written (by :meth:`prepare`, :meth:`commit` or
+        :meth:`flush`)."""
+        return self.session.uow.has_pending()
+
     def flush(self) -> None:
         """Write every pending change (the transaction stays open)."""
         self.session.flush()
@@ -441,6 +465,12 @@ class Managed:
     def commit_if_read(self) -> bool:
         """COMMIT if the server says the transaction wrote nothing; else False."""
         return self.session._commit_if_read()
+
+    def prepare(self, gid: str, statement: tuple[str, dict[str, Any]] | None = None) -> None:
+        """Write the pending changes and ``PREPARE TRANSACTION gid`` in one round trip,
+        ``statement`` riding before the PREPARE: raises
+        :class:`~mother.dialects.base.EndLost` when the PREPARE may have run."""
+        self.session._prepare(gid, statement)
 
     def prepare_job(self, gid: str, statements: Sequence[tuple[str, Any]] = ()
                     ) -> tuple[Any, str, list[tuple[str, Any]]]:

@@ -55,7 +55,8 @@ class Owner(Protocol):
     def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]: ...
     def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
     def batch(self, statements: list[Statement], commit: bool = False,
-              must_change: Collection[int] = ()) -> list[BatchResult]: ...
+              must_change: Collection[int] = (), gid: str | None = None
+              ) -> list[BatchResult]: ...
     def failed(self, error: BaseException) -> None: ...
     def flush(self) -> None: ...
 
@@ -476,12 +477,13 @@ class UnitOfWork(Generic[R]):
         self.frames = [weakref.WeakKeyDictionary()]
 
     # -- flush -----------------------------------------------------------------------------
-    def flush(self, commit: bool = False, riding: Statement | None = None
-              ) -> BatchResult | None:
+    def flush(self, commit: bool = False, riding: Statement | None = None,
+              gid: str | None = None) -> BatchResult | None:
         """Write everything pending: inserts parents first, deletes children first, batched.
 
         Nothing changes on the objects unless the whole batch succeeded; with
-        ``commit`` the batch ends with COMMIT. An update or delete that matches no
+        ``commit`` the batch ends with COMMIT, with ``gid`` with ``PREPARE
+        TRANSACTION``. An update or delete that matches no
         row (another transaction deleted it) raises :class:`StaleRecordError` and
         commits nothing. ``riding``, a statement sent last in the batch (the query
         that wanted the flush), gives its result back.
@@ -554,7 +556,7 @@ class UnitOfWork(Generic[R]):
 
         try:
             try:
-                results = self._send(statements, commit, checked, bulky)
+                results = self._send(statements, commit, checked, bulky, gid)
             except RowNotChangedError as error:
                 what, objs = checked[error.statement]
                 obj = objs[error.index]
@@ -578,13 +580,14 @@ class UnitOfWork(Generic[R]):
 
     def _send(self, statements: list[tuple[str, list[dict[str, Any]], bool]], commit: bool,
               checked: dict[int, tuple[str, list[R]]],
-              bulky: dict[int, tuple[Table, tuple[str, ...], list[R]]]) -> list[BatchResult]:
+              bulky: dict[int, tuple[Table, tuple[str, ...], list[R]]],
+              gid: str | None) -> list[BatchResult]:
         """Send the flush: one batch, or, with large insert groups (``bulky``, by their
         place among the statements), the statements before each group, the group by
         COPY (or, where that cannot apply, as its statement), then the rest with the
-        COMMIT. Parents still go before children."""
+        COMMIT (or the PREPARE). Parents still go before children."""
         if not bulky:
-            return self.session.batch(statements, commit, checked)
+            return self.session.batch(statements, commit, checked, gid=gid)
         dialect = self.session.database.dialect
         results: list[BatchResult] = []
         start = 0
@@ -602,11 +605,11 @@ class UnitOfWork(Generic[R]):
             else:
                 results.append(BatchResult(rows, [1] * len(rows)))
             start = place + 1
-        if start == len(statements) and not commit:
+        if start == len(statements) and not commit and gid is None:
             return results
         rest = {index - start: value for index, value in checked.items() if index >= start}
         try:
-            return results + self.session.batch(statements[start:], commit, rest)
+            return results + self.session.batch(statements[start:], commit, rest, gid=gid)
         except RowNotChangedError as error:  # numbered within the last batch
             raise RowNotChangedError(error.statement + start, error.index) from error
 

@@ -14,7 +14,7 @@ from zope.interface.verify import verifyObject
 import mother
 from mother import MO_SAVE, MotherSession, SessionClosedError, TransactionManagedError
 from mother.tm import join
-from mother.tm.datamanager import DONE, ONE_PHASE, READ_ONLY
+from mother.tm.datamanager import DONE, ONE_PHASE, PREPARE, READ_ONLY
 from tests.support.classes import ClsStars
 from tests.support.databases import count
 from tests.support.tm import add_deferred_table, second_database
@@ -116,18 +116,37 @@ def test_the_only_resource_commits_in_tpc_begin_with_its_flush(db: mother.Databa
     assert s.closed and dm.phase == DONE and db.status().in_use == 0
 
 
-def test_with_another_resource_tpc_begin_only_flushes(
+def test_with_another_resource_tpc_begin_writes_only_where_it_cannot_prepare(
         db: mother.Database, kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     second_database(kind, request, tmp_path)
     s, other = MotherSession("s"), MotherSession("other", database="second")
     dm = join(s)
     join(other)
     s.persist(ClsStars({"star_name": "Sun"}, session=s))
+    batches = s.batches
     dm.tpc_begin(transaction.get())
-    assert not s.new and dm.phase == "flushed"  # flushed, not committed
-    assert count(db, "stars") == 0
+    assert dm.phase == "ready"
+    if db.twophase:  # its writes ride with its PREPARE (or COMMIT), in the vote
+        assert s.new and s.batches == batches
+    else:  # it commits one-phase after the votes: its writes fail, if they do, now
+        assert not s.new and s.batches == batches + 1
+    assert count(db, "stars") == 0  # nothing committed
     transaction.abort()
     assert count(db, "stars") == 0 and s.closed
+
+
+def test_two_writers_each_write_and_prepare_in_one_round_trip(
+        pgdb: mother.Database, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    db, second = pgdb, second_database("postgresql", request, tmp_path)
+    sessions = [MotherSession("s1"), MotherSession("s2", database="second")]
+    managers = [join(s) for s in sessions]
+    for s in sessions:
+        s.persist(ClsStars({"star_name": s.name}, session=s))
+    transaction.commit()
+    assert [dm.mode for dm in managers] == [PREPARE, PREPARE]
+    # the flush, the decision (in the decider) and the PREPARE: one batch each
+    assert [s.batches for s in sessions] == [1, 1]
+    assert count(db, "stars") == 1 and count(second, "stars") == 1
 
 
 def test_a_session_that_only_read_does_not_prepare(

@@ -141,15 +141,28 @@ def test_a_deferred_constraint_failing_at_prepare_or_commit_rolls_back_both(
 
 
 @pytest.mark.parametrize("failing", [0, 1])
-def test_a_flush_failing_in_tpc_begin_rolls_back_both(pair, failing: int) -> None:
+def test_a_pending_write_refused_at_commit_rolls_back_both(pair, failing: int) -> None:
     sessions = write_both()
-    # pending, so written by tpc_begin's flush, where its foreign key is refused
+    # pending, so written with the vote's PREPARE (in tpc_begin where the database
+    # cannot prepare), where its foreign key is refused
     sessions[failing].persist(ClsPlanets({"star_id": 999, "planet_name": "orphan"},
                                          session=sessions[failing]))
     with pytest.raises(Exception, match="(?i)foreign key"):
         transaction.commit()
     transaction.abort()
     assert_atomic(pair, committed=False)
+
+
+def test_after_a_refused_write_in_the_first_vote_the_other_branch_is_sent_nothing(
+        pgdb: mother.Database, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    second = second_database("postgresql", request, tmp_path)
+    first, other = write_both()
+    first.persist(ClsPlanets({"star_id": 999, "planet_name": "orphan"}, session=first))
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        transaction.commit()
+    transaction.abort()
+    assert other.batches == 0 and other.statements == 0  # its writes were never sent
+    assert_atomic((pgdb, second), committed=False)
 
 
 def test_a_caught_statement_error_is_never_reported_committed(pair) -> None:

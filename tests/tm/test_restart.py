@@ -95,21 +95,36 @@ def prepared(cluster: Cluster) -> list[Any]:
         return conn.execute("SELECT gid FROM pg_prepared_xacts").fetchall()
 
 
-def write_both() -> None:
+def write_both(sent: bool = False) -> None:
+    """A star written in each database: with ``sent``, already in the server's open
+    transaction; else owed to the vote (MO_SAVE waits for the next round trip)."""
     for name in ("default", "second"):
         s = MotherSession(database=name)
         join(s)
         ClsStars({"star_name": "restart"}, MO_SAVE, session=s)
+        if sent:
+            assert s.ov_query("SELECT count(*) FROM stars") == 1  # the insert rides along
 
 
 def test_a_restart_before_the_prepares_rolls_back_both(cluster, pair) -> None:
-    write_both()
+    write_both(sent=True)
     transaction.get().join(Foreign("!first", "tpc_vote",
                                    lambda: cluster.ctl("restart", "-m", "immediate")))
     with pytest.raises(psycopg.OperationalError):
         transaction.commit()
     transaction.abort()
     assert (count(pair[0], "stars"), count(pair[1], "stars")) == (0, 0)
+    assert prepared(cluster) == []
+
+
+def test_a_restart_before_anything_was_sent_commits_both_on_new_connections(
+        cluster, pair) -> None:
+    # nothing of the transaction was on the server: the votes write it on new connections
+    write_both()
+    transaction.get().join(Foreign("!first", "tpc_vote",
+                                   lambda: cluster.ctl("restart", "-m", "immediate")))
+    transaction.commit()
+    assert (count(pair[0], "stars"), count(pair[1], "stars")) == (1, 1)
     assert prepared(cluster) == []
 
 

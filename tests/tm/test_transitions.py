@@ -24,10 +24,10 @@ from mother.tm.datamanager import (
     ACTIVE,
     COMMITTED,
     DONE,
-    FLUSHED,
     IN_DOUBT,
     MOVES,
     PREPARED,
+    READY,
 )
 from tests.support.classes import ClsStars
 from tests.support.databases import count
@@ -43,22 +43,22 @@ PATHS: dict[str, dict[str, Path_]] = {
         "one": [(ACTIVE, COMMITTED), (COMMITTED, DONE)]},
     "a reader commits in tpc_begin, the writer in the decision vote": {
         "one": [(ACTIVE, COMMITTED), (COMMITTED, DONE)],
-        "two": [(ACTIVE, FLUSHED), (FLUSHED, COMMITTED), (COMMITTED, DONE)]},
+        "two": [(ACTIVE, READY), (READY, COMMITTED), (COMMITTED, DONE)]},
     "two writers prepare, the decider commits in the decision vote": {
-        "one": [(ACTIVE, FLUSHED), (FLUSHED, PREPARED), (PREPARED, COMMITTED),
+        "one": [(ACTIVE, READY), (READY, PREPARED), (PREPARED, COMMITTED),
                 (COMMITTED, DONE)],
-        "two": [(ACTIVE, FLUSHED), (FLUSHED, PREPARED), (PREPARED, DONE)]},
+        "two": [(ACTIVE, READY), (READY, PREPARED), (PREPARED, DONE)]},
     "abort before the commit": {
         "one": [(ACTIVE, DONE)], "two": [(ACTIVE, DONE)]},
-    "a foreign tpc_begin fails last: flushed branches roll back": {
-        "one": [(ACTIVE, FLUSHED), (FLUSHED, DONE)],
-        "two": [(ACTIVE, FLUSHED), (FLUSHED, DONE)]},
+    "a foreign tpc_begin fails last: ready branches roll back": {
+        "one": [(ACTIVE, READY), (READY, DONE)],
+        "two": [(ACTIVE, READY), (READY, DONE)]},
     "a foreign vote fails last: prepared branches roll back": {
-        "one": [(ACTIVE, FLUSHED), (FLUSHED, PREPARED), (PREPARED, DONE)],
-        "two": [(ACTIVE, FLUSHED), (FLUSHED, PREPARED), (PREPARED, DONE)]},
+        "one": [(ACTIVE, READY), (READY, PREPARED), (PREPARED, DONE)],
+        "two": [(ACTIVE, READY), (READY, PREPARED), (PREPARED, DONE)]},
     "the reply to a PREPARE is lost: in doubt, then rolled back": {
-        "one": [(ACTIVE, FLUSHED), (FLUSHED, PREPARED), (PREPARED, DONE)],
-        "two": [(ACTIVE, FLUSHED), (FLUSHED, IN_DOUBT), (IN_DOUBT, DONE)]},
+        "one": [(ACTIVE, READY), (READY, PREPARED), (PREPARED, DONE)],
+        "two": [(ACTIVE, READY), (READY, IN_DOUBT), (IN_DOUBT, DONE)]},
 }
 
 
@@ -131,7 +131,7 @@ def test_abort(two, moves) -> None:
 
 
 @pytest.mark.parametrize(("phase", "scenario"), [
-    ("tpc_begin", "a foreign tpc_begin fails last: flushed branches roll back"),
+    ("tpc_begin", "a foreign tpc_begin fails last: ready branches roll back"),
     ("tpc_vote", "a foreign vote fails last: prepared branches roll back")])
 def test_a_foreign_failure_after_the_branches(two, moves, phase: str, scenario: str) -> None:
     writer("one"), writer("two", "second")

@@ -234,14 +234,19 @@ class Dialect:
         raise NotImplementedError
 
     def run_batch(self, conn: Any, statements: Sequence[Statement], commit: bool = False,
-                  must_change: Collection[int] = ()) -> list[BatchResult]:
-        """Run executemany statements in order (then COMMIT if asked), in one round trip
-        where the driver can; per statement, its rows and its counts.
+                  must_change: Collection[int] = (), gid: str | None = None
+                  ) -> list[BatchResult]:
+        """Run executemany statements in order (then COMMIT if asked, or with ``gid``
+        ``PREPARE TRANSACTION`` where :attr:`can_prepare`), in one round trip where the
+        driver can; per statement, its rows and its counts.
 
         Every parameter set of the statements whose index is in ``must_change``
         must change a row: when one changes none, :class:`RowNotChangedError` is
-        raised and nothing is committed (the transaction must be rolled back).
+        raised and nothing is committed or prepared (the transaction must be rolled
+        back).
         """
+        if gid is not None:
+            raise NotImplementedError(f"{self.name} cannot prepare transactions")
         results = []
         for number, (sql, seq, returning) in enumerate(statements):
             rows: list[Any] = []

@@ -462,17 +462,21 @@ class PostgresDialect(Dialect):
         self._sent(conn, script, None, conn.execute, script.encode())
 
     def run_batch(self, conn: PgConnection, statements: Sequence[Statement],
-                  commit: bool = False, must_change: Collection[int] = ()) -> list[BatchResult]:
-        """One pipeline: every statement (and the COMMIT) goes out before any result comes back.
+                  commit: bool = False, must_change: Collection[int] = (),
+                  gid: str | None = None) -> list[BatchResult]:
+        """One pipeline: every statement (and the COMMIT, or the PREPARE) goes out before
+        any result comes back.
 
         The rows a statement of ``must_change`` changed are known only once the
-        COMMIT has been sent with it: when one rides in the batch, each such
-        statement is guarded (:data:`GUARD`) so that the server itself fails it,
-        and so skips the COMMIT, when it changes no row. A group UPDATE (its one
-        parameter set holding ``mo_rows``) is always guarded (:data:`GROUP_GUARD`):
-        its counts are one per row.
+        closing command has been sent with it: when one rides in the batch, each
+        such statement is guarded (:data:`GUARD`) so that the server itself fails
+        it, and so skips the closing command, when it changes no row. A group UPDATE
+        (its one parameter set holding ``mo_rows``) is always guarded
+        (:data:`GROUP_GUARD`): its counts are one per row.
         """
-        guarded = commit and bool(must_change)
+        end = (b"COMMIT" if commit else
+               None if gid is None else b"PREPARE TRANSACTION " + pgwire.literal(conn, gid))
+        guarded = end is not None and bool(must_change)
         groups = {number for number in must_change
                   if len(statements[number][1]) == 1 and "mo_rows" in statements[number][1][0]}
         flat: list[tuple[str, Any]] = []
@@ -504,8 +508,8 @@ class PostgresDialect(Dialect):
             return out
 
         try:
-            return grouped(pgwire.run(conn, flat, end=b"COMMIT" if commit else None,
-                                      probe=commit, position=self._asks_position(conn)))
+            return grouped(pgwire.run(conn, flat, end=end, probe=end is not None,
+                                      position=commit and self._asks_position(conn)))
         except pgerrors.InvalidTextRepresentation as error:
             found = (UNCHANGED_RE.search(error.diag.message_primary or "")
                      if guarded or groups else None)

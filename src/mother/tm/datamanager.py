@@ -11,18 +11,25 @@ A branch's phases (each move is one row of ``MOVES``)::
     phase      event                                   does                            next
     ACTIVE     tpc_begin, sole resource                flush + COMMIT (one round trip)  COMMITTED
     ACTIVE     tpc_begin, the server says it only read COMMIT                          COMMITTED
-    ACTIVE     tpc_begin                               flush                            FLUSHED
-    FLUSHED    tpc_vote, one of several writers        PREPARE TRANSACTION              PREPARED
-    FLUSHED    tpc_vote, PREPARE reply lost            (maybe prepared)                 IN_DOUBT
-    FLUSHED    decision vote, sole writer / no 2PC     COMMIT                           COMMITTED
+    ACTIVE     tpc_begin, can prepare                  (its flush is owed to the vote)  READY
+    ACTIVE     tpc_begin, cannot prepare               flush                            READY
+    READY      tpc_vote, one of several writers        flush + PREPARE TRANSACTION      PREPARED
+    READY      tpc_vote, PREPARE reply lost            (maybe prepared)                 IN_DOUBT
+    READY      decision vote, sole writer / no 2PC     flush + COMMIT                   COMMITTED
     PREPARED   decision vote, the decider              COMMIT PREPARED                  COMMITTED
     PREPARED   tpc_finish                              COMMIT PREPARED                  DONE
     COMMITTED  tpc_finish                              (session ends)                   DONE
-    ACTIVE, FLUSHED          abort / tpc_abort         ROLLBACK                         DONE
+    ACTIVE, READY            abort / tpc_abort         ROLLBACK                         DONE
     PREPARED, IN_DOUBT       abort / tpc_abort         ROLLBACK PREPARED, or COMMIT     DONE
                                                        PREPARED once decided, or left
                                                        to recovery if unknown
     COMMITTED  abort / tpc_abort                       logs CRITICAL if it wrote        DONE
+
+A branch that can prepare writes its pending changes in the round trip that ends
+its transaction (the PREPARE's, or the COMMIT's): a failing write then fails the
+vote, before anything commits. A branch that cannot prepare (it commits one-phase,
+after the others' votes) writes in ``tpc_begin``, so that its failures, too, come
+before anything commits.
 
 The decision: when branches prepare, the *decider* records the global id in
 its database's commit log inside its own transaction (the row rides with its
@@ -63,13 +70,13 @@ from .gid import GID_PREFIX, make_gid
 log = logging.getLogger(__name__)
 
 # phases of a branch
-ACTIVE, FLUSHED, PREPARED, IN_DOUBT, COMMITTED, DONE = (
-    "active", "flushed", "prepared", "in doubt", "committed", "done")
+ACTIVE, READY, PREPARED, IN_DOUBT, COMMITTED, DONE = (
+    "active", "ready", "prepared", "in doubt", "committed", "done")
 #: every move a branch can make: (phase, next phase)
 MOVES = frozenset({
-    (ACTIVE, COMMITTED), (ACTIVE, FLUSHED), (FLUSHED, PREPARED), (FLUSHED, IN_DOUBT),
-    (FLUSHED, COMMITTED), (PREPARED, COMMITTED),
-    *((phase, DONE) for phase in (ACTIVE, FLUSHED, PREPARED, IN_DOUBT, COMMITTED)),
+    (ACTIVE, COMMITTED), (ACTIVE, READY), (READY, PREPARED), (READY, IN_DOUBT),
+    (READY, COMMITTED), (PREPARED, COMMITTED),
+    *((phase, DONE) for phase in (ACTIVE, READY, PREPARED, IN_DOUBT, COMMITTED)),
 })
 # what a session does in the vote
 READ_ONLY, ONE_PHASE, PREPARE = "read-only", "one-phase", "prepare"
@@ -161,7 +168,7 @@ class TransactionState:
         """
         if self.writers is not None:
             return
-        self.writers = writers = sorted((dm for dm in self.managers if dm.phase == FLUSHED),
+        self.writers = writers = sorted((dm for dm in self.managers if dm.phase == READY),
                                         key=lambda dm: dm.sortKey())
         if len(writers) == 1:
             writers[0].mode = ONE_PHASE
@@ -185,20 +192,31 @@ class TransactionState:
             dm.gid = make_gid(self.global_id, decider_id, number)
 
     def prepare_all(self) -> None:
-        """PREPARE every preparing branch at once; the first preparing vote does it.
+        """PREPARE every preparing branch; the first preparing vote does it.
 
-        Nothing commits before every vote is in, so the branches need not wait for
-        each other: each PREPARE goes out before any is awaited and the servers work
-        in parallel. Each branch's own vote then reports its outcome.
+        A branch with pending changes sends them and its PREPARE in one round trip;
+        after a failure there, no other branch is sent anything (each rolls back in
+        ``tpc_abort``). The branches with nothing pending go last, at once: nothing
+        commits before every vote is in, so each PREPARE goes out before any is
+        awaited and the servers work in parallel. Each branch's own vote then
+        reports its outcome.
         """
         if self.prepared:
             return
         self.prepared = True
+        preparing = [dm for dm in self.writers or () if dm.mode == PREPARE and dm.phase == READY]
         groups: dict[type, list[MotherDataManager]] = {}
-        for dm in self.writers or ():
-            if dm.mode == PREPARE and dm.phase == FLUSHED:
+        for dm in preparing:
+            if not dm.handle.pending:
                 # prepare() uses no state of the dialect object: one call per kind
                 groups.setdefault(type(dm.database.dialect), []).append(dm)
+            elif not dm.prepare_with_flush():
+                for other in preparing:
+                    if other.phase == READY and other.vote_error is None:
+                        other.vote_error = RolledBackError(
+                            f"transaction {self.global_id}: not prepared, because the vote "
+                            f"of session {dm.handle.name!r} failed")
+                return
         for dms in groups.values():
             jobs, ready = [], []
             for dm in dms:
@@ -224,7 +242,7 @@ class TransactionState:
         writers (the decider last, with the decision in its transaction), or the
         preparing decider. From here on the transaction is decided."""
         for dm in self.writers or ():
-            if dm.mode == ONE_PHASE and dm.phase == FLUSHED:
+            if dm.mode == ONE_PHASE and dm.phase == READY:
                 # translated as a vote (this is the Decision's), as tpc_vote's would be
                 with translated(dm.database, "tpc_vote"):
                     if dm is self.decider:
@@ -352,11 +370,13 @@ class MotherDataManager:
     @events.phase("tpc_begin")
     @translating
     def tpc_begin(self, txn: Any) -> None:
-        """Write every pending change of the session.
+        """Get the branch ready to vote.
 
-        The transaction's only resource commits right here instead, its COMMIT riding
-        with the flush; a read-only session (never prepared: a replica cannot) and a
-        session the server says only read commit here too.
+        The transaction's only resource commits right here, its COMMIT riding with
+        its flush; a read-only session (never prepared: a replica cannot) and a
+        session the server says only read commit here too. A session that cannot
+        prepare writes its pending changes now; one that can owes them to the round
+        trip that ends its transaction (its PREPARE's, or its COMMIT's).
         """
         handle = self.handle
         if handle.closed:
@@ -370,12 +390,13 @@ class MotherDataManager:
             self.mode = READ_ONLY
             self.move(COMMITTED)
         else:
-            handle.flush()
-            self.move(FLUSHED)
+            if not self.twophase:
+                handle.flush()
+            self.move(READY)
 
     @events.phase("commit")
     def commit(self, txn: Any) -> None:
-        """Nothing to do: the work was flushed in ``tpc_begin``."""
+        """Nothing to do: the work is written in ``tpc_begin`` or with the vote."""
 
     @events.phase("tpc_vote", votes=VOTES)
     @translating
@@ -383,7 +404,7 @@ class MotherDataManager:
         """PREPARE TRANSACTION (every preparing branch at once, see
         :meth:`TransactionState.prepare_all`); one-phase writers commit later, in the
         Decision resource's vote."""
-        if self.phase == FLUSHED:
+        if self.phase == READY:
             self.state.plan()
             if self.mode == PREPARE:
                 self.state.prepare_all()
@@ -391,13 +412,37 @@ class MotherDataManager:
             error, self.vote_error = self.vote_error, None
             raise error
 
+    def _decision(self) -> tuple[str, dict[str, Any]] | None:
+        """What rides before this branch's PREPARE: the decider's commit decision."""
+        if self.state.decider is not self:
+            return None
+        return commitlog.decision(self.database, self.state.global_id)
+
     def prepare_job(self) -> tuple[Any, str, list[tuple[str, Any]]]:
         """What this branch's PREPARE sends: ``(connection, gid, statements before it)``;
         the decider's commit decision rides in the same round trip."""
         assert self.gid is not None
-        statements = ([commitlog.decision(self.database, self.state.global_id)]
-                      if self.state.decider is self else [])
-        return self.handle.prepare_job(self.gid, statements)
+        decision = self._decision()
+        return self.handle.prepare_job(self.gid, [decision] if decision is not None else [])
+
+    def prepare_with_flush(self) -> bool:
+        """Send the pending changes, the decision (if this is the decider) and the
+        PREPARE in one round trip; False (the error kept for this branch's vote) if it
+        failed. A connection lost once the PREPARE may have reached the server leaves
+        the branch in doubt: ``tpc_abort`` looks for it."""
+        assert self.gid is not None
+        try:
+            self.handle.prepare(self.gid, self._decision())
+        except EndLost as lost:
+            if lost.ran is not False:
+                self.move(IN_DOUBT)
+            self.vote_error = lost.cause
+            return False
+        except Exception as error:
+            self.vote_error = error
+            return False
+        self.move(PREPARED)
+        return True
 
     def finish(self, commit: bool) -> bool:
         """COMMIT (or ROLLBACK) PREPARED this branch; False if another process had
@@ -464,11 +509,11 @@ class MotherDataManager:
                              "had already committed", self.state.global_id, self.gid,
                              self.session.name, self.database.name)
         finally:
-            self._end(rollback=phase in (ACTIVE, FLUSHED))
+            self._end(rollback=phase in (ACTIVE, READY))
 
     def _end(self, rollback: bool) -> None:
         phase, decision = self.phase, self.state.decision
-        outcome = ("rolled back" if phase in (ACTIVE, FLUSHED) else
+        outcome = ("rolled back" if phase in (ACTIVE, READY) else
                    "committed" if phase == COMMITTED or decision == DECIDED else
                    "in doubt" if decision == UNKNOWN else "rolled back")
         self.move(DONE)
