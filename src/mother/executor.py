@@ -15,7 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import events
 from .database import Database, inherited
@@ -344,20 +344,30 @@ class Transactional(Executor):
         try:
             return work(conn)
         except Exception as error:
-            cause = error.cause if isinstance(error, EndLost) else error
-            self.guard(cause)
-            self.database.schema_suspect(cause)
+            cause = self._after(error)
             unsent = not isinstance(error, EndLost) or error.ran is False
             if fresh and unsent and self._lost is cause:
                 log.info("session %s: replacing a dead pooled connection", self.name)
                 self._lost = None
                 return self._attempt(work)
-            if isinstance(error, EndLost):
-                raise
+            self._raise(error)
+
+    def _after(self, error: Exception) -> BaseException:
+        """After a round trip failed: is the connection gone, has the schema changed? The
+        driver's error (an EndLost's cause)."""
+        cause = error.cause if isinstance(error, EndLost) else error
+        self.guard(cause)
+        self.database.schema_suspect(cause)
+        return cause
+
+    def _raise(self, error: Exception) -> NoReturn:
+        """Raise a failed round trip's error, as the database's translators say (an
+        :class:`~mother.dialects.base.EndLost` as it is, for :meth:`settle`)."""
+        if not isinstance(error, EndLost):
             translated = self.database.translate(error, "statement")
             if translated is not None:
                 raise translated from error
-            raise
+        raise error
 
     def guard(self, error: BaseException) -> None:
         """After a driver error: if the connection is gone, remember it and give it back."""
@@ -455,9 +465,40 @@ class Transactional(Executor):
             self._begin(conn)
             return dialect.run_batch(conn, statements, commit, must_change, gid=gid)
 
+        return self._batched(statements, commit, gid, lambda: self._attempt(work))
+
+    def start_batch(self, statements: list[Statement], commit: bool = False,
+                    must_change: Collection[int] = (), gid: str | None = None
+                    ) -> Callable[[], list[BatchResult]]:
+        """:meth:`batch`, sent now: what it returns waits for the results (call it, once,
+        whatever happens), so that several sessions' batches can be on their servers at
+        once. A connection found dead is not replaced here, as :meth:`batch` replaces a
+        pooled one that died unused: use it where the transaction ran already."""
+        conn = self.connection()
+        self._fresh = False
+        try:
+            self._begin(conn)
+            receive = self.database.dialect.start_batch(conn, statements, commit, must_change,
+                                                        gid=gid)
+        except Exception as error:
+            self._after(error)
+            self._raise(error)
+
+        def results() -> list[BatchResult]:
+            try:
+                return receive()
+            except Exception as error:
+                self._after(error)
+                self._raise(error)
+
+        return lambda: self._batched(statements, commit, gid, results)
+
+    def _batched(self, statements: list[Statement], commit: bool, gid: str | None,
+                 results_of: Callable[[], list[BatchResult]]) -> list[BatchResult]:
+        """A batch's results (from ``results_of``), its COMMIT settled and counted."""
         results: list[BatchResult]
         try:
-            results = self._attempt(work)
+            results = results_of()
             if commit:
                 self._committed(self._conn)
         except EndLost as lost:
@@ -470,6 +511,11 @@ class Transactional(Executor):
         if statements:
             self.wrote = True
         return results
+
+    @property
+    def connected(self) -> bool:
+        """Whether the transaction already ran on the session's connection."""
+        return self._conn is not None and not self._fresh
 
     # -- savepoints -------------------------------------------------------------------------
     def send_savepoint(self, name: str) -> None:

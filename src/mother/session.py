@@ -330,6 +330,28 @@ class Session(Transactional):
         self.uow.commit()
         self.wrote = False
 
+    def _start_prepare(self, gid: str, statement: tuple[str, dict[str, Any]] | None
+                       ) -> Callable[[], None]:
+        """:meth:`_prepare` sent now (changes must be pending, nothing go by COPY); what
+        it returns waits for the outcome (call it, once, whatever happens)."""
+        self.check_open()
+        self.check_lost()
+        self.check_writable("to flush its changes (detach() or rollback() them)")
+        self._flushing = True
+        try:
+            finish = self.uow.start_flush(False, _riding(statement), gid)
+        finally:
+            self._flushing = False
+
+        def prepared() -> None:
+            self._flushing = True
+            try:
+                finish()
+            finally:
+                self._flushing = False
+
+        return prepared
+
     def _prepare(self, gid: str, statement: tuple[str, dict[str, Any]] | None) -> None:
         """Flush, ``statement`` and ``PREPARE TRANSACTION gid``, in one round trip where
         nothing goes by COPY; an :class:`~mother.dialects.base.EndLost` when the
@@ -471,6 +493,19 @@ class Managed:
         ``statement`` riding before the PREPARE: raises
         :class:`~mother.dialects.base.EndLost` when the PREPARE may have run."""
         self.session._prepare(gid, statement)
+
+    def start_prepare(self, gid: str, statement: tuple[str, dict[str, Any]] | None = None
+                      ) -> Callable[[], None]:
+        """:meth:`prepare`, sent now, for a session with changes pending whose transaction
+        ran on its connection already (:attr:`connected`): what it returns waits for the
+        outcome (call it, once, whatever happens), so that several servers prepare at
+        once."""
+        return self.session._start_prepare(gid, statement)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the transaction already ran on its connection."""
+        return self.session.connected
 
     def prepare_job(self, gid: str, statements: Sequence[tuple[str, Any]] = ()
                     ) -> tuple[Any, str, list[tuple[str, Any]]]:

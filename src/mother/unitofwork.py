@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from . import bulk, sql
 from .database import Database
@@ -57,6 +57,9 @@ class Owner(Protocol):
     def batch(self, statements: list[Statement], commit: bool = False,
               must_change: Collection[int] = (), gid: str | None = None
               ) -> list[BatchResult]: ...
+    def start_batch(self, statements: list[Statement], commit: bool = False,
+                    must_change: Collection[int] = (), gid: str | None = None
+                    ) -> Callable[[], list[BatchResult]]: ...
     def failed(self, error: BaseException) -> None: ...
     def flush(self) -> None: ...
 
@@ -490,6 +493,15 @@ class UnitOfWork(Generic[R]):
         """
         if not self.has_pending():
             return None
+        return self.start_flush(commit, riding, gid, later=False)()
+
+    def start_flush(self, commit: bool = False, riding: Statement | None = None,
+                    gid: str | None = None, later: bool = True
+                    ) -> Callable[[], BatchResult | None]:
+        """:meth:`flush` (something must be pending), sent now; with ``later`` its results
+        are left waiting (see :meth:`mother.executor.Executor.start_batch`). What it
+        returns reads them and applies them to the objects: call it, once, whatever
+        happens."""
         schema = self.session.database.schema
         dialect = self.session.database.dialect
         statements: list[tuple[str, list[dict[str, Any]], bool]] = []
@@ -555,37 +567,63 @@ class UnitOfWork(Generic[R]):
             statements.append(riding)
 
         try:
-            try:
-                results = self._send(statements, commit, checked, bulky, gid)
-            except RowNotChangedError as error:
-                what, objs = checked[error.statement]
-                obj = objs[error.index]
-                raise StaleRecordError(obj.table_name, obj._mo_key or (), what) from error
+            receive = self._send(statements, commit, checked, bulky, gid, later)
         except BaseException as error:
-            self.session.failed(error)
-            if riding is not None and sql.rejected(error, _values_of(riding)) is not None:
-                raise  # about the riding query's own value: its caller names it
-            sent = [obj for _, objs, _ in appliers for obj in objs]
-            # a value the database refused: name its column
-            named = next((found for obj in sent
-                          if (found := sql.rejected(error, obj._mo_store, obj.table_name))
-                          is not None), None)
-            self._name_owed(named or error, sent)
-            if named is not None:
-                raise named from error
-            raise
-        for (apply, objs, extra), result in zip(appliers, results):
-            apply(objs, result.rows, extra)
-        return results[-1] if riding is not None else None
+            self._refused(error, riding, appliers, checked)
+
+        def finish() -> BatchResult | None:
+            try:
+                results = receive()
+            except BaseException as error:
+                self._refused(error, riding, appliers, checked)
+            for (apply, objs, extra), result in zip(appliers, results):
+                apply(objs, result.rows, extra)
+            return results[-1] if riding is not None else None
+
+        return finish
+
+    def _refused(self, error: BaseException, riding: Statement | None, appliers: list[Any],
+                 checked: dict[int, tuple[str, list[R]]]) -> NoReturn:
+        """Raise a failed flush's error as its caller should see it: a row not changed as
+        :class:`StaleRecordError`, a refused value naming its column, and the deferred
+        writes the round trip carried noted."""
+        if isinstance(error, RowNotChangedError):
+            what, objs = checked[error.statement]
+            obj = objs[error.index]
+            stale = StaleRecordError(obj.table_name, obj._mo_key or (), what)
+            stale.__cause__ = error
+            error = stale
+        self.session.failed(error)
+        if riding is not None and sql.rejected(error, _values_of(riding)) is not None:
+            raise error  # about the riding query's own value: its caller names it
+        sent = [obj for _, objs, _ in appliers for obj in objs]
+        # a value the database refused: name its column
+        named = next((found for obj in sent
+                      if (found := sql.rejected(error, obj._mo_store, obj.table_name))
+                      is not None), None)
+        self._name_owed(named or error, sent)
+        if named is not None:
+            raise named from error
+        raise error
 
     def _send(self, statements: list[tuple[str, list[dict[str, Any]], bool]], commit: bool,
               checked: dict[int, tuple[str, list[R]]],
               bulky: dict[int, tuple[Table, tuple[str, ...], list[R]]],
-              gid: str | None) -> list[BatchResult]:
-        """Send the flush: one batch, or, with large insert groups (``bulky``, by their
-        place among the statements), the statements before each group, the group by
-        COPY (or, where that cannot apply, as its statement), then the rest with the
-        COMMIT (or the PREPARE). Parents still go before children."""
+              gid: str | None, later: bool) -> Callable[[], list[BatchResult]]:
+        """Send the flush: one batch (with ``later``, its results left waiting), or, with
+        large insert groups (``bulky``, by their place among the statements), the
+        statements before each group, the group by COPY (or, where that cannot apply,
+        as its statement), then the rest with the COMMIT (or the PREPARE), each in
+        turn. Parents still go before children. What it returns gives the results."""
+        if not bulky and later:
+            return self.session.start_batch(statements, commit, checked, gid=gid)
+        results = self._send_now(statements, commit, checked, bulky, gid)
+        return lambda: results
+
+    def _send_now(self, statements: list[tuple[str, list[dict[str, Any]], bool]],
+                  commit: bool, checked: dict[int, tuple[str, list[R]]],
+                  bulky: dict[int, tuple[Table, tuple[str, ...], list[R]]],
+                  gid: str | None) -> list[BatchResult]:
         if not bulky:
             return self.session.batch(statements, commit, checked, gid=gid)
         dialect = self.session.database.dialect

@@ -43,10 +43,14 @@ def dsns(pair: tuple[mother.Database, mother.Database]) -> list[str]:
     return [db.settings.dsn for db in pair if db.dialect.name == "postgresql"]
 
 
-def write_both(tag: str = "x") -> tuple[MotherSession, MotherSession]:
+def write_both(tag: str = "x", connected: bool = False) -> tuple[MotherSession, MotherSession]:
+    """Two sessions that wrote a star, still pending; with ``connected`` each transaction
+    has run on its connection (a read), so that the votes send their writes at once."""
     s1, s2 = MotherSession("one"), MotherSession("two", database="second")
     for s in (s1, s2):
         join(s)
+        if connected:
+            s.mr_query("SELECT 1 AS x")
         ClsStars({"star_name": tag}, MO_SAVE, session=s)
     return s1, s2
 
@@ -140,9 +144,11 @@ def test_a_deferred_constraint_failing_at_prepare_or_commit_rolls_back_both(
     assert_atomic(pair, committed=False)
 
 
+@pytest.mark.parametrize("connected", [False, True], ids=["in-turn", "at-once"])
 @pytest.mark.parametrize("failing", [0, 1])
-def test_a_pending_write_refused_at_commit_rolls_back_both(pair, failing: int) -> None:
-    sessions = write_both()
+def test_a_pending_write_refused_at_commit_rolls_back_both(pair, failing: int,
+                                                           connected: bool) -> None:
+    sessions = write_both(connected=connected)
     # pending, so written with the vote's PREPARE (in tpc_begin where the database
     # cannot prepare), where its foreign key is refused
     sessions[failing].persist(ClsPlanets({"star_id": 999, "planet_name": "orphan"},

@@ -89,9 +89,13 @@ def two(pgdb: mother.Database, request: pytest.FixtureRequest, tmp_path: Path
     return pgdb, second_database("postgresql", request, tmp_path)
 
 
-def writer(name: str, database: str = "default") -> MotherSession:
+def writer(name: str, database: str = "default", connected: bool = False) -> MotherSession:
+    """A session that wrote a star, still pending; with ``connected`` its transaction has
+    run on its connection (a read), so that its vote sends at once with the others'."""
     session = MotherSession(name, database=database)
     join(session)
+    if connected:
+        session.mr_query("SELECT 1 AS x")
     ClsStars({"star_name": name}, MO_SAVE, session=session)
     return session
 
@@ -157,8 +161,10 @@ def cut_prepare(pg_dsns: list[str], pgdb: mother.Database) -> Iterator[mother.Da
         yield database
 
 
-def test_a_prepare_whose_reply_is_lost(pgdb, cut_prepare, pg_dsns: list[str], moves) -> None:
-    writer("one"), writer("two", "second")
+@pytest.mark.parametrize("connected", [False, True], ids=["in-turn", "at-once"])
+def test_a_prepare_whose_reply_is_lost(pgdb, cut_prepare, pg_dsns: list[str], moves,
+                                       connected: bool) -> None:
+    writer("one", connected=connected), writer("two", "second", connected=connected)
     with pytest.raises(psycopg.OperationalError):  # the driver's error, as it came
         transaction.commit()
     assert moves() == PATHS["the reply to a PREPARE is lost: in doubt, then rolled back"]

@@ -266,6 +266,15 @@ class Dialect:
             self.commit(conn)
         return results
 
+    def start_batch(self, conn: Any, statements: Sequence[Statement], commit: bool = False,
+                    must_change: Collection[int] = (), gid: str | None = None
+                    ) -> Callable[[], list[BatchResult]]:
+        """:meth:`run_batch`, sent now; what it returns gives the results (call it, once,
+        whatever happens: the connection may be held until then). A driver that cannot
+        leave results waiting runs the whole batch here."""
+        results = self.run_batch(conn, statements, commit, must_change, gid)
+        return lambda: results
+
     def executemany(self, conn: Any, sql: str, seq: Sequence[Any]) -> None:
         raise NotImplementedError
 

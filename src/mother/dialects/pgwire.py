@@ -55,10 +55,9 @@ Placeholders are psycopg's: ``%s``/``%b``/``%t`` or ``%(name)s``/``%(name)b``/
 from __future__ import annotations
 
 import collections
-import contextlib
 import secrets
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -576,14 +575,42 @@ def run(conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]],
     transaction's id is asked before ``end`` (see :class:`~mother.dialects.base.EndLost`);
     with ``position`` the WAL position after it (:data:`POSITION_PROBE`, read with
     :func:`take_position`)."""
+    return start(conn, statements, end, probe, position)()
+
+
+def start(conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]],
+          end: bytes | None = None, probe: bool = False, position: bool = False
+          ) -> Callable[[], list[Result]]:
+    """:func:`run`'s sending, now; what it returns reads the results back (call it, once,
+    whatever happens: the connection is held until then)."""
     batch = _Batch(conn, statements, end, probe, position)
     if not batch.sends:
-        return []
-    if events.listeners:
-        return _reported(batch)
-    with fence.lock(conn):
+        return list
+    start = events.now() if events.listeners else None
+    held = fence.lock(conn)
+    held.__enter__()
+    try:
         batch.send()
-        return batch.receive()
+    except BaseException as error:
+        held.__exit__(None, None, None)
+        if start is not None:
+            batch.report(start, error, None)
+        raise
+
+    def receive() -> list[Result]:
+        try:
+            results = batch.receive()
+        except BaseException as error:
+            if start is not None:
+                batch.report(start, error, None)
+            raise
+        finally:
+            held.__exit__(None, None, None)
+        if start is not None:
+            batch.report(start, None, results)
+        return results
+
+    return receive
 
 
 def take_position(conn: psycopg.Connection[Any]) -> int | None:
@@ -594,20 +621,6 @@ def take_position(conn: psycopg.Connection[Any]) -> int | None:
         return None
     position, state.position = state.position, None
     return position if position is not None and position >= 0 else None
-
-
-def _reported(batch: _Batch) -> list[Result]:
-    """:func:`run`'s sending, reported as a round trip."""
-    start = events.now()
-    try:
-        with fence.lock(batch.conn):
-            batch.send()
-            results = batch.receive()
-    except BaseException as error:
-        batch.report(start, error, None)
-        raise
-    batch.report(start, None, results)
-    return results
 
 
 #: fails (invalid integer) exactly when the transaction has a transaction id, i.e. wrote
@@ -639,37 +652,21 @@ def run_together(jobs: Sequence[tuple[psycopg.Connection[Any], Sequence[tuple[st
     """:func:`run` on several connections at once: every batch is sent before any
     result is awaited, so the servers work in parallel. Per job, its results or
     its error."""
+    sent: list[Callable[[], list[Result]] | Exception] = []
+    for conn, statements, end in jobs:
+        try:
+            sent.append(start(conn, statements, end))
+        except Exception as error:
+            sent.append(error)
     outcomes: list[list[Result] | Exception] = []
-    listening = bool(events.listeners)
-    with contextlib.ExitStack() as stack:
-        sent: list[tuple[_Batch | Exception, float]] = []
-        for conn, statements, end in jobs:
-            start = events.now() if listening else 0.0
-            batch: _Batch | None = None
-            try:
-                batch = _Batch(conn, statements, end)
-                stack.enter_context(fence.lock(conn))
-                if batch.sends:
-                    batch.send()
-                sent.append((batch, start))
-            except Exception as error:
-                if listening and batch is not None and batch.sends:
-                    batch.report(start, error, None)
-                sent.append((error, start))
-        for item, start in sent:
-            if isinstance(item, Exception):
-                outcomes.append(item)
-                continue
-            try:
-                results = item.receive() if item.sends else []
-            except Exception as error:
-                outcomes.append(error)
-                if listening:
-                    item.report(start, error, None)
-                continue
-            outcomes.append(results)
-            if listening and item.sends:
-                item.report(start, None, results)
+    for item in sent:
+        if isinstance(item, Exception):
+            outcomes.append(item)
+            continue
+        try:
+            outcomes.append(item())
+        except Exception as error:
+            outcomes.append(error)
     return outcomes
 
 

@@ -474,6 +474,11 @@ class PostgresDialect(Dialect):
         (its one parameter set holding ``mo_rows``) is always guarded
         (:data:`GROUP_GUARD`): its counts are one per row.
         """
+        return self.start_batch(conn, statements, commit, must_change, gid)()
+
+    def start_batch(self, conn: PgConnection, statements: Sequence[Statement],
+                    commit: bool = False, must_change: Collection[int] = (),
+                    gid: str | None = None) -> Callable[[], list[BatchResult]]:
         end = (b"COMMIT" if commit else
                None if gid is None else b"PREPARE TRANSACTION " + pgwire.literal(conn, gid))
         guarded = end is not None and bool(must_change)
@@ -507,19 +512,24 @@ class PostgresDialect(Dialect):
                 out.append(BatchResult([row for result in mine for row in result.rows], counts))
             return out
 
-        try:
-            return grouped(pgwire.run(conn, flat, end=end, probe=end is not None,
-                                      position=commit and self._asks_position(conn)))
-        except pgerrors.InvalidTextRepresentation as error:
-            found = (UNCHANGED_RE.search(error.diag.message_primary or "")
-                     if guarded or groups else None)
-            if found is None:
+        receive = pgwire.start(conn, flat, end=end, probe=end is not None,
+                               position=commit and self._asks_position(conn))
+
+        def results() -> list[BatchResult]:
+            try:
+                return grouped(receive())
+            except pgerrors.InvalidTextRepresentation as error:
+                found = (UNCHANGED_RE.search(error.diag.message_primary or "")
+                         if guarded or groups else None)
+                if found is None:
+                    raise
+                raise RowNotChangedError(int(found[1]), int(found[2])) from error
+            except EndLost as lost:
+                if lost.results is not None:
+                    lost.results = grouped(lost.results)
                 raise
-            raise RowNotChangedError(int(found[1]), int(found[2])) from error
-        except EndLost as lost:
-            if lost.results is not None:
-                lost.results = grouped(lost.results)
-            raise
+
+        return results
 
     def introspect(self, conn: PgConnection) -> Schema:
         names = {row["oid"]: row["relname"]

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import transaction
@@ -194,29 +195,48 @@ class TransactionState:
     def prepare_all(self) -> None:
         """PREPARE every preparing branch; the first preparing vote does it.
 
-        A branch with pending changes sends them and its PREPARE in one round trip;
-        after a failure there, no other branch is sent anything (each rolls back in
-        ``tpc_abort``). The branches with nothing pending go last, at once: nothing
-        commits before every vote is in, so each PREPARE goes out before any is
-        awaited and the servers work in parallel. Each branch's own vote then
-        reports its outcome.
+        Nothing commits before every vote is in, so the branches need not wait for
+        each other: a branch with changes pending sends them and its PREPARE in one
+        round trip, and every such round trip goes out before any is awaited, so the
+        servers work in parallel (a session whose transaction has not run on its
+        connection yet goes in turn: a pooled connection that died unused is then
+        replaced). The branches with nothing pending go last, at once. After a
+        failure, no branch is sent anything more (each rolls back in ``tpc_abort``).
+        Each branch's own vote then reports its outcome.
         """
         if self.prepared:
             return
         self.prepared = True
         preparing = [dm for dm in self.writers or () if dm.mode == PREPARE and dm.phase == READY]
         groups: dict[type, list[MotherDataManager]] = {}
-        for dm in preparing:
-            if not dm.handle.pending:
-                # prepare() uses no state of the dialect object: one call per kind
-                groups.setdefault(type(dm.database.dialect), []).append(dm)
-            elif not dm.prepare_with_flush():
-                for other in preparing:
-                    if other.phase == READY and other.vote_error is None:
-                        other.vote_error = RolledBackError(
-                            f"transaction {self.global_id}: not prepared, because the vote "
-                            f"of session {dm.handle.name!r} failed")
-                return
+        started: list[tuple[MotherDataManager, Callable[[], None]]] = []
+        failed = None
+        try:
+            for dm in preparing:
+                if not dm.handle.pending:
+                    # prepare() uses no state of the dialect object: one call per kind
+                    groups.setdefault(type(dm.database.dialect), []).append(dm)
+                    continue
+                assert dm.gid is not None
+                try:
+                    if dm.handle.connected:
+                        started.append((dm, dm.handle.start_prepare(dm.gid, dm._decision())))
+                        continue
+                    dm.handle.prepare(dm.gid, dm._decision())
+                    dm.move(PREPARED)
+                except Exception as error:
+                    dm.refused(error)
+                    failed = dm
+                    break
+        finally:
+            failed = self._finish_prepares(started) or failed
+        if failed is not None:
+            for dm in preparing:
+                if dm.phase == READY and dm.vote_error is None:
+                    dm.vote_error = RolledBackError(
+                        f"transaction {self.global_id}: not prepared, because the vote "
+                        f"of session {failed.handle.name!r} failed")
+            return
         for dms in groups.values():
             jobs, ready = [], []
             for dm in dms:
@@ -236,6 +256,26 @@ class TransactionState:
                     dm.handle.failed(outcome.cause)
                     failure = outcome.cause
                 dm.vote_error = failure
+
+    @staticmethod
+    def _finish_prepares(started: list[tuple[MotherDataManager, Callable[[], None]]]
+                         ) -> MotherDataManager | None:
+        """Read the outcome of every PREPARE sent (each holds its connection until then,
+        so all are read, even after an interrupt); the first branch that failed."""
+        failed, interrupted = None, None
+        for dm, finish in started:
+            try:
+                finish()
+                dm.move(PREPARED)
+            except Exception as error:
+                dm.refused(error)
+                failed = failed or dm
+            except BaseException as error:
+                dm.move(IN_DOUBT)  # its PREPARE may have run: tpc_abort looks for it
+                interrupted = interrupted or error
+        if interrupted is not None:
+            raise interrupted
+        return failed
 
     def decide(self) -> None:
         """The Decision resource's vote, after every other vote: commit the one-phase
@@ -425,24 +465,16 @@ class MotherDataManager:
         decision = self._decision()
         return self.handle.prepare_job(self.gid, [decision] if decision is not None else [])
 
-    def prepare_with_flush(self) -> bool:
-        """Send the pending changes, the decision (if this is the decider) and the
-        PREPARE in one round trip; False (the error kept for this branch's vote) if it
-        failed. A connection lost once the PREPARE may have reached the server leaves
+    def refused(self, error: Exception) -> None:
+        """This branch's PREPARE (with its writes) failed: the error is kept for its
+        vote. A connection lost once the PREPARE may have reached the server leaves
         the branch in doubt: ``tpc_abort`` looks for it."""
-        assert self.gid is not None
-        try:
-            self.handle.prepare(self.gid, self._decision())
-        except EndLost as lost:
-            if lost.ran is not False:
+        if isinstance(error, EndLost):
+            if error.ran is not False:
                 self.move(IN_DOUBT)
-            self.vote_error = lost.cause
-            return False
-        except Exception as error:
+            self.vote_error = error.cause
+        else:
             self.vote_error = error
-            return False
-        self.move(PREPARED)
-        return True
 
     def finish(self, commit: bool) -> bool:
         """COMMIT (or ROLLBACK) PREPARED this branch; False if another process had
