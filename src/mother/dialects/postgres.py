@@ -31,6 +31,7 @@ from psycopg.rows import DictRow, dict_row
 from .. import events
 from ..errors import ConfigError, PoolTimeoutError
 from ..schema import Column, ForeignKey, Schema, Table
+from . import _psycopg as fence
 from . import pgwire
 from .base import BatchResult, Dialect, EndLost, PoolStatus, RowNotChangedError, Statement
 
@@ -413,8 +414,7 @@ class PostgresDialect(Dialect):
 
             def load() -> int:
                 with started.pop_all():  # leaving it ends the data and reads the reply
-                    for row in rows:
-                        copy.write_row(row)
+                    fence.write_rows(copy, rows)
                 return cursor.rowcount
 
             if not events.listeners:
