@@ -19,7 +19,7 @@ from typing import Any
 
 from . import events
 from .database import Database, inherited
-from .dialects.base import BatchResult, EndLost
+from .dialects.base import BatchResult, EndLost, T
 from .errors import (
     ArgumentError,
     CommitOutcomeUnknownError,
@@ -142,6 +142,13 @@ class Executor:
 
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
         """Run one statement; ``fetch(cursor)`` gives the result."""
+        raise NotImplementedError
+
+    def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],
+                  meanwhile: Callable[[], T]) -> tuple[Any, T]:
+        """:meth:`run`, with ``meanwhile()`` (work that sends nothing) run while the server
+        works on the statement (:meth:`~mother.dialects.base.Dialect.execute_while`): what
+        ``fetch`` gave and what ``meanwhile`` gave."""
         raise NotImplementedError
 
     def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
@@ -384,6 +391,24 @@ class Transactional(Executor):
             return fetch(dialect.execute(conn, sql, params))
 
         result = self._attempt(work)
+        self.statements += 1
+        self.batches += 1
+        if not self.wrote and not READS.match(sql):
+            self.wrote = True
+        return result
+
+    def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],
+                  meanwhile: Callable[[], T]) -> tuple[Any, T]:
+        self.check_open()
+        self.check_read(sql)
+        dialect = self.database.dialect
+
+        def work(conn: Any) -> tuple[Any, T]:
+            self._begin(conn)
+            cursor, done = dialect.execute_while(conn, sql, params, meanwhile)
+            return fetch(cursor), done
+
+        result: tuple[Any, T] = self._attempt(work)
         self.statements += 1
         self.batches += 1
         if not self.wrote and not READS.match(sql):
@@ -648,6 +673,15 @@ class SharedConnection(Executor):
 
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
         return self._in(lambda conn: fetch(self.database.dialect.execute(conn, sql, params)))
+
+    def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],
+                  meanwhile: Callable[[], T]) -> tuple[Any, T]:
+        def work(conn: Any) -> tuple[Any, T]:
+            cursor, done = self.database.dialect.execute_while(conn, sql, params, meanwhile)
+            return fetch(cursor), done
+
+        result: tuple[Any, T] = self._in(work)
+        return result
 
     def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
         if not seq:

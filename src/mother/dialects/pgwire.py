@@ -58,7 +58,7 @@ import collections
 import contextlib
 import secrets
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -69,7 +69,7 @@ from .. import events
 from ..errors import PreparedStatementLostError, RolledBackError
 from . import _psycopg as fence
 from ._psycopg import template
-from .base import EndLost
+from .base import EndLost, T
 
 MAX_SEEN = 1000
 _ES = pq.ExecStatus
@@ -608,6 +608,37 @@ def _reported(batch: _Batch) -> list[Result]:
         raise
     batch.report(start, None, results)
     return results
+
+
+def run_while(conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]],
+              meanwhile: Callable[[], T]) -> tuple[list[Result], T]:
+    """:func:`run` (no closing command), with ``meanwhile()`` run once the statements
+    have gone out and before their results are read: the client's work overlaps the
+    server's, in the same round trip (reported as one). ``meanwhile`` must not use the
+    connection. When it fails, the results are still read (the connection stays usable)
+    and its error is raised."""
+    batch = _Batch(conn, statements, None)
+    if not batch.sends:
+        return [], meanwhile()
+    listening = bool(events.listeners)
+    start = events.now() if listening else 0.0
+    try:
+        with fence.lock(conn):
+            batch.send()
+            try:
+                done = meanwhile()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    batch.receive()
+                raise
+            results = batch.receive()
+    except BaseException as error:
+        if listening:
+            batch.report(start, error, None)
+        raise
+    if listening:
+        batch.report(start, None, results)
+    return results, done
 
 
 #: fails (invalid integer) exactly when the transaction has a transaction id, i.e. wrote

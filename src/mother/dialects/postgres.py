@@ -33,7 +33,15 @@ from ..errors import ConfigError, PoolTimeoutError
 from ..schema import Column, ForeignKey, Schema, Table
 from . import _psycopg as fence
 from . import pgwire
-from .base import BatchResult, Dialect, EndLost, PoolStatus, RowNotChangedError, Statement
+from .base import (
+    BatchResult,
+    Dialect,
+    EndLost,
+    PoolStatus,
+    RowNotChangedError,
+    Statement,
+    T,
+)
 
 #: the connections this dialect makes and pools: their rows are dicts (``dict_row``)
 PgConnection = psycopg.Connection[DictRow]
@@ -400,6 +408,15 @@ class PostgresDialect(Dialect):
                 pgwire.forget_prepared(conn)
             return cursor
         return pgwire.run(conn, [(sql, params)])[0]
+
+    def execute_while(self, conn: PgConnection, sql: str, params: Any,
+                      meanwhile: Callable[[], T]) -> tuple[Any, T]:
+        """The statement sent, ``meanwhile()`` run, then its result read: one round trip
+        (:func:`~mother.dialects.pgwire.run_while`; the queued ``BEGIN`` rides with it)."""
+        if params is None:  # a simple query: through psycopg, as execute() sends it
+            return super().execute_while(conn, sql, params, meanwhile)
+        [result], done = pgwire.run_while(conn, [(sql, params)], meanwhile)
+        return result, done
 
     def executemany(self, conn: PgConnection, sql: str, seq: Sequence[Any]) -> None:
         pgwire.run(conn, [(sql, params) for params in seq])
