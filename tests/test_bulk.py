@@ -180,6 +180,26 @@ def test_a_failing_row_leaves_nothing_written_on_the_shared_connection(db):
     assert count(db, "planets") == 0
 
 
+def test_a_failing_keys_query_leaves_nothing_written_and_the_session_goes_on(pgdb):
+    with MotherSession() as s:  # the sequence runs out half-way through the keys
+        s.oc_query(f"ALTER SEQUENCE stars_star_id_seq MAXVALUE {ROWS // 2}")
+    rows = stars(ROWS)
+    session = MotherSession("short")
+    with events.capture() as trace, pytest.raises(
+            psycopg.errors.SequenceGeneratorLimitExceeded):
+        MotherMany("stars", rows, MO_SAVE, session)
+    assert not any("star_id" in row for row in rows)  # no key written back
+    [trip] = [e for e in trace.events if isinstance(e, events.RoundTrip)]
+    sent = [s.sql for s in trip.statements]  # the BEGIN rode with the keys; no COPY
+    assert sent[0] == "BEGIN" and "nextval" in sent[-1] and trip.error is not None
+    session.rollback()
+    with MotherSession() as s:
+        s.oc_query("ALTER SEQUENCE stars_star_id_seq NO MAXVALUE")
+    with session:
+        MotherMany("stars", stars(3), MO_SAVE, session)  # the session goes on
+    assert count(pgdb, "stars") == 3
+
+
 def test_bulk_insert_is_refused_in_a_read_only_session(db):
     with MotherSession(readonly=True) as session, pytest.raises(
             mother.ReadOnlySessionError, match="read-only"):
