@@ -200,6 +200,14 @@ def test_a_failing_keys_query_leaves_nothing_written_and_the_session_goes_on(pgd
     assert count(pgdb, "stars") == 3
 
 
+def test_rows_naming_their_columns_in_any_order_go_as_one_copy(db):
+    rows = [row if i % 2 else dict(reversed(row.items())) for i, row in enumerate(stars(ROWS))]
+    with events.capture() as trace, MotherSession() as session:
+        MotherMany("stars", rows, MO_SAVE, session)
+        check_in_order(session, "stars", "star_id", rows)
+    assert len(copies(trace)) == (1 if db.dialect.can_copy else 0)
+
+
 def test_bulk_insert_is_refused_in_a_read_only_session(db):
     with MotherSession(readonly=True) as session, pytest.raises(
             mother.ReadOnlySessionError, match="read-only"):

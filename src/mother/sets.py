@@ -228,11 +228,10 @@ class MotherMany(_RecordSet):
         if isinstance(rows, Mapping):
             rows = [rows]
         elif not isinstance(rows, (list, tuple)) or not all(
-                map(isinstance, rows, itertools.repeat(Mapping))):
+                issubclass(kind, Mapping) for kind in set(map(type, rows))):  # once per type
             raise SetError(f"rows must be a dict or a list of dicts, not {type(rows).__name__}")
-        shapes = set(map(tuple, rows))  # checked once per shape, not per row
-        for shape in shapes:
-            self.table.check_fields(shape)
+        # every name checked once, in the order first seen (at C speed: no tuple per row)
+        self.table.check_fields(dict.fromkeys(itertools.chain.from_iterable(rows)))
         self._store.extend(rows)
         if not self._loaded:
             self._records = self._store
@@ -242,9 +241,12 @@ class MotherMany(_RecordSet):
         store = self._store
         if not value_keys and not any(map(operator.is_, itertools.chain.from_iterable(
                 map(operator.methodcaller("values"), store)), itertools.repeat(SQL_DEFAULT))):
-            shapes = set(map(tuple, store))  # the common case, at C speed: one shape
-            if len(shapes) == 1:
-                return {shapes.pop(): list(store)}
+            # the common case, at C speed: one shape (every row has as many names as
+            # all the rows have together)
+            sizes = set(map(len, store))
+            if len(sizes) == 1 and len(dict.fromkeys(
+                    itertools.chain.from_iterable(store))) == sizes.pop():
+                return {tuple(store[0]): list(store)}
         groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         for row in store:
             if value_keys:
