@@ -19,7 +19,7 @@ import decimal
 import itertools
 import operator
 import uuid
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, Protocol
 
 from . import sql
@@ -53,7 +53,7 @@ class Runs(Protocol):
     def check_writable(self, what: str) -> None: ...
     def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],
                   meanwhile: Callable[[], T]) -> tuple[Any, T]: ...
-    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
+    def run_copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
 
 
 def insert_rows(executor: Runs, table: Table, columns: Sequence[str],
@@ -101,7 +101,7 @@ def _copy(executor: Runs, table: Table, columns: Sequence[str],
 
     The keys are asked first; while the server numbers them, each column's values are
     taken out of the rows (:func:`operator.itemgetter` over them, at C speed); then key
-    *n* and row *n*'s values make the *n*-th row copied (:func:`zip`)."""
+    *n* and row *n*'s values make the *n*-th row copied (:class:`_Zipped`)."""
     dialect = executor.database.dialect
     if not dialect.can_copy or len(rows) < BULK_ROWS or not columns:
         return None
@@ -115,7 +115,7 @@ def _copy(executor: Runs, table: Table, columns: Sequence[str],
         return [list(map(operator.itemgetter(name), rows)) for name in columns]
 
     if not missing:
-        executor.run_copy(sql.copy_in(dialect, table, columns), list(zip(*by_column())))
+        executor.run_copy(sql.copy_in(dialect, table, columns), _Zipped(by_column()))
         return None, []
     text, params = sql.next_keys(dialect, table, missing[0], len(rows))
     keys, values = executor.run_while(text, params, lambda cursor: cursor.fetchone()["k"],
@@ -124,8 +124,22 @@ def _copy(executor: Runs, table: Table, columns: Sequence[str],
         table.templates[(UNNUMBERED, missing[0])] = ""
         return None
     executor.run_copy(sql.copy_in(dialect, table, [missing[0], *columns]),
-                      list(zip(keys, *values)))
+                      _Zipped([keys, *values]))
     return missing[0], keys
+
+
+class _Zipped:
+    """The rows copied: value *n* of each column makes row *n*, the tuples made as the
+    rows are read (a new :func:`zip` each time: it reuses its tuple when nobody keeps it,
+    so nothing is held per row)."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: Sequence[Sequence[Any]]) -> None:
+        self.columns = columns
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return zip(*self.columns)
 
 
 def update_rows(dialect: Dialect, table: Table, columns: Sequence[str], keys: Sequence[str],

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import events
@@ -155,9 +155,11 @@ class Executor:
         """Run one statement per parameter set; with ``returning``, the rows of every run."""
         raise NotImplementedError
 
-    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    def run_copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         """Load ``rows`` (value tuples) with a ``COPY … FROM STDIN`` (the dialect's
-        ``copy``), as one statement; the rows loaded."""
+        ``copy``), as one statement; the rows loaded. ``rows`` must give every row each
+        time it is iterated (a list; not an iterator): a connection found dead is
+        replaced and the rows sent again."""
         raise NotImplementedError
 
     def run_stream(self, sql: str, params: Any, size: int) -> RowStream:
@@ -422,7 +424,7 @@ class Transactional(Executor):
         self.check_read(sql)
         return self.batch([(sql, list(seq), returning)])[0].rows
 
-    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    def run_copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         self.check_open()
         self.check_writable(f"a COPY into a table ({shown(sql)})")
         dialect = self.database.dialect
@@ -690,7 +692,7 @@ class SharedConnection(Executor):
             conn, [(sql, list(seq), returning)], False)[0].rows)
         return rows
 
-    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    def run_copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         loaded: int = self._in(lambda conn: self.database.dialect.copy(conn, sql, rows))
         return loaded
 

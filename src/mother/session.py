@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import events
@@ -131,7 +131,7 @@ class Session(Transactional):
             self._autoflush()
         return super().run_many(sql, seq, returning)
 
-    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    def run_copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         self._autoflush()
         return super().run_copy(sql, rows)
 
