@@ -61,7 +61,9 @@ def insert_rows(executor: Runs, table: Table, columns: Sequence[str],
     """INSERT ``rows`` (their values for ``columns``) with one COPY; per row, in order, the
     dict of its primary key's values. None when this path does not apply: fewer than
     :data:`BULK_ROWS` rows, a database without COPY, no column to copy, more than one
-    key column missing, or a missing key column no sequence numbers.
+    key column missing, a missing key column no sequence numbers, or a value that is
+    ``SQL_DEFAULT`` (found once the keys were asked: they are then lost, nothing else
+    is sent).
 
     A failure leaves nothing of the rows written (COPY is one statement); the keys
     taken from the sequence are then lost, as those of a failed INSERT are.
@@ -100,8 +102,9 @@ def _copy(executor: Runs, table: Table, columns: Sequence[str],
     none was missing) and its keys, in row order; None when the path does not apply.
 
     The keys are asked first; while the server numbers them, each column's values are
-    taken out of the rows (:func:`operator.itemgetter` over them, at C speed); then key
-    *n* and row *n*'s values make the *n*-th row copied (:class:`_Zipped`)."""
+    taken out of the rows (:func:`operator.itemgetter` over them, at C speed) and
+    checked for ``SQL_DEFAULT``; then key *n* and row *n*'s values make the *n*-th row
+    copied (:class:`_Zipped`)."""
     dialect = executor.database.dialect
     if not dialect.can_copy or len(rows) < BULK_ROWS or not columns:
         return None
@@ -111,17 +114,26 @@ def _copy(executor: Runs, table: Table, columns: Sequence[str],
         return None
     executor.check_writable(f"an INSERT of {len(rows)} rows into {table.name}")
 
-    def by_column() -> list[list[Any]]:
-        return [list(map(operator.itemgetter(name), rows)) for name in columns]
+    def by_column() -> list[list[Any]] | None:
+        values = [list(map(operator.itemgetter(name), rows)) for name in columns]
+        default = itertools.repeat(sql.SQL_DEFAULT)
+        if any(any(map(operator.is_, column, default)) for column in values):
+            return None
+        return values
 
     if not missing:
-        executor.run_copy(sql.copy_in(dialect, table, columns), _Zipped(by_column()))
+        values = by_column()
+        if values is None:
+            return None
+        executor.run_copy(sql.copy_in(dialect, table, columns), _Zipped(values))
         return None, []
     text, params = sql.next_keys(dialect, table, missing[0], len(rows))
     keys, values = executor.run_while(text, params, lambda cursor: cursor.fetchone()["k"],
                                       by_column)
     if keys is None or len(keys) != len(rows):
         table.templates[(UNNUMBERED, missing[0])] = ""
+        return None
+    if values is None:
         return None
     executor.run_copy(sql.copy_in(dialect, table, [missing[0], *columns]),
                       _Zipped([keys, *values]))
