@@ -147,7 +147,7 @@ class Executor:
     def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],
                   meanwhile: Callable[[], T]) -> tuple[Any, T]:
         """:meth:`run`, with ``meanwhile()`` (work that sends nothing) run while the server
-        works on the statement (:meth:`~mother.dialects.base.Dialect.execute_while`): what
+        works on the statement (the dialect's ``execute_while``): what
         ``fetch`` gave and what ``meanwhile`` gave."""
         raise NotImplementedError
 
