@@ -24,6 +24,7 @@ from mother import (
 )
 from mother.bulk import BULK_ROWS
 from mother.records import MO_SAVE
+from tests.support import pooler
 from tests.support.databases import count
 
 ROWS = BULK_ROWS * 3 + 7
@@ -405,3 +406,18 @@ def test_a_stale_row_of_an_update_group_after_a_copied_group_is_named(db):
             session.flush()
         session.rollback()
     assert count(db, "stars") == ROWS and count(db, "stars", "WHERE star_mass = 5000") == 0
+
+
+def test_a_copy_first_on_a_dead_pooled_connection_sends_every_row_on_the_next(pgdb):
+    rows = [{"star_id": 20_000 + i, "star_name": f"own {i}"} for i in range(ROWS)]
+    session = MotherSession()
+    conn = session.connection()  # taken from the pool: nothing sent on it yet
+    pooler.sever(conn)
+    with events.capture() as trace:
+        MotherMany("stars", rows, MO_SAVE, session)  # the COPY is the first statement
+    session.endSession()
+    assert count(pgdb, "stars") == ROWS
+    trips = [e for e in trace.events if isinstance(e, events.RoundTrip)]
+    assert trips[0].error is not None  # found dead: replaced, the work done again
+    [data] = [s for s in statements(trace) if s.sql.endswith("(its rows)")]
+    assert data.rows == ROWS  # every row read again, on the new connection
