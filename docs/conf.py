@@ -29,5 +29,5 @@ nitpick_ignore_regex = [
     # documented where they are used, not on their own: private helpers, type variables, the
     # join description of a record set, Pyramid's request in a type hint
     (r"py:class", r"(.*\._\w+|mother\.zope\.retry\.[PR]|~P|mother\.database\.R|mother\.events\.T|"
-                  r"joins\.Join|Request)"),
+                  r"mother\.dialects\.base\.T|joins\.Join|Request)"),
 ]

@@ -24,6 +24,7 @@ from mother import (
 )
 from mother.bulk import BULK_ROWS
 from mother.records import MO_SAVE
+from tests.support import pooler
 from tests.support.databases import count
 
 ROWS = BULK_ROWS * 3 + 7
@@ -101,9 +102,12 @@ def test_keys_in_row_order_with_odd_names_nulls_defaults_and_a_trigger(db):
     weird = "we`ird \"col"
     rows = [{weird: None if i % 5 == 0 else f"w{i}%", "Mixed Case": i} for i in range(ROWS)]
     rows += [{weird: f"d{i}", "Mixed Case": SQL_DEFAULT} for i in range(ROWS)]
-    with MotherSession() as session:
+    with events.capture() as trace, MotherSession() as session:
         MotherMany(getMotherBuilder(ODD_TABLE), rows, MO_SAVE, session)
         assert all("Mixed Case" not in row for row in rows[ROWS:])  # DEFAULT: not sent
+        # the rows name the same columns: the COPY path finds SQL_DEFAULT among their
+        # values while the keys are numbered, sends nothing more; then a COPY per group
+        assert len(copies(trace)) == (2 if db.dialect.can_copy else 0)
         check_in_order(session, ODD_TABLE, ODD_KEY, rows)
         q = db.dialect.quote
         stored = {row[ODD_KEY]: row for row in session.mr_query(
@@ -178,6 +182,34 @@ def test_a_failing_row_leaves_nothing_written_on_the_shared_connection(db):
     with pytest.raises(REFUSED, match="(?i)foreign key"):
         MotherMany("planets", rows, MO_SAVE)
     assert count(db, "planets") == 0
+
+
+def test_a_failing_keys_query_leaves_nothing_written_and_the_session_goes_on(pgdb):
+    with MotherSession() as s:  # the sequence runs out half-way through the keys
+        s.oc_query(f"ALTER SEQUENCE stars_star_id_seq MAXVALUE {ROWS // 2}")
+    rows = stars(ROWS)
+    session = MotherSession("short")
+    with events.capture() as trace, pytest.raises(
+            psycopg.errors.SequenceGeneratorLimitExceeded):
+        MotherMany("stars", rows, MO_SAVE, session)
+    assert not any("star_id" in row for row in rows)  # no key written back
+    [trip] = [e for e in trace.events if isinstance(e, events.RoundTrip)]
+    sent = [s.sql for s in trip.statements]  # the BEGIN rode with the keys; no COPY
+    assert sent[0] == "BEGIN" and "nextval" in sent[-1] and trip.error is not None
+    session.rollback()
+    with MotherSession() as s:
+        s.oc_query("ALTER SEQUENCE stars_star_id_seq NO MAXVALUE")
+    with session:
+        MotherMany("stars", stars(3), MO_SAVE, session)  # the session goes on
+    assert count(pgdb, "stars") == 3
+
+
+def test_rows_naming_their_columns_in_any_order_go_as_one_copy(db):
+    rows = [row if i % 2 else dict(reversed(row.items())) for i, row in enumerate(stars(ROWS))]
+    with events.capture() as trace, MotherSession() as session:
+        MotherMany("stars", rows, MO_SAVE, session)
+        check_in_order(session, "stars", "star_id", rows)
+    assert len(copies(trace)) == (1 if db.dialect.can_copy else 0)
 
 
 def test_bulk_insert_is_refused_in_a_read_only_session(db):
@@ -374,3 +406,18 @@ def test_a_stale_row_of_an_update_group_after_a_copied_group_is_named(db):
             session.flush()
         session.rollback()
     assert count(db, "stars") == ROWS and count(db, "stars", "WHERE star_mass = 5000") == 0
+
+
+def test_a_copy_first_on_a_dead_pooled_connection_sends_every_row_on_the_next(pgdb):
+    rows = [{"star_id": 20_000 + i, "star_name": f"own {i}"} for i in range(ROWS)]
+    session = MotherSession()
+    conn = session.connection()  # taken from the pool: nothing sent on it yet
+    pooler.sever(conn)
+    with events.capture() as trace:
+        MotherMany("stars", rows, MO_SAVE, session)  # the COPY is the first statement
+    session.endSession()
+    assert count(pgdb, "stars") == ROWS
+    trips = [e for e in trace.events if isinstance(e, events.RoundTrip)]
+    assert trips[0].error is not None  # found dead: replaced, the work done again
+    [data] = [s for s in statements(trace) if s.sql.endswith("(its rows)")]
+    assert data.rows == ROWS  # every row read again, on the new connection

@@ -1,13 +1,16 @@
 """Streamed queries (``stream_query``, mother/executor.py): rows read a chunk at a time in
-the session's transaction, on both databases."""
+the session's transaction, on both databases; and a statement run while the client works
+(``run_while``)."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 import mother
-from mother import MoFilter, MotherSession, events, getMotherBuilder
-from mother.executor import RowStream
+from mother import ConnectionLostError, MoFilter, MotherSession, events, getMotherBuilder
+from mother.executor import RowStream, shared
+from tests.support import pooler
 
 N = 25
 
@@ -118,3 +121,54 @@ def test_streams_are_refused_clearly(db):
             iter(stream)
     with MotherSession(readonly=True) as s, pytest.raises(mother.ReadOnlySessionError):
         s.stream_query("DELETE FROM stars")
+
+
+# -- run_while: the client's work while the server works on a statement ----------------------
+def ask(db: mother.Database) -> str:
+    return f"SELECT count(*) AS n FROM stars WHERE star_mass >= {db.dialect.placeholder('m')}"
+
+
+def test_run_while_gives_the_result_and_the_work_in_the_sessions_transaction(db):
+    fill(db)
+    done: list[str] = []
+    with events.capture() as trace, MotherSession("overlapping") as s:
+        count, work = s.run_while(ask(db), {"m": 20}, lambda cursor: cursor.fetchone()["n"],
+                                  lambda: done.append("work") or "worked")
+        assert (count, work, done) == (5, "worked", ["work"])
+    [first, *_] = [t for t in trips(trace) if t.session == "overlapping"]
+    if db.dialect.name == "postgresql":  # the BEGIN rode with it: one round trip
+        sent = [st.sql for st in first.statements]
+        assert sent[0] == "BEGIN" and sent[-1] == ask(db)
+
+
+def test_run_while_of_the_shared_connection(db):
+    fill(db)
+    count, work = shared(db).run_while(ask(db), {"m": 0}, lambda cursor: cursor.fetchone()["n"],
+                                       lambda: "worked")
+    assert (count, work) == (N, "worked")
+
+
+def test_run_while_rides_with_a_pending_flush(db):
+    Star = getMotherBuilder("stars")
+    with events.capture() as trace, MotherSession("pending") as s:
+        Star({"star_name": "pending", "star_mass": 30}, mother.MO_SAVE, session=s)
+        count, work = s.run_while(ask(db), {"m": 30}, lambda cursor: cursor.fetchone()["n"],
+                                  lambda: "worked")
+        assert (count, work) == (1, "worked")  # the flush went first
+    if db.dialect.pipelines:  # in the same round trip
+        [trip] = [t for t in trips(trace) if t.statements[-1].sql == ask(db)]
+        assert any(st.sql.startswith("INSERT INTO") for st in trip.statements)
+
+
+def test_run_while_on_a_connection_lost_meanwhile_guards_the_session(pgdb):
+    session = MotherSession("doomed")
+    pid = pooler.server_pid(session)
+    with pytest.raises(psycopg.OperationalError):  # the driver's own error passes through
+        session.run_while("SELECT pg_sleep(%(s)s)", {"s": 5}, lambda cursor: None,
+                          lambda: pooler.terminate(pid))
+    with pytest.raises(ConnectionLostError, match="doomed"):
+        session.ov_query("SELECT 1 AS one")
+    session.rollback()  # starts again on a new connection
+    assert session.ov_query("SELECT 1 AS one") == 1
+    session.endSession()
+    assert mother.MotherPoolStatus().in_use == 0

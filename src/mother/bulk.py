@@ -13,16 +13,19 @@ caller inserts row by row (one ``INSERT … RETURNING`` per row, pipelined).
 
 from __future__ import annotations
 
+import collections
 import datetime
 import decimal
+import itertools
 import operator
 import uuid
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, Protocol
 
 from . import sql
 from .database import Database
 from .dialects import Dialect
+from .dialects.base import T
 from .schema import Table
 
 #: rows of one shape (one table, the same columns) from which they are sent by COPY;
@@ -48,8 +51,9 @@ class Runs(Protocol):
     database: Database
 
     def check_writable(self, what: str) -> None: ...
-    def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any: ...
-    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
+    def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],
+                  meanwhile: Callable[[], T]) -> tuple[Any, T]: ...
+    def run_copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
 
 
 def insert_rows(executor: Runs, table: Table, columns: Sequence[str],
@@ -57,7 +61,9 @@ def insert_rows(executor: Runs, table: Table, columns: Sequence[str],
     """INSERT ``rows`` (their values for ``columns``) with one COPY; per row, in order, the
     dict of its primary key's values. None when this path does not apply: fewer than
     :data:`BULK_ROWS` rows, a database without COPY, no column to copy, more than one
-    key column missing, or a missing key column no sequence numbers.
+    key column missing, a missing key column no sequence numbers, or a value that is
+    ``SQL_DEFAULT`` (found once the keys were asked: they are then lost, nothing else
+    is sent).
 
     A failure leaves nothing of the rows written (COPY is one statement); the keys
     taken from the sequence are then lost, as those of a failed INSERT are.
@@ -65,13 +71,14 @@ def insert_rows(executor: Runs, table: Table, columns: Sequence[str],
     copied = _copy(executor, table, columns, rows)
     if copied is None:
         return None
-    names, data = copied
+    missing, keys = copied
     key = table.primary_key
-    if len(key) == 1:
-        at = names.index(key[0])
-        return [{key[0]: each[at]} for each in data]
-    position = [names.index(name) for name in key]
-    return [{name: each[at] for name, at in zip(key, position)} for each in data]
+    if missing is None:
+        return [{name: row[name] for name in key} for row in rows]
+    if key == (missing,):
+        return [{missing: number} for number in keys]
+    return [{name: number if name == missing else row[name] for name in key}
+            for row, number in zip(rows, keys)]
 
 
 def insert_into_rows(executor: Runs, table: Table, columns: Sequence[str],
@@ -82,18 +89,22 @@ def insert_into_rows(executor: Runs, table: Table, columns: Sequence[str],
     copied = _copy(executor, table, columns, rows)
     if copied is None:
         return False
-    names, data = copied
-    missing = names[0] if names[0] not in columns else None
+    missing, keys = copied
     if missing is not None:  # the rest of the key was in the rows already
-        for row, each in zip(rows, data):
-            row[missing] = each[0]
+        collections.deque(map(operator.setitem, rows, itertools.repeat(missing), keys),
+                          maxlen=0)
     return True
 
 
 def _copy(executor: Runs, table: Table, columns: Sequence[str],
-          rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[tuple[Any, ...]]] | None:
-    """The COPY of :func:`insert_rows`: the columns sent (a key column taken from the
-    sequence first) and the rows as sent; None when the path does not apply."""
+          rows: Sequence[Mapping[str, Any]]) -> tuple[str | None, list[Any]] | None:
+    """The COPY of :func:`insert_rows`: the key column taken from the sequence (None:
+    none was missing) and its keys, in row order; None when the path does not apply.
+
+    The keys are asked first; while the server numbers them, each column's values are
+    taken out of the rows (:func:`operator.itemgetter` over them, at C speed) and
+    checked for ``SQL_DEFAULT``; then key *n* and row *n*'s values make the *n*-th row
+    copied (:class:`_Zipped`)."""
     dialect = executor.database.dialect
     if not dialect.can_copy or len(rows) < BULK_ROWS or not columns:
         return None
@@ -102,29 +113,45 @@ def _copy(executor: Runs, table: Table, columns: Sequence[str],
     if len(missing) > 1 or (missing and (UNNUMBERED, missing[0]) in table.templates):
         return None
     executor.check_writable(f"an INSERT of {len(rows)} rows into {table.name}")
-    names = list(columns)
-    values = _values(columns)
-    data: list[tuple[Any, ...]]
-    if missing:
-        text, params = sql.next_keys(dialect, table, missing[0], len(rows))
-        keys = executor.run(text, params, lambda cursor: cursor.fetchone()["k"])
-        if keys is None or len(keys) != len(rows):
-            table.templates[(UNNUMBERED, missing[0])] = ""
+
+    def by_column() -> list[list[Any]] | None:
+        values = [list(map(operator.itemgetter(name), rows)) for name in columns]
+        default = itertools.repeat(sql.SQL_DEFAULT)
+        if any(any(map(operator.is_, column, default)) for column in values):
             return None
-        names.insert(0, missing[0])
-        data = [(number, *values(row)) for number, row in zip(keys, rows)]
-    else:
-        data = [values(row) for row in rows]
-    executor.run_copy(sql.copy_in(dialect, table, names), data)
-    return names, data
+        return values
+
+    if not missing:
+        values = by_column()
+        if values is None:
+            return None
+        executor.run_copy(sql.copy_in(dialect, table, columns), _Zipped(values))
+        return None, []
+    text, params = sql.next_keys(dialect, table, missing[0], len(rows))
+    keys, values = executor.run_while(text, params, lambda cursor: cursor.fetchone()["k"],
+                                      by_column)
+    if keys is None or len(keys) != len(rows):
+        table.templates[(UNNUMBERED, missing[0])] = ""
+        return None
+    if values is None:
+        return None
+    executor.run_copy(sql.copy_in(dialect, table, [missing[0], *columns]),
+                      _Zipped([keys, *values]))
+    return missing[0], keys
 
 
-def _values(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """A row's values for ``columns``, as a tuple (:func:`operator.itemgetter`, at C speed)."""
-    get = operator.itemgetter(*columns)
-    if len(columns) == 1:
-        return lambda row: (get(row),)
-    return get
+class _Zipped:
+    """The rows copied: value *n* of each column makes row *n*, the tuples made as the
+    rows are read (a new :func:`zip` each time: it reuses its tuple when nobody keeps it,
+    so nothing is held per row)."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: Sequence[Sequence[Any]]) -> None:
+        self.columns = columns
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return zip(*self.columns)
 
 
 def update_rows(dialect: Dialect, table: Table, columns: Sequence[str], keys: Sequence[str],

@@ -14,12 +14,12 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
 from . import events
 from .database import Database, inherited
-from .dialects.base import BatchResult, EndLost
+from .dialects.base import BatchResult, EndLost, T
 from .errors import (
     ArgumentError,
     CommitOutcomeUnknownError,
@@ -144,13 +144,22 @@ class Executor:
         """Run one statement; ``fetch(cursor)`` gives the result."""
         raise NotImplementedError
 
+    def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],
+                  meanwhile: Callable[[], T]) -> tuple[Any, T]:
+        """:meth:`run`, with ``meanwhile()`` (work that sends nothing) run while the server
+        works on the statement (the dialect's ``execute_while``): what
+        ``fetch`` gave and what ``meanwhile`` gave."""
+        raise NotImplementedError
+
     def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
         """Run one statement per parameter set; with ``returning``, the rows of every run."""
         raise NotImplementedError
 
-    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    def run_copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         """Load ``rows`` (value tuples) with a ``COPY … FROM STDIN`` (the dialect's
-        ``copy``), as one statement; the rows loaded."""
+        ``copy``), as one statement; the rows loaded. ``rows`` must give every row each
+        time it is iterated (a list; not an iterator): a connection found dead is
+        replaced and the rows sent again."""
         raise NotImplementedError
 
     def run_stream(self, sql: str, params: Any, size: int) -> RowStream:
@@ -400,6 +409,24 @@ class Transactional(Executor):
             self.wrote = True
         return result
 
+    def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],
+                  meanwhile: Callable[[], T]) -> tuple[Any, T]:
+        self.check_open()
+        self.check_read(sql)
+        dialect = self.database.dialect
+
+        def work(conn: Any) -> tuple[Any, T]:
+            self._begin(conn)
+            cursor, done = dialect.execute_while(conn, sql, params, meanwhile)
+            return fetch(cursor), done
+
+        result: tuple[Any, T] = self._attempt(work)
+        self.statements += 1
+        self.batches += 1
+        if not self.wrote and not READS.match(sql):
+            self.wrote = True
+        return result
+
     def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
         if not seq:
             return []
@@ -407,7 +434,7 @@ class Transactional(Executor):
         self.check_read(sql)
         return self.batch([(sql, list(seq), returning)])[0].rows
 
-    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    def run_copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         self.check_open()
         self.check_writable(f"a COPY into a table ({shown(sql)})")
         dialect = self.database.dialect
@@ -699,6 +726,15 @@ class SharedConnection(Executor):
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
         return self._in(lambda conn: fetch(self.database.dialect.execute(conn, sql, params)))
 
+    def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],
+                  meanwhile: Callable[[], T]) -> tuple[Any, T]:
+        def work(conn: Any) -> tuple[Any, T]:
+            cursor, done = self.database.dialect.execute_while(conn, sql, params, meanwhile)
+            return fetch(cursor), done
+
+        result: tuple[Any, T] = self._in(work)
+        return result
+
     def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
         if not seq:
             return []
@@ -706,7 +742,7 @@ class SharedConnection(Executor):
             conn, [(sql, list(seq), returning)], False)[0].rows)
         return rows
 
-    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    def run_copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         loaded: int = self._in(lambda conn: self.database.dialect.copy(conn, sql, rows))
         return loaded
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import events
 from .config import as_isolation_level
 from .database import Database, resolve
 from .dialects import PoolStatus
-from .dialects.base import BatchResult
+from .dialects.base import BatchResult, T
 from .errors import (
     ArgumentError,
     PrimaryKeyError,
@@ -115,12 +115,23 @@ class Session(Transactional):
         self._autoflush()
         return super().run(sql, params, fetch)
 
+    def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],
+                  meanwhile: Callable[[], T]) -> tuple[Any, T]:
+        if params is not None and self.database.dialect.pipelines and self._autoflushes():
+            # as in run(): the statement rides last in the flush's batch (nothing overlaps)
+            self.check_read(sql)
+            sent, result = self._send_flush(False, (sql, [params], True))
+            if sent:
+                return fetch(result), meanwhile()
+        self._autoflush()
+        return super().run_while(sql, params, fetch, meanwhile)
+
     def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
         if seq:
             self._autoflush()
         return super().run_many(sql, seq, returning)
 
-    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    def run_copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         self._autoflush()
         return super().run_copy(sql, rows)
 

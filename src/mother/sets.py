@@ -228,23 +228,32 @@ class MotherMany(_RecordSet):
         if isinstance(rows, Mapping):
             rows = [rows]
         elif not isinstance(rows, (list, tuple)) or not all(
-                map(isinstance, rows, itertools.repeat(Mapping))):
+                issubclass(kind, Mapping) for kind in set(map(type, rows))):  # once per type
             raise SetError(f"rows must be a dict or a list of dicts, not {type(rows).__name__}")
-        shapes = set(map(tuple, rows))  # checked once per shape, not per row
-        for shape in shapes:
-            self.table.check_fields(shape)
+        # every name checked once, in the order first seen (at C speed: no tuple per row)
+        self.table.check_fields(dict.fromkeys(itertools.chain.from_iterable(rows)))
         self._store.extend(rows)
         if not self._loaded:
             self._records = self._store
+
+    def _one_shape(self) -> tuple[str, ...] | None:
+        """The names of every row when all the rows name the same columns (each has as
+        many names as all of them have together: at C speed), else None."""
+        store = self._store
+        sizes = set(map(len, store))
+        if len(sizes) != 1 or len(dict.fromkeys(itertools.chain.from_iterable(store))) != (
+                sizes.pop()):
+            return None
+        return tuple(store[0])
 
     def _groups(self, value_keys: bool = False) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
         """Rows grouped by their column names (and, with value_keys, by which are NULL)."""
         store = self._store
         if not value_keys and not any(map(operator.is_, itertools.chain.from_iterable(
                 map(operator.methodcaller("values"), store)), itertools.repeat(SQL_DEFAULT))):
-            shapes = set(map(tuple, store))  # the common case, at C speed: one shape
-            if len(shapes) == 1:
-                return {shapes.pop(): list(store)}
+            shape = self._one_shape()  # the common case
+            if shape is not None:
+                return {shape: list(store)}
         groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         for row in store:
             if value_keys:
@@ -268,6 +277,12 @@ class MotherMany(_RecordSet):
             log.info("MotherMany(%s): nothing to insert", self.table.name)
             return
         dialect, pkey = self.database.dialect, self.table.primary_key
+        shape = self._one_shape()
+        # rows of one shape go by COPY unless a value is SQL_DEFAULT: the COPY path checks
+        # that while the server numbers the keys (then they are grouped below)
+        if shape is not None and bulk.insert_into_rows(self.executor, self.table, shape,
+                                                       self._store):
+            return
         for columns, rows in self._groups().items():
             # some values are SQL_DEFAULT: once inserted, the database's (left out here)
             defaults = set(map(len, rows)) != {len(columns)}

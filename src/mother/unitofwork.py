@@ -22,12 +22,12 @@ object had before it was first changed there; rolling back restores it.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from . import bulk, sql
 from .database import Database
-from .dialects.base import BatchResult, RowNotChangedError
+from .dialects.base import BatchResult, RowNotChangedError, T
 from .errors import PrimaryKeyError, SessionConflictError, StaleRecordError, add_note
 from .executor import Statement
 from .schema import Table
@@ -53,7 +53,9 @@ class Owner(Protocol):
     def check_writable(self, what: str) -> None: ...
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any: ...
     def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]: ...
-    def run_copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
+    def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],
+                  meanwhile: Callable[[], T]) -> tuple[Any, T]: ...
+    def run_copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
     def batch(self, statements: list[Statement], commit: bool = False,
               must_change: Collection[int] = (), gid: str | None = None
               ) -> list[BatchResult]: ...

@@ -16,6 +16,7 @@ from mother.database import Database
 from mother.dialects import pgwire
 from mother.dialects.base import EndLost
 from mother.errors import PreparedStatementLostError, RolledBackError
+from tests.support import pooler
 
 IDLE, INTRANS, INERROR = (TransactionStatus.IDLE, TransactionStatus.INTRANS,
                           TransactionStatus.INERROR)
@@ -486,3 +487,63 @@ def test_a_session_keeps_at_most_prepared_max_statements_across_commits(
         assert 1 <= session.ov_query(ours) <= 2  # still prepared, evicted ones deallocated
     finally:
         session.endSession()
+
+
+# -- the client's work while the server works (run_while) ----------------------------------------
+def test_run_while_works_between_sending_and_reading_in_one_round_trip(
+        conn: psycopg.Connection) -> None:
+    pgwire.begin(conn, "overlap")
+    seen: list[TransactionStatus] = []
+
+    def meanwhile() -> str:
+        seen.append(conn.pgconn.transaction_status)  # sent, its result not read yet
+        return "done"
+
+    with events.capture() as trace:
+        [result], done = pgwire.run_while(conn, [("SELECT %s::int AS n", (7,))], meanwhile)
+    assert (result.rows, done, seen) == ([{"n": 7}], "done", [TransactionStatus.ACTIVE])
+    [trip] = [e for e in trace.events if isinstance(e, events.RoundTrip)]
+    assert [s.sql for s in trip.statements][0] == "BEGIN"  # the queued BEGIN rode with it
+    assert trip.statements[-1].sql == "SELECT %s::int AS n" and trip.error is None
+    assert conn.pgconn.transaction_status == INTRANS
+    conn.rollback()
+
+
+def test_run_while_reads_the_results_when_the_work_fails(conn: psycopg.Connection) -> None:
+    def meanwhile() -> None:
+        raise ValueError("the client's work failed")
+
+    pgwire.begin(conn, None)
+    with events.capture() as trace, pytest.raises(ValueError, match="client's work"):
+        pgwire.run_while(conn, [("INSERT INTO stars (star_name) VALUES (%s)", ("x",))],
+                         meanwhile)
+    [trip] = [e for e in trace.events if isinstance(e, events.RoundTrip)]
+    # the round trip is reported as the server answered it: the INSERT ran
+    assert trip.error is None and trip.statements[-1].rows == 1
+    # the reply was read: the connection goes on, in its transaction
+    assert conn.pgconn.transaction_status == INTRANS
+    assert pgwire.run(conn, [("SELECT count(*) AS n FROM stars", ())])[0].rows == [{"n": 1}]
+    conn.rollback()
+
+
+def test_run_while_with_a_failing_statement_raises_its_error(
+        pgdb: Database, conn: psycopg.Connection) -> None:
+    pgwire.begin(conn, None)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        pgwire.run_while(conn, [("INSERT INTO planets (star_id, planet_name) VALUES (%s, %s)",
+                                 (999, "orphan"))], lambda: None)
+    assert conn.pgconn.transaction_status == INERROR
+    conn.rollback()
+    assert stored(pgdb) == []
+
+
+def test_run_while_on_a_connection_lost_meanwhile(conn: psycopg.Connection) -> None:
+    pgwire.begin(conn, None)
+    [found] = pgwire.run(conn, [("SELECT pg_backend_pid() AS pid", ())])
+    pid = found.rows[0]["pid"]  # the server's backend, even through a pooler
+
+    with events.capture() as trace, pytest.raises(psycopg.OperationalError):
+        pgwire.run_while(conn, [("SELECT pg_sleep(5)", ())], lambda: pooler.terminate(pid))
+    [trip] = [e for e in trace.events if isinstance(e, events.RoundTrip)
+              and e.statements[-1].sql == "SELECT pg_sleep(5)"]
+    assert isinstance(trip.error, psycopg.OperationalError)

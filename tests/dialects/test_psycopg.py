@@ -55,3 +55,28 @@ def test_no_module_but_the_fence_touches_psycopg_internals() -> None:
              if path.name != "_psycopg.py"
              for match in INTERNALS.finditer(path.read_text())]
     assert found == []
+
+
+def test_write_rows_copies_what_write_row_copies_a_chunk_at_a_time(pgdb) -> None:
+    odd = ["tab\there", "new\nline", "back\\slash", "\\N", None, "", "é ✓", "cr\rlf"]
+    rows = [(f"{odd[i % len(odd)]} {i}" if i % 9 else odd[i % len(odd)], i % 7)
+            for i in range(_psycopg.COPY_CHUNK * 2 + 17)]
+    conn = pgdb.dialect.connect()
+    try:
+        copy = "COPY stars (star_name, star_mass) FROM STDIN"
+        read = "SELECT star_name, star_mass FROM stars ORDER BY star_id"
+        with conn.cursor() as cur:
+            with cur.copy(copy) as out:
+                _psycopg.write_rows(out, iter(rows))
+            assert cur.rowcount == len(rows)
+            chunked = [tuple(row.values()) for row in cur.execute(read)]
+            cur.execute("TRUNCATE stars CASCADE")
+            with cur.copy(copy) as out:
+                for row in rows:
+                    out.write_row(row)
+            assert [tuple(row.values()) for row in cur.execute(read)] == chunked == rows
+        with conn.cursor() as cur, cur.copy(copy) as out:
+            _psycopg.write_rows(out, [])  # nothing to write: an empty COPY
+        conn.rollback()
+    finally:
+        conn.close()

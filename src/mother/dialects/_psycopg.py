@@ -15,10 +15,12 @@ next minor release nobody has tested yet.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import itertools
 import re
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeAlias, cast
 
@@ -27,6 +29,11 @@ from psycopg import abc, errors, generators, pq
 from psycopg.adapt import PyFormat, Transformer
 
 from ..errors import UnsupportedDriverError
+
+try:  # psycopg 3.2 on
+    from psycopg._copy_base import format_row_text
+except ImportError:  # psycopg 3.1
+    from psycopg.copy import format_row_text  # type: ignore[attr-defined,no-redef]
 
 #: the psycopg versions dbmother is tested with: from the first (included) to the second
 #: (excluded); ``make test`` runs the driver-facing tests with the lower bound too
@@ -99,6 +106,27 @@ def load_dicts(tx: Adapting, res: pq.abc.PGresult, names: tuple[str, ...]
     tx.set_pgresult(res)
     rows: list[dict[str, Any]] = tx.load_rows(0, res.ntuples, make)
     return rows
+
+
+#: rows formatted per write of a COPY's data (:func:`write_rows`): the server works on
+#: a chunk while the next one is formatted
+COPY_CHUNK = 1000
+
+
+def write_rows(copy: psycopg.Copy, rows: Iterable[Sequence[Any]]) -> None:
+    """Write ``rows`` into a text-format ``COPY … FROM STDIN`` (as
+    :func:`mother.sql.copy_in` makes) as its ``write_row`` would, each formatted by
+    psycopg's own formatter (its C one where installed) with the copy's adapters, but a
+    chunk of :data:`COPY_CHUNK` rows at a time at C speed, without psycopg's two Python
+    calls per row."""
+    tx, each = copy.formatter.transformer, iter(rows)
+    while True:
+        out = bytearray()
+        collections.deque(map(format_row_text, itertools.islice(each, COPY_CHUNK),
+                              itertools.repeat(tx), itertools.repeat(out)), maxlen=0)
+        if not out:
+            return
+        copy.write(out)
 
 
 def error(res: pq.abc.PGresult, encoding: str) -> psycopg.Error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 from ..config import Settings
 from ..errors import ArgumentError, MotherError
@@ -13,6 +13,8 @@ from ..schema import Schema
 
 #: one statement of a batch: SQL text, its parameter sets, whether it returns rows
 Statement = tuple[str, Sequence[Any], bool]
+#: what the work done while a statement runs gives (:meth:`Dialect.execute_while`)
+T = TypeVar("T")
 
 
 class BatchResult(NamedTuple):
@@ -232,6 +234,14 @@ class Dialect:
     def execute(self, conn: Any, sql: str, params: Any = None) -> Any:
         """Run one statement and return a cursor whose rows are dicts."""
         raise NotImplementedError
+
+    def execute_while(self, conn: Any, sql: str, params: Any,
+                      meanwhile: Callable[[], T]) -> tuple[Any, T]:
+        """:meth:`execute`, and ``meanwhile()`` (work that does not use the connection)
+        run while the server works on the statement where the driver can send it and read
+        its result later; here, after it. The cursor and what ``meanwhile`` gave; when
+        ``meanwhile`` fails, its error, the statement's result read first."""
+        return self.execute(conn, sql, params), meanwhile()
 
     def run_batch(self, conn: Any, statements: Sequence[Statement], commit: bool = False,
                   must_change: Collection[int] = (), gid: str | None = None

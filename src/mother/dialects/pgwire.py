@@ -55,6 +55,7 @@ Placeholders are psycopg's: ``%s``/``%b``/``%t`` or ``%(name)s``/``%(name)b``/
 from __future__ import annotations
 
 import collections
+import contextlib
 import secrets
 import weakref
 from collections.abc import Callable, Sequence
@@ -68,7 +69,7 @@ from .. import events
 from ..errors import PreparedStatementLostError, RolledBackError
 from . import _psycopg as fence
 from ._psycopg import template
-from .base import EndLost
+from .base import EndLost, T
 
 MAX_SEEN = 1000
 _ES = pq.ExecStatus
@@ -621,6 +622,23 @@ def take_position(conn: psycopg.Connection[Any]) -> int | None:
         return None
     position, state.position = state.position, None
     return position if position is not None and position >= 0 else None
+
+
+def run_while(conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]],
+              meanwhile: Callable[[], T]) -> tuple[list[Result], T]:
+    """:func:`run` (no closing command), with ``meanwhile()`` run once the statements
+    have gone out and before their results are read: the client's work overlaps the
+    server's, in the same round trip (reported as one). ``meanwhile`` must not use the
+    connection. When it fails, the results are still read (the connection stays usable)
+    and its error is raised."""
+    receive = start(conn, statements)
+    try:
+        done = meanwhile()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            receive()
+        raise
+    return receive(), done
 
 
 #: fails (invalid integer) exactly when the transaction has a transaction id, i.e. wrote

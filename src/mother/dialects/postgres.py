@@ -31,8 +31,17 @@ from psycopg.rows import DictRow, dict_row
 from .. import events
 from ..errors import ConfigError, PoolTimeoutError
 from ..schema import Column, ForeignKey, Schema, Table
+from . import _psycopg as fence
 from . import pgwire
-from .base import BatchResult, Dialect, EndLost, PoolStatus, RowNotChangedError, Statement
+from .base import (
+    BatchResult,
+    Dialect,
+    EndLost,
+    PoolStatus,
+    RowNotChangedError,
+    Statement,
+    T,
+)
 
 #: the connections this dialect makes and pools: their rows are dicts (``dict_row``)
 PgConnection = psycopg.Connection[DictRow]
@@ -400,6 +409,15 @@ class PostgresDialect(Dialect):
             return cursor
         return pgwire.run(conn, [(sql, params)])[0]
 
+    def execute_while(self, conn: PgConnection, sql: str, params: Any,
+                      meanwhile: Callable[[], T]) -> tuple[Any, T]:
+        """The statement sent, ``meanwhile()`` run, then its result read: one round trip
+        (:func:`~mother.dialects.pgwire.run_while`; the queued ``BEGIN`` rides with it)."""
+        if params is None:  # a simple query: through psycopg, as execute() sends it
+            return super().execute_while(conn, sql, params, meanwhile)
+        [result], done = pgwire.run_while(conn, [(sql, params)], meanwhile)
+        return result, done
+
     def executemany(self, conn: PgConnection, sql: str, seq: Sequence[Any]) -> None:
         pgwire.run(conn, [(sql, params) for params in seq])
 
@@ -413,8 +431,7 @@ class PostgresDialect(Dialect):
 
             def load() -> int:
                 with started.pop_all():  # leaving it ends the data and reads the reply
-                    for row in rows:
-                        copy.write_row(row)
+                    fence.write_rows(copy, rows)
                 return cursor.rowcount
 
             if not events.listeners:
