@@ -366,10 +366,18 @@ def translated(database: Database, where: str) -> Iterator[None]:
 def translating(phase: Callable[[Any, Any], R]) -> Callable[[Any, Any], R]:
     """Decorate a commit phase ``phase(self, txn)`` of a data manager (an object with a
     ``database``): an error it raises is :func:`translated` at the phase's name."""
+    where = phase.__name__
+
     @functools.wraps(phase)
     def run(self: Any, txn: Any) -> R:
-        with translated(self.database, phase.__name__):
+        # translated(), without a generator's context manager around every phase
+        try:
             return phase(self, txn)
+        except Exception as error:
+            translation = self.database.translate(error, where)
+            if translation is None:
+                raise
+            raise translation from error
     return run
 
 

@@ -122,7 +122,7 @@ class TransactionState:
     """What the dbmother data managers of one transaction share."""
 
     def __init__(self, txn: Any, manager: Any) -> None:
-        self.global_id = uuid.uuid4().hex
+        self._global_id: str | None = None
         self.managers: list[MotherDataManager] = []
         #: the session of each database scoped to this transaction (``current_session``)
         self.sessions: dict[str, Session] = {}
@@ -134,6 +134,14 @@ class TransactionState:
         self.prepared = False
         self.resource = Decision(self, manager)
         txn.join(self.resource)
+
+    @property
+    def global_id(self) -> str:
+        """The transaction's id, in its branches' gids and its commit log row (made on first
+        use: a transaction that prepares nothing never needs one)."""
+        if self._global_id is None:
+            self._global_id = uuid.uuid4().hex
+        return self._global_id
 
     @classmethod
     def of(cls, txn: Any, manager: Any = None) -> TransactionState:
@@ -345,8 +353,9 @@ class MotherDataManager:
         if move not in MOVES:
             raise AssertionError(f"{self!r}: no move from {self.phase} to {phase}")
         self.phase = phase
-        log.debug("session %s on %r: %s -> %s", self.handle.name, self.database.name, *move,
-                  extra={"move": move, "session": self.handle.name})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("session %s on %r: %s -> %s", self.handle.name, self.database.name, *move,
+                      extra={"move": move, "session": self.handle.name})
 
     # -- commit ---------------------------------------------------------------------------
     @events.phase("tpc_begin")
