@@ -130,9 +130,10 @@ class DbMother:
 
     def _mo_table(self) -> Table:
         session = self._mo_session
-        database = session.database if session is not None else get_database(
-            self.mother_database)
-        return database.schema.table(self.table_name)
+        schema = (session.database if session is not None else get_database(
+            self.mother_database)).schema
+        # schema.table() only to raise UnknownTableError
+        return schema.tables.get(self.table_name) or schema.table(self.table_name)
 
     def _mo_executor(self) -> Executor:
         session = self._mo_session
@@ -179,11 +180,11 @@ class DbMother:
                               "or MO_DEL")
 
     def _mo_primary_key(self, table: Table | None = None) -> tuple[Any, ...] | None:
-        if table is None:
+        if table is None:  # _mo_table(), inlined: this runs for every key read
             session = self._mo_session
-            database = session.database if session is not None else get_database(
-                self.mother_database)
-            table = database.schema.table(self.table_name)
+            schema = (session.database if session is not None else get_database(
+                self.mother_database)).schema
+            table = schema.tables.get(self.table_name) or schema.table(self.table_name)
         keys = table.primary_key
         store = self._mo_store
         if len(keys) == 1:  # most tables: no generator to run
