@@ -20,7 +20,7 @@ import functools
 import re
 from collections.abc import Generator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import psycopg
 from psycopg import abc, errors, generators, pq
@@ -70,7 +70,8 @@ def send(conn: psycopg.Connection[Any]) -> None:
 
 def fetch_many(pgconn: pq.abc.PGconn) -> Generator[Any, Any, list[pq.abc.PGresult]]:
     """A generator: the results of the next command (for :func:`wait`)."""
-    return cast("Generator[Any, Any, list[pq.abc.PGresult]]", generators.fetch_many(pgconn))
+    results: Generator[Any, Any, list[pq.abc.PGresult]] = generators.fetch_many(pgconn)
+    return results
 
 
 def lock(conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:
