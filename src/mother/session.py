@@ -73,7 +73,8 @@ class Session(Transactional):
         # getrandbits(31) + 1: randint(1, 2**31)'s numbers, without its checks
         super().__init__(db, name or f"{settings.session_name}-{random.getrandbits(31) + 1}",
                          pg_conn, readonly=readonly,
-                         isolation_level=as_isolation_level("isolation_level", isolation_level),
+                         isolation_level=None if isolation_level is None else as_isolation_level(
+                             "isolation_level", isolation_level),
                          replica=replica)
         wanted = settings.autoflush if autoflush is None else autoflush
         self.autoflush = wanted and not self.readonly  # nothing to flush in a read-only one

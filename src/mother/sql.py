@@ -326,8 +326,10 @@ def select(dialect: Dialect, table: Table, fields: Iterable[str] | None, filter:
     if (order is None and not distinct and type(filter) is dict and filter
             and (lock is None or type(lock) is str)):
         values = list(filter.values())
-        if all(value is not None and value is not SQL_DEFAULT and not isinstance(value, Compare)
-               for value in values):
+        for value in values:
+            if value is None or value is SQL_DEFAULT or isinstance(value, Compare):
+                break
+        else:
             shape = (dialect.name, "select", names, tuple(filter), lock)
             text = table.templates.get(shape)
             if text is None:
@@ -579,7 +581,9 @@ def update_group(dialect: Dialect, table: Table, columns: Sequence[str],
 def template_params(columns: Sequence[str], keys: Sequence[str], values: Mapping[str, Any],
                     key_values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The parameters of one row for :func:`template`."""
-    key_values = values if key_values is None else key_values
     params = {f"c{i}": values[col] for i, col in enumerate(columns)}
-    params.update({f"k{i}": key_values[key] for i, key in enumerate(keys)})
+    if keys:
+        key_values = values if key_values is None else key_values
+        for i, key in enumerate(keys):
+            params[f"k{i}"] = key_values[key]
     return params

@@ -533,6 +533,7 @@ def join(session: Session, transaction_manager: Any = None) -> MotherDataManager
     dm = MotherDataManager(session, manager, txn)
     txn.join(dm)
     dm.state.managers.append(dm)
-    events.session_event(session.database.name, session.name, "joined")
+    if events.listeners:
+        events.session_event(session.database.name, session.name, "joined")
     autorecovery.ensure_started(session.database)
     return dm
