@@ -486,3 +486,11 @@ def test_a_session_keeps_at_most_prepared_max_statements_across_commits(
         assert 1 <= session.ov_query(ours) <= 2  # still prepared, evicted ones deallocated
     finally:
         session.endSession()
+
+
+def test_a_changed_client_encoding_encodes_the_next_statements(conn: psycopg.Connection) -> None:
+    conn.execute("SET client_encoding TO 'LATIN1'")
+    [result] = pgwire.run(conn, [("SELECT %s || 'ü' AS word, octet_length(%s) AS n",
+                                  ("é", "é"))])
+    assert result.rows == [{"word": "éü", "n": 2}]  # two bytes in the database's UTF-8
+    conn.execute("RESET client_encoding")

@@ -84,6 +84,12 @@ def transformer(conn: psycopg.Connection[Any]) -> Adapting:
     return Transformer(conn)
 
 
+def encoding(tx: Adapting) -> str:
+    """The Python codec of ``tx``'s connection (``conn.info.encoding``, which makes an
+    object per reading: the transformer reads it once)."""
+    return tx.encoding
+
+
 def dump(tx: Adapting, values: Sequence[Any], formats: Sequence[PyFormat]
          ) -> tuple[Sequence[Buffer | None], tuple[int, ...], Sequence[pq.Format] | None]:
     """``values`` as the server receives them: the dumped values, their type oids and formats."""

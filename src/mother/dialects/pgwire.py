@@ -296,8 +296,8 @@ class _Batch:
                  end: bytes | None, probe: bool = False, position: bool = False) -> None:
         self.conn = conn
         self.state = state = _state(conn)
-        self.encoding = conn.info.encoding
-        self.tx = fence.transformer(conn)
+        self.tx = tx = fence.transformer(conn)
+        self.encoding = fence.encoding(tx)
         pgconn = conn.pgconn
         self.end = end
         #: what each result belongs to: (kind, key), kind in
