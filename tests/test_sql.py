@@ -23,9 +23,10 @@ from mother import (
     MotherSession,
     UnknownFieldError,
     UnknownTableError,
+    events,
 )
 from mother.filters import Compare, InvalidFilterError
-from tests.support.databases import count
+from tests.support.databases import count, run_ddl
 
 # legal names that break any statement written by string formatting
 PARENT = 'odd "stars"; DROP TABLE stars; --'
@@ -185,3 +186,40 @@ def test_compare_conditions_are_bound(odd: mother.Database) -> None:
                              session=s)) == 4
     with pytest.raises(InvalidFilterError, match="operator"):
         Compare("; DROP TABLE stars", 1)
+
+
+class Star(DbMother):
+    table_name = "stars"
+
+
+def test_loads_of_one_shape_share_their_text_and_bind_their_values(db: mother.Database) -> None:
+    with MotherSession() as s:
+        s.oc_query("INSERT INTO stars (star_id, star_name) VALUES (1, 'Sun'), (2, 'Vega')")
+    with MotherSession() as s, events.capture() as trace:
+        assert Star({"star_id": 1}, MO_LOAD, session=s).getField("star_name") == "Sun"
+        assert Star({"star_id": 2}, MO_LOAD, session=s).getField("star_name") == "Vega"
+        # a None compares with IS NULL: another statement, composed for it
+        assert Star({"star_name": "Vega", "star_mass": None}, MO_LOAD, session=s).getField(
+            "star_id") == 2
+    selects = [statement for event in trace.events if isinstance(event, events.RoundTrip)
+               for statement in event.statements if statement.sql.startswith("SELECT")]
+    assert len(selects) == 3
+    assert selects[0].sql == selects[1].sql and "Sun" not in selects[0].sql
+    assert [list(selects[0].params.values()), list(selects[1].params.values())] == [[1], [2]]
+    assert "IS NULL" in selects[2].sql
+
+
+def test_a_load_after_the_schema_is_read_again_selects_its_columns(db: mother.Database) -> None:
+    with MotherSession() as s:
+        s.oc_query("INSERT INTO stars (star_id, star_name) VALUES (1, 'Sun')")
+        assert "star_colour" not in Star({"star_id": 1}, MO_LOAD, session=s).getFields()
+    run_ddl(db, "ALTER TABLE stars ADD COLUMN star_colour TEXT")
+    db.refresh_schema()
+    with MotherSession() as s:
+        s.oc_query("UPDATE stars SET star_colour = 'yellow' WHERE star_id = 1")
+        assert Star({"star_id": 1}, MO_LOAD, session=s).getFields()["star_colour"] == "yellow"
+    run_ddl(db, "ALTER TABLE stars DROP COLUMN star_colour")
+    db.refresh_schema()
+    with MotherSession() as s:
+        assert Star({"star_id": 1}, MO_LOAD, session=s).getFields() == {
+            "star_id": 1, "star_name": "Sun", "star_age": None, "star_mass": None}

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from . import events
 from .config import Settings, make_settings
@@ -28,8 +28,32 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 
+class _ReadOnFirstUse:
+    """:attr:`Database.schema`: read from the live database on first use; from then on the
+    cached :class:`~mother.schema.Schema` is an attribute of the database's own (set by
+    each reading), so that reading it, dozens of times per unit of work, costs no call."""
+
+    @overload
+    def __get__(self, database: None, owner: type | None = None) -> _ReadOnFirstUse: ...
+    @overload
+    def __get__(self, database: Database, owner: type | None = None) -> Schema: ...
+
+    def __get__(self, database: Database | None, owner: type | None = None
+                ) -> Schema | _ReadOnFirstUse:
+        if database is None:  # the class's attribute (documentation tools)
+            return self
+        with database._lock:
+            if database._schema is None:
+                database._introspect()
+        assert database._schema is not None
+        return database._schema
+
+
 class Database:
     """One configured database: what every session of it shares."""
+
+    #: the schema, read from the live database on first use and cached
+    schema = _ReadOnFirstUse()
 
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name
@@ -103,16 +127,6 @@ class Database:
     def status(self) -> PoolStatus:
         return self.pool.status()
 
-    @property
-    def schema(self) -> Schema:
-        """The schema, read from the live database on first use and cached."""
-        if self._schema is None:
-            with self._lock:
-                if self._schema is None:
-                    self._introspect()
-        assert self._schema is not None
-        return self._schema
-
     def refresh_schema(self) -> Schema:
         """Read the schema again (after DDL)."""
         with self._lock:
@@ -134,6 +148,7 @@ class Database:
                 self.putconn(conn)
         with self._lock:
             self._schema, self.schema_fingerprint = schema, fingerprint
+            vars(self)["schema"] = schema  # read without a call from now on (_ReadOnFirstUse)
             self.schema_read_at = time.time()
             self._schema_check_at = time.monotonic() + (check or 0.0)
             self.builders.clear()
@@ -366,10 +381,18 @@ def translated(database: Database, where: str) -> Iterator[None]:
 def translating(phase: Callable[[Any, Any], R]) -> Callable[[Any, Any], R]:
     """Decorate a commit phase ``phase(self, txn)`` of a data manager (an object with a
     ``database``): an error it raises is :func:`translated` at the phase's name."""
+    where = phase.__name__
+
     @functools.wraps(phase)
     def run(self: Any, txn: Any) -> R:
-        with translated(self.database, phase.__name__):
+        # translated(), without a generator's context manager around every phase
+        try:
             return phase(self, txn)
+        except Exception as error:
+            translation = self.database.translate(error, where)
+            if translation is None:
+                raise
+            raise translation from error
     return run
 
 

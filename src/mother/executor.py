@@ -297,6 +297,9 @@ class Transactional(Executor):
 
     def connection(self) -> Any:
         """The connection, taken from the pool on first use."""
+        conn = self._conn
+        if conn is not None and not self._closed and self._lost is None and self._failed is None:
+            return conn  # the common case: in use already, nothing to refuse
         self.check_open()
         self.check_lost()
         if self._failed is not None:
@@ -394,8 +397,10 @@ class Transactional(Executor):
         self.database.dialect.begin(conn, self.name, self.isolation_level, self.readonly)
 
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
-        self.check_open()
-        self.check_read(sql)
+        if self._closed:
+            self.check_open()
+        if self.readonly:
+            self.check_read(sql)
         dialect = self.database.dialect
 
         def work(conn: Any) -> Any:

@@ -7,7 +7,7 @@ columns and keys come from the live schema.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from . import sql, unitofwork
@@ -113,7 +113,7 @@ class DbMother:
                 f"{cls.__name__}(session={session!r}): session must be a Session "
                 "(MotherSession()) or None; a record of another database sets "
                 "mother_database = 'name' on its class")
-        if store is not None and not isinstance(store, Mapping):
+        if store is not None and type(store) is not dict and not isinstance(store, Mapping):
             raise ArgumentError(f"{cls.__name__}(store={store!r}): the store must be a mapping "
                                 f"of column names to values, not {type(store).__name__}")
 
@@ -129,12 +129,17 @@ class DbMother:
         return session.database if session is not None else get_database(self.mother_database)
 
     def _mo_table(self) -> Table:
-        return self._mo_database().schema.table(self.table_name)
+        session = self._mo_session
+        schema = (session.database if session is not None else get_database(
+            self.mother_database)).schema
+        # schema.table() only to raise UnknownTableError
+        return schema.tables.get(self.table_name) or schema.table(self.table_name)
 
     def _mo_executor(self) -> Executor:
         session = self._mo_session
         if session is not None:
-            self._mo_check_open()
+            if session.closed:
+                self._mo_check_open()
             assert isinstance(session, Executor), "a session is an executor"
             return session
         return executor_for(self._mo_database())
@@ -162,21 +167,25 @@ class DbMother:
     def _mo_act(self, flag: int) -> None:
         if flag == MO_NOA:
             return
-        actions: dict[int, Callable[[], object]] = {
-            MO_SAVE: self.insert, MO_LOAD: self.load, MO_UP: self.update, MO_DEL: self.delete}
-        action = actions.get(flag)
-        if action is None:
+        if flag == MO_SAVE:
+            self.insert()
+        elif flag == MO_LOAD:
+            self.load()
+        elif flag == MO_UP:
+            self.update()
+        elif flag == MO_DEL:
+            self.delete()
+        else:
             raise MotherError(f"unknown flag {flag!r}: use MO_NOA, MO_SAVE, MO_LOAD, MO_UP "
                               "or MO_DEL")
-        action()
-
-    @property
-    def _mo_key(self) -> tuple[Any, ...] | None:
-        """The primary key, from the store: None until every key column holds a value."""
-        return self._mo_primary_key()
 
     def _mo_primary_key(self, table: Table | None = None) -> tuple[Any, ...] | None:
-        keys = (table or self._mo_table()).primary_key
+        if table is None:  # _mo_table(), inlined: this runs for every key read
+            session = self._mo_session
+            schema = (session.database if session is not None else get_database(
+                self.mother_database)).schema
+            table = schema.tables.get(self.table_name) or schema.table(self.table_name)
+        keys = table.primary_key
         store = self._mo_store
         if len(keys) == 1:  # most tables: no generator to run
             value = store.get(keys[0])
@@ -186,11 +195,17 @@ class DbMother:
             return None
         return key
 
+    _mo_key = property(_mo_primary_key, doc="The primary key, from the store: None until "
+                       "every key column holds a value.")
+
     def _mo_touch(self) -> UnitOfWork[DbMother] | None:
-        self._mo_check_open()
-        uow = self._mo_uow()
-        if uow is not None:
-            uow.touch(self)
+        session = self._mo_session
+        if session is None:
+            return None
+        if session.closed:
+            self._mo_check_open()
+        uow: UnitOfWork[DbMother] = session.uow
+        uow.touch(self)
         return uow
 
     def _mo_deferring(self, what: str) -> UnitOfWork[Any] | None:
@@ -199,10 +214,12 @@ class DbMother:
         session = self._mo_session
         if session is None or not self.defer_writes or not session.defer_writes:
             return None
-        self._mo_check_open()
+        if session.closed:
+            self._mo_check_open()
         if self.table_name in session.database.schema.cycles:
             return None  # a flush cannot order it: sent alone, as asked
-        session.check_writable(f"{what} of a {self.table_name} record")
+        if session.readonly:
+            session.check_writable(f"{what} of a {self.table_name} record")
         return session.uow
 
     def _mo_send_owed(self) -> None:
@@ -418,7 +435,8 @@ class DbMother:
         ``"share"``…) makes it a locking read of every column (or of ``fields``),
         which always goes to the database.
         """
-        self._mo_send_owed()
+        if self._mo_state == PENDING:
+            self._mo_send_owed()
         table = self._mo_table()
         if not self._mo_store:
             raise PrimaryKeyError(f"cannot load {table.name} with an empty store")
@@ -475,17 +493,19 @@ class DbMother:
     def setField(self, name: str, value: Any) -> None:
         """Change a column; the session writes it at the next flush (or call ``update()``)."""
         table = self._mo_table()
-        table.column(name)
-        if name in table.primary_key and self._mo_state == PENDING:
+        if type(name) is not str or name not in table.columns:
+            table.column(name)  # UnknownFieldError for a name that is not a column
+        keyed = name in table.primary_key
+        if keyed and self._mo_state == PENDING:
             self._mo_send_owed()  # the key of a row asked to be inserted is fixed
-        if name in table.primary_key and self._mo_state not in (TRANSIENT, PENDING):
+        if keyed and self._mo_state not in (TRANSIENT, PENDING):
             raise PrimaryKeyError(f"refusing to change primary key {table.name}.{name}")
         store = self._mo_store
         if name in store and store[name] is value:
             return
         uow = self._mo_touch()
         store[name] = value
-        if name not in table.primary_key:
+        if not keyed:
             unitofwork.changed(self, uow, name)
 
     def setFields(self, mapping: Mapping[str, Any]) -> None:

@@ -70,9 +70,11 @@ class Session(Transactional):
                                 "commit_position, or WalPosition.parse('X/Y'))")
         replica = (db.replicas.choose(after) if readonly and pg_conn is None
                    and db.replicas is not None else None)
-        super().__init__(db, name or f"{settings.session_name}-{random.randint(1, 2**31)}",
+        # getrandbits(31) + 1: randint(1, 2**31)'s numbers, without its checks
+        super().__init__(db, name or f"{settings.session_name}-{random.getrandbits(31) + 1}",
                          pg_conn, readonly=readonly,
-                         isolation_level=as_isolation_level("isolation_level", isolation_level),
+                         isolation_level=None if isolation_level is None else as_isolation_level(
+                             "isolation_level", isolation_level),
                          replica=replica)
         wanted = settings.autoflush if autoflush is None else autoflush
         self.autoflush = wanted and not self.readonly  # nothing to flush in a read-only one
@@ -105,14 +107,15 @@ class Session(Transactional):
             self.flush()
 
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
-        if params is not None and self.database.dialect.pipelines and self._autoflushes():
-            # the query rides last in the flush's batch: one round trip for both (a query
-            # without parameters may hold several statements: it cannot ride)
-            self.check_read(sql)
-            sent, result = self._send_flush(False, (sql, [params], True))
-            if sent:
-                return fetch(result)
-        self._autoflush()
+        if self._autoflushes():
+            if params is not None and self.database.dialect.pipelines:
+                # the query rides last in the flush's batch: one round trip for both (a
+                # query without parameters may hold several statements: it cannot ride)
+                self.check_read(sql)
+                sent, result = self._send_flush(False, (sql, [params], True))
+                if sent:
+                    return fetch(result)
+            self._autoflush()
         return super().run(sql, params, fetch)
 
     def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],

@@ -10,10 +10,9 @@ What a filter may be is defined in :mod:`mother.filters` and :mod:`mother.joins`
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 from .dialects.base import Dialect
 from .errors import ArgumentError, BadValueError, MotherError, UnknownFieldError
@@ -290,23 +289,56 @@ def rejected(error: BaseException, values: Mapping[str, Any], table: str | None 
     return None
 
 
-@contextlib.contextmanager
-def naming_values(values: Mapping[str, Any], table: str | None = None) -> Iterator[None]:
-    """Turn a driver error about one of ``values`` into a :class:`BadValueError` naming it."""
-    try:
-        yield
-    except Exception as error:
-        named = rejected(error, values, table)
+class naming_values:
+    """``with naming_values(values, table):`` turns a driver error about one of ``values``
+    into a :class:`BadValueError` naming it (a plain class: it wraps every statement)."""
+
+    __slots__ = ("values", "table")
+
+    def __init__(self, values: Mapping[str, Any], table: str | None = None) -> None:
+        self.values = values
+        self.table = table
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: Any) -> Literal[False]:
+        if error is None or not isinstance(error, Exception):
+            return False
+        named = rejected(error, self.values, self.table)
         if named is None:
-            raise
+            return False
         raise named from error
 
 
 def select(dialect: Dialect, table: Table, fields: Iterable[str] | None, filter: Any,
            order: Any = None, distinct: bool = False, lock: str | None = None
            ) -> tuple[str, dict[str, Any]]:
-    """``SELECT fields FROM table WHERE filter ORDER BY order`` (then the ``lock`` clause)."""
-    what = [(table.name, name, None) for name in (fields if fields else table.columns)]
+    """``SELECT fields FROM table WHERE filter ORDER BY order`` (then the ``lock`` clause).
+
+    The text of a select by a dict of plain values (each compared with ``=``), unordered
+    and not distinct, as a record's load is, is made once per table and shape (the
+    columns, the filter's keys, the lock) and kept in the table's templates (a new
+    schema, new ones); the values are bound as ever.
+    """
+    names = tuple(fields if fields else table.columns)
+    if (order is None and not distinct and type(filter) is dict and filter
+            and (lock is None or type(lock) is str)):
+        values = list(filter.values())
+        for value in values:
+            if value is None or value is SQL_DEFAULT or isinstance(value, Compare):
+                break
+        else:
+            shape = (dialect.name, "select", names, tuple(filter), lock)
+            text = table.templates.get(shape)
+            if text is None:
+                text = table.templates[shape] = _select(
+                    Query(dialect), {table.name: table}, [(table.name, name, None)
+                                                          for name in names],
+                    filter, None, False, (), lock)[0]
+            return text, {f"_mo{number}": value for number, value in enumerate(values)}
+    what = [(table.name, name, None) for name in names]
     return _select(Query(dialect), {table.name: table}, what, filter, order, distinct, (), lock)
 
 
@@ -549,7 +581,9 @@ def update_group(dialect: Dialect, table: Table, columns: Sequence[str],
 def template_params(columns: Sequence[str], keys: Sequence[str], values: Mapping[str, Any],
                     key_values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The parameters of one row for :func:`template`."""
-    key_values = values if key_values is None else key_values
     params = {f"c{i}": values[col] for i, col in enumerate(columns)}
-    params.update({f"k{i}": key_values[key] for i, key in enumerate(keys)})
+    if keys:
+        key_values = values if key_values is None else key_values
+        for i, key in enumerate(keys):
+            params[f"k{i}"] = key_values[key]
     return params

@@ -37,6 +37,8 @@ TRANSIENT, PENDING, PERSISTENT, DELETED, GONE = range(5)
 Snapshot = tuple[int, dict[str, Any], Any]
 #: the identity map sweeps out dead entries once this many, and half its entries, died
 SWEEP_MIN = 1024
+#: the state an immediate write deferred (:meth:`UnitOfWork.defer`) puts its record in
+_DEFERRED = {"insert": PENDING, "update": PERSISTENT, "delete": DELETED}
 
 
 class Owner(Protocol):
@@ -291,16 +293,22 @@ class UnitOfWork(Generic[R]):
         """Put ``obj`` in the collection its state calls for, and in the identity map."""
         key = id(obj)
         state = obj._mo_state
-        for collection, wanted in ((self.new, state == PENDING),
-                                   (self.dirty, state == PERSISTENT and bool(obj._mo_dirty)),
-                                   (self.deleted, state == DELETED)):
-            if wanted:
-                collection[key] = obj
-            else:
-                collection.pop(key, None)
-        if self.owed and not (key in self.new or key in self.dirty or key in self.deleted):
-            self.owed.pop(key, None)  # written, dropped or rolled back: owed no more
-        elif key in self.owed and not self._deferring:
+        new, dirty, deleted, owed = self.new, self.dirty, self.deleted, self.owed
+        if state == PENDING:
+            new[key] = obj
+        else:
+            new.pop(key, None)
+        if state == PERSISTENT and obj._mo_dirty:
+            dirty[key] = obj
+        else:
+            dirty.pop(key, None)
+        if state == DELETED:
+            deleted[key] = obj
+        else:
+            deleted.pop(key, None)
+        if owed and not (key in new or key in dirty or key in deleted):
+            owed.pop(key, None)  # written, dropped or rolled back: owed no more
+        elif key in owed and not self._deferring:
             self._owed_bound = None  # an owed write changed: its place is not known now
         ident = obj._mo_key
         if ident is not None:
@@ -348,8 +356,7 @@ class UnitOfWork(Generic[R]):
         before an owed one asked for earlier, and the order can change what happens
         (:meth:`_overtakes`), the owed writes are flushed first.
         """
-        state = {"insert": PENDING, "update": PERSISTENT, "delete": DELETED}[what]
-        place = self._place(obj, state)
+        place = self._place(obj, _DEFERRED[what])
         bound = self._owed_bound
         # placed after every owed write (or beside them, not as updates): it overtakes
         # none, and a loop of MO_SAVEs costs no scan of the writes owed before it
@@ -378,7 +385,13 @@ class UnitOfWork(Generic[R]):
         """Where the flush sends a write of ``obj`` in ``state``: inserts parents first,
         then updates, then deletes children first."""
         rank = self.session.database.schema.rank(obj.table_name)
-        return {PENDING: (0, rank), PERSISTENT: (1, 0), DELETED: (2, -rank)}[state]
+        if state == PENDING:
+            return (0, rank)
+        if state == PERSISTENT:
+            return (1, 0)
+        if state == DELETED:
+            return (2, -rank)
+        raise KeyError(state)
 
     def _overtakes(self, obj: R, place: tuple[int, int], owed: R) -> bool:
         """Whether flushing ``obj``'s write (at ``place``) with the earlier ``owed`` one can

@@ -547,3 +547,11 @@ def test_run_while_on_a_connection_lost_meanwhile(conn: psycopg.Connection) -> N
     [trip] = [e for e in trace.events if isinstance(e, events.RoundTrip)
               and e.statements[-1].sql == "SELECT pg_sleep(5)"]
     assert isinstance(trip.error, psycopg.OperationalError)
+
+
+def test_a_changed_client_encoding_encodes_the_next_statements(conn: psycopg.Connection) -> None:
+    conn.execute("SET client_encoding TO 'LATIN1'")
+    [result] = pgwire.run(conn, [("SELECT %s || 'ü' AS word, octet_length(%s) AS n",
+                                  ("é", "é"))])
+    assert result.rows == [{"word": "éü", "n": 2}]  # two bytes in the database's UTF-8
+    conn.execute("RESET client_encoding")

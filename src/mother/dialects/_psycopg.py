@@ -22,7 +22,7 @@ import itertools
 import re
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import psycopg
 from psycopg import abc, errors, generators, pq
@@ -77,7 +77,8 @@ def send(conn: psycopg.Connection[Any]) -> None:
 
 def fetch_many(pgconn: pq.abc.PGconn) -> Generator[Any, Any, list[pq.abc.PGresult]]:
     """A generator: the results of the next command (for :func:`wait`)."""
-    return cast("Generator[Any, Any, list[pq.abc.PGresult]]", generators.fetch_many(pgconn))
+    results: Generator[Any, Any, list[pq.abc.PGresult]] = generators.fetch_many(pgconn)
+    return results
 
 
 def lock(conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:
@@ -88,6 +89,12 @@ def lock(conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:
 def transformer(conn: psycopg.Connection[Any]) -> Adapting:
     """Dumps values and loads rows with ``conn``'s adapters (its types, its loaders)."""
     return Transformer(conn)
+
+
+def encoding(tx: Adapting) -> str:
+    """The Python codec of ``tx``'s connection (``conn.info.encoding``, which makes an
+    object per reading: the transformer reads it once)."""
+    return tx.encoding
 
 
 def dump(tx: Adapting, values: Sequence[Any], formats: Sequence[PyFormat]

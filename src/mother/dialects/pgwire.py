@@ -75,6 +75,7 @@ MAX_SEEN = 1000
 _ES = pq.ExecStatus
 _SYNC, _ABORTED, _FATAL = _ES.PIPELINE_SYNC, _ES.PIPELINE_ABORTED, _ES.FATAL_ERROR
 _IDLE = pq.TransactionStatus.IDLE
+_TUPLES_OK = _ES.TUPLES_OK
 #: asked before a closing command: the id of the transaction, or NULL if it wrote nothing
 XID_PROBE = "SELECT pg_catalog.pg_current_xact_id_if_assigned()::text"
 #: asked after a closing ``COMMIT`` (or ``COMMIT PREPARED``) in the same round trip: the
@@ -225,7 +226,7 @@ def forget_prepared(conn: psycopg.Connection[Any]) -> None:
 
 def literal(conn: psycopg.Connection[Any], value: str) -> bytes:
     """``value`` as an SQL string literal (for utility statements, which take no parameters)."""
-    if "\0" not in value and conn.info.parameter_status("standard_conforming_strings") == "on":
+    if "\0" not in value and conn.pgconn.parameter_status(b"standard_conforming_strings") == b"on":
         # backslashes are plain characters in such a literal: only quotes are doubled
         return b"'" + value.replace("'", "''").encode(conn.info.encoding) + b"'"
     return pgsql.Literal(value).as_bytes(conn)
@@ -295,8 +296,8 @@ class _Batch:
                  end: bytes | None, probe: bool = False, position: bool = False) -> None:
         self.conn = conn
         self.state = state = _state(conn)
-        self.encoding = conn.info.encoding
-        self.tx = fence.transformer(conn)
+        self.tx = tx = fence.transformer(conn)
+        self.encoding = fence.encoding(tx)
         pgconn = conn.pgconn
         self.end = end
         #: what each result belongs to: (kind, key), kind in
@@ -304,8 +305,13 @@ class _Batch:
         self.expected: list[tuple[str, Any]] = []
         self.sends: list[Any] = []
         idle = pgconn.transaction_status == _IDLE
-        #: the commands queued before the statements (the transaction's BEGIN)
-        self.prefix = discard_begin(conn)
+        #: the commands queued before the statements (the transaction's BEGIN; see
+        #: :func:`discard_begin`)
+        self.prefix = state.begin
+        if self.prefix:
+            state.begin = []
+            if conn.autocommit or not idle:
+                self.prefix = []
         for command in self.prefix:
             self._add(pgconn.send_query_params, (command, None), "prefix")
         asked = [(sql, params, "run") for sql, params in statements]
@@ -345,6 +351,7 @@ class _Batch:
         """Queue every asked statement: prepared, to prepare now, or unprepared."""
         state, tx, pgconn, encoding = self.state, self.tx, self.conn.pgconn, self.encoding
         threshold, limit = state.threshold, self.conn.prepared_max
+        prepared, sends, expected = state.prepared, self.sends, self.expected
         used: set[bytes] = set()
         #: the statements run under a name prepared earlier (their name may be gone)
         self.named: set[tuple[bytes, tuple[int, ...]]] = set()
@@ -352,12 +359,13 @@ class _Batch:
             tpl = template(sql, encoding)
             values, types, formats = fence.dump(tx, tpl.values(params), tpl.formats)
             key = (tpl.query, types)
-            name = state.prepared.get(key)
+            name = prepared.get(key)
             if name is not None:
-                state.prepared.move_to_end(key)
+                prepared.move_to_end(key)
                 used.add(name)
                 self.named.add(key)
-                self._add(pgconn.send_query_prepared, (name, values, formats), kind, key)
+                sends.append((pgconn.send_query_prepared, (name, values, formats)))
+                expected.append((kind, key))
             elif (threshold is not None and state.runs(key) > threshold
                   and state.room(limit, idle, used)):
                 state.counter += 1
@@ -689,7 +697,9 @@ def run_together(jobs: Sequence[tuple[psycopg.Connection[Any], Sequence[tuple[st
 
 
 def _result(tx: fence.Adapting, res: pq.abc.PGresult, encoding: str) -> Result:
-    if res.status != _ES.TUPLES_OK:
-        return Result([], res.command_tuples if res.command_tuples is not None else -1, None)
-    names = tuple((res.fname(index) or b"").decode(encoding) for index in range(res.nfields))
+    if res.status != _TUPLES_OK:
+        count = res.command_tuples
+        return Result([], count if count is not None else -1, None)
+    fname = res.fname
+    names = tuple([(fname(index) or b"").decode(encoding) for index in range(res.nfields)])
     return Result(fence.load_dicts(tx, res, names), res.ntuples, names)

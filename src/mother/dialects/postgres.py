@@ -333,8 +333,9 @@ class PostgresDialect(Dialect):
               isolation_level: str | None = None, readonly: bool = False) -> None:
         """Queue ``BEGIN [ISOLATION LEVEL …] [READ ONLY]`` (and ``SET application_name``):
         it rides with the next statement."""
-        if conn.info.transaction_status == TransactionStatus.IDLE:
-            self._cursors(conn).generation += 1  # the cursors of earlier ones are gone
+        if conn.pgconn.transaction_status != TransactionStatus.IDLE:
+            return  # in a transaction already (pgwire.begin would do nothing either)
+        self._cursors(conn).generation += 1  # the cursors of earlier ones are gone
         pgwire.begin(conn, name, isolation_level or self.settings.isolation_level, readonly,
                      local=self.settings.pooler is not None)
 

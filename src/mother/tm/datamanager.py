@@ -130,7 +130,7 @@ class TransactionState:
     """What the dbmother data managers of one transaction share."""
 
     def __init__(self, txn: Any, manager: Any) -> None:
-        self.global_id = uuid.uuid4().hex
+        self._global_id: str | None = None
         self.managers: list[MotherDataManager] = []
         #: the session of each database scoped to this transaction (``current_session``)
         self.sessions: dict[str, Session] = {}
@@ -142,6 +142,14 @@ class TransactionState:
         self.prepared = False
         self.resource = Decision(self, manager)
         txn.join(self.resource)
+
+    @property
+    def global_id(self) -> str:
+        """The transaction's id, in its branches' gids and its commit log row (made on first
+        use: a transaction that prepares nothing never needs one)."""
+        if self._global_id is None:
+            self._global_id = uuid.uuid4().hex
+        return self._global_id
 
     @classmethod
     def of(cls, txn: Any, manager: Any = None) -> TransactionState:
@@ -403,8 +411,9 @@ class MotherDataManager:
         if move not in MOVES:
             raise AssertionError(f"{self!r}: no move from {self.phase} to {phase}")
         self.phase = phase
-        log.debug("session %s on %r: %s -> %s", self.handle.name, self.database.name, *move,
-                  extra={"move": move, "session": self.handle.name})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("session %s on %r: %s -> %s", self.handle.name, self.database.name, *move,
+                      extra={"move": move, "session": self.handle.name})
 
     # -- commit ---------------------------------------------------------------------------
     @events.phase("tpc_begin")
@@ -601,6 +610,7 @@ def join(session: Session, transaction_manager: Any = None) -> MotherDataManager
     dm = MotherDataManager(session, manager, txn)
     txn.join(dm)
     dm.state.managers.append(dm)
-    events.session_event(session.database.name, session.name, "joined")
+    if events.listeners:
+        events.session_event(session.database.name, session.name, "joined")
     autorecovery.ensure_started(session.database)
     return dm
