@@ -504,8 +504,8 @@ class Managed:
 
     def prepare(self, gid: str, statement: tuple[str, dict[str, Any]] | None = None) -> None:
         """Write the pending changes and ``PREPARE TRANSACTION gid`` in one round trip,
-        ``statement`` riding before the PREPARE: raises
-        :class:`~mother.dialects.base.EndLost` when the PREPARE may have run."""
+        ``statement`` riding before the PREPARE: raises the dialect's ``EndLost`` when
+        the PREPARE may have run."""
         self.session._prepare(gid, statement)
 
     def start_prepare(self, gid: str, statement: tuple[str, dict[str, Any]] | None = None
