@@ -133,6 +133,22 @@ def test_first_statement_brings_begin_and_name_in_one_round_trip(
     assert sent(proxy) == [[XID_PROBE, "COMMIT"]]
 
 
+def test_an_unnamed_session_on_a_connection_named_by_one_sends_no_name(
+        db: mother.Database, proxy: RoundTripProxy) -> None:
+    # the pool's one connection carries the name of the unnamed session that warmed it
+    s = MotherSession()
+    assert s.get(ClsStars, 1).getField("star_name") == "Sun"
+    assert sent(proxy)[0][0] == "BEGIN" and sent(proxy)[0][1].startswith("SELECT")
+    assert s.ov_query("SELECT current_setting('application_name') AS a") == s.name
+    s.endSession()
+    with MotherSession("rt-named") as named:
+        named.get(ClsStars, 1)
+    proxy.reset()
+    with MotherSession() as after:  # after a named session: a name of its own, sent
+        after.get(ClsStars, 1)
+    assert sent(proxy)[0][:2] == ["BEGIN", f"SET application_name = '{after.name}'"]
+
+
 def test_isolation_level_and_read_only_ride_in_the_begin(
         db: mother.Database, proxy: RoundTripProxy) -> None:
     s = MotherSession("rt-options", isolation_level="serializable", readonly=True)
@@ -176,7 +192,7 @@ def test_unit_of_work_is_2_round_trips_in_a_session_and_6_by_hand(
         db: mother.Database, proxy: RoundTripProxy, pg_dsns: list[str]) -> None:
     unit_of_work_in_session(101)  # star 1 + 101 % 100 = 2, given a new age: 101
     assert proxy.round_trips == 2
-    assert verbs(sent(proxy)) == [["BEGIN", "SET", "SELECT"],
+    assert verbs(sent(proxy)) == [["BEGIN", "SELECT"],
                                   ["INSERT", "INSERT", "WITH", "SELECT", "COMMIT"]]
 
     pool = psycopg_pool.ConnectionPool(through(proxy, pg_dsns[0]), min_size=1, max_size=1,
@@ -250,7 +266,7 @@ def test_a_riding_query_that_fails_leaves_the_flush_unapplied_and_names_its_valu
     with pytest.raises(mother.BadValueError, match="parameter 'star'"):
         s.mr_query("SELECT * FROM planets WHERE star_id = %(star)s::integer", {"star": "one"})
     assert proxy.round_trips == 1
-    assert verbs(sent(proxy)) == [["BEGIN", "SET", "INSERT", "SELECT"]]
+    assert verbs(sent(proxy)) == [["BEGIN", "INSERT", "SELECT"]]
     assert planet in s.new and "planet_id" not in planet.getFields()  # nothing applied
     s.rollback()
     s.endSession()
@@ -343,10 +359,10 @@ def test_immediate_style_unit_of_work_is_2_round_trips_deferred_and_5_at_once(
     immediate_unit(s, 2, 101)
     s.endSession()
     if defer:  # the writes wait for the COMMIT and ride in its pipeline
-        assert verbs(sent(proxy)) == [["BEGIN", "SET", "SELECT"],
+        assert verbs(sent(proxy)) == [["BEGIN", "SELECT"],
                                       ["INSERT", "INSERT", "WITH", "SELECT", "COMMIT"]]
     else:
-        assert verbs(sent(proxy)) == [["BEGIN", "SET", "SELECT"], ["UPDATE"], ["INSERT"],
+        assert verbs(sent(proxy)) == [["BEGIN", "SELECT"], ["UPDATE"], ["INSERT"],
                                       ["INSERT"], ["SELECT", "COMMIT"]]
     assert count(direct, "planets") == 2 and count(direct, "stars", "WHERE star_age = 101") == 1
 
@@ -368,7 +384,7 @@ def test_immediate_style_with_transaction_commit_is_2_round_trips(
     s = joined(proxy)
     immediate_unit(s, 2, 102)
     transaction.commit()
-    assert verbs(sent(proxy)) == [["BEGIN", "SET", "SELECT"],
+    assert verbs(sent(proxy)) == [["BEGIN", "SELECT"],
                                   ["INSERT", "INSERT", "WITH", "SELECT", "COMMIT"]]
     assert count(direct, "planets") == 2 and count(direct, "stars", "WHERE star_age = 102") == 1
 
@@ -383,7 +399,7 @@ def test_a_deferred_insert_that_fails_fails_transaction_commit_in_its_round_trip
     assert f"insert of {stray!r}" in " ".join(info.value.__notes__)
     transaction.abort()
     # the third INSERT failed; the COMMIT in its pipeline never ran; the session rolled back
-    assert verbs(sent(proxy)) == [["BEGIN", "SET", "SELECT"],
+    assert verbs(sent(proxy)) == [["BEGIN", "SELECT"],
                                   ["INSERT", "INSERT", "INSERT", "WITH", "SELECT", "COMMIT"],
                                   ["ROLLBACK"]]
     assert count(direct, "planets") == 0 and count(direct, "stars", "WHERE star_age = 1") == 2
@@ -440,9 +456,9 @@ def test_immediate_style_on_two_databases_with_two_phase_commit(
         by_link = [verbs([queries(request) for request in link.requests])
                    for link in proxy.links]
         assert sorted(by_link) == sorted([
-            [["BEGIN", "SET", "SELECT"],
+            [["BEGIN", "SELECT"],
              ["INSERT", "INSERT", "WITH", "INSERT", "SELECT", "PREPARE"], ["COMMIT"]],
-            [["BEGIN", "SET", "SELECT"],
+            [["BEGIN", "SELECT"],
              ["INSERT", "INSERT", "WITH", "SELECT", "PREPARE"], ["COMMIT"]]])
     for database in ("direct", "direct2"):
         assert count(mother.get_database(database), "planets") == 4

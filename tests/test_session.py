@@ -40,6 +40,40 @@ def test_generated_name_follows_the_rule(db: Database) -> None:
     assert MotherSession("Explicit").name == "Explicit"
 
 
+def test_an_unnamed_session_takes_the_name_its_connection_carries(pg_dsns: list[str]) -> None:
+    """Unnamed sessions one after the other on one pooled connection: the first draws its
+    name; the next, whose name nobody asked before its first statement, takes it from the
+    connection (tests/test_roundtrips.py shows no ``SET`` is sent then); after a named
+    session an unnamed one draws a new name. Behind a pooler the name goes with every
+    transaction anyway, so each unnamed session draws its own."""
+    database = init_mother(dsn=pg_dsns[0], pool_min=1, pool_max=1, recover_interval=None)
+    pooled = database.settings.pooler is not None
+    with MotherSession() as first:
+        assert first.ov_query("SELECT current_setting('application_name') AS a") == first.name
+    assert re.fullmatch(r"MoSession-\d+", first.name)
+
+    with MotherSession() as second:
+        carried = second.ov_query("SELECT current_setting('application_name') AS a")
+    assert carried == second.name and (second.name != first.name) is pooled
+
+    with MotherSession("Observatory") as named:
+        named.ov_query("SELECT 1 AS x")
+    with MotherSession() as third:
+        carried = third.ov_query("SELECT current_setting('application_name') AS a")
+    assert carried == third.name and re.fullmatch(r"MoSession-\d+", third.name)
+    assert third.name != first.name
+
+
+def test_a_name_asked_before_the_first_statement_is_drawn_then(pgdb: Database) -> None:
+    with MotherSession() as first:
+        first.ov_query("SELECT 1 AS x")
+    second = MotherSession()
+    drawn = second.name  # asked first: drawn now, and kept
+    assert second.ov_query("SELECT current_setting('application_name') AS a") == drawn
+    assert second.name == drawn != first.name
+    second.endSession()
+
+
 def test_session_name_setting_is_the_prefix(dsn: str) -> None:
     init_mother(dsn=dsn, session_name="Astro")
     assert re.fullmatch(r"Astro-\d+", MotherSession().name)

@@ -227,10 +227,12 @@ def session_event(database: str, session: str, action: str, detail: str = "") ->
                           threading.get_ident()))
 
 
-def session_opened(database: str, session: str) -> None:
-    """A session opened: follow the ``mother.sql`` logger's level, then report it."""
+def session_opened(database: str, session: Any) -> None:
+    """A session opened: follow the ``mother.sql`` logger's level, then report it (its
+    ``name`` asked only when somebody listens: an unnamed session draws it later)."""
     follow_logger()
-    session_event(database, session, "opened")
+    if listeners:
+        session_event(database, session.name, "opened")
 
 
 def pool_event(database: str, action: str, status: PoolStatus) -> None:

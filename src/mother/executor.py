@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import re
 import threading
 import time
@@ -113,6 +114,21 @@ def _raw_values(params: Any) -> Mapping[str, Any]:
                 values.update(value)
         return values
     return params if isinstance(params, Mapping) else {}
+
+
+def _random_int() -> int:
+    """The number of a generated session name: randint(1, 2**31)'s, without its checks."""
+    return random.getrandbits(31) + 1
+
+
+def _generated(database: Database, carried: str | None) -> str | None:
+    """``carried`` (a connection's name for the server) if an unnamed session of
+    ``database`` made it, ``<session_name>-<int>``; else None. Not behind a pooler:
+    there the name is set in every transaction anyway."""
+    if carried is None or database.settings.pooler is not None:
+        return None
+    prefix, _, number = carried.rpartition("-")
+    return carried if prefix == database.settings.session_name and number.isdigit() else None
 
 
 class Executor:
@@ -250,11 +266,11 @@ class Transactional(Executor):
     never sent again: the server is asked what became of it.
     """
 
-    def __init__(self, database: Database, name: str, pg_conn: Any = None, *,
+    def __init__(self, database: Database, name: str | None, pg_conn: Any = None, *,
                  readonly: bool = False, isolation_level: str | None = None,
                  replica: Replica | None = None) -> None:
         self.database = database
-        self.name = name
+        self._name = name
         self.readonly = bool(readonly)
         #: the replica the session runs on (None: the primary); only for read-only ones
         self.replica = replica if self.readonly and pg_conn is None else None
@@ -277,7 +293,7 @@ class Transactional(Executor):
         self.statements = 0
         self.batches = 0
         if pg_conn is not None:
-            database.dialect.set_session_name(pg_conn, name)
+            database.dialect.set_session_name(pg_conn, self.name)
 
     @property
     def closed(self) -> bool:
@@ -392,9 +408,27 @@ class Transactional(Executor):
                     self._putconn(conn)
             log.warning("session %s lost its connection: %s", self.name, error)
 
+    @property
+    def name(self) -> str:
+        """The session's name; without one given, ``<session_name>-<random int>``, drawn
+        when first needed: by then a session that is opening its first transaction
+        takes the name its connection carries from an earlier such session (so the
+        server is not sent a new ``application_name`` in every transaction)."""
+        name = self._name
+        if name is None:
+            name = self._name = f"{self.database.settings.session_name}-{_random_int()}"
+        return name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        self._name = name
+
     def _begin(self, conn: Any) -> None:
         """Open the transaction (with its options) where none is open."""
-        self.database.dialect.begin(conn, self.name, self.isolation_level, self.readonly)
+        database = self.database
+        if self._name is None:
+            self._name = _generated(database, database.dialect.session_name(conn))
+        database.dialect.begin(conn, self.name, self.isolation_level, self.readonly)
 
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
         if self._closed:

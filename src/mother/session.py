@@ -10,7 +10,6 @@ such as :mod:`mother.tm` drives it through the :class:`Managed` handle that
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -70,9 +69,8 @@ class Session(Transactional):
                                 "commit_position, or WalPosition.parse('X/Y'))")
         replica = (db.replicas.choose(after) if readonly and pg_conn is None
                    and db.replicas is not None else None)
-        # getrandbits(31) + 1: randint(1, 2**31)'s numbers, without its checks
-        super().__init__(db, name or f"{settings.session_name}-{random.getrandbits(31) + 1}",
-                         pg_conn, readonly=readonly,
+        # without a name, one is drawn when first needed (see Executor.name)
+        super().__init__(db, name or None, pg_conn, readonly=readonly,
                          isolation_level=None if isolation_level is None else as_isolation_level(
                              "isolation_level", isolation_level),
                          replica=replica)
@@ -85,7 +83,7 @@ class Session(Transactional):
         #: who owns the outcome while the session is managed (see :meth:`manage`)
         self.manager: Any = None
         self.uow: UnitOfWork[DbMother] = UnitOfWork(self)
-        events.session_opened(db.name, self.name)
+        events.session_opened(db.name, self)
         if pg_conn is None and self.replica is None and db.schema_check_due():
             self.connection()  # checks the schema before any statement is composed
         if hooks:

@@ -276,6 +276,11 @@ class Dialect:
             self.commit(conn)
         return results
 
+    def session_name(self, conn: Any) -> str | None:
+        """The name ``conn`` carries for the server now (PostgreSQL's
+        ``application_name``); None where connections carry none."""
+        return None
+
     def start_batch(self, conn: Any, statements: Sequence[Statement], commit: bool = False,
                     must_change: Collection[int] = (), gid: str | None = None
                     ) -> Callable[[], list[BatchResult]]:

@@ -339,6 +339,9 @@ class PostgresDialect(Dialect):
         pgwire.begin(conn, name, isolation_level or self.settings.isolation_level, readonly,
                      local=self.settings.pooler is not None)
 
+    def session_name(self, conn: PgConnection) -> str | None:
+        return conn.info.parameter_status("application_name")
+
     def in_transaction(self, conn: PgConnection) -> bool:
         return conn.info.transaction_status != TransactionStatus.IDLE
 
