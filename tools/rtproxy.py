@@ -104,6 +104,8 @@ class RoundTripProxy:
     ``on_close`` is called, from the proxy's thread, with each link that closes.
     ``cut_after`` (bytes) makes the proxy drop the server's reply to the request
     containing them and cut that connection: a reply lost after the work was done.
+    While ``refusing`` is true, a new connection is closed as soon as it is accepted
+    (the server is out of reach, as after a network split).
     """
 
     def __init__(self, host: str, port: int, *, listen_host: str = "127.0.0.1",
@@ -118,6 +120,7 @@ class RoundTripProxy:
         self.record = record
         self.connect_timeout = connect_timeout
         self.on_close = on_close
+        self.refusing = False
         self._lock = threading.Lock()
         self._links: list[Link] = []
         self._total = 0
@@ -243,6 +246,9 @@ class RoundTripProxy:
         try:
             client, address = self._listener.accept()
         except BlockingIOError:
+            return
+        if self.refusing:
+            client.close()
             return
         try:
             server = socket.create_connection(self.upstream, timeout=self.connect_timeout)

@@ -27,6 +27,7 @@ from tests.support.classes import ClsPlanets, ClsStars
 from tests.support.databases import count
 from tests.support.pooler import server_pid, terminate
 from tests.support.tm import Boom, Foreign, add_deferred_table, boom, prepared, second_database
+from tools.rtproxy import RoundTripProxy
 
 pytestmark = [pytest.mark.usefixtures("clean_transaction"), pytest.mark.timeout(60)]
 PAIRS = ("postgresql+postgresql", "postgresql+sqlite")
@@ -365,3 +366,35 @@ def test_a_recovery_that_died_halfway_is_finished_by_the_next(two) -> None:
     recover(list(two), min_age=0)
     assert_atomic(two, committed=False)
     assert all(s.closed for s in sessions)
+
+
+def test_a_one_phase_decider_whose_commit_outcome_is_unknown_leaves_the_branches_to_recovery(
+        pgdb: mother.Database, pg_dsns: list[str]) -> None:
+    """The second database cannot prepare (``twophase = false``), so its session decides,
+    committing in one phase with the decision. Its COMMIT runs but the reply is cut, and
+    the server is out of reach when dbmother asks what became of it: the outcome is
+    unknown, so the prepared branch must be left for recovery, never rolled back."""
+    params = psycopg.conninfo.conninfo_to_dict(pg_dsns[1])
+    with RoundTripProxy(params.get("host") or "127.0.0.1",
+                        int(params.get("port") or 5432)) as proxy:
+        params.update(host=proxy.host, port=str(proxy.port))
+        second = mother.init_mother(dsn=psycopg.conninfo.make_conninfo(**params),
+                                    name="second", twophase=False, pool_min=1,
+                                    pool_timeout=5, recover_interval=None)
+        mother.tutorial.create(second)
+        write_both("warm")
+        transaction.commit()  # the commit logs and the databases' ids are made
+        proxy.cut_after = b"COMMIT"
+        proxy.on_close = lambda link: setattr(proxy, "refusing", True)
+        write_both("cut")
+        with pytest.raises(mother.CommitOutcomeUnknownError):
+            transaction.commit()
+        transaction.abort()
+    direct = mother.init_mother(dsn=pg_dsns[1], name="second-direct", twophase=False,
+                                recover_interval=None)
+    [gid] = prepared(pgdb.settings.dsn)  # left prepared: its decider may have committed
+    assert count(direct, "stars", "WHERE star_name = 'cut'") == 1  # it did
+    report = recover([pgdb, direct], min_age=0)
+    assert [branch.gid for branch in report.committed] == [gid]
+    assert count(pgdb, "stars", "WHERE star_name = 'cut'") == 1  # atomic after recovery
+    assert prepared(pgdb.settings.dsn) == []

@@ -293,10 +293,17 @@ class TransactionState:
             if dm.mode == ONE_PHASE and dm.phase == READY:
                 # translated as a vote (this is the Decision's), as tpc_vote's would be
                 with translated(dm.database, "tpc_vote"):
-                    if dm is self.decider:
-                        dm.handle.commit(commitlog.decision(dm.database, self.global_id))
-                    else:
-                        dm.handle.commit()
+                    try:
+                        if dm is self.decider:
+                            dm.handle.commit(commitlog.decision(dm.database, self.global_id))
+                        else:
+                            dm.handle.commit()
+                    except CommitOutcomeUnknownError:
+                        if dm is self.decider:
+                            # it may have committed: the prepared branches wait for recovery,
+                            # which reads the decision (or fences it) in the decider's log
+                            self.decision = UNKNOWN
+                        raise
                 dm.move(COMMITTED)
                 if dm is self.decider:
                     self.decision = DECIDED
