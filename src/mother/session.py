@@ -344,14 +344,22 @@ class Session(Transactional):
 
     def _start_prepare(self, gid: str, statement: tuple[str, dict[str, Any]] | None
                        ) -> Callable[[], None]:
-        """:meth:`_prepare` sent now (changes must be pending, nothing go by COPY); what
-        it returns waits for the outcome (call it, once, whatever happens)."""
+        """:meth:`_prepare` sent now (nothing may go by COPY); what it returns waits for
+        the outcome (call it, once, whatever happens)."""
         self.check_open()
         self.check_lost()
+        riding = _riding(statement)
+        if not self.uow.has_pending():
+            receive = self.start_batch([riding] if riding is not None else [], gid=gid)
+
+            def answered() -> None:
+                receive()
+
+            return answered
         self.check_writable("to flush its changes (detach() or rollback() them)")
         self._flushing = True
         try:
-            finish = self.uow.start_flush(False, _riding(statement), gid)
+            finish = self.uow.start_flush(False, riding, gid)
         finally:
             self._flushing = False
 
@@ -508,23 +516,15 @@ class Managed:
 
     def start_prepare(self, gid: str, statement: tuple[str, dict[str, Any]] | None = None
                       ) -> Callable[[], None]:
-        """:meth:`prepare`, sent now, for a session with changes pending whose transaction
-        ran on its connection already (:attr:`connected`): what it returns waits for the
-        outcome (call it, once, whatever happens), so that several servers prepare at
-        once."""
+        """:meth:`prepare`, sent now, for a session whose transaction ran on its
+        connection already (:attr:`connected`): what it returns waits for the outcome
+        (call it, once, whatever happens), so that several servers prepare at once."""
         return self.session._start_prepare(gid, statement)
 
     @property
     def connected(self) -> bool:
         """Whether the transaction already ran on its connection."""
         return self.session.connected
-
-    def prepare_job(self, gid: str, statements: Sequence[tuple[str, Any]] = ()
-                    ) -> tuple[Any, str, list[tuple[str, Any]]]:
-        """What ``PREPARE TRANSACTION gid`` of this session sends, for the dialect's
-        ``prepare()`` (which sends several sessions' at once): ``(connection, gid,
-        statements before it)``."""
-        return self.session.connection(), gid, list(statements)
 
     def finish_prepared(self, gid: str, commit: bool, anew: bool = False) -> bool:
         """COMMIT (or ROLLBACK) PREPARED ``gid`` (with ``anew`` on a new connection, as after

@@ -383,13 +383,6 @@ class Dialect:
     def supports_twophase(self, conn: Any) -> bool:
         return False
 
-    def prepare(self, jobs: Sequence[tuple[Any, str, Sequence[tuple[str, Any]]]]
-                ) -> list[Exception | None]:
-        """PREPARE TRANSACTION on several connections: each job ``(conn, gid, statements)``
-        runs its statements and prepares as ``gid``, all at once where the driver can.
-        Per job, None or its error."""
-        raise NotImplementedError(f"{self.name} cannot prepare transactions")
-
     def finish_prepared(self, conn: Any, gid: str, commit: bool) -> bool:
         """COMMIT (or ROLLBACK) PREPARED ``gid`` on ``conn`` (a new connection when None);
         False when no such transaction is prepared (another process finished it)."""

@@ -673,29 +673,6 @@ def commit_if_unwritten(conn: psycopg.Connection[Any]) -> bool:
     return True
 
 
-def run_together(jobs: Sequence[tuple[psycopg.Connection[Any], Sequence[tuple[str, Any]],
-                                      bytes | None]]) -> list[list[Result] | Exception]:
-    """:func:`run` on several connections at once: every batch is sent before any
-    result is awaited, so the servers work in parallel. Per job, its results or
-    its error."""
-    sent: list[Callable[[], list[Result]] | Exception] = []
-    for conn, statements, end in jobs:
-        try:
-            sent.append(start(conn, statements, end))
-        except Exception as error:
-            sent.append(error)
-    outcomes: list[list[Result] | Exception] = []
-    for item in sent:
-        if isinstance(item, Exception):
-            outcomes.append(item)
-            continue
-        try:
-            outcomes.append(item())
-        except Exception as error:
-            outcomes.append(error)
-    return outcomes
-
-
 def _result(tx: fence.Adapting, res: pq.abc.PGresult, encoding: str) -> Result:
     if res.status != _TUPLES_OK:
         count = res.command_tuples

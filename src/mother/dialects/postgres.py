@@ -587,24 +587,6 @@ class PostgresDialect(Dialect):
         self.rollback(conn)
         return int(row["max_prepared_transactions"]) > 0
 
-    def prepare(self, jobs: Sequence[tuple[PgConnection, str, Sequence[tuple[str, Any]]]]
-                ) -> list[Exception | None]:
-        """Every PREPARE goes out before any is awaited: the servers prepare in parallel.
-
-        A connection that broke once its PREPARE may have reached the server gives an
-        :class:`~mother.dialects.base.EndLost`: the branch may be prepared."""
-        outcomes = pgwire.run_together([
-            (conn, statements, b"PREPARE TRANSACTION " + pgwire.literal(conn, gid))
-            for conn, gid, statements in jobs])
-        return [self._prepared(conn, outcome) for (conn, _, _), outcome in zip(jobs, outcomes)]
-
-    def _prepared(self, conn: PgConnection, outcome: Any) -> Exception | None:
-        if not isinstance(outcome, Exception):
-            return None
-        if not isinstance(outcome, EndLost) and self.is_broken(conn):
-            return EndLost(outcome, ran=None)
-        return outcome
-
     def finish_prepared(self, conn: PgConnection | None, gid: str, commit: bool) -> bool:
         # after PREPARE the connection is outside any transaction, as COMMIT PREPARED must be
         own = conn is None

@@ -204,27 +204,21 @@ class TransactionState:
         """PREPARE every preparing branch; the first preparing vote does it.
 
         Nothing commits before every vote is in, so the branches need not wait for
-        each other: a branch with changes pending sends them and its PREPARE in one
-        round trip, and every such round trip goes out before any is awaited, so the
-        servers work in parallel (a session whose transaction has not run on its
+        each other: each branch sends its pending writes (if any) and its PREPARE in
+        one round trip, and every such round trip goes out before any is awaited, so
+        the servers work in parallel (a session whose transaction has not run on its
         connection yet goes in turn: a pooled connection that died unused is then
-        replaced). The branches with nothing pending go last, at once. After a
-        failure, no branch is sent anything more (each rolls back in ``tpc_abort``).
-        Each branch's own vote then reports its outcome.
+        replaced). After a failure, no branch is sent anything more (each rolls back in
+        ``tpc_abort``). Each branch's own vote then reports its outcome.
         """
         if self.prepared:
             return
         self.prepared = True
         preparing = [dm for dm in self.writers or () if dm.mode == PREPARE and dm.phase == READY]
-        groups: dict[type, list[MotherDataManager]] = {}
         started: list[tuple[MotherDataManager, Callable[[], None]]] = []
         failed = None
         try:
             for dm in preparing:
-                if not dm.handle.pending:
-                    # prepare() uses no state of the dialect object: one call per kind
-                    groups.setdefault(type(dm.database.dialect), []).append(dm)
-                    continue
                 assert dm.gid is not None
                 try:
                     if dm.handle.connected:
@@ -244,26 +238,6 @@ class TransactionState:
                     dm.vote_error = RolledBackError(
                         f"transaction {self.global_id}: not prepared, because the vote "
                         f"of session {failed.handle.name!r} failed")
-            return
-        for dms in groups.values():
-            jobs, ready = [], []
-            for dm in dms:
-                try:
-                    jobs.append(dm.prepare_job())
-                    ready.append(dm)
-                except Exception as error:
-                    dm.vote_error = error
-            outcomes = ready[0].database.dialect.prepare(jobs) if ready else []
-            for dm, outcome in zip(ready, outcomes):
-                if outcome is None:
-                    dm.move(PREPARED)
-                    continue
-                failure: BaseException = outcome
-                if isinstance(outcome, EndLost) and outcome.ran is not False:
-                    dm.move(IN_DOUBT)  # it may have prepared: tpc_abort looks for it
-                    dm.handle.failed(outcome.cause)
-                    failure = outcome.cause
-                dm.vote_error = failure
 
     @staticmethod
     def _finish_prepares(started: list[tuple[MotherDataManager, Callable[[], None]]]
@@ -473,13 +447,6 @@ class MotherDataManager:
         if self.state.decider is not self:
             return None
         return commitlog.decision(self.database, self.state.global_id)
-
-    def prepare_job(self) -> tuple[Any, str, list[tuple[str, Any]]]:
-        """What this branch's PREPARE sends: ``(connection, gid, statements before it)``;
-        the decider's commit decision rides in the same round trip."""
-        assert self.gid is not None
-        decision = self._decision()
-        return self.handle.prepare_job(self.gid, [decision] if decision is not None else [])
 
     def refused(self, error: Exception) -> None:
         """This branch's PREPARE (with its writes) failed: the error is kept for its
