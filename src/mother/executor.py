@@ -360,7 +360,7 @@ class Transactional(Executor):
         if self._lost is None:
             self._failed = error
 
-    def _attempt(self, work: Callable[[Any], Any]) -> Any:
+    def _attempt(self, work: Callable[[Any], Any], statement: bool = True) -> Any:
         """Run ``work(connection)``; a connection found dead before anything ran on it
         (its server went away while it sat in the pool) is replaced once, nothing lost.
 
@@ -377,8 +377,8 @@ class Transactional(Executor):
             if fresh and unsent and self._lost is cause:
                 log.info("session %s: replacing a dead pooled connection", self.name)
                 self._lost = None
-                return self._attempt(work)
-            self._raise(error)
+                return self._attempt(work, statement)
+            self._raise(error, statement)
 
     def _after(self, error: Exception) -> BaseException:
         """After a round trip failed: is the connection gone, has the schema changed? The
@@ -388,10 +388,12 @@ class Transactional(Executor):
         self.database.schema_suspect(cause)
         return cause
 
-    def _raise(self, error: Exception) -> NoReturn:
-        """Raise a failed round trip's error, as the database's translators say (an
-        :class:`~mother.dialects.base.EndLost` as it is, for :meth:`settle`)."""
-        if not isinstance(error, EndLost):
+    def _raise(self, error: Exception, statement: bool = True) -> NoReturn:
+        """Raise a failed round trip's error, as the database's translators say at
+        ``"statement"`` (an :class:`~mother.dialects.base.EndLost` as it is, for
+        :meth:`settle`); not ``statement``: as it is, for the caller's phase to
+        translate (a ``PREPARE``'s round trip, in the data manager's vote)."""
+        if statement and not isinstance(error, EndLost):
             translated = self.database.translate(error, "statement")
             if translated is not None:
                 raise translated from error
@@ -531,7 +533,9 @@ class Transactional(Executor):
             self._begin(conn)
             return dialect.run_batch(conn, statements, commit, must_change, gid=gid)
 
-        return self._batched(statements, commit, gid, lambda: self._attempt(work))
+        # a PREPARE's round trip is the vote's: its phase translates its errors
+        return self._batched(statements, commit, gid,
+                             lambda: self._attempt(work, statement=gid is None))
 
     def start_batch(self, statements: list[Statement], commit: bool = False,
                     must_change: Collection[int] = (), gid: str | None = None
@@ -548,14 +552,14 @@ class Transactional(Executor):
                                                         gid=gid)
         except Exception as error:
             self._after(error)
-            self._raise(error)
+            self._raise(error, gid is None)
 
         def results() -> list[BatchResult]:
             try:
                 return receive()
             except Exception as error:
                 self._after(error)
-                self._raise(error)
+                self._raise(error, gid is None)
 
         return lambda: self._batched(statements, commit, gid, results)
 
