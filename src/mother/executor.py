@@ -116,11 +116,6 @@ def _raw_values(params: Any) -> Mapping[str, Any]:
     return params if isinstance(params, Mapping) else {}
 
 
-def _random_int() -> int:
-    """The number of a generated session name: randint(1, 2**31)'s, without its checks."""
-    return random.getrandbits(31) + 1
-
-
 def _generated(database: Database, carried: str | None) -> str | None:
     """``carried`` (a connection's name for the server) if an unnamed session of
     ``database`` made it, ``<session_name>-<int>``; else None. Not behind a pooler:
@@ -418,7 +413,9 @@ class Transactional(Executor):
         server is not sent a new ``application_name`` in every transaction)."""
         name = self._name
         if name is None:
-            name = self._name = f"{self.database.settings.session_name}-{_random_int()}"
+            # getrandbits(31) + 1: randint(1, 2**31)'s numbers, without its checks
+            number = random.getrandbits(31) + 1
+            name = self._name = f"{self.database.settings.session_name}-{number}"
         return name
 
     @name.setter

@@ -490,12 +490,6 @@ class Managed:
         """Whether the transaction may have written (sent a write, or has changes pending)."""
         return self.session.wrote or self.session.uow.has_pending()
 
-    @property
-    def pending(self) -> bool:
-        """Whether changes wait to be written (by :meth:`prepare`, :meth:`commit` or
-        :meth:`flush`)."""
-        return self.session.uow.has_pending()
-
     def flush(self) -> None:
         """Write every pending change (the transaction stays open)."""
         self.session.flush()
