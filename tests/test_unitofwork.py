@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+import weakref
 
 import psycopg
 import pytest
@@ -381,3 +383,18 @@ def test_detaching_a_deferred_insert_sends_it_first(db: mother.Database) -> None
         s.detach(vega)
         assert vega.session is None and isinstance(vega.getField("star_id"), int)
     assert count(db, "stars", "WHERE star_name = 'Vega'") == 1
+
+
+def test_an_ended_session_and_its_unit_of_work_are_freed_at_once(db: mother.Database) -> None:
+    gc.collect()
+    gc.disable()  # what is freed is freed by reference counting, not a cyclic collection
+    try:
+        s = MotherSession()
+        star = ClsStars({"star_name": "Sun"}, MO_SAVE, session=s)
+        s.get(ClsStars, star.getField("star_id"))
+        held = [weakref.ref(thing) for thing in (s, s.uow, s.uow.identity)]
+        s.endSession()
+        del s, star
+        assert [ref() for ref in held] == [None] * len(held)
+    finally:
+        gc.enable()

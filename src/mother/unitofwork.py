@@ -93,6 +93,18 @@ def _bare(key: tuple[Any, ...]) -> Any:
     return key[0] if len(key) == 1 else key
 
 
+class _Deaths:
+    """Counts the deaths of an identity map's objects (the callback of its references)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, ref: weakref.ref[Any]) -> None:
+        self.count += 1
+
+
 class IdentityMap(Generic[R]):
     """One object per row: per table, primary key -> a weak reference to the object.
 
@@ -109,12 +121,18 @@ class IdentityMap(Generic[R]):
     def __init__(self) -> None:
         self.tables: dict[str, dict[Any, weakref.ref[R]]] = {}
         self.entries = 0
-        #: entries whose object died since the last sweep (an upper bound)
-        self.dead = 0
-        self._died = self._count_death  # one bound method shared by every reference
+        #: the callback of every reference; it holds no reference to the map, so a map
+        #: (and its session) is freed when unused, without a cyclic collection
+        self._died = _Deaths()
 
-    def _count_death(self, ref: weakref.ref[R]) -> None:
-        self.dead += 1
+    @property
+    def dead(self) -> int:
+        """Entries whose object died since the last sweep (an upper bound)."""
+        return self._died.count
+
+    @dead.setter
+    def dead(self, count: int) -> None:
+        self._died.count = count
 
     def get(self, table: str, key: Any) -> R | None:
         """The live object of the row ``key`` (a tuple) of ``table``, or None."""
@@ -134,7 +152,8 @@ class IdentityMap(Generic[R]):
         elif ref() is obj:
             return
         rows[key] = weakref.ref(obj, self._died)
-        if self.dead >= SWEEP_MIN and 2 * self.dead >= self.entries:
+        dead = self._died.count
+        if dead >= SWEEP_MIN and 2 * dead >= self.entries:
             self.sweep()
 
     def discard(self, table: str, key: Any, obj: R) -> None:
@@ -262,7 +281,11 @@ def _values_of(statement: Statement) -> Mapping[str, Any]:
 
 class UnitOfWork(Generic[R]):
     def __init__(self, session: Owner) -> None:
-        self.session = session
+        # weak: the session owns its unit of work, and with no cycle between them both
+        # are freed as soon as they are unused, without a cyclic collection
+        self._session = weakref.ref(session)
+        #: the session's database (a session keeps its database)
+        self.database: Database = session.database
         self.identity: IdentityMap[R] = IdentityMap()
         self.new: dict[int, R] = {}
         self.dirty: dict[int, R] = {}
@@ -278,6 +301,13 @@ class UnitOfWork(Generic[R]):
         #: weak, so an object nobody holds any more is simply forgotten
         self.frames: list[weakref.WeakKeyDictionary[R, Snapshot]] = [
             weakref.WeakKeyDictionary()]
+
+    @property
+    def session(self) -> Owner:
+        """The session this unit of work belongs to."""
+        session = self._session()
+        assert session is not None, "a unit of work lives as long as its session"
+        return session
 
     # -- bookkeeping -----------------------------------------------------------------------
     def has_pending(self) -> bool:
@@ -384,7 +414,7 @@ class UnitOfWork(Generic[R]):
     def _place(self, obj: R, state: int) -> tuple[int, int]:
         """Where the flush sends a write of ``obj`` in ``state``: inserts parents first,
         then updates, then deletes children first."""
-        rank = self.session.database.schema.rank(obj.table_name)
+        rank = self.database.schema.rank(obj.table_name)
         if state == PENDING:
             return (0, rank)
         if state == PERSISTENT:
@@ -405,7 +435,7 @@ class UnitOfWork(Generic[R]):
             return False
         if owed.table_name == obj.table_name:
             return True
-        schema = self.session.database.schema
+        schema = self.database.schema
         # the columns of the owed row's table each linking foreign key uses
         links = [fk.ref_columns for fk in schema.table(obj.table_name).foreign_keys
                  if fk.ref_table == owed.table_name]
@@ -517,8 +547,8 @@ class UnitOfWork(Generic[R]):
         are left waiting (see :meth:`mother.executor.Executor.start_batch`). What it
         returns reads them and applies them to the objects: call it, once, whatever
         happens."""
-        schema = self.session.database.schema
-        dialect = self.session.database.dialect
+        schema = self.database.schema
+        dialect = self.database.dialect
         statements: list[tuple[str, list[dict[str, Any]], bool]] = []
         appliers: list[Any] = []
         #: the updates and deletes by key, by statement index: each must change its row
@@ -641,7 +671,7 @@ class UnitOfWork(Generic[R]):
                   gid: str | None) -> list[BatchResult]:
         if not bulky:
             return self.session.batch(statements, commit, checked, gid=gid)
-        dialect = self.session.database.dialect
+        dialect = self.database.dialect
         results: list[BatchResult] = []
         start = 0
         for place, (table, columns, objs) in sorted(bulky.items()):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -261,3 +265,50 @@ def test_a_deferred_insert_that_fails_makes_transaction_commit_fail(db: mother.D
     transaction.abort()
     assert s.closed
     assert count(db, "stars") == 1
+
+
+@pytest.fixture
+def no_cyclic_collection() -> Iterator[None]:
+    """The cyclic garbage collector off: what is freed is freed by reference counting."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _joined_objects(session: MotherSession) -> list[weakref.ref[Any]]:
+    dm = session.manager
+    return [weakref.ref(thing) for thing in (session, session.uow, session.uow.identity, dm,
+                                             dm.state, dm.state.resource)]
+
+
+@pytest.mark.parametrize("outcome", ["commit", "abort"])
+@pytest.mark.usefixtures("no_cyclic_collection")
+def test_a_finished_transaction_frees_its_session_and_data_manager_at_once(
+        db: mother.Database, outcome: str) -> None:
+    s = MotherSession()
+    join(s)
+    star = ClsStars({"star_name": "Sun"}, MO_SAVE, session=s)
+    s.persist(ClsStars({"star_name": "Vega"}, session=s))
+    held = _joined_objects(s)
+    getattr(transaction, outcome)()
+    del s, star
+    assert [ref() for ref in held] == [None] * len(held)
+
+
+@pytest.mark.usefixtures("no_cyclic_collection")
+def test_a_two_phase_commit_frees_its_sessions_and_data_managers_at_once(
+        pgdb: mother.Database, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    second_database("postgresql", request, tmp_path)
+    held = []
+    for database in ("default", "second"):
+        s = MotherSession(database=database)
+        join(s)
+        ClsStars({"star_name": database}, MO_SAVE, session=s)
+        held += _joined_objects(s)
+    del s
+    transaction.commit()
+    assert count(pgdb, "stars") == 1
+    assert [ref() for ref in held] == [None] * len(held)

@@ -26,7 +26,15 @@ from mother.tm.datamanager import DECISION_KEY, TransactionState
 from tests.support.classes import ClsPlanets, ClsStars
 from tests.support.databases import count
 from tests.support.pooler import server_pid, terminate
-from tests.support.tm import Boom, Foreign, add_deferred_table, boom, prepared, second_database
+from tests.support.tm import (
+    Boom,
+    Foreign,
+    Observer,
+    add_deferred_table,
+    boom,
+    prepared,
+    second_database,
+)
 from tools.rtproxy import RoundTripProxy
 
 pytestmark = [pytest.mark.usefixtures("clean_transaction"), pytest.mark.timeout(60)]
@@ -274,11 +282,13 @@ def test_the_decider_among_one_phase_databases_is_the_last(
         ClsStars({"star_name": "x"}, MO_SAVE, session=s)
     sessions[2].oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
     state = TransactionState.of(transaction.get())
+    observer = Observer(lambda: state.decider)  # votes once the votes are planned
+    transaction.get().join(observer)
     with caplog.at_level(logging.WARNING, logger="mother.tm"), pytest.raises(
             Exception, match="(?i)foreign key"):
         transaction.commit()
     transaction.abort()
-    assert state.decider is not None and state.decider.session is sessions[2]
+    assert observer.seen is not None and observer.seen.session is sessions[2]
     # the last one failed: no decision, so nothing can ever commit the prepared branch
     assert count(pgdb, "stars") == 0 and prepared(pgdb.settings.dsn) == []
     assert count(lite_b, "stars") == 0

@@ -20,7 +20,7 @@ import dataclasses
 import functools
 import itertools
 import re
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeAlias
 
@@ -71,14 +71,16 @@ def wait(conn: psycopg.Connection[Any], gen: Generator[Any, Any, Any]) -> Any:
 
 
 def send(conn: psycopg.Connection[Any]) -> None:
-    """Flush everything queued on ``conn``'s libpq handle to the server."""
-    conn.wait(generators.send(conn.pgconn))
+    """Flush everything queued on ``conn``'s libpq handle to the server (waiting for the
+    socket only if it cannot take it all at once)."""
+    if conn.pgconn.flush():
+        conn.wait(generators.send(conn.pgconn))
 
 
-def fetch_many(pgconn: pq.abc.PGconn) -> Generator[Any, Any, list[pq.abc.PGresult]]:
-    """A generator: the results of the next command (for :func:`wait`)."""
-    results: Generator[Any, Any, list[pq.abc.PGresult]] = generators.fetch_many(pgconn)
-    return results
+#: ``fetch_many(pgconn)``, a generator: the results of the next command (for
+#: :func:`wait`); psycopg's own, called once per result of a pipeline
+fetch_many: Callable[[pq.abc.PGconn], Generator[Any, Any, list[pq.abc.PGresult]]] = (
+    generators.fetch_many)
 
 
 def lock(conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:

@@ -140,7 +140,8 @@ class TransactionState:
         self.decision = UNDECIDED
         #: whether the preparing branches have been sent their PREPARE (all at once)
         self.prepared = False
-        self.resource = Decision(self, manager)
+        # the resource that votes last (let go of once the transaction is over)
+        self.resource: Decision | None = Decision(self, manager)
         txn.join(self.resource)
 
     @property
@@ -160,6 +161,17 @@ class TransactionState:
             state = cls(txn, manager or transaction.manager)
             txn.set_data(_KEY, state)
             return state
+
+    def ended(self) -> None:
+        """A branch has ended: once every branch has, let go of the data managers and the
+        Decision (which refer to this state), so that they, their sessions and this
+        state are freed as soon as the transaction lets go of them, without waiting for
+        a cyclic garbage collection. Nothing reads them any more: every vote is over."""
+        if all(dm.phase == DONE for dm in self.managers):
+            self.managers = []
+            self.writers = []
+            self.decider = None
+            self.resource = None
 
     def alone(self, dm: MotherDataManager, txn: Any) -> bool:
         """Whether ``dm`` is the transaction's only resource (besides the Decision)."""
@@ -536,6 +548,8 @@ class MotherDataManager:
             self.handle.end(rollback, outcome)
         except Exception:
             log.error("could not end session %s cleanly", self.handle.name, exc_info=True)
+        finally:
+            self.state.ended()
 
     # -- savepoints and retries -------------------------------------------------------------
     def savepoint(self) -> _Savepoint:
