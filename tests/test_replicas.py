@@ -14,7 +14,15 @@ import pytest
 import transaction
 
 import mother
-from mother import MO_LOAD, MO_SAVE, MotherBox, MotherSession, WalPosition, session_scope
+from mother import (
+    MO_LOAD,
+    MO_SAVE,
+    MotherBox,
+    MotherSession,
+    WalPosition,
+    events,
+    session_scope,
+)
 from mother.dialects.pgwire import POSITION_PROBE, XID_PROBE
 from mother.replicas import HISTORY, Replicas, ReplicaState
 from mother.tm import current_session, join
@@ -352,3 +360,23 @@ def test_a_commit_prepared_retried_on_a_new_connection_still_gives_its_position(
     transaction.commit()
     assert sessions[0].commit_position is not None
     assert count(database, "stars", "WHERE star_name = 'one'") == 1
+
+
+def test_a_replica_pool_reports_its_checkouts_and_checkins_with_its_address(
+        normal_only: mother.Database, replicas: Replicated) -> None:
+    where(normal_only)  # the replica checked and its pool opened
+    heard: list[events.Event] = []
+    with events.listening(heard.append):
+        with MotherSession(readonly=True) as session:
+            assert session.replica is not None
+            session.or_query("SELECT 1 AS one")
+        with MotherSession() as writer:
+            writer.or_query("SELECT 1 AS one")
+    pool = [(event.action, event.replica) for event in heard
+            if isinstance(event, events.PoolEvent) and event.database == normal_only.name
+            and event.action in ("checkout", "checkin")]  # a pool may connect first
+    replica = f"127.0.0.1:{replicas.normal.port}"
+    assert pool == [("checkout", replica), ("checkin", replica),
+                    ("checkout", None), ("checkin", None)]
+    checkin = next(event for event in heard if isinstance(event, events.PoolEvent))
+    assert events.describe(checkin).startswith(f"{normal_only.name} replica {replica} pool ")

@@ -100,29 +100,16 @@ class Database:
         """A connection from the pool (reported as ``checkout``, after ``connect`` when
         the pool opened one for it)."""
         events.follow_logger()
-        if not events.listeners:
-            return self.pool.getconn()
-        size = self.pool.status().size
-        conn = self.pool.getconn()
-        status = self.pool.status()
-        if status.size > size:
-            events.pool_event(self.name, "connect", status)
-        events.pool_event(self.name, "checkout", status)
-        return conn
+        pool = self.pool
+        if not events.listeners:  # the common case, without a call more
+            return pool.getconn()
+        return events.checkout(self.name, pool, pool.getconn)
 
     def putconn(self, conn: Any) -> None:
         """Give a connection back (reported as ``checkin``, then ``discard`` when the
         pool closed it)."""
         self.dialect.forget_session(conn)
-        if not events.listeners:
-            self.pool.putconn(conn)
-            return
-        size = self.pool.status().size
-        self.pool.putconn(conn)
-        status = self.pool.status()
-        events.pool_event(self.name, "checkin", status)
-        if status.size < size:
-            events.pool_event(self.name, "discard", status)
+        events.checkin(self.name, self.pool, conn)
 
     def status(self) -> PoolStatus:
         return self.pool.status()

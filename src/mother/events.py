@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .dialects.base import PoolStatus
+from .dialects.base import Pool, PoolStatus
 from .errors import ArgumentError
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,9 @@ class PoolEvent:
     status: PoolStatus
     seq: int
     thread: int
+    #: the replica's ``host:port`` for a pool of one of the database's replicas (None:
+    #: the primary's pool)
+    replica: str | None = None
 
 
 #: what a listener receives
@@ -235,9 +238,39 @@ def session_opened(database: str, session: Any) -> None:
         session_event(database, session.name, "opened")
 
 
-def pool_event(database: str, action: str, status: PoolStatus) -> None:
+def pool_event(database: str, action: str, status: PoolStatus,
+               replica: str | None = None) -> None:
     """Report a pool move (the caller tests :data:`listeners` before asking the status)."""
-    emit(PoolEvent(database, action, status, next(_numbers), threading.get_ident()))
+    emit(PoolEvent(database, action, status, next(_numbers), threading.get_ident(), replica))
+
+
+def checkout(database: str, pool: Pool, take: Callable[[], T], replica: str | None = None
+             ) -> T:
+    """A connection from ``pool`` by ``take()``, reported as ``checkout`` (after
+    ``connect`` when the pool opened one for it) when somebody listens."""
+    if not listeners:
+        return take()
+    size = pool.status().size
+    conn = take()
+    status = pool.status()
+    if status.size > size:
+        pool_event(database, "connect", status, replica)
+    pool_event(database, "checkout", status, replica)
+    return conn
+
+
+def checkin(database: str, pool: Pool, conn: Any, replica: str | None = None) -> None:
+    """Give ``conn`` back to ``pool``, reported as ``checkin`` (then ``discard`` when the
+    pool closed it) when somebody listens."""
+    if not listeners:
+        pool.putconn(conn)
+        return
+    size = pool.status().size
+    pool.putconn(conn)
+    status = pool.status()
+    pool_event(database, "checkin", status, replica)
+    if status.size < size:
+        pool_event(database, "discard", status, replica)
 
 
 def phase(name: str, votes: Mapping[Any, str] | None = None
@@ -288,7 +321,8 @@ def describe(event: Event) -> str:
         failed = "" if event.error is None else f"  FAILED: {event.error}"
         return (f"{event.database or '-'} [{event.session or '-'}] phase {event.phase} "
                 f"{event.duration * 1000:.2f} ms{failed}")
-    return f"{event.database} pool {event.action}: {event.status.describe()}"
+    where = f"{event.database} replica {event.replica}" if event.replica else event.database
+    return f"{where} pool {event.action}: {event.status.describe()}"
 
 
 # -- traces: the events of one context ------------------------------------------------

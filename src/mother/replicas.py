@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import events
 from .config import Settings, spelled_as
 from .dialects import Dialect, Pool, dialect_for
 from .dialects.base import LazyPool
@@ -137,7 +138,12 @@ class Replica:
 
     def __init__(self, settings: Settings, database: str) -> None:
         self.dsn = settings.dsn
+        #: the name of the database it replicates
+        self.database = database
         self.dialect: Dialect = dialect_for(settings, database)
+        location = self.dialect.location()
+        #: ``host:port``, as its pool events name it
+        self.where = f"{location.get('server.address', '')}:{location.get('server.port', 5432)}"
         self.state = ReplicaState()
         self._pool = LazyPool(self.dialect)
         self._probe = _Probe(self.dialect)
@@ -145,9 +151,7 @@ class Replica:
         self._checking = threading.Lock()
 
     def __repr__(self) -> str:
-        location = self.dialect.location()
-        where = f"{location.get('server.address', '')}:{location.get('server.port', 5432)}"
-        return f"<Replica {where} {'up' if self.state.up else 'down'}>"
+        return f"<Replica {self.where} {'up' if self.state.up else 'down'}>"
 
     @property
     def pool(self) -> Pool:
@@ -155,12 +159,15 @@ class Replica:
 
     def getconn(self) -> Any:
         """A connection from the replica's pool, waited for at most :data:`CONNECT_TIMEOUT`
-        (or ``pool_timeout`` when shorter)."""
-        return self.pool.getconn(min(self.dialect.settings.pool_timeout, CONNECT_TIMEOUT))
+        (or ``pool_timeout`` when shorter); reported as the database's pool events are,
+        with the replica's ``host:port``."""
+        pool = self.pool
+        timeout = min(self.dialect.settings.pool_timeout, CONNECT_TIMEOUT)
+        return events.checkout(self.database, pool, lambda: pool.getconn(timeout), self.where)
 
     def putconn(self, conn: Any) -> None:
         self.dialect.forget_session(conn)
-        self.pool.putconn(conn)
+        events.checkin(self.database, self.pool, conn, self.where)
 
     def check(self, now: float, backoff: float) -> None:
         """Ask the replica its state now, unless another thread is asking it already (then

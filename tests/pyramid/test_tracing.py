@@ -7,6 +7,7 @@ import transaction
 import mother
 from mother import events, tm
 from mother.pyramid.tracing import REPEAT_THRESHOLD, is_control, shape, summarize
+from tests.support.replicas import Replicated
 
 
 def test_statements_that_differ_only_in_their_values_have_one_shape() -> None:
@@ -88,3 +89,21 @@ def test_a_failed_statement_and_the_rollback(db: mother.Database) -> None:
     assert summary.outcome == "rolled back"
     failed = [line for line in summary.lines if line.error]
     assert len(failed) == 1 and "no_such_table" in failed[0].text
+
+
+def test_a_replica_pool_is_shown_beside_the_primary_pool(replicas: Replicated) -> None:
+    database = mother.init_mother(**replicas.settings(replicas=[replicas.dsn(replicas.normal)]))
+    with events.capture() as trace:
+        with mother.MotherSession(database=database, readonly=True) as reader:
+            assert reader.replica is not None
+            reader.or_query("SELECT 1 AS one")
+        with mother.MotherSession(database=database) as writer:
+            writer.or_query("SELECT 1 AS one")
+    summary = summarize(trace.events)
+    replica = f"127.0.0.1:{replicas.normal.port}"
+    assert set(summary.pools) == {database.name, f"{database.name} (replica {replica})"}
+    assert all(status.in_use == 0 for status in summary.pools.values())
+    moves = [line.text.removeprefix(f"replica {replica} ").split(":")[0]
+             for line in summary.lines
+             if line.kind == "pool" and line.text.startswith(f"replica {replica} ")]
+    assert moves[-2:] == ["checkout", "checkin"]  # (after a connect, when it opened one)
