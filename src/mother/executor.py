@@ -429,23 +429,27 @@ class Transactional(Executor):
             self._name = _generated(database, database.dialect.session_name(conn))
         database.dialect.begin(conn, self.name, self.isolation_level, self.readonly)
 
+    def _run_one(self, sql: str, work: Callable[[Any], T]) -> T:
+        """``work(conn)``, in the transaction (opened first where none is), counted as one
+        statement, ``sql``, in one round trip."""
+        def opened(conn: Any) -> T:
+            self._begin(conn)
+            return work(conn)
+
+        result: T = self._attempt(opened)
+        self.statements += 1
+        self.batches += 1
+        if not self.wrote and not READS.match(sql):
+            self.wrote = True
+        return result
+
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
         if self._closed:
             self.check_open()
         if self.readonly:
             self.check_read(sql)
         dialect = self.database.dialect
-
-        def work(conn: Any) -> Any:
-            self._begin(conn)
-            return fetch(dialect.execute(conn, sql, params))
-
-        result = self._attempt(work)
-        self.statements += 1
-        self.batches += 1
-        if not self.wrote and not READS.match(sql):
-            self.wrote = True
-        return result
+        return self._run_one(sql, lambda conn: fetch(dialect.execute(conn, sql, params)))
 
     def run_while(self, sql: str, params: Any, fetch: Callable[[Any], Any],
                   meanwhile: Callable[[], T]) -> tuple[Any, T]:
@@ -454,16 +458,10 @@ class Transactional(Executor):
         dialect = self.database.dialect
 
         def work(conn: Any) -> tuple[Any, T]:
-            self._begin(conn)
             cursor, done = dialect.execute_while(conn, sql, params, meanwhile)
             return fetch(cursor), done
 
-        result: tuple[Any, T] = self._attempt(work)
-        self.statements += 1
-        self.batches += 1
-        if not self.wrote and not READS.match(sql):
-            self.wrote = True
-        return result
+        return self._run_one(sql, work)
 
     def run_many(self, sql: str, seq: Sequence[Any], returning: bool) -> list[Any]:
         if not seq:
@@ -476,31 +474,13 @@ class Transactional(Executor):
         self.check_open()
         self.check_writable(f"a COPY into a table ({shown(sql)})")
         dialect = self.database.dialect
-
-        def work(conn: Any) -> int:
-            self._begin(conn)
-            return dialect.copy(conn, sql, rows)
-
-        loaded: int = self._attempt(work)
-        self.statements += 1
-        self.batches += 1
-        self.wrote = True
-        return loaded
+        return self._run_one(sql, lambda conn: dialect.copy(conn, sql, rows))  # a write
 
     def run_stream(self, sql: str, params: Any, size: int) -> RowStream:
         self.check_open()
         self.check_read(sql)
         dialect = self.database.dialect
-
-        def work(conn: Any) -> Any:
-            self._begin(conn)
-            return dialect.open_stream(conn, sql, params, size)
-
-        handle = self._attempt(work)
-        self.statements += 1
-        self.batches += 1
-        if not self.wrote and not READS.match(sql):
-            self.wrote = True
+        handle = self._run_one(sql, lambda conn: dialect.open_stream(conn, sql, params, size))
         return RowStream(self, handle, size)
 
     def fetch_stream(self, handle: Any, size: int) -> list[dict[str, Any]]:
