@@ -232,6 +232,14 @@ def literal(conn: psycopg.Connection[Any], value: str) -> bytes:
     return pgsql.Literal(value).as_bytes(conn)
 
 
+def application_name(conn: psycopg.Connection[Any]) -> str | None:
+    """The connection's ``application_name`` as the server last reported it (read off the
+    libpq handle, without the object ``conn.info`` makes per reading; the server keeps
+    only printable ASCII in it)."""
+    value = conn.pgconn.parameter_status(b"application_name")
+    return None if value is None else value.decode("ascii", "replace")
+
+
 #: the ``BEGIN`` of each isolation level (None: the server's default)
 _BEGIN = {None: b"BEGIN", "read committed": b"BEGIN ISOLATION LEVEL READ COMMITTED",
           "repeatable read": b"BEGIN ISOLATION LEVEL REPEATABLE READ",
@@ -261,7 +269,7 @@ def begin(conn: psycopg.Connection[Any], name: str | None, isolation_level: str 
     # SET takes no snapshot: the transaction may still choose its isolation level
     if name is not None and local:
         commands.append(b"SET LOCAL application_name = " + literal(conn, name))
-    elif name is not None and conn.info.parameter_status("application_name") != name:
+    elif name is not None and application_name(conn) != name:
         commands.append(b"SET application_name = " + literal(conn, name))
     commands.extend(state.local.values())
     state.begin = commands

@@ -340,7 +340,7 @@ class PostgresDialect(Dialect):
                      local=self.settings.pooler is not None)
 
     def session_name(self, conn: PgConnection) -> str | None:
-        return conn.info.parameter_status("application_name")
+        return pgwire.application_name(conn)
 
     def in_transaction(self, conn: PgConnection) -> bool:
         return conn.info.transaction_status != TransactionStatus.IDLE
