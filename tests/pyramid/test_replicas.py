@@ -31,7 +31,7 @@ mother.replicas =
     {delayed}
 mother.replica_max_lag = 2
 mother.replica_check = 0.2
-mother.replica_wait = 0.3
+mother.replica_wait = {wait}
 mother.pool_max = 4
 mother.recover_interval = off
 mother.replica_reads = auto
@@ -44,14 +44,17 @@ listen = 127.0.0.1:{port}
 SECRET = "replica-test-secret-" + "y" * 30
 
 
-def served(replicas: Replicated, tmp_path: Path, settings: str = "") -> Iterator[str]:
+def served(replicas: Replicated, tmp_path: Path, settings: str = "",
+           wait: float = 0.3) -> Iterator[str]:
     """The application of tests/support/replicas_app.py under pserve, ``settings`` (INI
-    lines) added to its own; its URL."""
+    lines) added to its own, reads after a write waiting up to ``wait`` seconds for a
+    replica that has it; its URL."""
     port = free_port()
     ini = tmp_path / "replicas.ini"
     ini.write_text(INI.format(dsn=replicas.primary, normal=replicas.dsn(replicas.normal),
                               delayed=replicas.dsn(replicas.delayed), secret=SECRET,
-                              port=port).replace("[server:main]", f"{settings}\n[server:main]"))
+                              port=port, wait=wait).replace("[server:main]",
+                                                           f"{settings}\n[server:main]"))
     with pserve(ini, port) as url:
         yield url
 
@@ -162,8 +165,10 @@ def test_bad_replica_reads_settings_name_the_setting(settings: dict[str, str], k
 
 @pytest.fixture
 def websession_url(replicas: Replicated, tmp_path: Path) -> Iterator[str]:
-    """The same application, its web sessions kept in the database that has the replicas."""
-    yield from served(replicas, tmp_path, f"mother.websession.secret = {SECRET}\n")
+    """The same application, its web sessions kept in the database that has the replicas;
+    a read after the web session's write waits long enough for the normal replica to have
+    it, even on a loaded machine (its test asks that the read runs there)."""
+    yield from served(replicas, tmp_path, f"mother.websession.secret = {SECRET}\n", wait=5.0)
 
 
 def test_web_sessions_beside_replica_reads_are_written_and_read_on_the_primary(
