@@ -101,8 +101,6 @@ class Database:
         the pool opened one for it)."""
         events.follow_logger()
         pool = self.pool
-        if not events.listeners:  # the common case, without a call more
-            return pool.getconn()
         return events.checkout(self.name, pool, pool.getconn)
 
     def putconn(self, conn: Any) -> None:

@@ -69,7 +69,7 @@ class Session(Transactional):
                                 "commit_position, or WalPosition.parse('X/Y'))")
         replica = (db.replicas.choose(after) if readonly and pg_conn is None
                    and db.replicas is not None else None)
-        # without a name, one is drawn when first needed (see Executor.name)
+        # without a name, one is drawn when first needed (see Transactional.name)
         super().__init__(db, name or None, pg_conn, readonly=readonly,
                          isolation_level=None if isolation_level is None else as_isolation_level(
                              "isolation_level", isolation_level),

@@ -200,14 +200,14 @@ def summarize(events: Iterable[Event], repeat_threshold: int = REPEAT_THRESHOLD
             summary.lines.append(Line(event.seq, "session", event.database, event.session,
                                       text))
         elif isinstance(event, PoolEvent):
-            pool = event.database if event.replica is None else (
-                f"{event.database} (replica {event.replica})")
+            if event.replica is None:
+                pool, moved = event.database, event.action
+            else:
+                pool = f"{event.database} (replica {event.replica})"
+                moved = f"replica {event.replica} {event.action}"
             summary.pools[pool] = event.status
             summary.lines.append(Line(event.seq, "pool", event.database, None,
-                                      f"{event.action}: {event.status.describe()}"
-                                      if event.replica is None else
-                                      f"replica {event.replica} {event.action}: "
-                                      f"{event.status.describe()}"))
+                                      f"{moved}: {event.status.describe()}"))
     summary.sessions = _renamed(sessions, opened)
     summary.repeats = sorted(
         (Repeat(text, database, count, shape_seconds[(database, text)])
