@@ -13,8 +13,10 @@ import pytest
 import transaction
 
 from mother import (
+    MO_SAVE,
     ConfigError,
     Database,
+    DbMother,
     MotherPoolStatus,
     MotherSession,
     PoolTimeoutError,
@@ -221,6 +223,71 @@ def test_a_translator_gets_the_commit_phase_that_failed(phase: str, pgdb: Databa
     assert count(pgdb, "deferred_child") == 0
     if phase == "tpc_vote":
         assert count(get_database("other"), "stars") == 0
+
+
+class Star(DbMother):
+    table_name = "stars"
+
+
+def _failing_commit(database: Database, session: MotherSession, fails: str) -> type[Exception]:
+    """Leave ``session`` a commit that fails: in a write riding with its COMMIT (an insert
+    of a taken key, deferred to the commit's round trip) or in the COMMIT itself (a
+    deferred foreign key); the error the database raises."""
+    if fails == "write":
+        with MotherSession(database=database) as first:
+            taken = Star({"star_name": "Sun"}, MO_SAVE, session=first).getField("star_id")
+        Star({"star_id": taken, "star_name": "Twin"}, MO_SAVE, session=session)
+        assert session.new  # waiting for the commit's round trip
+        return psycopg.errors.UniqueViolation
+    session.oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
+    return psycopg.errors.ForeignKeyViolation
+
+
+@pytest.mark.parametrize("fails", ["write", "COMMIT"])
+@pytest.mark.parametrize("how", ["transaction.commit", "session.commit", "endSession"])
+def test_a_commit_s_error_is_translated_once_where_it_stands(
+        how: str, fails: str, pgdb: Database, request: pytest.FixtureRequest) -> None:
+    """A commit's flush rides with its COMMIT: whether a write or the COMMIT fails, the
+    translators hear the error once, at ``tpc_begin`` for a transaction's only resource,
+    at ``commit`` for an unmanaged session's ``commit()`` or ``endSession()``, and what
+    they make of it is raised (not translated again); nothing is written."""
+    add_deferred_table(pgdb, request)
+    manager = transaction.TransactionManager(explicit=True)
+    session = MotherSession(database=pgdb)
+    if how == "transaction.commit":
+        manager.begin()
+        join(session, manager)
+    error = _failing_commit(pgdb, session, fails)
+    before = count(pgdb, "stars")
+    seen: list[str] = []
+    pgdb.error_translators.append(_translator(seen))
+    where = "tpc_begin" if how == "transaction.commit" else "commit"
+    end = {"transaction.commit": manager.commit, "session.commit": session.commit,
+           "endSession": session.endSession}[how]
+    with pytest.raises(Translated) as caught:
+        end()
+    assert str(caught.value) == f"{where}: {error.__name__}"
+    assert isinstance(caught.value.__cause__, error)
+    assert seen == [where]
+    if how == "transaction.commit":
+        manager.abort()
+    elif how == "session.commit":
+        session.rollback()
+        session.close()
+    assert session.closed
+    assert (count(pgdb, "stars"), count(pgdb, "deferred_child")) == (before, 0)
+
+
+def test_a_flush_s_error_is_a_statement_s(pgdb: Database) -> None:
+    """An explicit flush is a round trip like any statement's: translated at "statement"."""
+    session = MotherSession(database=pgdb)
+    error = _failing_commit(pgdb, session, "write")
+    seen: list[str] = []
+    pgdb.error_translators.append(_translator(seen))
+    with pytest.raises(Translated, match="^statement: ") as caught:
+        session.flush()
+    assert isinstance(caught.value.__cause__, error) and seen == ["statement"]
+    session.close()
 
 
 def test_without_translators_a_commit_error_is_the_database_s_own(

@@ -282,6 +282,9 @@ class Transactional(Executor):
         self._fresh = False
         #: the error of a batch that failed half-way: only a rollback may follow
         self._failed: BaseException | None = None
+        #: whether a commit is under way: its round trips (its flush rides with its
+        #: COMMIT) raise their errors untranslated, for its caller to translate once
+        self._committing = False
         #: whether the current transaction may have written (read-only sessions skip PREPARE)
         self.wrote = False
         #: statements and round trips sent so far (a batch of statements is one)
@@ -386,9 +389,10 @@ class Transactional(Executor):
     def _raise(self, error: Exception, statement: bool = True) -> NoReturn:
         """Raise a failed round trip's error, as the database's translators say at
         ``"statement"`` (an :class:`~mother.dialects.base.EndLost` as it is, for
-        :meth:`settle`); not ``statement``: as it is, for the caller's phase to
-        translate (a ``PREPARE``'s round trip, in the data manager's vote)."""
-        if statement and not isinstance(error, EndLost):
+        :meth:`settle`); not ``statement``, or during a commit: as it is, for the
+        caller's phase to translate (a ``PREPARE``'s round trip in the data manager's
+        vote, a flush riding with a COMMIT)."""
+        if statement and not self._committing and not isinstance(error, EndLost):
             translated = self.database.translate(error, "statement")
             if translated is not None:
                 raise translated from error

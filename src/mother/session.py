@@ -15,7 +15,7 @@ from typing import Any
 
 from . import events
 from .config import as_isolation_level
-from .database import Database, resolve
+from .database import Database, resolve, translated
 from .dialects import PoolStatus
 from .dialects.base import BatchResult, T
 from .errors import (
@@ -326,19 +326,26 @@ class Session(Transactional):
     def commit(self) -> None:
         """Flush and commit; the session stays usable."""
         self._check_unmanaged("commit")
-        self._commit()
+        with translated(self.database, "commit"):
+            self._commit()
 
     def _commit(self, statement: tuple[str, dict[str, Any]] | None = None) -> None:
-        """Flush and COMMIT; ``statement`` rides with the COMMIT (mother.tm's decision)."""
+        """Flush and COMMIT; ``statement`` rides with the COMMIT (mother.tm's decision).
+        Its errors are raised untranslated: the caller translates them, once, where it
+        stands (``commit``, or the data manager's phase)."""
         self.check_open()
         self.check_lost()  # never report a lost transaction as committed
         riding = _riding(statement)
-        sent, _ = self._send_flush(True, riding)
-        if not sent:  # else the COMMIT (and the statement) went out in the flush's batch
-            if riding is not None:
-                self.batch([riding], commit=True)
-            else:
-                self.send_commit()
+        self._committing = True
+        try:
+            sent, _ = self._send_flush(True, riding)
+            if not sent:  # else the COMMIT (and the statement) went out in the flush's batch
+                if riding is not None:
+                    self.batch([riding], commit=True)
+                else:
+                    self.send_commit()
+        finally:
+            self._committing = False
         self.uow.commit()
         self.wrote = False
 
@@ -410,7 +417,8 @@ class Session(Transactional):
         """Commit and give the connection back; the session cannot be used afterwards."""
         self._check_unmanaged("endSession")
         try:
-            self._commit()
+            with translated(self.database, "commit"):
+                self._commit()
         except BaseException:
             self._close(rollback=True)
             raise
@@ -491,8 +499,14 @@ class Managed:
         return self.session.wrote or self.session.uow.has_pending()
 
     def flush(self) -> None:
-        """Write every pending change (the transaction stays open)."""
-        self.session.flush()
+        """Write every pending change (the transaction stays open), for a commit phase:
+        its errors are raised untranslated, for the phase to translate."""
+        session = self.session
+        session._committing = True
+        try:
+            session.flush()
+        finally:
+            session._committing = False
 
     def commit(self, statement: tuple[str, dict[str, Any]] | None = None) -> None:
         """Flush and COMMIT in one round trip; ``statement`` rides with the COMMIT."""

@@ -249,6 +249,38 @@ def test_a_one_phase_commit_failing_in_the_decision_vote_is_translated(
                             "WHERE database = current_database()").fetchone()[0] == 0
 
 
+def test_a_refused_write_of_a_session_that_cannot_prepare_is_translated_once_in_tpc_begin(
+        pgdb: mother.Database, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A session that cannot prepare writes in ``tpc_begin``: a write the database
+    refuses there is heard by the translators once, at ``tpc_begin`` (not first as a
+    statement's), and the other database is left with nothing, prepared or written."""
+    db = mother.init_mother(dsn=pgdb.settings.dsn, twophase=False, recover_interval=None)
+    second = second_database("postgresql", request, tmp_path)
+    with MotherSession() as first:
+        taken = ClsStars({"star_name": "Sun"}, MO_SAVE, session=first).getField("star_id")
+    seen: list[tuple[str, str]] = []
+
+    def translator(error: BaseException, where: str) -> BaseException:
+        seen.append((where, type(error).__name__))
+        return Translated(where)
+
+    db.error_translators.append(translator)
+    one, two = MotherSession(), MotherSession(database="second")
+    for s in (one, two):
+        join(s)
+    ClsStars({"star_name": "both or none"}, MO_SAVE, session=two)
+    ClsStars({"star_id": taken, "star_name": "Twin"}, MO_SAVE, session=one)
+    with pytest.raises(Translated, match="^tpc_begin$") as raised:
+        transaction.commit()
+    assert isinstance(raised.value.__cause__, psycopg.errors.UniqueViolation)
+    assert seen == [("tpc_begin", "UniqueViolation")]
+    transaction.abort()
+    assert count(db, "stars") == 1 and count(second, "stars") == 0
+    with psycopg.connect(second.settings.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_prepared_xacts "
+                            "WHERE database = current_database()").fetchone()[0] == 0
+
+
 def test_a_deferred_insert_that_fails_makes_transaction_commit_fail(db: mother.Database) -> None:
     """An immediate MO_SAVE deferred to the commit's round trip that the database refuses:
     transaction.commit() raises it, nothing of the transaction is written, the session ends."""
