@@ -14,6 +14,10 @@ Contenders, in turns in the same run (``timing.interleaved``):
   sqlalchemy  SQLAlchemy ORM + zope.sqlalchemy (a twophase=True session for 2PC)
 each ending with transaction.commit() (raw: psycopg's own commit).
 
+With ``--cpu``, each contender is timed by the CPU this process spends on it
+(``time.process_time_ns``: its Python, the driver, the kernel's work for its
+socket calls), not by the elapsed time, which adds the waits for the server.
+
 With ``--gc``, instead: the immediate unit alone, ROUNDS times on one database then on
 two, with the time the cyclic garbage collector took during them (``gc.callbacks``),
 its collections and the objects it found unreachable, per unit (the medians above do
@@ -21,7 +25,7 @@ not show a collection that runs every twenty units; the mean does).
 
 Usage:
   MOTHER_TEST_PG_DSN="host=127.0.0.1 port=54329 user=postgres dbname=postgres" \
-      .venv/bin/python -m benchmarks.bench_tm [ROUNDS] [--repeat RUNS] [--gc]
+      .venv/bin/python -m benchmarks.bench_tm [ROUNDS] [--repeat RUNS] [--cpu | --gc]
 """
 
 from __future__ import annotations
@@ -158,11 +162,11 @@ RATIOS = {"one session joined": [("unit", "raw", 1.10), ("immediate", "raw", 0.9
                                  ("immediate", "sqlalchemy", 0.60)]}
 
 
-def compare(contenders: dict[str, Callable[[int], object]], rounds: int,
-            repeat: int) -> list[dict[str, float]]:
-    """Median microseconds of each contender, per run of ``rounds`` in turns (the machine
-    wanders between runs: every run is reported)."""
-    return [interleaved(contenders, rounds) for _ in range(repeat)]
+def compare(contenders: dict[str, Callable[[int], object]], rounds: int, repeat: int,
+            clock: Callable[[], int]) -> list[dict[str, float]]:
+    """Median microseconds of each contender by ``clock``, per run of ``rounds`` in turns
+    (the machine wanders between runs: every run is reported)."""
+    return [interleaved(contenders, rounds, clock=clock) for _ in range(repeat)]
 
 
 def report(label: str, runs: list[dict[str, float]]) -> None:
@@ -221,6 +225,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("rounds", nargs="?", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cpu", action="store_true",
+                        help="time by this process's CPU, not by the elapsed time")
     parser.add_argument("--gc", action="store_true",
                         help="the cyclic garbage collector's share of the immediate unit")
     args = parser.parse_args()
@@ -239,6 +245,7 @@ def main() -> None:
         if args.gc:
             report_gc(args.rounds)
             return
+        clock = time.process_time_ns if args.cpu else time.perf_counter_ns
         dsns = [_dsn(server, name) for name in names]
         conns = [psycopg.connect(dsn) for dsn in dsns]
         alchemy_one, engines_one = alchemy(dsns[:1])
@@ -253,7 +260,7 @@ def main() -> None:
                 "at once": lambda i, d=databases: mother_immediate(d, defer=False),
                 "raw": lambda i, c=conns[:2 if twophase else 1], t=twophase: raw_unit(c, t),
                 "sqlalchemy": lambda i, u=sqla: u()}
-            results.append((label, compare(contenders, args.rounds, args.repeat)))
+            results.append((label, compare(contenders, args.rounds, args.repeat, clock)))
         for conn in conns:
             conn.close()
         for engine in engines_one + engines_two:
@@ -265,7 +272,8 @@ def main() -> None:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(f"{args.repeat} runs of {args.rounds} rounds each, in turns; Python "
           f"{sys.version.split()[0]}, psycopg {psycopg.__version__}")
-    print(f"SQLAlchemy {sqlalchemy.__version__}, zope.sqlalchemy; medians per unit of work")
+    print(f"SQLAlchemy {sqlalchemy.__version__}, zope.sqlalchemy; medians per unit of work"
+          + (", of the CPU this process spent (not the elapsed time)" if args.cpu else ""))
     for label, runs in results:
         report(label, runs)
 
