@@ -12,6 +12,7 @@ from mother.database import Database
 from mother.executor import shared as shared_connection
 from tests.support.classes import ClsStars
 from tests.support.databases import count
+from tests.support.tm import add_deferred_table
 
 
 def ph(db: Database, name: str) -> str:
@@ -62,6 +63,31 @@ def test_a_failed_statement_ends_the_nested_transaction(db: Database) -> None:
     assert count(db, "stars") == 0
     ClsStars({"star_name": "fine"}, MO_SAVE)
     assert count(db, "stars") == 1
+
+
+def test_a_failed_commit_ends_the_nested_transaction_and_frees_the_connection(
+        db: Database, request: pytest.FixtureRequest) -> None:
+    """A COMMIT the database refuses (a deferred foreign key) raises, rolls the whole
+    transaction back and lets go of the connection: another thread uses it at once,
+    without this one calling rollback()."""
+    add_deferred_table(db, request)
+    shared = shared_connection(db)
+    shared.beginTrans()
+    ClsStars({"star_name": "doomed"}, MO_SAVE)
+    shared.oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
+    with pytest.raises(Exception, match="(?i)foreign key"):
+        shared.commit()
+    assert shared._level == 0
+    saved: list[ClsStars] = []
+    other = threading.Thread(target=lambda: saved.append(
+        ClsStars({"star_name": "other thread"}, MO_SAVE)), daemon=True)
+    other.start()
+    other.join(timeout=10)
+    assert not other.is_alive() and saved  # it was not left waiting for the connection
+    assert count(db, "deferred_child") == 0
+    with MotherSession() as session:
+        assert session.mr_query("SELECT star_name FROM stars") == [
+            {"star_name": "other thread"}]
 
 
 def test_raw_helpers_on_the_shared_connection(db: Database) -> None:

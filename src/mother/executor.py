@@ -739,12 +739,7 @@ class SharedConnection(Executor):
                 return result
             except Exception as error:
                 self.database.schema_suspect(error)
-                with contextlib.suppress(Exception):
-                    dialect.rollback(conn)
-                # like rollback(): a failed statement ends the whole nested transaction
-                for _ in range(self._level):
-                    self._lock.release()
-                self._level = 0
+                self._abandon()  # a failed statement ends the whole nested transaction
                 raise
 
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
@@ -776,13 +771,19 @@ class SharedConnection(Executor):
         self._level += 1
 
     def commit(self) -> None:
-        """Commit when the outermost ``beginTrans()`` ends; inner levels only count down."""
+        """Commit when the outermost ``beginTrans()`` ends; inner levels only count down.
+        A COMMIT that fails (a deferred constraint, a lost connection) ends the whole
+        nested transaction, rolled back, as a failed statement does, and raises."""
         with self._lock:
             if self._level == 0:
                 log.warning("commit() without beginTrans() on the shared connection")
                 return
             if self._level == 1 and self._conn is not None:
-                self.database.dialect.commit(self._conn)
+                try:
+                    self.database.dialect.commit(self._conn)
+                except Exception:
+                    self._abandon()
+                    raise
                 self.database.committed(self._conn)
             self._level -= 1
             self._lock.release()
@@ -793,12 +794,17 @@ class SharedConnection(Executor):
             if self._level == 0:
                 log.warning("rollback() without beginTrans() on the shared connection")
                 return
-            if self._conn is not None:
-                with contextlib.suppress(Exception):
-                    self.database.dialect.rollback(self._conn)
-            for _ in range(self._level):
-                self._lock.release()
-            self._level = 0
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """Roll back and end every level: the thread holds the lock once per level, and
+        lets go of it (other threads may use the connection again)."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self.database.dialect.rollback(self._conn)
+        for _ in range(self._level):
+            self._lock.release()
+        self._level = 0
 
     def close(self) -> None:
         with self._lock:
