@@ -192,21 +192,27 @@ def test_console_script(target: str) -> None:
 
 
 def test_demo_serves_the_app_and_prints_its_url(tmp_path: Path) -> None:
-    """``mother demo`` starts waitress on two fresh SQLite files and prints the URL it serves."""
+    """``mother demo`` starts waitress on two fresh SQLite files and prints the URL it
+    serves, and no warning before it (Pyramid's about pkg_resources is not the user's)."""
+    import os
     import urllib.request
 
     mother_script = Path(sys.executable).with_name("mother")
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONWARNINGS"}
     process = subprocess.Popen(
         [str(mother_script), "demo", "--port", "0", "--dsn", f"sqlite:///{tmp_path / 'demo.db'}",
          "--dsn", f"sqlite:///{tmp_path / 'other.db'}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         url = None
+        before: list[str] = []
         for line in process.stdout:
             if "Serving at" in line:
                 url = line.split("Serving at", 1)[1].split()[0]
                 break
+            before.append(line)
         assert url is not None and url.startswith("http://127.0.0.1:")
+        assert not [line for line in before if "Warning" in line], before
         with urllib.request.urlopen(url, timeout=30) as response:
             page = response.read().decode()
         assert response.status == 200

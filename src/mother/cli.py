@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -223,7 +224,13 @@ def split_statements(script: str) -> list[str]:
 
 # -- mother demo ------------------------------------------------------------------------------
 def run_demo(args: argparse.Namespace) -> int:
-    """Serve the demonstration app (imported only now: it needs the ``pyramid`` extra)."""
+    """Serve the demonstration app (imported only now: it needs the ``pyramid`` extra).
+
+    Pyramid, imported, warns that setuptools' ``pkg_resources`` is deprecated: a line
+    about Pyramid's own imports that the demo's user can do nothing about, not shown.
+    """
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated",
+                            category=UserWarning)
     from .pyramid.demo import serve
 
     return serve.run(args)
