@@ -223,14 +223,11 @@ def test_demo_serves_the_app_and_prints_its_url(tmp_path: Path) -> None:
 
 
 def mother_script(*argv: str, cwd: Path = ROOT) -> tuple[subprocess.CompletedProcess, float]:
-    """Run the real console script; its output and how long it took. (Pyramid warns about
-    pkg_resources when it is imported: that line is not dbmother's, it is silenced.)"""
-    import os
+    """Run the real console script; its output and how long it took."""
     import time
 
-    env = {**os.environ, "PYTHONWARNINGS": "ignore:pkg_resources is deprecated:UserWarning"}
     start = time.monotonic()
-    result = subprocess.run([str(Path(sys.executable).with_name("mother")), *argv], env=env,
+    result = subprocess.run([str(Path(sys.executable).with_name("mother")), *argv],
                             capture_output=True, text=True, cwd=cwd, check=False, timeout=60)
     return result, time.monotonic() - start
 

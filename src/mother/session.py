@@ -335,19 +335,27 @@ class Session(Transactional):
         stands (``commit``, or the data manager's phase)."""
         self.check_open()
         self.check_lost()  # never report a lost transaction as committed
-        riding = _riding(statement)
-        self._committing = True
-        try:
-            sent, _ = self._send_flush(True, riding)
-            if not sent:  # else the COMMIT (and the statement) went out in the flush's batch
-                if riding is not None:
-                    self.batch([riding], commit=True)
-                else:
-                    self.send_commit()
-        finally:
-            self._committing = False
+        self._as_commit(self._flush_and_commit, _riding(statement))
         self.uow.commit()
         self.wrote = False
+
+    def _flush_and_commit(self, riding: Statement | None) -> None:
+        """The flush with its COMMIT (``riding`` before it), or the COMMIT alone."""
+        sent, _ = self._send_flush(True, riding)
+        if not sent:  # else the COMMIT (and the statement) went out in the flush's batch
+            if riding is not None:
+                self.batch([riding], commit=True)
+            else:
+                self.send_commit()
+
+    def _as_commit(self, work: Callable[..., None], *args: Any) -> None:
+        """``work(*args)`` as part of a commit: its round trips raise their errors
+        untranslated, for the commit's caller to translate once."""
+        self._committing = True
+        try:
+            work(*args)
+        finally:
+            self._committing = False
 
     def _start_prepare(self, gid: str, statement: tuple[str, dict[str, Any]] | None
                        ) -> Callable[[], None]:
@@ -501,12 +509,7 @@ class Managed:
     def flush(self) -> None:
         """Write every pending change (the transaction stays open), for a commit phase:
         its errors are raised untranslated, for the phase to translate."""
-        session = self.session
-        session._committing = True
-        try:
-            session.flush()
-        finally:
-            session._committing = False
+        self.session._as_commit(self.session.flush)
 
     def commit(self, statement: tuple[str, dict[str, Any]] | None = None) -> None:
         """Flush and COMMIT in one round trip; ``statement`` rides with the COMMIT."""

@@ -21,7 +21,7 @@ from mother.tm import join
 from mother.tm.datamanager import DONE, ONE_PHASE, PREPARE, READ_ONLY
 from tests.support.classes import ClsStars
 from tests.support.databases import count
-from tests.support.tm import add_deferred_table, second_database
+from tests.support.tm import add_deferred_table, prepared, second_database
 
 # the thread's transaction is aborted before and after every test (conftest.py)
 pytestmark = pytest.mark.usefixtures("clean_transaction")
@@ -276,9 +276,7 @@ def test_a_refused_write_of_a_session_that_cannot_prepare_is_translated_once_in_
     assert seen == [("tpc_begin", "UniqueViolation")]
     transaction.abort()
     assert count(db, "stars") == 1 and count(second, "stars") == 0
-    with psycopg.connect(second.settings.dsn) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_prepared_xacts "
-                            "WHERE database = current_database()").fetchone()[0] == 0
+    assert prepared(second.settings.dsn) == []
 
 
 def test_a_deferred_insert_that_fails_makes_transaction_commit_fail(db: mother.Database) -> None:

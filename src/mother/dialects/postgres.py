@@ -317,7 +317,7 @@ class PostgresDialect(Dialect):
             # caller's connection either, not even by psycopg
             pgwire.set_prepare_threshold(conn, None)
             return
-        if conn.info.parameter_status("application_name") == name[:63]:
+        if pgwire.application_name(conn) == name[:63]:
             return  # the server reports the current name: no round trip needed
         status = conn.info.transaction_status
         if status == TransactionStatus.IDLE:
