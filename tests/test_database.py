@@ -238,29 +238,31 @@ def _failing_commit(database: Database, session: MotherSession, fails: str) -> t
             taken = Star({"star_name": "Sun"}, MO_SAVE, session=first).getField("star_id")
         Star({"star_id": taken, "star_name": "Twin"}, MO_SAVE, session=session)
         assert session.new  # waiting for the commit's round trip
-        return psycopg.errors.UniqueViolation
+        return (psycopg.errors.UniqueViolation if database.dialect.name == "postgresql"
+                else sqlite3.IntegrityError)
     session.oc_query("INSERT INTO deferred_child (child_id, star_id) VALUES (1, 999)")
-    return psycopg.errors.ForeignKeyViolation
+    return (psycopg.errors.ForeignKeyViolation if database.dialect.name == "postgresql"
+            else sqlite3.IntegrityError)
 
 
 @pytest.mark.parametrize("fails", ["write", "COMMIT"])
 @pytest.mark.parametrize("how", ["transaction.commit", "session.commit", "endSession"])
 def test_a_commit_s_error_is_translated_once_where_it_stands(
-        how: str, fails: str, pgdb: Database, request: pytest.FixtureRequest) -> None:
+        how: str, fails: str, db: Database, request: pytest.FixtureRequest) -> None:
     """A commit's flush rides with its COMMIT: whether a write or the COMMIT fails, the
     translators hear the error once, at ``tpc_begin`` for a transaction's only resource,
     at ``commit`` for an unmanaged session's ``commit()`` or ``endSession()``, and what
     they make of it is raised (not translated again); nothing is written."""
-    add_deferred_table(pgdb, request)
+    add_deferred_table(db, request)
     manager = transaction.TransactionManager(explicit=True)
-    session = MotherSession(database=pgdb)
+    session = MotherSession(database=db)
     if how == "transaction.commit":
         manager.begin()
         join(session, manager)
-    error = _failing_commit(pgdb, session, fails)
-    before = count(pgdb, "stars")
+    error = _failing_commit(db, session, fails)
+    before = count(db, "stars")
     seen: list[str] = []
-    pgdb.error_translators.append(_translator(seen))
+    db.error_translators.append(_translator(seen))
     where = "tpc_begin" if how == "transaction.commit" else "commit"
     end = {"transaction.commit": manager.commit, "session.commit": session.commit,
            "endSession": session.endSession}[how]
@@ -275,15 +277,15 @@ def test_a_commit_s_error_is_translated_once_where_it_stands(
         session.rollback()
         session.close()
     assert session.closed
-    assert (count(pgdb, "stars"), count(pgdb, "deferred_child")) == (before, 0)
+    assert (count(db, "stars"), count(db, "deferred_child")) == (before, 0)
 
 
-def test_a_flush_s_error_is_a_statement_s(pgdb: Database) -> None:
+def test_a_flush_s_error_is_a_statement_s(db: Database) -> None:
     """An explicit flush is a round trip like any statement's: translated at "statement"."""
-    session = MotherSession(database=pgdb)
-    error = _failing_commit(pgdb, session, "write")
+    session = MotherSession(database=db)
+    error = _failing_commit(db, session, "write")
     seen: list[str] = []
-    pgdb.error_translators.append(_translator(seen))
+    db.error_translators.append(_translator(seen))
     with pytest.raises(Translated, match="^statement: ") as caught:
         session.flush()
     assert isinstance(caught.value.__cause__, error) and seen == ["statement"]
