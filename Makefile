@@ -13,7 +13,7 @@ OLD_STAMP := $(OLD_VENV)/.installed-$(PSYCOPG_OLDEST)
 PSYCOPG_TESTS := tests/dialects tests/test_session.py tests/tm/test_transitions.py \
 	tests/tm/test_failures.py tests/tm/test_twophase.py tests/test_roundtrips.py
 
-.PHONY: demo test pytest pytest-psycopg lint docs install pgtest browser pgbouncer clean
+.PHONY: demo test pytest pytest-psycopg lint docs install pgtest browser pgbouncer buildout-eggs clean
 
 # bench too: tests/test_roundtrips.py counts the benchmarks' own unit of work.
 # setuptools below 82: Pyramid imports pkg_resources, which setuptools 82 and later leave out
@@ -76,7 +76,13 @@ pytest-psycopg: $(STAMP) $(OLD_STAMP) pgbouncer
 			-k "$$only" $(PYTEST_ARGS) $(PSYCOPG_TESTS); \
 	done
 
-test: lint docs pytest pytest-psycopg
+# the buildout end-to-end test's egg cache, filled in the background while the venvs are
+# installed and the linters, the docs and the first tests run (its first run on a machine
+# takes minutes); the test waits for it (tools/buildout_eggs.py)
+buildout-eggs:
+	$(PYTHON) tools/buildout_eggs.py start
+
+test: buildout-eggs lint docs pytest pytest-psycopg
 
 # stops the test replicas a killed test run left, PgBouncer and the throwaway PostgreSQL
 # cluster, each only if this checkout started it
