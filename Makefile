@@ -82,7 +82,13 @@ pytest-psycopg: $(STAMP) $(OLD_STAMP) pgbouncer
 buildout-eggs:
 	$(PYTHON) tools/buildout_eggs.py start
 
-test: buildout-eggs lint docs pytest pytest-psycopg
+# in steps, each with what can run beside it on two cores: ruff and mypy beside the docs,
+# the oldest psycopg's venv installed beside the main run (the buildout warm-up too)
+test: buildout-eggs
+	$(MAKE) install browser pgbouncer
+	$(MAKE) -j2 lint docs
+	$(MAKE) -j2 pytest $(OLD_STAMP)
+	$(MAKE) pytest-psycopg
 
 # stops the test replicas a killed test run left, PgBouncer and the throwaway PostgreSQL
 # cluster, each only if this checkout started it
