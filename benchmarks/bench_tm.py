@@ -18,6 +18,12 @@ With ``--cpu``, each contender is timed by the CPU this process spends on it
 (``time.process_time_ns``: its Python, the driver, the kernel's work for its
 socket calls), not by the elapsed time, which adds the waits for the server.
 
+With ``--phases``, instead: the immediate unit and raw psycopg's on one database, each
+step timed by itself (by CPU with ``--cpu``), medians of ROUNDS: where each one's time
+goes. ``--phases immediate`` or ``--phases raw`` runs one of them only: ``perf record
+-e cpu-clock`` around such a run splits its CPU between the interpreter, the kernel,
+libpq and psycopg's C code (``perf report --sort dso``; docs/unitofwork.rst).
+
 With ``--gc``, instead: the immediate unit alone, ROUNDS times on one database then on
 two, with the time the cyclic garbage collector took during them (``gc.callbacks``),
 its collections and the objects it found unreachable, per unit (the medians above do
@@ -25,7 +31,7 @@ not show a collection that runs every twenty units; the mean does).
 
 Usage:
   MOTHER_TEST_PG_DSN="host=127.0.0.1 port=54329 user=postgres dbname=postgres" \
-      .venv/bin/python -m benchmarks.bench_tm [ROUNDS] [--repeat RUNS] [--cpu | --gc]
+      .venv/bin/python -m benchmarks.bench_tm [ROUNDS] [--repeat RUNS] [--cpu] [--phases | --gc]
 """
 
 from __future__ import annotations
@@ -220,6 +226,62 @@ def report_gc(rounds: int) -> None:
               f"{found['garbage']:.1f} unreachable objects a unit)")
 
 
+def immediate_steps(clock: Callable[[], int]) -> list[int]:
+    """The immediate unit on the default database, each step's ``clock`` time."""
+    stamps = [clock()]
+    s = MotherSession(database="default")
+    join(s)
+    stamps.append(clock())
+    star = Star({"star_id": 1}, MO_LOAD, session=s)
+    stamps.append(clock())
+    star.setField("star_age", (star.getField("star_age") or 0) + 1)
+    star.update()
+    stamps.append(clock())
+    for _ in range(2):
+        Planet({"star_id": 1, "planet_name": "p"}, MO_SAVE, session=s)
+    stamps.append(clock())
+    transaction.commit()
+    stamps.append(clock())
+    return [after - before for before, after in zip(stamps, stamps[1:])]
+
+
+def raw_steps(conn: psycopg.Connection[Any], clock: Callable[[], int]) -> list[int]:
+    """Raw psycopg's unit (:func:`raw_unit`, one database), each step's ``clock`` time."""
+    stamps = [clock()]
+    row = conn.execute("SELECT * FROM stars WHERE star_id = %s", (1,)).fetchone()
+    assert row is not None
+    stamps.append(clock())
+    conn.execute("UPDATE stars SET star_age = %s WHERE star_id = %s", ((row[2] or 0) + 1, 1))
+    stamps.append(clock())
+    conn.cursor().executemany("INSERT INTO planets (star_id, planet_name) VALUES (%s, %s)",
+                              [(1, "p"), (1, "p")])
+    stamps.append(clock())
+    conn.commit()
+    stamps.append(clock())
+    return [after - before for before, after in zip(stamps, stamps[1:])]
+
+
+#: the steps :func:`immediate_steps` and :func:`raw_steps` time
+STEPS = {"immediate": ["MotherSession + join", "MO_LOAD (BEGIN, SELECT)", "setField + update",
+                       "two MO_SAVE", "transaction.commit (writes, COMMIT)"],
+         "raw": ["SELECT (BEGIN, SELECT)", "UPDATE", "executemany (two INSERTs)", "COMMIT"]}
+
+
+def report_phases(conn: psycopg.Connection[Any], rounds: int, clock: Callable[[], int],
+                  which: str) -> None:
+    units = {"immediate": lambda: immediate_steps(clock), "raw": lambda: raw_steps(conn, clock)}
+    for name, unit in units.items():
+        if which not in ("both", name):
+            continue
+        for _ in range(min(rounds, 300)):  # warm-up
+            unit()
+        samples = [unit() for _ in range(rounds)]
+        medians = [statistics.median(column) / 1e3 for column in zip(*samples)]
+        print(f"{name}: medians of {rounds}, sum {sum(medians):.1f} us")
+        for step, median in zip(STEPS[name], medians):
+            print(f"  {step:38s} {median:7.1f} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,6 +289,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cpu", action="store_true",
                         help="time by this process's CPU, not by the elapsed time")
+    parser.add_argument("--phases", nargs="?", const="both", choices=("both", *STEPS),
+                        help="each step of the immediate and the raw unit (or of one of "
+                             "them), one database")
     parser.add_argument("--gc", action="store_true",
                         help="the cyclic garbage collector's share of the immediate unit")
     args = parser.parse_args()
@@ -247,6 +312,11 @@ def main() -> None:
             return
         clock = time.process_time_ns if args.cpu else time.perf_counter_ns
         dsns = [_dsn(server, name) for name in names]
+        if args.phases:
+            with psycopg.connect(dsns[0]) as conn:
+                print("per step, " + ("the CPU this process spent" if args.cpu else "elapsed"))
+                report_phases(conn, args.rounds, clock, args.phases)
+            return
         conns = [psycopg.connect(dsn) for dsn in dsns]
         alchemy_one, engines_one = alchemy(dsns[:1])
         alchemy_two, engines_two = alchemy(dsns)
