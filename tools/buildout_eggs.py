@@ -93,7 +93,7 @@ def warm() -> None:
     with tempfile.TemporaryDirectory(prefix="dbmother-buildout-") as scratch:
         tree = Path(scratch)
         bootstrap(tree)
-        run(*buildout(tree), cwd=tree, timeout=1200)
+        run(*buildout(tree), cwd=tree, timeout=900)
 
 
 def start() -> None:

@@ -13,6 +13,8 @@ test waits for that warm-up, holding the cache's lock while it runs buildout.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -82,3 +84,28 @@ def _build_and_rebuild(tree: Path, tmp_path: Path, pg_server: str) -> None:
     for meta_type in ("External Method", "Script (Python)", "Z SQL Method",
                       "Mother Database Connection"):
         assert f"'{meta_type}'" in products
+
+
+def test_the_cache_lock_keeps_a_second_holder_waiting_and_a_second_warm_up_away(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(buildout_eggs, "CACHE", tmp_path)
+    monkeypatch.setattr(buildout_eggs, "LOCK", tmp_path / "eggs.lock")
+    monkeypatch.setattr(buildout_eggs, "LOG", tmp_path / "warm.log")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time\n"
+         f"lock = open({str(tmp_path / 'eggs.lock')!r}, 'a')\n"
+         "fcntl.flock(lock, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(TimeoutError, match="warm.log"), buildout_eggs.locked(timeout=1):
+            pass
+        buildout_eggs.start()
+        assert "no warm-up started" in capsys.readouterr().out
+        assert not (tmp_path / "warm.log").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with buildout_eggs.locked(timeout=10):  # free once its holder is gone
+        pass
