@@ -13,7 +13,7 @@ OLD_STAMP := $(OLD_VENV)/.installed-$(PSYCOPG_OLDEST)
 PSYCOPG_TESTS := tests/dialects tests/test_session.py tests/tm/test_transitions.py \
 	tests/tm/test_failures.py tests/tm/test_twophase.py tests/test_roundtrips.py
 
-.PHONY: demo test pytest pytest-psycopg lint docs install pgtest browser pgbouncer buildout-eggs clean
+.PHONY: demo test pytest pytest-psycopg lint docs install pgtest browser pgbouncer debs buildout-eggs clean
 
 # bench too: tests/test_roundtrips.py counts the benchmarks' own unit of work.
 # setuptools below 82: Pyramid imports pkg_resources, which setuptools 82 and later leave out
@@ -76,16 +76,22 @@ pytest-psycopg: $(STAMP) $(OLD_STAMP) pgbouncer
 			-k "$$only" $(PYTEST_ARGS) $(PSYCOPG_TESTS); \
 	done
 
+# both of the above in one apt-get run (make test: beside the venv's installation)
+debs:
+	test -x /usr/bin/chromium -a -x /usr/sbin/pgbouncer || \
+		(apt-get update -q && apt-get install -y -q chromium pgbouncer)
+
 # the buildout end-to-end test's egg cache, filled in the background while the venvs are
 # installed and the linters, the docs and the first tests run (its first run on a machine
 # takes minutes); the test waits for it (tools/buildout_eggs.py)
 buildout-eggs:
 	$(PYTHON) tools/buildout_eggs.py start
 
-# in steps, each with what can run beside it on two cores: ruff and mypy beside the docs,
-# the oldest psycopg's venv installed beside the main run (the buildout warm-up too)
+# in steps, each with what can run beside it on two cores: Debian's packages beside the
+# venv, ruff and mypy beside the docs, the oldest psycopg's venv beside the main run (the
+# buildout warm-up beside all of them)
 test: buildout-eggs
-	$(MAKE) install browser pgbouncer
+	$(MAKE) -j2 install debs
 	$(MAKE) -j2 lint docs
 	$(MAKE) -j2 pytest $(OLD_STAMP)
 	$(MAKE) pytest-psycopg
