@@ -39,14 +39,13 @@ demo: $(STAMP)
 pgtest: $(STAMP)
 	$(PY) tools/pgcluster.py ensure
 
-# the browser tests' Chromium: Debian's package, installed once (Playwright drives it)
-browser:
-	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
+# the browser tests' Chromium: Debian's package, installed once (Playwright drives it),
+# with PgBouncer (debs)
+browser: debs
 
 # PgBouncer (transaction mode, started by the tests themselves: tools/pgbouncer.py):
-# Debian's package, installed once; its own service is not used
-pgbouncer:
-	test -x /usr/sbin/pgbouncer || (apt-get update -q && apt-get install -y -q pgbouncer)
+# Debian's package, installed once, with Chromium (debs); its own service is not used
+pgbouncer: debs
 
 # mypy checks the whole package: setup.cfg's [mypy] names its files (src/mother)
 lint: $(STAMP)
@@ -76,7 +75,7 @@ pytest-psycopg: $(STAMP) $(OLD_STAMP) pgbouncer
 			-k "$$only" $(PYTEST_ARGS) $(PSYCOPG_TESTS); \
 	done
 
-# both of the above in one apt-get run (make test: beside the venv's installation)
+# Debian's packages the tests need (Chromium, PgBouncer), in one apt-get run
 debs:
 	test -x /usr/bin/chromium -a -x /usr/sbin/pgbouncer || \
 		(apt-get update -q && apt-get install -y -q chromium pgbouncer)

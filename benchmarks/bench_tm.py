@@ -37,6 +37,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import statistics
@@ -72,16 +73,28 @@ def _dsn(server: str, name: str) -> str:
     return psycopg.conninfo.make_conninfo(**params)
 
 
-def mother_immediate(databases: list[str], defer: bool = True) -> None:
+def mother_immediate(databases: list[str], defer: bool = True,
+                     step: Callable[[], object] | None = None) -> None:
+    """The immediate unit; ``step`` (``--phases``) is called after each of its steps."""
     for name in databases:
         s = MotherSession(database=name, defer_writes=defer)
         join(s)
+        if step:
+            step()
         star = Star({"star_id": 1}, MO_LOAD, session=s)
+        if step:
+            step()
         star.setField("star_age", (star.getField("star_age") or 0) + 1)
         star.update()
+        if step:
+            step()
         for _ in range(2):
             Planet({"star_id": 1, "planet_name": "p"}, MO_SAVE, session=s)
+        if step:
+            step()
     transaction.commit()
+    if step:
+        step()
 
 
 def alchemy_classes(count: int) -> list[tuple[type[Any], type[Any]]]:
@@ -140,7 +153,9 @@ def mother_unit(databases: list[str]) -> None:
     transaction.commit()
 
 
-def raw_unit(conns: list[psycopg.Connection], twophase: bool) -> None:
+def raw_unit(conns: list[psycopg.Connection], twophase: bool,
+             step: Callable[[], object] | None = None) -> None:
+    """Raw psycopg's unit; ``step`` (``--phases``) is called after each of its steps."""
     xids = []
     for conn in conns:
         if twophase:
@@ -148,10 +163,16 @@ def raw_unit(conns: list[psycopg.Connection], twophase: bool) -> None:
             conn.tpc_begin(xid)
             xids.append(xid)
         row = conn.execute("SELECT * FROM stars WHERE star_id = %s", (1,)).fetchone()
+        if step:
+            step()
         conn.execute("UPDATE stars SET star_age = %s WHERE star_id = %s",
                      ((row[2] or 0) + 1, 1))
+        if step:
+            step()
         conn.cursor().executemany("INSERT INTO planets (star_id, planet_name) VALUES (%s, %s)",
                                   [(1, "p"), (1, "p")])
+        if step:
+            step()
     if twophase:
         for conn in conns:
             conn.tpc_prepare()
@@ -159,6 +180,8 @@ def raw_unit(conns: list[psycopg.Connection], twophase: bool) -> None:
             conn.tpc_commit()
     else:
         conns[0].commit()
+    if step:
+        step()
 
 
 #: the ratios reported per scenario: (contender, against, target)
@@ -226,42 +249,14 @@ def report_gc(rounds: int) -> None:
               f"{found['garbage']:.1f} unreachable objects a unit)")
 
 
-def immediate_steps(clock: Callable[[], int]) -> list[int]:
-    """The immediate unit on the default database, each step's ``clock`` time."""
+def timed_steps(unit: Callable[..., None], clock: Callable[[], int]) -> list[int]:
+    """Each step's ``clock`` time in one run of ``unit`` (given ``step=``, its callback)."""
     stamps = [clock()]
-    s = MotherSession(database="default")
-    join(s)
-    stamps.append(clock())
-    star = Star({"star_id": 1}, MO_LOAD, session=s)
-    stamps.append(clock())
-    star.setField("star_age", (star.getField("star_age") or 0) + 1)
-    star.update()
-    stamps.append(clock())
-    for _ in range(2):
-        Planet({"star_id": 1, "planet_name": "p"}, MO_SAVE, session=s)
-    stamps.append(clock())
-    transaction.commit()
-    stamps.append(clock())
+    unit(step=lambda: stamps.append(clock()))
     return [after - before for before, after in zip(stamps, stamps[1:])]
 
 
-def raw_steps(conn: psycopg.Connection[Any], clock: Callable[[], int]) -> list[int]:
-    """Raw psycopg's unit (:func:`raw_unit`, one database), each step's ``clock`` time."""
-    stamps = [clock()]
-    row = conn.execute("SELECT * FROM stars WHERE star_id = %s", (1,)).fetchone()
-    assert row is not None
-    stamps.append(clock())
-    conn.execute("UPDATE stars SET star_age = %s WHERE star_id = %s", ((row[2] or 0) + 1, 1))
-    stamps.append(clock())
-    conn.cursor().executemany("INSERT INTO planets (star_id, planet_name) VALUES (%s, %s)",
-                              [(1, "p"), (1, "p")])
-    stamps.append(clock())
-    conn.commit()
-    stamps.append(clock())
-    return [after - before for before, after in zip(stamps, stamps[1:])]
-
-
-#: the steps :func:`immediate_steps` and :func:`raw_steps` time
+#: the steps of each unit, as ``--phases`` names them (one database)
 STEPS = {"immediate": ["MotherSession + join", "MO_LOAD (BEGIN, SELECT)", "setField + update",
                        "two MO_SAVE", "transaction.commit (writes, COMMIT)"],
          "raw": ["SELECT (BEGIN, SELECT)", "UPDATE", "executemany (two INSERTs)", "COMMIT"]}
@@ -269,13 +264,14 @@ STEPS = {"immediate": ["MotherSession + join", "MO_LOAD (BEGIN, SELECT)", "setFi
 
 def report_phases(conn: psycopg.Connection[Any], rounds: int, clock: Callable[[], int],
                   which: str) -> None:
-    units = {"immediate": lambda: immediate_steps(clock), "raw": lambda: raw_steps(conn, clock)}
+    units = {"immediate": functools.partial(mother_immediate, ["default"]),
+             "raw": functools.partial(raw_unit, [conn], False)}
     for name, unit in units.items():
         if which not in ("both", name):
             continue
         for _ in range(min(rounds, 300)):  # warm-up
             unit()
-        samples = [unit() for _ in range(rounds)]
+        samples = [timed_steps(unit, clock) for _ in range(rounds)]
         medians = [statistics.median(column) / 1e3 for column in zip(*samples)]
         print(f"{name}: medians of {rounds}, sum {sum(medians):.1f} us")
         for step, median in zip(STEPS[name], medians):

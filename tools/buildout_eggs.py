@@ -13,8 +13,9 @@ hand) the test fills the cache itself, as before.
 first step runs: a venv with zc.buildout, then ``bo/bin/buildout`` into the cache
 (``buildout:eggs-directory``, non-newest). ``start`` runs ``warm`` detached, its
 output in ``LOG``. Both hold the cache's lock (``LOCK``) throughout; ``start``
-does nothing while another holder (a warm-up, or the test) has it.
-This module imports only the standard library: it runs before any venv exists.
+does nothing while another holder (a warm-up, or the test) has it. A warm-up that
+fails only leaves the cache colder: the test's own buildout runs then fill it, and
+report what fails. This module imports only the standard library: it runs before any venv exists.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dbmother"
@@ -69,21 +71,26 @@ def bootstrap(tree: Path) -> None:
     run(tree / "bo" / "bin" / "pip", "install", "-q", "zc.buildout", cwd=tree)
 
 
+def _take(lock: IO[str]) -> bool:
+    """Take the cache's lock on the open ``lock`` file if nobody holds it."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def locked(timeout: float) -> Iterator[None]:
     """Hold the cache's lock (waiting up to ``timeout`` seconds for a warm-up to end)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(LOCK, "a") as lock:
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{LOCK} still held after {timeout:.0f} s "
-                                       f"(a buildout warm-up: see {LOG})") from None
-                time.sleep(1)
+        while not _take(lock):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{LOCK} still held after {timeout:.0f} s "
+                                   f"(a buildout warm-up: see {LOG})")
+            time.sleep(1)
         yield  # the lock goes with the file's closing
 
 
@@ -101,9 +108,7 @@ def start() -> None:
     (at once too when something else holds the lock)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(LOCK, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _take(lock):
             print(f"buildout egg cache: {LOCK} is held, no warm-up started")
             return
         with open(LOG, "w") as log:
