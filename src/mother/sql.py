@@ -429,20 +429,11 @@ def insert(dialect: Dialect, table: Table, values: Mapping[str, Any],
 def next_keys(dialect: Dialect, table: Table, column: str, count: int
               ) -> tuple[str, dict[str, Any]]:
     """``count`` new values of the sequence that numbers ``table.column`` (a serial or
-    identity column), in one statement: one row ``{"k": [values]}`` (in no particular
-    order: the caller gives them out), ``{"k": None}`` when no sequence numbers the
-    column. PostgreSQL only (where the dialect
-    :attr:`~mother.dialects.base.Dialect.can_copy`)."""
+    identity column), in one statement: :meth:`~mother.dialects.base.Dialect.next_keys`,
+    the column checked. Only where the dialect
+    :attr:`~mother.dialects.base.Dialect.can_copy`."""
     table.check_fields([column])
-    query = Query(dialect)
-    # the table is named as SQL text (quoted: its case kept), the column literally; the
-    # sequence is looked up once (MATERIALIZED), not once per key
-    seq = (f"pg_catalog.pg_get_serial_sequence({query.bind(dialect.quote(table.name))}, "
-           f"{query.bind(column)})::regclass")
-    return (f"WITH s AS MATERIALIZED (SELECT {seq} AS seq) SELECT "
-            "pg_catalog.array_agg(pg_catalog.nextval(s.seq)) AS k FROM s, "
-            f"pg_catalog.generate_series(1, {query.bind(count)}) WHERE s.seq IS NOT NULL",
-            query.params)
+    return dialect.next_keys(table.name, column, count)
 
 
 def copy_in(dialect: Dialect, table: Table, columns: Sequence[str]) -> str:
@@ -550,32 +541,20 @@ def _template(dialect: Dialect, table: Table, kind: str, columns: Sequence[str],
 
 def update_group(dialect: Dialect, table: Table, columns: Sequence[str],
                  keys: Sequence[str]) -> str | None:
-    """One UPDATE of many rows: ``columns`` set where ``keys`` match, the rows' values
-    given as one array per column, ``a0…`` (``columns``, then ``keys``), unnested side
-    by side (``ROWS FROM … WITH ORDINALITY``) as ``mo_v``, each row's place ``mo_n``
-    (counted from 1). Made once per table and shape; None where the dialect cannot
-    (:attr:`~mother.dialects.base.Dialect.can_update_arrays`) or a column is itself an
-    array (unnest would flatten it)."""
+    """One UPDATE of many rows, ``columns`` set where ``keys`` match, their values given
+    as one array per column (:meth:`~mother.dialects.base.Dialect.update_from_arrays`),
+    made once per table and shape; None where the dialect cannot
+    (:attr:`~mother.dialects.base.Dialect.can_update_arrays`, and see its method)."""
     shape = (dialect.name, "update group", tuple(columns), tuple(keys))
     if shape in table.templates:
         return table.templates[shape] or None
     table.check_fields([*columns, *keys])
-    types = [table.columns[name].type for name in (*columns, *keys)]
-    text = ""
-    if dialect.can_update_arrays and columns and keys and not any(
-            kind.endswith("]") for kind in types):
-        quote, ph = functools.partial(quoted, dialect), dialect.placeholder
-        target = quote(table.name)
-        arrays = ", ".join(f"pg_catalog.unnest({ph(f'a{i}')}::{dialect.trusted(kind)}[])"
-                           for i, kind in enumerate(types))
-        names = ", ".join(f"a{i}" for i in range(len(types)))
-        sets = ", ".join(f"{quote(col)} = mo_v.a{i}" for i, col in enumerate(columns))
-        where = " AND ".join(f"{target}.{quote(key)} = mo_v.a{len(columns) + i}"
-                             for i, key in enumerate(keys))
-        text = (f"UPDATE {target} SET {sets} FROM ROWS FROM ({arrays}) "
-                f"WITH ORDINALITY AS mo_v({names}, mo_n) WHERE {where}")
-    table.templates[shape] = text
-    return text or None
+    text = None
+    if dialect.can_update_arrays and columns and keys:
+        types = [table.columns[name].type for name in (*columns, *keys)]
+        text = dialect.update_from_arrays(table.name, columns, keys, types)
+    table.templates[shape] = text or ""
+    return text
 
 
 def template_params(columns: Sequence[str], keys: Sequence[str], values: Mapping[str, Any],

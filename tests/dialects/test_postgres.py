@@ -98,3 +98,28 @@ def test_a_callers_connection_keeps_prepared_statements_across_a_rollback(
         session.rollback()  # psycopg sends DEALLOCATE ALL here if it prepared anything
         assert session.mr_query("SELECT %(x)s::int AS x", {"x": 9}) == [{"x": 9}]
         session.endSession()
+
+
+def test_next_keys_takes_distinct_keys_from_the_sequence_of_a_numbered_column_only(
+        pgdb: Database) -> None:
+    with MotherSession() as session:
+        session.oc_query('CREATE TABLE "Odd%Keys" (n SERIAL PRIMARY KEY, label TEXT)')
+        try:
+            for column, wanted in (("n", 5), ("label", None)):
+                text, params = pgdb.dialect.next_keys("Odd%Keys", column, 5)
+                [row] = session.mr_query(text, params)
+                keys = row["k"]
+                assert (keys if wanted is None else len(set(keys))) == wanted
+        finally:
+            session.rollback()
+
+
+def test_an_update_from_arrays_quotes_its_names_and_refuses_array_columns(
+        pgdb: Database) -> None:
+    dialect = pgdb.dialect
+    text = dialect.update_from_arrays('a"b%', ["v%"], ["id"], ["text", "integer"])
+    assert text is not None
+    assert text.startswith('UPDATE "a""b%%" SET "v%%" = mo_v.a0 FROM ROWS FROM (')
+    assert "pg_catalog.unnest(%(a0)s::text[]), pg_catalog.unnest(%(a1)s::integer[])" in text
+    assert text.endswith('WITH ORDINALITY AS mo_v(a0, a1, mo_n) WHERE "a""b%%"."id" = mo_v.a1')
+    assert dialect.update_from_arrays("t", ["tags"], ["id"], ["text[]", "integer"]) is None

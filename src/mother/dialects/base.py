@@ -149,10 +149,10 @@ class Dialect:
     concurrent_writes: ClassVar[bool]
     #: the column type of an auto-numbered integer key (for the tutorial schema)
     serial_type: ClassVar[str]
-    #: whether :meth:`copy` can load rows (PostgreSQL's ``COPY … FROM STDIN``)
+    #: whether :meth:`copy` can load rows (PostgreSQL's ``COPY … FROM STDIN``), their keys
+    #: taken ahead (:meth:`next_keys`)
     can_copy: ClassVar[bool] = False
-    #: whether one UPDATE can take many rows' values as arrays (``unnest … WITH ORDINALITY``,
-    #: see :func:`mother.sql.update_group`)
+    #: whether one UPDATE can take many rows' values as arrays (:meth:`update_from_arrays`)
     can_update_arrays: ClassVar[bool] = False
     #: whether :meth:`run_batch` sends its statements in one round trip (a query may
     #: then ride with the flush it triggers)
@@ -298,6 +298,24 @@ class Dialect:
         :func:`mother.sql.copy_in`) in the open transaction, as one statement; the
         rows loaded. Only where :attr:`can_copy`."""
         raise NotImplementedError(f"{self.name} has no COPY")
+
+    def next_keys(self, table: str, column: str, count: int) -> tuple[str, dict[str, Any]]:
+        """One statement taking ``count`` new values of the sequence that numbers
+        ``column`` of ``table`` (names checked by the caller), and its parameters: one
+        row ``{"k": [values]}`` (in no particular order: the caller gives them out),
+        ``{"k": None}`` when no sequence numbers the column. Only where :attr:`can_copy`
+        (the keys of the rows a COPY loads)."""
+        raise NotImplementedError(f"{self.name} hands out no keys ahead")
+
+    def update_from_arrays(self, table: str, columns: Sequence[str], keys: Sequence[str],
+                           types: Sequence[str]) -> str | None:
+        """One UPDATE of many rows of ``table`` (names checked by the caller):
+        ``columns`` set where ``keys`` match, the rows' values given as one array per
+        column, parameters ``a0…`` (``columns``, then ``keys``; ``types`` their column
+        types), each row's place ``mo_n`` counted from 1 (for the dialect's guard of
+        :meth:`run_batch`). None where a column cannot be passed so. Only where
+        :attr:`can_update_arrays`."""
+        raise NotImplementedError(f"{self.name} has no UPDATE from arrays")
 
     # -- streaming: a query's rows read a chunk at a time, in the open transaction -------
     def open_stream(self, conn: Any, sql: str, params: Any, size: int) -> Any:

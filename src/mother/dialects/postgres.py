@@ -52,13 +52,20 @@ UNBOUNDED = 2**31 - 1
 GUARD = ("WITH mo_changed AS (", " RETURNING 1) SELECT CAST(CASE WHEN COUNT(*) = 0 "
          "THEN %(mo_unchanged)s ELSE CAST(COUNT(*) AS TEXT) END AS BIGINT) AS mo_count "
          "FROM mo_changed")
-#: the same for a group UPDATE (:func:`mother.sql.update_group`, its one parameter set
-#: holding ``mo_rows``): the first of its rows it did not change is named by its place
+#: the same for a group UPDATE (:meth:`PostgresDialect.update_from_arrays`, its one
+#: parameter set holding ``mo_rows``): the first of its rows it did not change is named
+#: by its place
 GROUP_GUARD = ("WITH mo_changed AS (", " RETURNING mo_v.mo_n) SELECT CAST(CASE WHEN COUNT(*) = "
                "%(mo_rows)s THEN CAST(COUNT(*) AS TEXT) ELSE %(mo_unchanged)s || (SELECT "
                "pg_catalog.min(g) - 1 FROM pg_catalog.generate_series(1, %(mo_rows)s) AS g "
                "WHERE NOT EXISTS (SELECT FROM mo_changed WHERE mo_n = g)) END AS BIGINT) "
                "AS mo_count FROM mo_changed")
+#: the keys of :meth:`PostgresDialect.next_keys`: the table is named as SQL text (quoted:
+#: its case kept), the column literally
+NEXT_KEYS = ("WITH s AS MATERIALIZED (SELECT pg_catalog.pg_get_serial_sequence(%(mo_table)s, "
+             "%(mo_column)s)::regclass AS seq) SELECT pg_catalog.array_agg(pg_catalog.nextval("
+             "s.seq)) AS k FROM s, pg_catalog.generate_series(1, %(mo_count)s) "
+             "WHERE s.seq IS NOT NULL")
 #: a replica's state, and the position it replayed, as a number (health checks)
 STANDBY_SQL = ("SELECT pg_catalog.pg_is_in_recovery(), "
                "(pg_catalog.pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8")
@@ -227,6 +234,30 @@ class PostgresDialect(Dialect):
 
     def placeholder(self, name: str) -> str:
         return f"%({name})s"
+
+    def next_keys(self, table: str, column: str, count: int) -> tuple[str, dict[str, Any]]:
+        """``nextval`` ``count`` times on the sequence of ``pg_get_serial_sequence`` (a
+        serial or identity column), looked up once (``MATERIALIZED``), not once per key."""
+        return NEXT_KEYS, {"mo_table": self.quote(table), "mo_column": column,
+                           "mo_count": count}
+
+    def update_from_arrays(self, table: str, columns: Sequence[str], keys: Sequence[str],
+                           types: Sequence[str]) -> str | None:
+        """``UPDATE … FROM ROWS FROM (unnest(a0), …) WITH ORDINALITY AS mo_v(a0, …, mo_n)``,
+        each array cast to its column's type; None when a column is itself an array
+        (unnest would flatten it)."""
+        if any(kind.endswith("]") for kind in types):
+            return None
+        target = self.trusted(self.quote(table))
+        arrays = ", ".join(f"pg_catalog.unnest(%(a{i})s::{self.trusted(kind)}[])"
+                           for i, kind in enumerate(types))
+        names = ", ".join(f"a{i}" for i in range(len(types)))
+        sets = ", ".join(f"{self.trusted(self.quote(col))} = mo_v.a{i}"
+                         for i, col in enumerate(columns))
+        where = " AND ".join(f"{target}.{self.trusted(self.quote(key))} = mo_v.a{len(columns) + i}"
+                             for i, key in enumerate(keys))
+        return (f"UPDATE {target} SET {sets} FROM ROWS FROM ({arrays}) "
+                f"WITH ORDINALITY AS mo_v({names}, mo_n) WHERE {where}")
 
     def _cursors(self, conn: PgConnection) -> _Cursors:
         found = self._streams.get(conn)
