@@ -124,9 +124,16 @@ def recorded_id(db: Database, conn: Any) -> str | None:
     return known
 
 
+#: the columns a decision writes
+_DECIDED = ("global_id", "outcome", "decided_at")
+
+
 def decision(db: Database, global_id: str) -> tuple[str, dict[str, Any]]:
-    """The statement recording that ``global_id`` commits (run inside the decider)."""
-    return _insert(db, global_id, COMMIT)
+    """The statement recording that ``global_id`` commits (run inside the decider, once
+    per two-phase transaction: its text is composed once per database)."""
+    return (sql.template(db.dialect, LOG, "insert", _DECIDED),
+            sql.template_params(_DECIDED, (), {"global_id": global_id, "outcome": COMMIT,
+                                                "decided_at": time.time()}))
 
 
 def read(db: Database, conn: Any, global_ids: Iterable[str] | None = None) -> dict[str, str]:
