@@ -9,11 +9,11 @@ waits for the server.
 
 Each contender of ``bench_tm`` (one database: ``immediate``, ``unit``, ``raw``; two
 with two-phase commit: ``immediate-2pc``, ``raw-2pc``) runs in a process of its own
-under callgrind twice, ROUNDS and 5 x ROUNDS units after the same start; the
-difference of the two totals, divided by 4 x ROUNDS, is one unit's count, with the
-start-up (imports, connecting, warming up) taken out. ``--split`` also divides the
-count between the interpreter, psycopg's C code, libpq and libc
-(``callgrind_annotate``).
+under callgrind twice (one hash seed for both), ROUNDS and 5 x ROUNDS units after
+the same start; the difference of the two totals, divided by 4 x ROUNDS, is one
+unit's count, with the start-up (imports, connecting, warming up) taken out.
+``--split`` also divides the count between the interpreter, psycopg's C code, libpq
+and libc (``callgrind_annotate``).
 
 Usage (valgrind from Debian's package):
   MOTHER_TEST_PG_DSN="host=127.0.0.1 port=54329 user=postgres dbname=postgres" \
@@ -71,7 +71,9 @@ def counted(name: str, rounds: int, dsns: list[str], out: str) -> int:
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                sys.executable, "-m", "benchmarks.bench_instructions", "--child", name,
                str(rounds), *dsns]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    # one hash seed: the same layout of every dict and set from one run to the next
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode or not found:
         raise RuntimeError(f"{name} under callgrind failed:\n{done.stderr[-2000:]}")

@@ -160,8 +160,9 @@ class Template:
         """The parameters in ``$n`` order, checked against the placeholders."""
         if not self.formats:
             return []
+        kind = type(params)  # the usual kinds first: an ABC's isinstance is a Python call
         if self.names is None:
-            if isinstance(params, Mapping):
+            if kind is not tuple and kind is not list and isinstance(params, Mapping):
                 raise psycopg.ProgrammingError("positional placeholders (%s) need a sequence "
                                                "of parameters, not a mapping")
             values = list(params or ())
@@ -170,7 +171,7 @@ class Template:
                     f"the query has {len(self.formats)} placeholders but "
                     f"{len(values)} parameters were passed")
             return values
-        if not isinstance(params, Mapping):
+        if kind is not dict and not isinstance(params, Mapping):
             raise psycopg.ProgrammingError("named placeholders (%(name)s) need a mapping of "
                                            "parameters")
         try:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import weakref
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 from ..config import Settings
 from ..errors import ArgumentError, MotherError
@@ -15,6 +16,23 @@ from ..schema import Schema
 Statement = tuple[str, Sequence[Any], bool]
 #: what the work done while a statement runs gives (:meth:`Dialect.execute_while`)
 T = TypeVar("T")
+V = TypeVar("V")
+
+
+class ByConnection(dict[int, V], Generic[V]):
+    """A dialect's own state per live connection, keyed by ``id(conn)``.
+
+    Found with ``get(id(conn))``, a plain dict's lookup, where a
+    ``WeakKeyDictionary``'s is a Python call; an entry goes when its connection
+    is freed (before its id can be reused).
+    """
+
+    def attach(self, conn: Any, value: V) -> V:
+        """Keep ``value`` for ``conn`` until ``conn`` is freed; ``value`` back."""
+        key = id(conn)
+        self[key] = value
+        weakref.finalize(conn, self.pop, key, None).atexit = False
+        return value
 
 
 class BatchResult(NamedTuple):

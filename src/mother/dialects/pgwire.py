@@ -57,7 +57,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import secrets
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -69,7 +68,7 @@ from .. import events
 from ..errors import PreparedStatementLostError, RolledBackError
 from . import _psycopg as fence
 from ._psycopg import template
-from .base import EndLost, T
+from .base import ByConnection, EndLost, T
 
 MAX_SEEN = 1000
 _ES = pq.ExecStatus
@@ -171,14 +170,12 @@ class _State:
         return len(prepared) + (0 if idle else len(retired)) < limit
 
 
-_states: weakref.WeakKeyDictionary[psycopg.Connection[Any], _State] = weakref.WeakKeyDictionary()
+_states: ByConnection[_State] = ByConnection()
 
 
 def _state(conn: psycopg.Connection[Any]) -> _State:
-    state = _states.get(conn)
-    if state is None:
-        state = _states[conn] = _State()
-    return state
+    state = _states.get(id(conn))
+    return state if state is not None else _states.attach(conn, _State())
 
 
 def set_prepare_threshold(conn: psycopg.Connection[Any], threshold: int | None) -> None:
@@ -218,7 +215,7 @@ def labels(conn: psycopg.Connection[Any]) -> tuple[str, str | None]:
 def forget_prepared(conn: psycopg.Connection[Any]) -> None:
     """The server dropped the connection's prepared statements (``DISCARD ALL``,
     ``DEALLOCATE ALL``): prepare them again when they next qualify."""
-    state = _states.get(conn)
+    state = _states.get(id(conn))
     if state is not None:
         state.prepared.clear()
         state.retired.clear()
@@ -277,7 +274,7 @@ def begin(conn: psycopg.Connection[Any], name: str | None, isolation_level: str 
 
 def discard_begin(conn: psycopg.Connection[Any]) -> list[bytes]:
     """Take back a queued ``BEGIN`` (the connection is idle: nothing to commit or roll back)."""
-    state = _states.get(conn)
+    state = _states.get(id(conn))
     if state is None or not state.begin:
         return []
     commands, state.begin = state.begin, []
@@ -633,7 +630,7 @@ def start(conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]],
 def take_position(conn: psycopg.Connection[Any]) -> int | None:
     """The WAL position the last closing command of :func:`run` with ``position`` asked
     (None: not asked, or not known), forgotten once taken."""
-    state = _states.get(conn)
+    state = _states.get(id(conn))
     if state is None:
         return None
     position, state.position = state.position, None

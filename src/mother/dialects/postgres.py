@@ -17,7 +17,6 @@ import functools
 import re
 import select
 import threading
-import weakref
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
@@ -35,6 +34,7 @@ from . import _psycopg as fence
 from . import pgwire
 from .base import (
     BatchResult,
+    ByConnection,
     Dialect,
     EndLost,
     PoolStatus,
@@ -227,8 +227,7 @@ class PostgresDialect(Dialect):
             psycopg.conninfo.conninfo_to_dict(settings.dsn)
         except psycopg.ProgrammingError as error:
             raise ConfigError("dsn", settings.dsn, f"not a PostgreSQL DSN: {error}") from None
-        self._streams: weakref.WeakKeyDictionary[PgConnection, _Cursors] = (
-            weakref.WeakKeyDictionary())
+        self._streams: ByConnection[_Cursors] = ByConnection()
         #: a commit asks the WAL position it reached (read-your-writes on the replicas)
         self._position = bool(settings.replicas)
 
@@ -260,10 +259,8 @@ class PostgresDialect(Dialect):
                 f"WITH ORDINALITY AS mo_v({names}, mo_n) WHERE {where}")
 
     def _cursors(self, conn: PgConnection) -> _Cursors:
-        found = self._streams.get(conn)
-        if found is None:
-            found = self._streams[conn] = _Cursors()
-        return found
+        found = self._streams.get(id(conn))
+        return found if found is not None else self._streams.attach(conn, _Cursors())
 
     def trusted(self, text: str) -> str:
         # statements always carry bound parameters, so a literal % must be doubled
