@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
 from pathlib import Path
@@ -25,7 +26,7 @@ from mother import (
 from mother.config import make_settings
 from mother.database import Database
 from mother.dialects import dialect_for
-from mother.dialects.base import RowNotChangedError
+from mother.dialects.base import ByConnection, RowNotChangedError
 from tests.support.databases import count
 
 
@@ -231,3 +232,15 @@ def test_sqlite_refuses_a_psycopg_composed_query_naming_it(tmp_path: Path) -> No
             session.mr_query(sql.SQL("SELECT 1"))
     finally:
         close_all()
+
+
+def test_state_by_connection_goes_with_its_connection(pgdb: Database) -> None:
+    states: ByConnection[list[str]] = ByConnection()
+    kept, dropped = (psycopg.connect(pgdb.settings.dsn) for _ in range(2))
+    states.attach(kept, ["kept"])
+    states.attach(dropped, ["dropped"])
+    dropped.close()
+    del dropped
+    gc.collect()
+    assert list(states.values()) == [["kept"]] and states.get(id(kept)) == ["kept"]
+    kept.close()
