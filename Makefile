@@ -87,13 +87,16 @@ buildout-eggs:
 	$(PYTHON) tools/buildout_eggs.py start
 
 # in steps, each with what can run beside it on two cores: Debian's packages beside the
-# venv, ruff and mypy beside the docs, the oldest psycopg's venv beside the main run (the
-# buildout warm-up beside all of them)
+# venv, ruff and mypy beside the docs, the psycopg matrix (its venv first) beside the main
+# run (the buildout warm-up beside all of them). The two runs use databases of their own
+# on one server and one PgBouncer, both started first (a run that finds PgBouncer running
+# leaves it running) and PgBouncer stopped after, whatever the runs' outcome
 test: buildout-eggs
 	$(MAKE) -j2 install debs
 	$(MAKE) -j2 lint docs
-	$(MAKE) -j2 pytest $(OLD_STAMP)
-	$(MAKE) pytest-psycopg
+	$(PY) tools/pgbouncer.py ensure
+	status=0; $(MAKE) -j2 -Otarget pytest pytest-psycopg || status=$$?; \
+		$(PY) tools/pgbouncer.py stop; exit $$status
 
 # stops the test replicas a killed test run left, PgBouncer and the throwaway PostgreSQL
 # cluster, each only if this checkout started it
