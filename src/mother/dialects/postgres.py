@@ -247,13 +247,15 @@ class PostgresDialect(Dialect):
         (unnest would flatten it)."""
         if any(kind.endswith("]") for kind in types):
             return None
-        target = self.trusted(self.quote(table))
+        def name(identifier: str) -> str:  # quoted, its % doubled (parameters are bound)
+            return self.trusted(self.quote(identifier))
+
+        target = name(table)
         arrays = ", ".join(f"pg_catalog.unnest(%(a{i})s::{self.trusted(kind)}[])"
                            for i, kind in enumerate(types))
         names = ", ".join(f"a{i}" for i in range(len(types)))
-        sets = ", ".join(f"{self.trusted(self.quote(col))} = mo_v.a{i}"
-                         for i, col in enumerate(columns))
-        where = " AND ".join(f"{target}.{self.trusted(self.quote(key))} = mo_v.a{len(columns) + i}"
+        sets = ", ".join(f"{name(col)} = mo_v.a{i}" for i, col in enumerate(columns))
+        where = " AND ".join(f"{target}.{name(key)} = mo_v.a{len(columns) + i}"
                              for i, key in enumerate(keys))
         return (f"UPDATE {target} SET {sets} FROM ROWS FROM ({arrays}) "
                 f"WITH ORDINALITY AS mo_v({names}, mo_n) WHERE {where}")
