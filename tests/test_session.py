@@ -7,9 +7,11 @@ import re
 
 import psycopg
 import pytest
+import transaction
 
 from mother import (
     MO_SAVE,
+    ArgumentError,
     ConnectionLostError,
     MoFilter,
     MotherError,
@@ -21,6 +23,7 @@ from mother import (
     tutorial,
 )
 from mother.database import Database
+from mother.tm import join
 from tests.support.classes import ClsStars
 from tests.support.databases import count
 
@@ -211,6 +214,69 @@ def test_caller_owned_connection_shows_the_session_name(pgdb: Database) -> None:
             assert session.ov_query("SELECT current_setting('application_name') AS a") \
                 == "BorrowedName"
         assert not conn.closed
+    finally:
+        conn.close()
+
+
+def _autocommit_named(pgdb: Database, name: str) -> psycopg.Connection:
+    """A caller's autocommit connection whose application_name already is ``name``."""
+    conn = pgdb.dialect.connect()
+    conn.autocommit = True
+    conn.execute("SELECT set_config('application_name', %s, false)", (name,))
+    return conn
+
+
+def test_caller_autocommit_connection_runs_in_the_sessions_transaction(
+        pgdb: Database, clean_transaction: None) -> None:
+    conn = _autocommit_named(pgdb, "worker")
+    try:
+        session = MotherSession("worker", pg_conn=conn)
+        insert_star(session, pgdb, "rolled back")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        session.rollback()
+        session.endSession()
+        session = MotherSession("worker", pg_conn=conn)
+        join(session)
+        insert_star(session, pgdb, "aborted")
+        transaction.abort()
+        assert count(pgdb, "stars") == 0
+        session = MotherSession("worker", pg_conn=conn)
+        join(session)
+        insert_star(session, pgdb, "committed")
+        transaction.commit()
+        assert count(pgdb, "stars") == 1
+    finally:
+        conn.close()
+
+
+def test_caller_autocommit_is_given_back_when_the_session_ends(pgdb: Database) -> None:
+    conn = _autocommit_named(pgdb, "elsewhere")
+    try:
+        with MotherSession("worker", pg_conn=conn) as session:
+            insert_star(session, pgdb, "the session's")
+            assert not conn.autocommit
+        assert conn.autocommit
+        # the caller's own statement commits by itself again, as before the session
+        conn.execute("INSERT INTO stars (star_name) VALUES ('the caller''s')")
+        assert count(pgdb, "stars") == 2
+        session = MotherSession("worker", pg_conn=conn)
+        insert_star(session, pgdb, "closed")
+        session.close()
+        assert conn.autocommit and count(pgdb, "stars") == 2
+    finally:
+        conn.close()
+
+
+def test_caller_autocommit_connection_inside_its_own_begin_is_refused(pgdb: Database) -> None:
+    conn = _autocommit_named(pgdb, "worker")
+    try:
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO stars (star_name) VALUES ('the caller''s')")
+        with pytest.raises(ArgumentError, match="autocommit mode inside a transaction"):
+            MotherSession("worker", pg_conn=conn)
+        assert conn.autocommit  # untouched: the caller's transaction is its own
+        conn.execute("COMMIT")
+        assert count(pgdb, "stars") == 1
     finally:
         conn.close()
 

@@ -290,8 +290,9 @@ class Transactional(Executor):
         #: statements and round trips sent so far (a batch of statements is one)
         self.statements = 0
         self.batches = 0
-        if pg_conn is not None:
-            database.dialect.set_session_name(pg_conn, self.name)
+        #: what the dialect keeps of a caller's connection, to leave it as it was
+        self._kept = (database.dialect.adopt(pg_conn, self.name) if pg_conn is not None
+                      else None)
 
     @property
     def closed(self) -> bool:
@@ -689,6 +690,8 @@ class Transactional(Executor):
                     self.database.dialect.rollback(conn)
             if self._owned:
                 self._putconn(conn)
+            else:
+                self.database.dialect.give_back(conn, self._kept)
         if events.listeners:
             events.session_event(self.database.name, self.name, "ended", outcome or (
                 "closed" if conn is None else "rolled back" if rollback else "committed"))

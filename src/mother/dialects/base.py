@@ -221,6 +221,17 @@ class Dialect:
     def set_session_name(self, conn: Any, name: str) -> None:
         """Show the session name to the server's administrators, where it can."""
 
+    def adopt(self, conn: Any, name: str) -> Any:
+        """Take a caller's own connection (``MotherSession(pg_conn=conn)``) for a session:
+        name it, and put it in the mode the session's transactions need. What it returns
+        goes to :meth:`give_back` when the session ends."""
+        self.set_session_name(conn, name)
+        return None
+
+    def give_back(self, conn: Any, kept: Any) -> None:
+        """The session that :meth:`adopt` took ``conn`` for has ended (its transaction
+        committed or rolled back): leave the connection as the caller had it."""
+
     def forget_session(self, conn: Any) -> None:
         """``conn`` goes back to its pool: its round trips are no longer reported as the
         session's (the session's name labels them from :meth:`begin` or

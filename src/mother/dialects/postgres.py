@@ -28,7 +28,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
 from .. import events
-from ..errors import ConfigError, PoolTimeoutError
+from ..errors import ArgumentError, ConfigError, PoolTimeoutError
 from ..schema import Column, ForeignKey, Schema, Table
 from . import _psycopg as fence
 from . import pgwire
@@ -339,6 +339,24 @@ class PostgresDialect(Dialect):
 
     def forget_session(self, conn: PgConnection) -> None:
         pgwire.label(conn, session=None)
+
+    def adopt(self, conn: PgConnection, name: str) -> bool:
+        """A caller's connection in autocommit mode is switched out of it for the session
+        (its statements must share the session's transaction, and its rollback undo
+        them); :meth:`give_back` switches it back. Returns whether it was on."""
+        autocommit = conn.autocommit
+        if autocommit:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                raise ArgumentError(
+                    "MotherSession(pg_conn=...): the connection is in autocommit mode inside "
+                    "a transaction it began itself (BEGIN); commit or roll it back first")
+            conn.autocommit = False
+        self.set_session_name(conn, name)
+        return autocommit
+
+    def give_back(self, conn: PgConnection, kept: bool) -> None:
+        if kept and not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+            conn.autocommit = True
 
     def set_session_name(self, conn: PgConnection, name: str) -> None:
         pgwire.label(conn, session=name)
