@@ -609,15 +609,15 @@ class Transactional(Executor):
                 raise
         self.wrote = False
 
-    def send_commit_if_read(self) -> bool:
-        """COMMIT if the database says the transaction wrote nothing; else False (and the
-        transaction now counts as written)."""
+    def wrote_nothing(self) -> bool:
+        """Whether the database says the transaction wrote nothing (if it wrote, it now
+        counts as written); the transaction stays open."""
         self.check_open()
         self.check_lost()
         conn = self._conn
         if conn is not None:
             try:
-                if not self.database.dialect.commit_if_read_only(conn):
+                if not self.database.dialect.wrote_nothing(conn):
                     self.wrote = True
                     return False
             except Exception as error:

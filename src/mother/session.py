@@ -398,14 +398,6 @@ class Session(Transactional):
         if not sent:
             self.batch([riding] if riding is not None else [], gid=gid)
 
-    def _commit_if_read(self) -> bool:
-        """COMMIT if nothing is pending and the database says the transaction wrote
-        nothing; else False (and the session now counts as written)."""
-        if self.uow.has_pending() or not self.send_commit_if_read():
-            return False
-        self.uow.commit()
-        return True
-
     def mark_written(self) -> None:
         """Declare that the current transaction wrote (the vote then never takes it for a
         read); dbmother also asks the server, so this is rarely needed."""
@@ -515,9 +507,10 @@ class Managed:
         """Flush and COMMIT in one round trip; ``statement`` rides with the COMMIT."""
         self.session._commit(statement)
 
-    def commit_if_read(self) -> bool:
-        """COMMIT if the server says the transaction wrote nothing; else False."""
-        return self.session._commit_if_read()
+    def only_read(self) -> bool:
+        """Whether nothing is pending and the server says the transaction wrote nothing
+        (if it wrote, it now counts as written); the transaction stays open."""
+        return not self.session.uow.has_pending() and self.session.wrote_nothing()
 
     def prepare(self, gid: str, statement: tuple[str, dict[str, Any]] | None = None) -> None:
         """Write the pending changes and ``PREPARE TRANSACTION gid`` in one round trip,

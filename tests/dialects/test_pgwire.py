@@ -379,24 +379,26 @@ def test_prepare_of_a_failed_transaction_raises_rolled_back(pgdb: Database,
                              "WHERE gid = 'mother-test-failed'").fetchone()[0] == 0
 
 
-def test_a_transaction_that_wrote_is_not_committed_as_read_only(
+def test_a_transaction_that_wrote_is_not_taken_for_a_read(
         pgdb: Database, conn: psycopg.Connection) -> None:
     pgwire.begin(conn, None)
     # looks like a read, writes: a data-modifying CTE
     pgwire.run(conn, [("WITH w AS (INSERT INTO stars (star_name) VALUES (%s) RETURNING 1) "
                        "SELECT count(*) FROM w", ("cte",))])
-    assert pgdb.dialect.commit_if_read_only(conn) is False
+    assert pgdb.dialect.wrote_nothing(conn) is False
     assert conn.pgconn.transaction_status == INTRANS  # still there, nothing lost
     pgdb.dialect.commit(conn)
     assert stored(pgdb) == ["cte"]
 
 
-def test_a_transaction_that_only_read_is_committed_in_one_round_trip(
+def test_a_transaction_that_only_read_is_said_so_and_stays_open(
         pgdb: Database, conn: psycopg.Connection) -> None:
     pgwire.begin(conn, None)
-    pgwire.run(conn, [("SELECT count(*) FROM stars", ())])
-    assert pgdb.dialect.commit_if_read_only(conn) is True
-    assert conn.pgconn.transaction_status == IDLE
+    pgwire.run(conn, [("SELECT pg_advisory_xact_lock(4242)", ())])
+    assert pgdb.dialect.wrote_nothing(conn) is True
+    assert conn.pgconn.transaction_status == INTRANS  # the reads' transaction goes on
+    with psycopg.connect(pgdb.settings.dsn) as other:  # its advisory lock still held
+        assert other.execute("SELECT pg_try_advisory_xact_lock(4242)").fetchone()[0] is False
 
 
 def _terminate_when_committing(pgdb: Database, conn: psycopg.Connection) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,78 @@ def test_a_read_that_writes_is_prepared_like_any_write(pair, request) -> None:
         transaction.commit()
     transaction.abort()
     assert count(second, "stars") == 0 and nothing_prepared(pair)
+
+
+def _listening(dsn: str) -> tuple[psycopg.Connection, list[str]]:
+    """A connection listening on ``mother_test``, and the payloads it has received."""
+    listener = psycopg.connect(dsn, autocommit=True)
+    received: list[str] = []
+    listener.add_notify_handler(lambda notify: received.append(notify.payload))
+    listener.execute("LISTEN mother_test")
+    return listener, received
+
+
+def _heard(listener: psycopg.Connection, received: list[str], seconds: float) -> list[str]:
+    """What the listener has received after ``seconds`` (a round trip reads it in)."""
+    deadline = time.monotonic() + seconds
+    while not received and time.monotonic() < deadline:
+        listener.execute("SELECT 1")
+        time.sleep(0.05)
+    return received
+
+
+def _reader_and_writer(tag: str) -> tuple[MotherSession, MotherSession]:
+    """A session that only reads (by the server's word: NOTIFY takes no transaction id),
+    with a NOTIFY; another that writes a star in the second database."""
+    reader, writer = MotherSession("reader"), MotherSession("writer", database="second")
+    join(reader), join(writer)
+    reader.ov_query("SELECT pg_notify('mother_test', %s)", (tag,))
+    ClsStars({"star_name": tag}, MO_SAVE, session=writer)
+    return reader, writer
+
+
+@pytest.mark.parametrize("position", ["first", "between", "last"])
+def test_a_reading_sessions_notify_follows_the_transactions_outcome(
+        pair, position: str, pg_databases: list[str]) -> None:
+    # straight to the server: a LISTEN through PgBouncer's transaction pooling hears nothing
+    listener, received = _listening(pg_databases[0])
+    try:
+        transaction.get().join(Foreign(key_at(position, _reader_and_writer("aborted")),
+                                       "tpc_vote", boom))
+        with pytest.raises(Boom):
+            transaction.commit()
+        transaction.abort()
+        assert _heard(listener, received, 0.5) == []  # the transaction did not commit
+        _reader_and_writer("committed")
+        transaction.commit()
+        assert _heard(listener, received, 5) == ["committed"]
+        assert count(pair[1], "stars") == 1
+    finally:
+        listener.close()
+
+
+def test_a_reading_sessions_advisory_lock_is_held_until_the_decision(
+        pair, pg_databases: list[str]) -> None:
+    reader, writer = MotherSession("reader"), MotherSession("writer", database="second")
+    join(reader), join(writer)
+    reader.ov_query("SELECT pg_advisory_xact_lock(4243)")
+    ClsStars({"star_name": "w"}, MO_SAVE, session=writer)
+    free: list[bool] = []
+
+    def try_lock() -> None:
+        # a lock of its own statement only (autocommit), straight to the server: none
+        # left behind on a connection PgBouncer keeps
+        with psycopg.connect(pg_databases[0], autocommit=True) as other:
+            got = other.execute("SELECT pg_try_advisory_xact_lock(4243)").fetchone()[0]
+            free.append(got)
+
+    # the last resource's vote: every dbmother branch has had its tpc_begin
+    transaction.get().join(Foreign(key_at("last", (reader, writer)), "tpc_vote", try_lock))
+    transaction.commit()
+    assert free == [False]
+    try_lock()
+    assert free == [False, True]
+    assert count(pair[1], "stars") == 1 and nothing_prepared(pair)
 
 
 # -- connections lost at each point --------------------------------------------------------------

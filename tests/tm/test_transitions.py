@@ -27,6 +27,7 @@ from mother.tm.datamanager import (
     IN_DOUBT,
     MOVES,
     PREPARED,
+    READ,
     READY,
 )
 from tests.support.classes import ClsStars
@@ -41,9 +42,12 @@ Path_ = list[tuple[str, str]]
 PATHS: dict[str, dict[str, Path_]] = {
     "the only resource commits in tpc_begin": {
         "one": [(ACTIVE, COMMITTED), (COMMITTED, DONE)]},
-    "a reader commits in tpc_begin, the writer in the decision vote": {
-        "one": [(ACTIVE, COMMITTED), (COMMITTED, DONE)],
+    "the writer commits in the decision vote, a reader after it in tpc_finish": {
+        "one": [(ACTIVE, READ), (READ, COMMITTED), (COMMITTED, DONE)],
         "two": [(ACTIVE, READY), (READY, COMMITTED), (COMMITTED, DONE)]},
+    "a foreign vote fails last: a reader and the sole writer roll back": {
+        "one": [(ACTIVE, READ), (READ, DONE)],
+        "two": [(ACTIVE, READY), (READY, DONE)]},
     "two writers prepare, the decider commits in the decision vote": {
         "one": [(ACTIVE, READY), (READY, PREPARED), (PREPARED, COMMITTED),
                 (COMMITTED, DONE)],
@@ -116,8 +120,22 @@ def test_a_reader_beside_a_writer(two, moves) -> None:
     reader.mr_query("SELECT 1 AS x")
     writer("two", "second")
     transaction.commit()
-    assert moves() == PATHS["a reader commits in tpc_begin, the writer in the decision vote"]
+    assert moves() == PATHS[
+        "the writer commits in the decision vote, a reader after it in tpc_finish"]
     assert stars(two) == (0, 1)
+
+
+def test_a_reader_beside_a_writer_whose_transaction_fails(two, moves) -> None:
+    reader = MotherSession("one")
+    join(reader)
+    reader.mr_query("SELECT 1 AS x")
+    writer("two", "second")
+    transaction.get().join(Foreign("~foreign", "tpc_vote", boom))  # after both branches
+    with pytest.raises(Boom):
+        transaction.commit()
+    transaction.abort()
+    assert moves() == PATHS["a foreign vote fails last: a reader and the sole writer roll back"]
+    assert stars(two) == (0, 0)
 
 
 def test_two_writers(two, moves) -> None:

@@ -391,9 +391,9 @@ class Dialect:
         replicas; None where it was not asked."""
         return None
 
-    def commit_if_read_only(self, conn: Any) -> bool:
-        """COMMIT the transaction if it wrote nothing, as the database itself says (not
-        the statements' text); False, leaving the transaction as it was, if it wrote."""
+    def wrote_nothing(self, conn: Any) -> bool:
+        """Whether the transaction wrote nothing, as the database itself says (not the
+        statements' text); the transaction stays open, as it was, either way."""
         raise NotImplementedError
 
     def outcome(self, xid: int) -> str | None:

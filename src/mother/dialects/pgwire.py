@@ -659,19 +659,20 @@ _WROTE_CHECK = ("SELECT (CASE WHEN pg_catalog.pg_current_xact_id_if_assigned() I
                 "THEN '0' ELSE 'wrote' END)::int")
 
 
-def commit_if_unwritten(conn: psycopg.Connection[Any]) -> bool:
-    """COMMIT the transaction if the server gave it no transaction id (it wrote nothing),
-    in one round trip; False, with the transaction as it was, if it wrote.
+def unwritten(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server gave the transaction no transaction id (it wrote nothing), in
+    one round trip; the transaction stays open either way.
 
     The server says what wrote, whatever the statements looked like (``SELECT f()``
-    where ``f`` inserts, a trigger). A failing check inside a savepoint stops the
-    COMMIT; rolling back to the savepoint (a second round trip, only then) keeps
-    everything the transaction did.
+    where ``f`` inserts, a trigger). The check runs inside a savepoint: when it fails,
+    rolling back to the savepoint (a second round trip, only then) keeps everything
+    the transaction did.
     """
-    if discard_begin(conn) or conn.pgconn.transaction_status == _IDLE:
-        return True  # nothing ran
+    if conn.pgconn.transaction_status == _IDLE:
+        return True  # nothing ran (a queued BEGIN waits for the next statement)
     try:
-        run(conn, [("SAVEPOINT mother_wrote", ()), (_WROTE_CHECK, ())], end=b"COMMIT")
+        run(conn, [("SAVEPOINT mother_wrote", ()), (_WROTE_CHECK, ()),
+                   ("RELEASE SAVEPOINT mother_wrote", ())])
     except psycopg.errors.InvalidTextRepresentation:
         run(conn, [("ROLLBACK TO SAVEPOINT mother_wrote", ())])
         return False

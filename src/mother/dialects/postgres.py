@@ -430,8 +430,8 @@ class PostgresDialect(Dialect):
     def commit_position(self, conn: PgConnection) -> int | None:
         return pgwire.take_position(conn)
 
-    def commit_if_read_only(self, conn: PgConnection) -> bool:
-        return pgwire.commit_if_unwritten(conn)
+    def wrote_nothing(self, conn: PgConnection) -> bool:
+        return pgwire.unwritten(conn)
 
     def outcome(self, xid: int) -> str | None:
         sql = "SELECT pg_catalog.pg_xact_status(%s::text::xid8)"

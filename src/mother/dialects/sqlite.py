@@ -205,12 +205,9 @@ class SQLiteDialect(Dialect):
         if conn.in_transaction:
             self._call(conn, "COMMIT")
 
-    def commit_if_read_only(self, conn: _Connection) -> bool:
+    def wrote_nothing(self, conn: _Connection) -> bool:
         # total_changes counts every row written, by triggers too
-        if conn.in_transaction and conn.total_changes != conn.changes_at_begin:
-            return False
-        self.commit(conn)
-        return True
+        return not conn.in_transaction or conn.total_changes == conn.changes_at_begin
 
     def rollback(self, conn: _Connection) -> None:
         if conn.in_transaction:

@@ -10,7 +10,7 @@ A branch's phases (each move is one row of ``MOVES``)::
 
     phase      event                                   does                            next
     ACTIVE     tpc_begin, sole resource                flush + COMMIT (one round trip)  COMMITTED
-    ACTIVE     tpc_begin, the server says it only read COMMIT                          COMMITTED
+    ACTIVE     tpc_begin, the server says it only read (nothing yet: it ends last)      READ
     ACTIVE     tpc_begin, can prepare                  (its flush is owed to the vote)  READY
     ACTIVE     tpc_begin, cannot prepare               flush                            READY
     READY      tpc_vote, one of several writers        flush + PREPARE TRANSACTION      PREPARED
@@ -18,8 +18,9 @@ A branch's phases (each move is one row of ``MOVES``)::
     READY      decision vote, sole writer / no 2PC     flush + COMMIT                   COMMITTED
     PREPARED   decision vote, the decider              COMMIT PREPARED                  COMMITTED
     PREPARED   tpc_finish                              COMMIT PREPARED                  DONE
+    READ       tpc_finish                              COMMIT (logged if it fails)      DONE
     COMMITTED  tpc_finish                              (session ends)                   DONE
-    ACTIVE, READY            abort / tpc_abort         ROLLBACK                         DONE
+    ACTIVE, READY, READ      abort / tpc_abort         ROLLBACK                         DONE
     PREPARED, IN_DOUBT       abort / tpc_abort         ROLLBACK PREPARED, or COMMIT     DONE
                                                        PREPARED once decided, or left
                                                        to recovery if unknown
@@ -29,7 +30,9 @@ A branch that can prepare writes its pending changes in the round trip that ends
 its transaction (the PREPARE's, or the COMMIT's): a failing write then fails the
 vote, before anything commits. A branch that cannot prepare (it commits one-phase,
 after the others' votes) writes in ``tpc_begin``, so that its failures, too, come
-before anything commits.
+before anything commits. A branch that only read commits after the decision, in
+``tpc_finish``: what a reading transaction does at its COMMIT (deliver its
+``NOTIFY``, free its advisory locks) then happens only if the transaction commits.
 
 The decision: when branches prepare, the *decider* records the global id in
 its database's commit log inside its own transaction (the row rides with its
@@ -71,13 +74,13 @@ from .gid import GID_PREFIX, make_gid
 log = logging.getLogger(__name__)
 
 # phases of a branch
-ACTIVE, READY, PREPARED, IN_DOUBT, COMMITTED, DONE = (
-    "active", "ready", "prepared", "in doubt", "committed", "done")
+ACTIVE, READY, READ, PREPARED, IN_DOUBT, COMMITTED, DONE = (
+    "active", "ready", "read", "prepared", "in doubt", "committed", "done")
 #: every move a branch can make: (phase, next phase)
 MOVES = frozenset({
-    (ACTIVE, COMMITTED), (ACTIVE, READY), (READY, PREPARED), (READY, IN_DOUBT),
-    (READY, COMMITTED), (PREPARED, COMMITTED),
-    *((phase, DONE) for phase in (ACTIVE, READY, PREPARED, IN_DOUBT, COMMITTED)),
+    (ACTIVE, COMMITTED), (ACTIVE, READY), (ACTIVE, READ), (READY, PREPARED),
+    (READY, IN_DOUBT), (READY, COMMITTED), (PREPARED, COMMITTED), (READ, COMMITTED),
+    *((phase, DONE) for phase in (ACTIVE, READY, READ, PREPARED, IN_DOUBT, COMMITTED)),
 })
 # what a session does in the vote
 READ_ONLY, ONE_PHASE, PREPARE = "read-only", "one-phase", "prepare"
@@ -415,22 +418,23 @@ class MotherDataManager:
         """Get the branch ready to vote.
 
         The transaction's only resource commits right here, its COMMIT riding with
-        its flush; a read-only session (never prepared: a replica cannot) and a
-        session the server says only read commit here too. A session that cannot
-        prepare writes its pending changes now; one that can owes them to the round
-        trip that ends its transaction (its PREPARE's, or its COMMIT's).
+        its flush. A read-only session (never prepared: a replica cannot) and a
+        session the server says only read wait for the decision and commit in
+        ``tpc_finish`` (its ``NOTIFY`` and advisory locks follow the transaction's
+        outcome). A session that cannot prepare writes its pending changes now; one
+        that can owes them to the round trip that ends its transaction (its
+        PREPARE's, or its COMMIT's).
         """
         handle = self.handle
         if handle.closed:
             raise SessionClosedError(f"session {handle.name!r} ended inside its transaction")
-        if self.state.alone(self, txn) or handle.readonly:
-            # a read-only session never prepares: it commits (its reads) right here
+        if self.state.alone(self, txn):
             self.mode = ONE_PHASE if handle.wrote and not handle.readonly else READ_ONLY
             handle.commit()
             self.move(COMMITTED)
-        elif not handle.wrote and handle.commit_if_read():
+        elif handle.readonly or (not handle.wrote and handle.only_read()):
             self.mode = READ_ONLY
-            self.move(COMMITTED)
+            self.move(READ)
         else:
             if not self.twophase:
                 handle.flush()
@@ -484,8 +488,23 @@ class MotherDataManager:
         try:
             if self.phase == PREPARED:
                 self._finish_prepared(commit=True)
+            elif self.phase == READ:
+                self._commit_read()
         finally:
-            self._end(rollback=False)
+            self._end(rollback=self.phase == READ)
+
+    def _commit_read(self) -> None:
+        """COMMIT a branch that only read, now that the transaction is decided. It wrote
+        nothing, so a failure loses no write: what it loses is logged."""
+        try:
+            self.handle.commit()
+        except Exception:
+            log.error("session %s on %r only read, but its COMMIT after the decision of "
+                      "transaction %s failed: what that COMMIT would have done (deliver its "
+                      "NOTIFY, if any) did not happen", self.handle.name, self.database.name,
+                      self.state.global_id, exc_info=True)
+            return
+        self.move(COMMITTED)
 
     def _finish_prepared(self, commit: bool) -> None:
         """COMMIT/ROLLBACK PREPARED, once more on a new connection if the first fails."""
@@ -536,11 +555,11 @@ class MotherDataManager:
                              "had already committed", self.state.global_id, self.gid,
                              self.session.name, self.database.name)
         finally:
-            self._end(rollback=phase in (ACTIVE, READY))
+            self._end(rollback=phase in (ACTIVE, READY, READ))
 
     def _end(self, rollback: bool) -> None:
         phase, decision = self.phase, self.state.decision
-        outcome = ("rolled back" if phase in (ACTIVE, READY) else
+        outcome = ("rolled back" if phase in (ACTIVE, READY, READ) else
                    "committed" if phase == COMMITTED or decision == DECIDED else
                    "in doubt" if decision == UNKNOWN else "rolled back")
         self.move(DONE)
