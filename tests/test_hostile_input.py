@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +27,7 @@ from mother import (
     MO_NOA,
     MO_SAVE,
     MO_UP,
+    BadValueError,
     DbMother,
     MoFilter,
     MotherBox,
@@ -41,7 +43,9 @@ from mother import (
     tutorial,
 )
 from mother.database import Database
+from mother.tm import join
 from tests.support.classes import ClsPlanets, ClsStars
+from tests.support.databases import count
 from tests.support.hostile import EVIL
 from tests.support.manager_classes import MPlanets, MStars
 
@@ -250,3 +254,130 @@ def test_session_names_and_builders(canary, name: Any) -> None:
     canary(named)
     canary(lambda s: MotherSession(database=name))
     canary(lambda s: getMotherBuilder(name))
+
+
+#: values the database refuses that name none of themselves in its message: (column,
+#: value, the kinds that refuse it). psycopg refuses text with a NUL before sending it;
+#: PostgreSQL says only "integer out of range" (22003); sqlite3 cannot bind an int
+#: beyond 64 bits (OverflowError)
+UNTOLD = {
+    "nul": ("star_name", "a\x00b", ("postgresql",)),
+    "int-2**40": ("star_mass", 2**40, ("postgresql",)),
+    "int-2**70": ("star_mass", 2**70, ("postgresql", "sqlite")),
+}
+
+
+def _untold(kind: str, case: str) -> tuple[str, Any]:
+    column, value, kinds = UNTOLD[case]
+    if kind not in kinds:
+        pytest.skip(f"{kind} stores {value!r}")
+    return column, value
+
+
+def _refused(db: Database, kind: str, info: pytest.ExceptionInfo[BadValueError],
+             column: str) -> None:
+    """The error names the column, keeps the driver's as its cause; nothing was stored."""
+    error = info.value
+    assert error.what == f"column stars.{column}", str(error)
+    assert isinstance(error, ValueError) and isinstance(error, MotherError)
+    cause = error.__cause__
+    assert cause is not None and not isinstance(cause, MotherError)
+    assert isinstance(cause, psycopg.DataError if kind == "postgresql" else OverflowError)
+    assert count(db, "stars") == 0
+
+
+@pytest.mark.parametrize("case", list(UNTOLD))
+def test_an_untold_value_sent_at_once_names_its_column(db: Database, kind: str,
+                                                       case: str) -> None:
+    column, value = _untold(kind, case)
+    session = MotherSession(defer_writes=False)
+    ClsStars({"star_name": "good"}, MO_SAVE, session=session)
+    with pytest.raises(BadValueError) as info:
+        ClsStars({"star_name": "bad", column: value}, MO_SAVE, session=session)
+    session.close()
+    _refused(db, kind, info, column)
+
+
+@pytest.mark.parametrize("case", list(UNTOLD))
+def test_an_untold_value_of_a_deferred_save_names_its_column(db: Database, kind: str,
+                                                             case: str) -> None:
+    """MO_SAVE in a session that defers writes: the write owed rides with the commit."""
+    column, value = _untold(kind, case)
+    session = MotherSession()
+    ClsStars({"star_name": "good"}, MO_SAVE, session=session)
+    ClsStars({"star_name": "bad", column: value}, MO_SAVE, session=session)  # nothing sent
+    with pytest.raises(BadValueError) as info:
+        session.endSession()
+    if not session.closed:
+        session.close()
+    _refused(db, kind, info, column)
+
+
+@pytest.mark.parametrize("case", list(UNTOLD))
+def test_an_untold_value_at_flush_names_its_column(db: Database, kind: str, case: str) -> None:
+    column, value = _untold(kind, case)
+    session = MotherSession()
+    session.persist(ClsStars({"star_name": "good"}, session=session))
+    session.persist(ClsStars({"star_name": "bad", column: value}, session=session))
+    with pytest.raises(BadValueError) as info:
+        session.flush()
+    session.close()
+    _refused(db, kind, info, column)
+
+
+@pytest.mark.usefixtures("clean_transaction")
+@pytest.mark.parametrize("case", list(UNTOLD))
+def test_an_untold_value_at_transaction_commit_names_its_column(db: Database, kind: str,
+                                                                case: str) -> None:
+    column, value = _untold(kind, case)
+    session = MotherSession()
+    join(session)
+    ClsStars({"star_name": "good"}, MO_SAVE, session=session)
+    ClsStars({"star_name": "bad", column: value}, MO_SAVE, session=session)
+    with pytest.raises(BadValueError) as info:
+        transaction.commit()
+    transaction.abort()
+    _refused(db, kind, info, column)
+
+
+@pytest.mark.usefixtures("clean_transaction")
+@pytest.mark.parametrize("case", ["nul", "int-2**40"])
+def test_an_untold_value_at_a_two_phase_commit_names_its_column(pg_dsns: list[str],
+                                                                case: str) -> None:
+    """Two databases: the refused value is the second's; neither stores anything."""
+    column, value, _ = UNTOLD[case]
+    first = init_mother(dsn=pg_dsns[0], recover_interval=None, prepare_threshold=None)
+    second = init_mother(dsn=pg_dsns[1], name="second", recover_interval=None,
+                         prepare_threshold=None)
+    try:
+        tutorial.create(first)
+        tutorial.create(second)
+        one, two = MotherSession(), MotherSession(database="second")
+        join(one)
+        join(two)
+        ClsStars({"star_name": "good"}, MO_SAVE, session=one)
+        ClsStars({"star_name": "good"}, MO_SAVE, session=two)
+        ClsStars({"star_name": "bad", column: value}, MO_SAVE, session=two)
+        with pytest.raises(BadValueError) as info:
+            transaction.commit()
+        transaction.abort()
+        assert info.value.what == f"column stars.{column}"
+        assert isinstance(info.value.__cause__, psycopg.DataError)
+        assert count(first, "stars") == 0 and count(second, "stars") == 0
+    finally:
+        close_all()
+
+
+@pytest.mark.usefixtures("clean_transaction")
+def test_an_int_too_large_for_a_dirty_update_names_its_column(pgdb: Database) -> None:
+    with MotherSession() as session:
+        sun = ClsStars({"star_name": "Sun", "star_mass": 1}, MO_SAVE, session=session)
+        key = sun.getField("star_id")
+    session = MotherSession()
+    join(session)
+    ClsStars({"star_id": key}, MO_LOAD, session=session).setField("star_mass", 2**40)
+    with pytest.raises(BadValueError, match=r"^column stars\.star_mass: .* \(integer out of "
+                       r"range\)$"):
+        transaction.commit()
+    transaction.abort()
+    assert count(pgdb, "stars", "WHERE star_mass = 1") == 1

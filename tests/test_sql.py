@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 import mother
@@ -223,3 +224,61 @@ def test_a_load_after_the_schema_is_read_again_selects_its_columns(db: mother.Da
     with MotherSession() as s:
         assert Star({"star_id": 1}, MO_LOAD, session=s).getFields() == {
             "star_id": 1, "star_name": "Sun", "star_age": None, "star_mass": None}
+
+
+class _DataError(Exception):
+    """A driver's data error (SQLSTATE class 22) whose message shows no value."""
+
+    def __init__(self, message: str, sqlstate: str = "22003") -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+def test_a_data_error_names_the_only_value_it_can_be_about() -> None:
+    """No schema knows table ``t``: an int beyond int4 is the one "integer out of range"
+    can be about; several are not told apart, and a raw query's are left alone."""
+    rejected, error = mother.sql.rejected, _DataError("integer out of range")
+    named = rejected(error, {"a": 1, "b": 2**40, "c": "x", "d": None}, "t")
+    assert named is not None and named.what == "column t.b" and named.value == 2**40
+    both = rejected(error, {"a": 2**40, "b": -(2**31) - 1}, "t")
+    assert both is not None and both.what == "table t (the column could not be told: one of a, b)"
+    assert rejected(error, {"a": 1, "b": 2**31 - 1}, "t") is None  # none can be it
+    assert rejected(error, {"p": 2**40}) is None  # a parameter: not proven
+    assert rejected(_DataError("smallint out of range"), {"a": 40000, "b": 2}, "t").what == (
+        "column t.a")
+    assert rejected(_DataError("division by zero", "22012"), {"a": 1}, "t").what == (
+        "table t (the column could not be told: one of a)")
+    assert rejected(_DataError("integer out of range", "23505"), {"a": 2**40}, "t") is None
+
+
+def test_a_value_the_driver_cannot_send_is_proven() -> None:
+    nul = psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+    assert mother.sql.rejected(nul, {"a": "ok", "b": "a\x00b"}, "t").what == "column t.b"
+    assert mother.sql.rejected(nul, {"q": "a\x00b"}).what == "parameter 'q'"
+    big = OverflowError("Python int too large to convert to SQLite INTEGER")
+    assert mother.sql.rejected(big, {"a": 2**40, "b": 2**64}, "t").what == "column t.b"
+    assert mother.sql.rejected(psycopg.DataError("date too large"), {"a": 1}, "t") is None
+
+
+def test_the_schema_s_types_tell_which_record_overflows(pgdb: mother.Database) -> None:
+    """Two rows flushed together, each with an int beyond int4: the bigint's fits, so the
+    integer column's is the one refused; the two are told apart in one row as well."""
+    run_ddl(pgdb, "DROP TABLE IF EXISTS wide; CREATE TABLE wide (id SERIAL PRIMARY KEY, "
+                  "big BIGINT, k INTEGER, n NUMERIC(4,2), v VARCHAR(3))")
+    pgdb.refresh_schema()
+
+    class Wide(DbMother):
+        table_name = "wide"
+
+    for rows, column in (([{"big": 2**40}, {"k": 2**40}], "k"),
+                         ([{"big": 2**40, "k": 2**40}], "k"),
+                         ([{"n": 1.5}, {"n": 123}], "n"),
+                         ([{"v": "abcd", "k": 1}], "v")):
+        session = MotherSession()
+        for row in rows:
+            session.persist(Wide(row, session=session))
+        with pytest.raises(mother.BadValueError) as info:
+            session.flush()
+        session.close()
+        assert info.value.what == f"column wide.{column}", str(info.value)
+        assert count(pgdb, "wide") == 0

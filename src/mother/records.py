@@ -352,7 +352,7 @@ class DbMother:
             uow.new.pop(id(self), None)  # written now rather than at the flush
         text, params = sql.insert(self._mo_database().dialect, table, self._mo_store)
         try:
-            with sql.naming_values(self._mo_store, table.name):
+            with sql.naming_values(self._mo_store, table):
                 row = self._mo_executor().run(text, params, lambda cursor: cursor.fetchone())
         except BaseException:
             if uow is not None:
@@ -386,7 +386,7 @@ class DbMother:
         uow = self._mo_touch()
         unitofwork.cleaned(self, uow)
         try:
-            with sql.naming_values({**values, **where}, table.name):
+            with sql.naming_values({**values, **where}, table):
                 self._mo_change(text, params, loaded, "update")
         except BaseException:
             unitofwork.cleaned(self, uow, dirty)
@@ -411,7 +411,7 @@ class DbMother:
                 return
         where = self._mo_where(table, "delete")
         text, params = sql.delete(self._mo_database().dialect, table, where)
-        with sql.naming_values(where, table.name):
+        with sql.naming_values(where, table):
             self._mo_change(text, params, loaded, "delete")
         unitofwork.deleted(self, uow)
 
@@ -455,7 +455,7 @@ class DbMother:
         key = self._mo_primary_key(table)
         if self._mo_state in (PERSISTENT, DELETED) and key is not None:
             where = dict(zip(table.primary_key, key))
-        with sql.naming_values(where, table.name):
+        with sql.naming_values(where, table):
             rows = type(self).load_rows(self._mo_executor(), where, select, lock=lock)
         if len(rows) != 1:
             raise NotUniqueError(f"load {table.name} {where}", len(rows))

@@ -644,7 +644,9 @@ class UnitOfWork(Generic[R]):
         sent = [obj for _, objs, _ in appliers for obj in objs]
         # a value the database refused: name its column
         named = next((found for obj in sent
-                      if (found := sql.rejected(error, obj._mo_store, obj.table_name))
+                      if (found := sql.rejected(
+                          error, obj._mo_store, obj.table_name,
+                          sql.column_types(self.database.schema.table(obj.table_name))))
                       is not None), None)
         self._name_owed(named or error, sent)
         if named is not None:
