@@ -162,6 +162,11 @@ class SessionConflictError(MotherError):
     """An object belongs to another session."""
 
 
+class RecoveryError(MotherError):
+    """Recovery refused to decide anything, before touching a branch: the message says why
+    and what to do (for example two of its databases carry one database id)."""
+
+
 class MoWrongFields(MotherError):
     """MotherCaster: invalid fields (``ifields``) or missing required fields (``mfields``)."""
 

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql as pg_sql
+from psycopg.conninfo import conninfo_to_dict
 
 import mother
-from mother.tm import COMMIT_LOG, recover
+from mother import tutorial
+from mother.config import make_settings
+from mother.errors import RecoveryError
+from mother.tm import COMMIT_LOG, commitlog, recover
 from mother.tm.recovery import main
 from tests.support import ROOT, child
 from tests.support.databases import count
+from tests.support.pgserver import create_databases, drop_databases, with_db
 from tests.support.pooler import sever
 from tests.support.tm import prepared, second_database
 
@@ -156,3 +164,107 @@ def test_a_young_branch_is_left_to_its_process_even_when_decided(
     assert len(prepared(pg_dsns[1])) == 1 and count(second, "stars") == 0
     report = recover([first, second], min_age=0)
     assert len(report.committed) == 1 and count(second, "stars") == 1
+
+
+def _database(name: str, dsn: str) -> mother.Database:
+    """A database as ``mother recover`` makes it: new, so nothing it knows is cached."""
+    return mother.Database(name, make_settings(None, name, dsn=dsn))
+
+
+@pytest.fixture
+def cloned(pg_server: str) -> Iterator[tuple[str, str]]:
+    """The DSNs of a database that has its commit log (its database id) and of a copy made
+    from it by ``CREATE DATABASE ... TEMPLATE``: the two carry one database id."""
+    base = f"mother_test_{uuid.uuid4().hex[:10]}"
+    names = [f"{base}_orig", f"{base}_copy"]
+    [original] = create_databases(pg_server, names[:1])
+    try:
+        database = _database("orig", original)
+        try:
+            tutorial.create(database)
+            session = mother.MotherSession("id", database=database)
+            commitlog.database_id(database, session)  # the log and its id row
+            session.rollback()
+        finally:
+            database.close()
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(pg_sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                pg_sql.Identifier(names[1]), pg_sql.Identifier(names[0])))
+        yield original, with_db(pg_server, names[1])
+    finally:
+        drop_databases(pg_server, names)
+
+
+def _database_id(dsn: str) -> str:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(f"SELECT outcome FROM {COMMIT_LOG} WHERE global_id = 'database'"
+                           ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_recovery_refuses_two_databases_of_one_id_then_commits_once_one_has_a_new_id(
+        cloned: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    original, copy = cloned
+    shared = _database_id(original)
+    assert _database_id(copy) == shared  # copied with the rest
+    # the copy decides (the first session's database) and commits; the process dies in
+    # tpc_finish: the original's branch stays prepared, decided commit in the copy's log
+    proc = _crash([copy, original], "after-decision")
+    assert proc.returncode == 17, proc.stderr
+    [branch] = prepared(original)
+    assert prepared(copy) == [] and f":{shared}:" in branch
+    dbnames = [conninfo_to_dict(dsn)["dbname"] for dsn in (original, copy)]
+    for order in ([("copy", copy), ("orig", original)], [("orig", original), ("copy", copy)]):
+        dbs = [_database(name, dsn) for name, dsn in order]
+        try:
+            with pytest.raises(RecoveryError) as caught:
+                recover(dbs, min_age=0, log_retention=0)
+        finally:
+            for db in dbs:
+                db.close()
+        message = str(caught.value)
+        assert "'copy'" in message and "'orig'" in message and repr(shared) in message
+        assert all(name in message for name in dbnames) and "decided nothing" in message
+        # the decision is in the copy: the original is the one to give a new id
+        assert f"give 'orig' ({dbnames[0]} on " in message
+        assert "DELETE FROM mother_commit_log WHERE global_id = 'database'" in message
+        assert prepared(original) == [branch] and prepared(copy) == []  # nothing decided
+        args = [arg for name, dsn in order for arg in ("--dsn", dsn)]
+        assert main([*args, "--min-age", "0"]) == 1
+        assert "mother recover: error: " in capsys.readouterr().err
+        assert prepared(original) == [branch]
+    # as the message says: a new id for the original (its log keeps its decisions)
+    with psycopg.connect(original, autocommit=True) as conn:
+        conn.execute(f"DELETE FROM {COMMIT_LOG} WHERE global_id = 'database'")
+    assert main(["--dsn", original, "--dsn", copy, "--min-age", "0"]) == 0
+    assert "COMMIT PREPARED" in capsys.readouterr().out
+    assert prepared(original) == prepared(copy) == []
+    for dsn in (original, copy):
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM stars WHERE star_name = 'crash'"
+                                ).fetchone() == (1,)
+
+
+def test_one_database_given_twice_is_not_refused(two, pg_dsns: list[str]) -> None:
+    first, second = two
+    again = _database("again", pg_dsns[0])  # the same DSN: surely the same database
+    try:
+        _crash(pg_dsns, "after-decision")
+        report = recover([first, again, second], min_age=0)
+    finally:
+        again.close()
+    assert len(report.committed) == 1 and not report.failed
+    assert count(first, "stars") == count(second, "stars") == 1
+
+
+def test_with_nothing_in_doubt_the_copy_is_still_refused_and_told_to_get_a_new_id(
+        cloned: tuple[str, str]) -> None:
+    original, copy = cloned
+    dbs = [_database("orig", original), _database("copy", copy)]
+    try:
+        with pytest.raises(RecoveryError, match="Give the copy a new id: in it, run DELETE"):
+            recover(dbs, dry_run=True)
+    finally:
+        for db in dbs:
+            db.close()

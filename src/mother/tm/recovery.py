@@ -20,6 +20,12 @@ likely belongs to a live process that is committing it right now, and its own
 4. a branch that another process is finishing at that very moment (the server
    says it is "busy") is left for the next run too.
 
+Two databases that carry one database id (a copy made after dbmother had made its
+log, by ``CREATE DATABASE ... TEMPLATE`` or a restored dump) make recovery refuse,
+before it decides anything, with a ``mother.RecoveryError`` that says
+which one to give a new id and how: a branch naming that id may have been decided in
+either, and reading the wrong log would undo a committed transaction.
+
 Prepared transactions not made by dbmother are listed and left alone.
 Decisions that no prepared branch of the given databases still needs are
 deleted once older than ``log_retention`` seconds.
@@ -38,7 +44,7 @@ from typing import Any
 from ..config import ini_databases, make_settings
 from ..database import Database, resolve
 from ..database import databases as configured
-from ..errors import MotherError
+from ..errors import MotherError, RecoveryError
 from . import commitlog
 from .gid import make_gid, parse_gid
 
@@ -114,6 +120,25 @@ class RecoveryReport:
         return "\n".join(lines)
 
 
+def _same(db: Database, other: Database) -> bool:
+    """Whether ``db`` and ``other`` are surely one database: the same DSN, or an id made of
+    where the database is (SQLite's file), never copied with it."""
+    return (db is other or db.settings.dsn == other.settings.dsn
+            or db.dialect.stable_id() is not None)
+
+
+def _where(db: Database) -> str:
+    """``db`` as a message names it: its name and where it is, from its settings (never a
+    password)."""
+    place = db.dialect.location()
+    where = str(place.get("db.namespace", ""))
+    if "server.address" in place:
+        where += f" on {place['server.address']}"
+        if "server.port" in place:
+            where += f":{place['server.port']}"
+    return f"{db.name!r} ({where})" if where else repr(db.name)
+
+
 class _Run:
     """One recovery pass over a set of databases, each on a connection of its own."""
 
@@ -126,6 +151,8 @@ class _Run:
         self.kept = connections is not None
         self.conns: dict[str, Any] = connections if connections is not None else {}
         self.ids: dict[str, Database] = {}
+        #: the distinct databases that carry each id (one, unless a database was copied)
+        self.holders: dict[str, list[Database]] = {}
         self.prepared: dict[str, dict[str, float]] = {}
         self.outcomes: dict[str, str] = {}
         self.report = RecoveryReport(dry_run)
@@ -142,6 +169,46 @@ class _Run:
             known = commitlog.recorded_id(db, conn)
             if known is not None:
                 self.ids[known] = db
+                holders = self.holders.setdefault(known, [])
+                if not any(_same(db, other) for other in holders):
+                    holders.append(db)
+        for known, twins in self.holders.items():
+            if len(twins) > 1:  # before anything is decided
+                raise RecoveryError(self.shared(known, twins))
+
+    def shared(self, known: str, twins: list[Database]) -> str:
+        """Why recovery refuses: ``twins`` carry the one database id ``known``; and what to
+        do, from where the decisions of the branches in doubt that name it are."""
+        names = " and ".join(_where(db) for db in twins)
+        pending = sorted({parsed[0] for gids in self.prepared.values() for gid in gids
+                          if (parsed := parse_gid(gid)) is not None and parsed[1] == known})
+        deciders = []  # the twins holding a decision, or the prepared decider, of one of them
+        for db in twins:
+            decided = commitlog.read(db, self.conns[db.name], pending) if pending else {}
+            if decided or any(make_gid(global_id, known, 0) in self.prepared[db.name]
+                              for global_id in pending):
+                deciders.append(db)
+        message = (f"databases {names} carry the same dbmother database id {known!r} (one is a "
+                   "copy of the other: CREATE DATABASE ... TEMPLATE, a restored dump); the "
+                   "decision of a branch that names it may be in either, so recovery decided "
+                   "nothing (if they are one database reached by two DSNs, give it once). ")
+        how = (f"in it, run DELETE FROM {commitlog.COMMIT_LOG} WHERE global_id = "
+               f"'{commitlog.ID_KEY}' (dbmother writes a new id there the next time it decides "
+               "a transaction), stop and start again the processes that use it (each keeps "
+               "the id it read), then run recovery again")
+        if len(deciders) > 1:
+            return message + (
+                f"Branches in doubt that name {known!r} were decided in several of them: "
+                "resolve those by hand first, with the processes that use them stopped (COMMIT "
+                "PREPARED where the row of its global id in "
+                f"{commitlog.COMMIT_LOG} of either says commit, else ROLLBACK PREPARED), then "
+                f"give the copy a new id: {how}.")
+        if deciders:
+            others = " and ".join(_where(db) for db in twins if db is not deciders[0])
+            return message + (
+                f"The branches in doubt that name it were decided in {_where(deciders[0])}, "
+                f"which keeps the id: give {others} a new id: {how}.")
+        return message + f"Give the copy a new id: {how}."
 
     def close(self, failed: bool) -> None:
         """Close this run's connections; the caller's only after a failure."""
@@ -256,6 +323,8 @@ def recover(databases: Iterable[str | Database] | None = None, *, dry_run: bool 
     name) are reused and left open, and the connections made are added to it
     (automatic recovery keeps them between runs); after a failure they are closed
     and removed. ``clean=False`` leaves the commit log's old rows for a later run.
+    Raises ``mother.RecoveryError``, having decided nothing, when two of
+    ``databases`` carry one database id.
     """
     dbs = [resolve(db) for db in databases] if databases is not None else configured()
     run = _Run(dbs, dry_run, min_age, connections)
