@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from mother import MO_SAVE, MotherSession, get_database
+from mother import MO_SAVE, MotherSession, RolledBackError, get_database
 from mother.database import Database
 from mother.executor import shared as shared_connection
 from tests.support.classes import ClsStars
@@ -46,9 +46,10 @@ def test_any_rollback_rolls_back_everything(db: Database) -> None:
     ClsStars({"star_name": "b"}, MO_SAVE)
     shared.rollback()  # at the inner level: undoes both levels
     assert shared._level == 0
-    shared.commit()  # nothing left to commit: a warning, no error
+    with pytest.raises(RolledBackError, match="inner rollback"):
+        shared.commit()  # the outer level's work was rolled back: never reported committed
     assert count(db, "stars") == 0
-    ClsStars({"star_name": "after"}, MO_SAVE)  # back to autocommit
+    ClsStars({"star_name": "after"}, MO_SAVE)  # the transaction ended: back to autocommit
     assert count(db, "stars") == 1
 
 
@@ -61,8 +62,56 @@ def test_a_failed_statement_ends_the_nested_transaction(db: Database) -> None:
         shared.oc_query("INSERT INTO no_such_table VALUES (1)")
     assert shared._level == 0
     assert count(db, "stars") == 0
+    shared.rollback()  # each level the caller opened ends it
+    shared.rollback()
     ClsStars({"star_name": "fine"}, MO_SAVE)
     assert count(db, "stars") == 1
+
+
+def test_after_a_caught_failure_nothing_commits_outside_the_transaction(db: Database) -> None:
+    """A failed statement the caller catches rolled back its transaction: its later
+    statements raise (instead of committing by themselves), and so does its commit();
+    another thread is not held up meanwhile."""
+    star = ClsStars({"star_name": "x"})
+    star.beginTrans()
+    ClsStars({"star_name": "a"}, MO_SAVE)
+    with pytest.raises(Exception, match="no_such_table"):
+        star.oc_query("INSERT INTO no_such_table VALUES (1)")  # caught by the application
+    with pytest.raises(RolledBackError, match="no_such_table"):
+        ClsStars({"star_name": "c"}, MO_SAVE)
+    with pytest.raises(RolledBackError):
+        star.beginTrans()
+    other = threading.Thread(target=lambda: ClsStars({"star_name": "other"}, MO_SAVE))
+    other.start()
+    other.join(timeout=10)
+    with pytest.raises(RolledBackError, match="nothing was committed"):
+        star.commit()
+    ClsStars({"star_name": "after"}, MO_SAVE)
+    with MotherSession() as session:
+        assert sorted(row["star_name"] for row in session.mr_query(
+            "SELECT star_name FROM stars")) == ["after", "other"]
+
+
+def test_an_inner_failure_rolled_back_inside_leaves_the_outer_level_owed(db: Database) -> None:
+    shared = shared_connection(db)
+    shared.beginTrans()
+    ClsStars({"star_name": "outer1"}, MO_SAVE)
+
+    def inner() -> None:
+        shared.beginTrans()
+        try:
+            shared.oc_query("INSERT INTO no_such_table VALUES (1)")
+            shared.commit()
+        except Exception:
+            shared.rollback()
+            raise
+
+    with pytest.raises(Exception, match="no_such_table"):
+        inner()
+    with pytest.raises(RolledBackError):
+        ClsStars({"star_name": "outer2"}, MO_SAVE)
+    shared.rollback()  # the outer level
+    assert count(db, "stars") == 0
 
 
 def test_a_failed_commit_ends_the_nested_transaction_and_frees_the_connection(

@@ -29,6 +29,7 @@ from .errors import (
     FlushError,
     NotUniqueError,
     ReadOnlySessionError,
+    RolledBackError,
     SessionClosedError,
 )
 from .filters import MoFilter
@@ -703,7 +704,12 @@ class SharedConnection(Executor):
     Outside ``beginTrans()`` each statement commits by itself. ``beginTrans()``
     takes a lock that the thread holds until the outermost ``commit()`` or any
     ``rollback()``: another thread's statements wait, so the work of two
-    threads never interleaves in one transaction.
+    threads never interleaves in one transaction. A transaction that a failure
+    (or an inner ``rollback()``) ended before its caller did stays owed by its
+    thread: until each of its levels is ended by ``commit()`` (which raises
+    :class:`RolledBackError`) or ``rollback()``, the thread's statements raise
+    instead of committing by themselves, outside the transaction they were
+    written for.
     """
 
     def __init__(self, database: Database) -> None:
@@ -712,6 +718,10 @@ class SharedConnection(Executor):
         self._conn: Any = None
         self._lock = threading.RLock()
         self._level = 0
+        #: per thread, the levels of its rolled-back transaction it has not ended yet
+        self._owed: dict[int, int] = {}
+        #: per thread, why its transaction was rolled back
+        self._why: dict[int, BaseException | None] = {}
 
     @property
     def closed(self) -> bool:
@@ -727,9 +737,20 @@ class SharedConnection(Executor):
             self.database.dialect.set_session_name(self._conn, self.name)
         return self._conn
 
+    def _check_owed(self, what: str) -> None:
+        """Refuse ``what`` in a thread whose transaction was rolled back under it."""
+        thread = threading.get_ident()
+        if self._owed.get(thread):
+            why = self._why.get(thread)
+            raise RolledBackError(
+                f"{what} on the shared connection refused: this thread's transaction "
+                f"(beginTrans) was rolled back ({why or 'by an inner rollback()'}); end it "
+                "with rollback() (or commit(), which raises) at each level first") from why
+
     def _in(self, work: Callable[[Any], Any]) -> Any:
         dialect = self.database.dialect
         with self._lock:
+            self._check_owed("a statement")
             conn = self._connection()
             if self._level == 0:
                 self.database.check_schema(conn)
@@ -742,7 +763,9 @@ class SharedConnection(Executor):
                 return result
             except Exception as error:
                 self.database.schema_suspect(error)
-                self._abandon()  # a failed statement ends the whole nested transaction
+                # a failed statement ends the whole nested transaction; its levels stay
+                # owed by the thread
+                self._abandon(owed=self._level, why=error)
                 raise
 
     def run(self, sql: str, params: Any, fetch: Callable[[Any], Any]) -> Any:
@@ -771,14 +794,41 @@ class SharedConnection(Executor):
     def beginTrans(self) -> None:
         """Open (or nest into) a transaction; this thread owns the connection until it ends."""
         self._lock.acquire()
+        try:
+            self._check_owed("beginTrans()")
+        except BaseException:
+            self._lock.release()
+            raise
         self._level += 1
+
+    def _end_owed(self) -> bool:
+        """End one owed level of this thread's rolled-back transaction, if it has one."""
+        thread = threading.get_ident()
+        owed = self._owed.get(thread, 0)
+        if not owed:
+            return False
+        if owed > 1:
+            self._owed[thread] = owed - 1
+        else:
+            del self._owed[thread]
+            self._why.pop(thread, None)
+        return True
 
     def commit(self) -> None:
         """Commit when the outermost ``beginTrans()`` ends; inner levels only count down.
         A COMMIT that fails (a deferred constraint, a lost connection) ends the whole
-        nested transaction, rolled back, as a failed statement does, and raises."""
+        nested transaction, rolled back, as a failed statement does, and raises. The
+        commit of a transaction already rolled back (by a failed statement, or an inner
+        ``rollback()``) raises :class:`RolledBackError`."""
         with self._lock:
             if self._level == 0:
+                thread = threading.get_ident()
+                why = self._why.get(thread)
+                if self._end_owed():
+                    raise RolledBackError(
+                        "commit() on the shared connection: this thread's transaction "
+                        f"(beginTrans) had been rolled back ({why or 'by an inner rollback()'})"
+                        "; nothing was committed") from why
                 log.warning("commit() without beginTrans() on the shared connection")
                 return
             if self._level == 1 and self._conn is not None:
@@ -795,16 +845,22 @@ class SharedConnection(Executor):
         """Roll back everything since the outermost ``beginTrans()``."""
         with self._lock:
             if self._level == 0:
-                log.warning("rollback() without beginTrans() on the shared connection")
+                if not self._end_owed():
+                    log.warning("rollback() without beginTrans() on the shared connection")
                 return
-            self._abandon()
+            self._abandon(owed=self._level - 1)  # the outer levels are still to end
 
-    def _abandon(self) -> None:
+    def _abandon(self, owed: int = 0, why: BaseException | None = None) -> None:
         """Roll back and end every level: the thread holds the lock once per level, and
-        lets go of it (other threads may use the connection again)."""
+        lets go of it (other threads may use the connection again); ``owed`` of them
+        stay to be ended by the thread's ``commit()`` or ``rollback()`` calls."""
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self.database.dialect.rollback(self._conn)
+        if owed:
+            thread = threading.get_ident()
+            self._owed[thread] = owed
+            self._why[thread] = why
         for _ in range(self._level):
             self._lock.release()
         self._level = 0
@@ -821,6 +877,7 @@ class SharedConnection(Executor):
         ``beginTrans()`` of the parent's threads); the next statement opens a new one."""
         self._lock = threading.RLock()
         self._level = 0
+        self._owed, self._why = {}, {}
         if self._conn is not None:
             inherited.append(self._conn)
             self._conn = None
