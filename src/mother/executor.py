@@ -707,7 +707,7 @@ class SharedConnection(Executor):
     threads never interleaves in one transaction. A transaction that a failure
     (or an inner ``rollback()``) ended before its caller did stays owed by its
     thread: until each of its levels is ended by ``commit()`` (which raises
-    :class:`RolledBackError`) or ``rollback()``, the thread's statements raise
+    :class:`~mother.RolledBackError`) or ``rollback()``, the thread's statements raise
     instead of committing by themselves, outside the transaction they were
     written for.
     """
@@ -819,7 +819,7 @@ class SharedConnection(Executor):
         A COMMIT that fails (a deferred constraint, a lost connection) ends the whole
         nested transaction, rolled back, as a failed statement does, and raises. The
         commit of a transaction already rolled back (by a failed statement, or an inner
-        ``rollback()``) raises :class:`RolledBackError`."""
+        ``rollback()``) raises :class:`~mother.RolledBackError`."""
         with self._lock:
             if self._level == 0:
                 thread = threading.get_ident()

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
+import psycopg
 import pytest
+import transaction
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import mother
-from mother import MotherSession
-from mother.tm import commitlog
+from mother import MotherSession, sql
+from mother.tm import commitlog, join
 from tests.support.databases import count as conftest_count
+from tests.support.pgserver import create_databases, drop_databases
 
 
 def test_a_database_without_a_log_has_no_id_and_no_decision(db: mother.Database) -> None:
@@ -80,3 +87,68 @@ def test_hostile_global_ids_are_bound_and_stored_verbatim(db: mother.Database) -
     finally:
         conn.close()
     assert conftest_count(db, "stars") == 0
+
+
+@pytest.fixture
+def unprivileged(pg_server: str) -> Iterator[list[str]]:
+    """Two fresh databases whose table ``t`` a role without ``CREATE`` (on any schema)
+    may read and write: that role's DSNs."""
+    role = f"mother_dml_{uuid.uuid4().hex[:8]}"
+    names = [f"mother_test_{uuid.uuid4().hex[:10]}_{suffix}" for suffix in ("a", "b")]
+    owners = create_databases(pg_server, names)
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    for dsn in owners:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            conn.execute("CREATE TABLE t (id serial PRIMARY KEY, tag text)")
+            conn.execute(f'GRANT SELECT, INSERT ON t TO "{role}"; '
+                         f'GRANT USAGE ON SEQUENCE t_id_seq TO "{role}"')
+    dsns = [make_conninfo(dsn, user=role) for dsn in owners]
+    yield owners + dsns
+    mother.close_all()
+    drop_databases(pg_server, names)
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.mark.usefixtures("clean_transaction")
+def test_a_role_without_create_commits_once_an_owner_made_the_log(
+        unprivileged: list[str]) -> None:
+    owners, dsns = unprivileged[:2], unprivileged[2:]
+    for name, dsn in zip(("default", "second"), dsns):
+        mother.init_mother(dsn=dsn, name=name, recover_interval=None, pool_min=0)
+
+    def both(tag: str) -> None:
+        for name in ("default", "second"):
+            session = MotherSession(database=name)
+            join(session)
+            session.oc_query("INSERT INTO t (tag) VALUES (%(tag)s)", {"tag": tag})
+        transaction.commit()
+
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):  # the first vote makes the log
+        both("refused")
+    transaction.abort()
+    create, _ = sql.create_table(mother.get_database("default").dialect, commitlog.LOG)
+    for dsn in owners:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(create)
+            role = conninfo_to_dict(dsns[0])["user"]
+            conn.execute(f'GRANT SELECT, INSERT, DELETE ON mother_commit_log TO "{role}"')
+    both("committed")
+    for dsn in owners:
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT tag FROM t").fetchall() == [("committed",)]
+            assert conn.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone() == (0,)
+
+
+def test_has_table_reads_the_catalog(db: mother.Database) -> None:
+    conn = db.dialect.connect()
+    try:
+        db.dialect.begin(conn)
+        assert db.dialect.has_table(conn, "stars")
+        assert not db.dialect.has_table(conn, "no_such_table")
+        assert not db.dialect.has_table(conn, 'st"ars')  # a name, never SQL
+        db.dialect.rollback(conn)
+    finally:
+        conn.close()

@@ -457,6 +457,11 @@ class Dialect:
         """Whether ``error`` says a lock could not be had in time."""
         return False
 
+    def has_table(self, conn: Any, name: str) -> bool:
+        """Whether table ``name`` exists where an unqualified ``name`` would find it (a
+        read, in the current transaction: no privilege beyond reading the catalog)."""
+        raise NotImplementedError
+
     def is_missing_table(self, error: BaseException) -> bool:
         """Whether ``error`` says the table a statement named does not exist."""
         return False

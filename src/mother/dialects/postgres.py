@@ -667,6 +667,11 @@ class PostgresDialect(Dialect):
     def is_lock_timeout(self, error: BaseException) -> bool:
         return isinstance(error, pgerrors.LockNotAvailable)
 
+    def has_table(self, conn: PgConnection, name: str) -> bool:
+        sql = "SELECT pg_catalog.to_regclass(%(name)s) IS NOT NULL AS found"
+        row = self.execute(conn, sql, {"name": self.quote(name)}).fetchone()
+        return bool(row and row["found"])
+
     def is_missing_table(self, error: BaseException) -> bool:
         return isinstance(error, pgerrors.UndefinedTable)
 

@@ -288,6 +288,10 @@ class SQLiteDialect(Dialect):
     def is_lock_timeout(self, error: BaseException) -> bool:
         return self.is_transient(error)  # "database is locked" after busy_timeout
 
+    def has_table(self, conn: _Connection, name: str) -> bool:
+        sql = "SELECT count(*) AS found FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return bool(self.execute(conn, sql, (name,)).fetchone()["found"])
+
     def is_missing_table(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "no such table" in str(error)
 

@@ -93,8 +93,11 @@ def _made_apart(db: Database) -> str:
 
 
 def _create(db: Database, conn: Any) -> None:
-    """Create the log if it is missing, in the current transaction."""
-    db.dialect.execute(conn, *sql.create_table(db.dialect, LOG))
+    """Create the log if it is missing, in the current transaction (a log made beforehand
+    by its owner needs no ``CREATE`` privilege, which ``CREATE TABLE IF NOT EXISTS``
+    would ask for anyway)."""
+    if not db.dialect.has_table(conn, LOG.name):
+        db.dialect.execute(conn, *sql.create_table(db.dialect, LOG))
 
 
 def _made(db: Database, conn: Any) -> str:
