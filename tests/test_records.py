@@ -94,6 +94,30 @@ def test_insert_without_primary_key_table(db: Database, session) -> None:
     assert count(db, "civilizations") == 1
 
 
+@pytest.mark.parametrize("defer", [True, False], ids=["deferred", "at once"])
+def test_a_second_insert_does_what_a_second_insert_statement_does(
+        db: Database, defer: bool) -> None:
+    """Deferred or not, insert() twice sends two INSERTs: another row where the table has
+    no key, and the key's violation where it has one (deferred, the second used to vanish)."""
+    with MotherSession(defer_writes=defer) as s:
+        sun = ClsStars({"star_name": "Sun"}, MO_SAVE, session=s)
+        earth = ClsPlanets({"star_id": sun.getField("star_id"), "planet_name": "Earth"},
+                           MO_SAVE, session=s)
+        life = ClsLifeforms({"life_name": "humans"}, MO_SAVE, session=s)
+        civ = ClsCivilizations({"life_id": life.getField("life_id"),
+                                "planet_id": earth.getField("planet_id"), "age": 3},
+                               MO_SAVE, session=s)
+        civ.insert()
+    assert count(db, "civilizations") == 2
+    session = MotherSession(defer_writes=defer)
+    star = ClsStars({"star_name": "Vega"}, MO_SAVE, session=session)
+    with pytest.raises(Exception) as info:
+        star.insert()
+    assert type(info.value).__name__ in ("UniqueViolation", "IntegrityError"), info.value
+    session.close()
+    assert count(db, "stars") == 1
+
+
 def test_load_exactly_one(db: Database, session) -> None:
     sid = ClsStars({"star_name": "A", "star_mass": 1}, MO_SAVE, session=session).getField(
         "star_id")

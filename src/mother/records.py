@@ -342,6 +342,11 @@ class DbMother:
         (reading the record's key or values sends it at once).
         """
         table = self._mo_table()
+        if self._mo_state == PENDING:
+            # a second insert() of an immediate one still owed: the first goes now, and
+            # this one after it, as both would have at once (another row, or the key's
+            # violation)
+            self._mo_send_owed()
         if self._mo_state in (TRANSIENT, PENDING, GONE):
             uow = self._mo_deferring("insert")
             if uow is not None:
