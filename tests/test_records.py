@@ -118,6 +118,19 @@ def test_a_second_insert_does_what_a_second_insert_statement_does(
     assert count(db, "stars") == 1
 
 
+@pytest.mark.parametrize("defer", [True, False], ids=["deferred", "at once"])
+def test_a_second_delete_changes_nothing_more(db: Database, defer: bool) -> None:
+    """delete() twice on a loaded record: the row is deleted and the commit succeeds,
+    deferred or not (deferred, the second used to fail as stale, and retries with it)."""
+    with MotherSession() as s:
+        sid = ClsStars({"star_name": "Sun"}, MO_SAVE, session=s).getField("star_id")
+    with MotherSession(defer_writes=defer) as s:
+        star = ClsStars({"star_id": sid}, MO_LOAD, session=s)
+        star.delete()
+        star.delete()
+    assert count(db, "stars") == 0
+
+
 def test_load_exactly_one(db: Database, session) -> None:
     sid = ClsStars({"star_name": "A", "star_mass": 1}, MO_SAVE, session=session).getField(
         "star_id")

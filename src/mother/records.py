@@ -406,6 +406,8 @@ class DbMother:
         if uow is not None and self._mo_state == PENDING:
             uow.delete(self)  # only queued: simply dropped
             return
+        if uow is not None and self._mo_state == DELETED and id(self) in uow.owed:
+            return  # its deferred DELETE is queued: another, at once, would change nothing
         if not self._mo_store:
             raise PrimaryKeyError(f"refusing to delete from {table.name} with an empty store")
         loaded = self._mo_loaded(table)
