@@ -17,6 +17,7 @@ from mother import (
     SQL_NULL,
     SQL_TRUE,
     DbMother,
+    DeletedRecordError,
     MotherError,
     MotherFly,
     MotherSession,
@@ -128,6 +129,24 @@ def test_a_second_delete_changes_nothing_more(db: Database, defer: bool) -> None
         star = ClsStars({"star_id": sid}, MO_LOAD, session=s)
         star.delete()
         star.delete()
+    assert count(db, "stars") == 0
+
+
+@pytest.mark.parametrize(("how", "defer"), [("session.delete", True), ("session.delete", False),
+                                            ("delete()", True)])  # at once: the row is gone
+def test_an_update_of_a_record_the_session_deletes_is_refused(
+        db: Database, defer: bool, how: str) -> None:
+    """Deferred, it used to vanish silently; at once, to fail as if another transaction
+    had deleted the row. Now both refuse at the call, nothing changed, and the delete
+    goes on."""
+    with MotherSession() as s:
+        sid = ClsStars({"star_name": "Sun"}, MO_SAVE, session=s).getField("star_id")
+    with MotherSession(defer_writes=defer) as s:
+        star = ClsStars({"star_id": sid}, MO_LOAD, session=s)
+        s.delete(star) if how == "session.delete" else star.delete()
+        with pytest.raises(DeletedRecordError, match="deletes its row"):
+            star.update({"star_name": "changed"})
+        assert star.getField("star_name") == "Sun"
     assert count(db, "stars") == 0
 
 

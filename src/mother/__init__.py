@@ -12,6 +12,7 @@ from .errors import (
     CommitOutcomeUnknownError,
     ConfigError,
     ConnectionLostError,
+    DeletedRecordError,
     FlushError,
     MotherError,
     MoWrongFields,
@@ -58,7 +59,8 @@ from .sqltext import RawFilterError
 #: tests/test_init.py checks it against the names imported above)
 __all__ = [
     "ArgumentError", "BadValueError", "CommitOutcomeUnknownError", "ConfigError",
-    "ConnectionLostError", "Database", "DbMother", "FlushError", "InvalidFilterError",
+    "ConnectionLostError", "Database", "DbMother", "DeletedRecordError", "FlushError",
+    "InvalidFilterError",
     "InvalidLockError", "MO_AFTER", "MO_BEFORE", "MO_DEL", "MO_LOAD", "MO_NOA", "MO_SAVE", "MO_UP",
     "MoFilter", "MoWrongFields", "MotherBox", "MotherError", "MotherFly", "MotherFusion",
     "MotherManager", "MotherMany", "MotherPoolStatus", "MotherPoolStratus", "MotherSession",

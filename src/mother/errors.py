@@ -146,6 +146,11 @@ class StaleRecordError(MotherError):
         self.key = key
 
 
+class DeletedRecordError(MotherError):
+    """A change to a record whose row this session deletes (its DELETE is pending or
+    owed): refused before anything changes."""
+
+
 class ConnectionLostError(MotherError):
     """The session's connection broke mid-transaction; ``rollback()`` starts again."""
 

@@ -14,6 +14,7 @@ from . import sql, unitofwork
 from .database import Database, get_database
 from .errors import (
     ArgumentError,
+    DeletedRecordError,
     MotherError,
     NotLoadedError,
     NotUniqueError,
@@ -367,6 +368,10 @@ class DbMother:
 
     def update(self, updict: Mapping[str, Any] | None = None) -> None:
         """UPDATE the changed columns now (``updict`` is set first); never the primary key."""
+        if self._mo_state == DELETED:
+            raise DeletedRecordError(
+                f"update of {self!r}: this session deletes its row (the DELETE is pending); "
+                "nothing was changed")
         if updict:
             self.setFields(updict)
         session = self._mo_session
