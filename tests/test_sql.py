@@ -282,3 +282,30 @@ def test_the_schema_s_types_tell_which_record_overflows(pgdb: mother.Database) -
         session.close()
         assert info.value.what == f"column wide.{column}", str(info.value)
         assert count(pgdb, "wide") == 0
+
+
+def test_a_proven_value_of_a_later_record_is_named_before_a_possible_one(
+        pgdb: mother.Database) -> None:
+    """A flush across two tables: the first record's value only may be the refused one (a
+    domain over bigint, whose range the error does not tell), the second's is proven (an
+    int beyond its ``integer`` column): the second is named."""
+    run_ddl(pgdb, "DROP TABLE IF EXISTS loose; DROP TABLE IF EXISTS tight; "
+                  "DROP DOMAIN IF EXISTS bigish; CREATE DOMAIN bigish AS bigint; "
+                  "CREATE TABLE loose (id SERIAL PRIMARY KEY, d bigish); "
+                  "CREATE TABLE tight (id SERIAL PRIMARY KEY, k INTEGER)")
+    pgdb.refresh_schema()
+
+    class Loose(DbMother):
+        table_name = "loose"
+
+    class Tight(DbMother):
+        table_name = "tight"
+
+    session = MotherSession()
+    session.persist(Loose({"d": 2**40}, session=session))
+    session.persist(Tight({"k": 2**40}, session=session))
+    with pytest.raises(mother.BadValueError) as info:
+        session.flush()
+    session.close()
+    assert info.value.what == "column tight.k", str(info.value)
+    assert count(pgdb, "loose") == 0 and count(pgdb, "tight") == 0

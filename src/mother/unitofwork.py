@@ -642,12 +642,15 @@ class UnitOfWork(Generic[R]):
         if riding is not None and sql.rejected(error, _values_of(riding)) is not None:
             raise error  # about the riding query's own value: its caller names it
         sent = [obj for _, objs, _ in appliers for obj in objs]
-        # a value the database refused: name its column
-        named = next((found for obj in sent
-                      if (found := sql.rejected(
-                          error, obj._mo_store, obj.table_name,
-                          sql.column_types(self.database.schema.table(obj.table_name))))
-                      is not None), None)
+        # a value the database refused: name its column, a record whose value is proven
+        # before one that only may be it
+        found = [named for obj in sent
+                 if (named := sql.rejected(
+                     error, obj._mo_store, obj.table_name,
+                     sql.column_types(self.database.schema.table(obj.table_name))))
+                 is not None]
+        named = next((one for one in found if one.what.startswith("column ")),
+                     found[0] if found else None)
         self._name_owed(named or error, sent)
         if named is not None:
             raise named from error
