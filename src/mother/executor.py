@@ -198,7 +198,7 @@ class Executor:
         text, bound = sql, params
         if isinstance(params, MoFilter):
             text, bound = raw_query(self.database.dialect, self.database.schema, sql, params)
-        with naming_values(_raw_values(params)):
+        with naming_values(_raw_values(params), self.database.dialect):
             return self.run(text, bound, fetch)
 
     # -- Mother's raw query helpers ---------------------------------------------------------
@@ -220,7 +220,7 @@ class Executor:
         text, bound = self.text(sql), params
         if isinstance(params, MoFilter):
             text, bound = raw_query(self.database.dialect, self.database.schema, text, params)
-        with naming_values(_raw_values(params)):
+        with naming_values(_raw_values(params), self.database.dialect):
             return self.run_stream(text, bound, size)
 
     def or_query(self, sql: Any, params: Any = None) -> dict[str, Any]:

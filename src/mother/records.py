@@ -356,9 +356,10 @@ class DbMother:
         uow = self._mo_touch()
         if uow is not None and self._mo_state == PENDING:
             uow.new.pop(id(self), None)  # written now rather than at the flush
-        text, params = sql.insert(self._mo_database().dialect, table, self._mo_store)
+        dialect = self._mo_database().dialect
+        text, params = sql.insert(dialect, table, self._mo_store)
         try:
-            with sql.naming_values(self._mo_store, table):
+            with sql.naming_values(self._mo_store, dialect, table):
                 row = self._mo_executor().run(text, params, lambda cursor: cursor.fetchone())
         except BaseException:
             if uow is not None:
@@ -392,11 +393,12 @@ class DbMother:
         values = {name: self._mo_store[name] for name in sorted(dirty)}
         loaded = self._mo_loaded(table)
         where = self._mo_where(table, "update", exclude=dirty)
-        text, params = sql.update(self._mo_database().dialect, table, values, where)
+        dialect = self._mo_database().dialect
+        text, params = sql.update(dialect, table, values, where)
         uow = self._mo_touch()
         unitofwork.cleaned(self, uow)
         try:
-            with sql.naming_values({**values, **where}, table):
+            with sql.naming_values({**values, **where}, dialect, table):
                 self._mo_change(text, params, loaded, "update")
         except BaseException:
             unitofwork.cleaned(self, uow, dirty)
@@ -422,8 +424,9 @@ class DbMother:
                 deferring.defer(self, "delete")
                 return
         where = self._mo_where(table, "delete")
-        text, params = sql.delete(self._mo_database().dialect, table, where)
-        with sql.naming_values(where, table):
+        dialect = self._mo_database().dialect
+        text, params = sql.delete(dialect, table, where)
+        with sql.naming_values(where, dialect, table):
             self._mo_change(text, params, loaded, "delete")
         unitofwork.deleted(self, uow)
 
@@ -467,7 +470,7 @@ class DbMother:
         key = self._mo_primary_key(table)
         if self._mo_state in (PERSISTENT, DELETED) and key is not None:
             where = dict(zip(table.primary_key, key))
-        with sql.naming_values(where, table):
+        with sql.naming_values(where, self._mo_database().dialect, table):
             rows = type(self).load_rows(self._mo_executor(), where, select, lock=lock)
         if len(rows) != 1:
             raise NotUniqueError(f"load {table.name} {where}", len(rows))

@@ -10,10 +10,8 @@ What a filter may be is defined in :mod:`mother.filters` and :mod:`mother.joins`
 
 from __future__ import annotations
 
-import decimal
 import functools
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from .dialects.base import Dialect
@@ -269,7 +267,8 @@ def raw_column(schema: Schema, table_name: str | None, name: Any) -> tuple[str, 
 
 
 def rejected(error: BaseException, values: Mapping[str, Any], table: str | None = None,
-             types: Mapping[str, str] | None = None) -> BadValueError | None:
+             types: Mapping[str, str] | None = None, *, dialect: Dialect
+             ) -> BadValueError | None:
     """The driver error ``error`` as a :class:`BadValueError` about ``values`` (a record's of
     ``table``, or a raw query's parameters when ``table`` is None); None when it is no refused
     value, or none of ``values`` can be what it refused.
@@ -280,7 +279,8 @@ def rejected(error: BaseException, values: Mapping[str, Any], table: str | None 
     type, or when it is the only value of ``values`` that the error can be about (an int
     beyond the range of its column's type, text longer than its column allows, text with a
     NUL…, judged by ``types``, the type of each column, where known:
-    :func:`column_types`). For a record, another
+    :func:`column_types`, and by what ``dialect`` knows of its errors:
+    :meth:`~mother.dialects.base.Dialect.suspects`). For a record, another
     data error names the table and says the column could not be told, with the columns it
     may be (the values that could be it; for an error of an unknown kind, every value sent);
     for a raw query it is left as it is unless a parameter is proven.
@@ -297,7 +297,7 @@ def rejected(error: BaseException, values: Mapping[str, Any], table: str | None 
         if (f'"{shown}"' in first or f"'{shown}'" in first
                 or f"type '{type(value).__name__}'" in first):
             return BadValueError(_naming(table, name), value, first)
-    test = _suspects(error, state, first)
+    test = dialect.suspects(error, state, first)
     if test is False:
         return None
     types = types or {}
@@ -329,102 +329,22 @@ def _naming(table: str | None, name: str) -> str:
     return f"column {table}.{name}" if table else f"parameter {name!r}"
 
 
-#: the bits of PostgreSQL's integer types, by the name its catalog (and its
-#: "… out of range" error) gives them
-_INT_BITS = {"smallint": 16, "integer": 32, "bigint": 64}
-#: a type's name (from the catalog) whose values never raise a given data error unless they
-#: are of that error's own type; any other (a domain, say) may
-_FAMILIAR = re.compile(r"(smallint|integer|bigint|numeric|real|double precision|text|"
-                       r"character|boolean|date|time|timestamp|interval|jsonb?|bytea|uuid)\b")
-_OUT_OF_RANGE = re.compile(r"(smallint|integer|bigint) out of range")
-_TOO_LONG = re.compile(r"value too long for type (.+)\((\d+)\)")
-_NUMERIC = re.compile(r"numeric\((\d+),(\d+)\)")
-
-#: whether a value, given its column's type (None: not known), is the one a data error is
-#: about: True (proven: it cannot be sent), None (it may be), False (it is not)
-Suspect = Callable[[Any, str | None], bool | None]
-
-
-def _suspects(error: BaseException, state: str | None, first: str) -> Suspect | bool:
-    """How to tell the values ``error`` may be about: a :data:`Suspect` test; True when it
-    is a data error of no known kind (any value may be it); False when it is no refused
-    value at all."""
-    if state is None:  # refused by the driver, before sending (or no data error)
-        if isinstance(error, UnicodeEncodeError):
-            return lambda value, kind: isinstance(value, str) and value == error.object
-        if isinstance(error, OverflowError):  # sqlite3: an int beyond SQLite's INTEGER
-            return lambda value, kind: _is_int(value) and not _fits(value, 64)
-        if (any(cls.__name__ == "DataError" for cls in type(error).__mro__)
-                and "NUL" in first):
-            return lambda value, kind: isinstance(value, str) and "\x00" in value
-        return False
-    if state == "22003" and (match := _OUT_OF_RANGE.fullmatch(first)):
-        name, bits = match[1], _INT_BITS[match[1]]
-
-        def out_of_range(value: Any, kind: str | None) -> bool | None:
-            if not _is_int(value):
-                return False
-            if kind in _INT_BITS:
-                return kind == name and not _fits(value, bits)
-            return None if not _familiar(kind) and not _fits(value, bits) else False
-        return out_of_range
-    if state == "22003" and first == "numeric field overflow":
-        def too_large(value: Any, kind: str | None) -> bool | None:
-            if not (_is_int(value) or isinstance(value, (float, decimal.Decimal))):
-                return False
-            numeric = _NUMERIC.fullmatch(kind or "")
-            if numeric is not None:
-                return _overflows(value, int(numeric[1]), int(numeric[2]))
-            return None if not _familiar(kind) else False
-        return too_large
-    if state == "22001" and (long := _TOO_LONG.fullmatch(first)):
-        length = int(long[2])
-
-        def too_long(value: Any, kind: str | None) -> bool | None:
-            if not isinstance(value, str) or len(value) <= length:
-                return False
-            if kind == f"{long[1]}({length})":
-                return True
-            return None if not _familiar(kind) else False
-        return too_long
-    return True
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _fits(value: int, bits: int) -> bool:
-    return -(1 << (bits - 1)) <= value < 1 << (bits - 1)
-
-
-def _familiar(kind: str | None) -> bool:
-    return kind is not None and _FAMILIAR.match(kind) is not None
-
-
-def _overflows(value: Any, precision: int, scale: int) -> bool | None:
-    """Whether ``value`` is beyond ``numeric(precision, scale)`` (None: cannot say)."""
-    try:
-        rounded = round(decimal.Decimal(value), scale)
-        return abs(rounded) >= decimal.Decimal(10) ** (precision - scale)
-    except (ArithmeticError, ValueError):
-        return None
-
-
 def column_types(table: Table) -> dict[str, str]:
     """The type of each column of ``table``, as :func:`rejected` reads them."""
     return {name: column.type.lower() for name, column in table.columns.items()}
 
 
 class naming_values:
-    """``with naming_values(values, table):`` turns a driver error about one of ``values``
-    (a row of ``table``, or a raw query's parameters) into a :class:`BadValueError`
-    naming it (a plain class: it wraps every statement)."""
+    """``with naming_values(values, dialect, table):`` turns a driver error about one of
+    ``values`` (a row of ``table``, or a raw query's parameters) into a
+    :class:`BadValueError` naming it (a plain class: it wraps every statement)."""
 
-    __slots__ = ("values", "table")
+    __slots__ = ("values", "dialect", "table")
 
-    def __init__(self, values: Mapping[str, Any], table: Table | None = None) -> None:
+    def __init__(self, values: Mapping[str, Any], dialect: Dialect,
+                 table: Table | None = None) -> None:
         self.values = values
+        self.dialect = dialect
         self.table = table
 
     def __enter__(self) -> None:
@@ -435,8 +355,9 @@ class naming_values:
         if error is None or not isinstance(error, Exception):
             return False
         table = self.table
-        named = (rejected(error, self.values) if table is None else
-                 rejected(error, self.values, table.name, column_types(table)))
+        named = (rejected(error, self.values, dialect=self.dialect) if table is None else
+                 rejected(error, self.values, table.name, column_types(table),
+                          dialect=self.dialect))
         if named is None:
             return False
         raise named from error

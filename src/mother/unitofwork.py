@@ -639,7 +639,9 @@ class UnitOfWork(Generic[R]):
             stale.__cause__ = error
             error = stale
         self.session.failed(error)
-        if riding is not None and sql.rejected(error, _values_of(riding)) is not None:
+        dialect = self.database.dialect
+        if riding is not None and sql.rejected(error, _values_of(riding),
+                                               dialect=dialect) is not None:
             raise error  # about the riding query's own value: its caller names it
         sent = [obj for _, objs, _ in appliers for obj in objs]
         # a value the database refused: name its column, a record whose value is proven
@@ -647,7 +649,8 @@ class UnitOfWork(Generic[R]):
         found = [named for obj in sent
                  if (named := sql.rejected(
                      error, obj._mo_store, obj.table_name,
-                     sql.column_types(self.database.schema.table(obj.table_name))))
+                     sql.column_types(self.database.schema.table(obj.table_name)),
+                     dialect=dialect))
                  is not None]
         named = next((one for one in found if one.what.startswith("column ")),
                      found[0] if found else None)

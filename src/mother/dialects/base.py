@@ -19,6 +19,20 @@ T = TypeVar("T")
 V = TypeVar("V")
 
 
+#: whether a value, given its column's type (None: not known), is the one a data error is
+#: about: True (proven: it cannot be sent), None (it may be), False (it is not)
+Suspect = Callable[[Any, "str | None"], "bool | None"]
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def fits(value: int, bits: int) -> bool:
+    """Whether ``value`` fits a signed integer of ``bits`` bits."""
+    return -(1 << (bits - 1)) <= value < 1 << (bits - 1)
+
+
 class ByConnection(dict[int, V], Generic[V]):
     """A dialect's own state per live connection, keyed by ``id(conn)``.
 
@@ -456,6 +470,16 @@ class Dialect:
     def is_lock_timeout(self, error: BaseException) -> bool:
         """Whether ``error`` says a lock could not be had in time."""
         return False
+
+    def suspects(self, error: BaseException, state: str | None, message: str
+                 ) -> Suspect | bool:
+        """How to tell which value sent a data error is about (``state``, its SQLSTATE,
+        None for the driver's own refusal; ``message``, its first line): a
+        :data:`Suspect` test; True when it is a data error of no kind known here (any
+        value may be it); False when it refused no value (:func:`mother.sql.rejected`)."""
+        if state is None and isinstance(error, UnicodeEncodeError):
+            return lambda value, kind: isinstance(value, str) and value == error.object
+        return state is not None
 
     def has_table(self, conn: Any, name: str) -> bool:
         """Whether table ``name`` exists where an unqualified ``name`` would find it (a

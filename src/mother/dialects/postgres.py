@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import decimal
 import functools
 import re
 import select
@@ -40,7 +41,10 @@ from .base import (
     PoolStatus,
     RowNotChangedError,
     Statement,
+    Suspect,
     T,
+    fits,
+    is_int,
 )
 
 #: the connections this dialect makes and pools: their rows are dicts (``dict_row``)
@@ -160,6 +164,31 @@ def _check_idle_connection(conn: PgConnection) -> None:
         raise psycopg.OperationalError("connection closed")
     if select.select([conn.fileno()], [], [], 0)[0]:
         psycopg_pool.ConnectionPool.check_connection(conn)
+
+
+#: the bits of PostgreSQL's integer types, by the name its catalog (and its
+#: "… out of range" error) gives them
+_INT_BITS = {"smallint": 16, "integer": 32, "bigint": 64}
+#: a type's name (from the catalog) whose values never raise a given data error unless they
+#: are of that error's own type; any other (a domain, say) may
+_FAMILIAR = re.compile(r"(smallint|integer|bigint|numeric|real|double precision|text|"
+                       r"character|boolean|date|time|timestamp|interval|jsonb?|bytea|uuid)\b")
+_OUT_OF_RANGE = re.compile(r"(smallint|integer|bigint) out of range")
+_TOO_LONG = re.compile(r"value too long for type (.+)\((\d+)\)")
+_NUMERIC = re.compile(r"numeric\((\d+),(\d+)\)")
+
+
+def _familiar(kind: str | None) -> bool:
+    return kind is not None and _FAMILIAR.match(kind) is not None
+
+
+def _overflows(value: Any, precision: int, scale: int) -> bool | None:
+    """Whether ``value`` is beyond ``numeric(precision, scale)`` (None: cannot say)."""
+    try:
+        rounded = round(decimal.Decimal(value), scale)
+        return abs(rounded) >= decimal.Decimal(10) ** (precision - scale)
+    except (ArithmeticError, ValueError):
+        return None
 
 
 class _PsycopgPool:
@@ -666,6 +695,41 @@ class PostgresDialect(Dialect):
 
     def is_lock_timeout(self, error: BaseException) -> bool:
         return isinstance(error, pgerrors.LockNotAvailable)
+
+    def suspects(self, error: BaseException, state: str | None, message: str
+                 ) -> Suspect | bool:
+        if state is None and isinstance(error, psycopg.DataError) and "NUL" in message:
+            return lambda value, kind: isinstance(value, str) and "\x00" in value
+        if state == "22003" and (match := _OUT_OF_RANGE.fullmatch(message)):
+            name, bits = match[1], _INT_BITS[match[1]]
+
+            def out_of_range(value: Any, kind: str | None) -> bool | None:
+                if not is_int(value):
+                    return False
+                if kind in _INT_BITS:
+                    return kind == name and not fits(value, bits)
+                return None if not _familiar(kind) and not fits(value, bits) else False
+            return out_of_range
+        if state == "22003" and message == "numeric field overflow":
+            def too_large(value: Any, kind: str | None) -> bool | None:
+                if not (is_int(value) or isinstance(value, (float, decimal.Decimal))):
+                    return False
+                numeric = _NUMERIC.fullmatch(kind or "")
+                if numeric is not None:
+                    return _overflows(value, int(numeric[1]), int(numeric[2]))
+                return None if not _familiar(kind) else False
+            return too_large
+        if state == "22001" and (long := _TOO_LONG.fullmatch(message)):
+            length = int(long[2])
+
+            def too_long(value: Any, kind: str | None) -> bool | None:
+                if not isinstance(value, str) or len(value) <= length:
+                    return False
+                if kind == f"{long[1]}({length})":
+                    return True
+                return None if not _familiar(kind) else False
+            return too_long
+        return super().suspects(error, state, message)
 
     def has_table(self, conn: PgConnection, name: str) -> bool:
         sql = "SELECT pg_catalog.to_regclass(%(name)s) IS NOT NULL AS found"

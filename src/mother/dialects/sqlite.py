@@ -42,7 +42,7 @@ from .. import events
 from ..errors import ConfigError
 from ..pool import SimplePool
 from ..schema import Column, ForeignKey, Schema, Table
-from .base import Dialect, Pool
+from .base import Dialect, Pool, Suspect, fits, is_int
 
 MIN_VERSION = (3, 37, 0)
 _counter = itertools.count()
@@ -287,6 +287,12 @@ class SQLiteDialect(Dialect):
 
     def is_lock_timeout(self, error: BaseException) -> bool:
         return self.is_transient(error)  # "database is locked" after busy_timeout
+
+    def suspects(self, error: BaseException, state: str | None, message: str
+                 ) -> Suspect | bool:
+        if isinstance(error, OverflowError):  # sqlite3: an int beyond SQLite's INTEGER
+            return lambda value, kind: is_int(value) and not fits(value, 64)
+        return super().suspects(error, state, message)
 
     def has_table(self, conn: _Connection, name: str) -> bool:
         sql = "SELECT count(*) AS found FROM sqlite_master WHERE type = 'table' AND name = ?"
