@@ -5,7 +5,8 @@ Work unit: load one star, change it, add two child planets, commit.
   2. the same on two PostgreSQL databases with two-phase commit vs raw psycopg
      tpc_begin / tpc_prepare / tpc_commit on both.
 
-Contenders, in turns in the same run (``timing.interleaved``):
+Contenders, in turns in the same run (``timing.interleaved``: blocks of ``--block`` calls,
+default 10, the first of each untimed; ``--block 1`` alternates them call by call):
   unit        dbmother's unit of work: session.get, setField, two persist()
   immediate   Mother's immediate style: MO_LOAD, setField + update(), two MO_SAVE
               (the session sends the writes with its next round trip)
@@ -31,7 +32,8 @@ not show a collection that runs every twenty units; the mean does).
 
 Usage:
   MOTHER_TEST_PG_DSN="host=127.0.0.1 port=54329 user=postgres dbname=postgres" \
-      .venv/bin/python -m benchmarks.bench_tm [ROUNDS] [--repeat RUNS] [--cpu] [--phases | --gc]
+      .venv/bin/python -m benchmarks.bench_tm [ROUNDS] [--repeat RUNS] [--block CALLS] [--cpu]
+      [--only NAME ...] [--phases | --gc]
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ import zope.sqlalchemy
 from sqlalchemy import orm
 
 import mother
-from benchmarks.timing import interleaved
+from benchmarks.timing import BLOCK, interleaved
 from mother import MO_LOAD, MO_SAVE, DbMother, MotherSession, tutorial
 from mother.tm import join
 
@@ -184,18 +186,26 @@ def raw_unit(conns: list[psycopg.Connection], twophase: bool,
         step()
 
 
+#: the contenders as ``--only`` names them (a space in a contender's name is a dash here);
+#: ``immediate-again``, the immediate unit once more, only when asked: the same code
+#: twice shows what the order of the turns alone does to a contender's time
+CONTENDERS = ("unit", "immediate", "at-once", "raw", "sqlalchemy", "immediate-again")
 #: the ratios reported per scenario: (contender, against, target)
-RATIOS = {"one session joined": [("unit", "raw", 1.10), ("immediate", "raw", 0.90),
-                                 ("immediate", "sqlalchemy", 0.60)],
-          "two databases, 2PC": [("unit", "raw", 1.15), ("immediate", "raw", 1.00),
-                                 ("immediate", "sqlalchemy", 0.60)]}
+#: (None: the same code, where anything but 1.00x is the order of the turns)
+RATIOS: dict[str, list[tuple[str, str, float | None]]] = {
+    "one session joined": [("unit", "raw", 1.10), ("immediate", "raw", 0.90),
+                           ("immediate", "sqlalchemy", 0.60),
+                           ("immediate again", "immediate", None)],
+    "two databases, 2PC": [("unit", "raw", 1.15), ("immediate", "raw", 1.00),
+                           ("immediate", "sqlalchemy", 0.60),
+                           ("immediate again", "immediate", None)]}
 
 
 def compare(contenders: dict[str, Callable[[int], object]], rounds: int, repeat: int,
-            clock: Callable[[], int]) -> list[dict[str, float]]:
+            clock: Callable[[], int], block: int) -> list[dict[str, float]]:
     """Median microseconds of each contender by ``clock``, per run of ``rounds`` in turns
-    (the machine wanders between runs: every run is reported)."""
-    return [interleaved(contenders, rounds, clock=clock) for _ in range(repeat)]
+    of ``block`` (the machine wanders between runs: every run is reported)."""
+    return [interleaved(contenders, rounds, clock=clock, block=block) for _ in range(repeat)]
 
 
 def report(label: str, runs: list[dict[str, float]]) -> None:
@@ -203,10 +213,13 @@ def report(label: str, runs: list[dict[str, float]]) -> None:
                       for name in runs[0])
     print(f"{label}: {times}")
     for ours, other, target in RATIOS[label]:
+        if ours not in runs[0] or other not in runs[0]:
+            continue  # a contender left out (--only)
         ratios = [run[ours] / run[other] for run in runs]
         each = " ".join(f"{ratio:.2f}" for ratio in ratios)
+        goal = "the same code" if target is None else f"target <= {target:.2f}x"
         print(f"  {ours:9s} / {other:10s} median {statistics.median(ratios):.2f}x "
-              f"(runs: {each})  target <= {target:.2f}x")
+              f"(runs: {each})  {goal}")
 
 
 def collected(unit: Callable[[], None], rounds: int) -> dict[str, float]:
@@ -285,6 +298,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cpu", action="store_true",
                         help="time by this process's CPU, not by the elapsed time")
+    parser.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(CONTENDERS[:-1]),
+                        help="run these contenders only")
+    parser.add_argument("--block", type=int, default=BLOCK,
+                        help="calls per turn of a contender, the first untimed (1: the "
+                             "contenders alternate call by call, every call timed)")
     parser.add_argument("--phases", nargs="?", const="both", choices=("both", *STEPS),
                         help="each step of the immediate and the raw unit (or of one of "
                              "them), one database")
@@ -320,13 +338,17 @@ def main() -> None:
         for label, databases, twophase, sqla in (
                 ("one session joined", ["default"], False, alchemy_one),
                 ("two databases, 2PC", ["default", "second"], True, alchemy_two)):
-            contenders: dict[str, Callable[[int], object]] = {
+            every: dict[str, Callable[[int], object]] = {
                 "unit": lambda i, d=databases: mother_unit(d),
                 "immediate": lambda i, d=databases: mother_immediate(d),
                 "at once": lambda i, d=databases: mother_immediate(d, defer=False),
                 "raw": lambda i, c=conns[:2 if twophase else 1], t=twophase: raw_unit(c, t),
-                "sqlalchemy": lambda i, u=sqla: u()}
-            results.append((label, compare(contenders, args.rounds, args.repeat, clock)))
+                "sqlalchemy": lambda i, u=sqla: u(),
+                "immediate again": lambda i, d=databases: mother_immediate(d)}
+            contenders = {name: work for name, work in every.items()
+                          if name.replace(" ", "-") in args.only}
+            results.append((label, compare(contenders, args.rounds, args.repeat, clock,
+                                            args.block)))
         for conn in conns:
             conn.close()
         for engine in engines_one + engines_two:
@@ -336,7 +358,9 @@ def main() -> None:
         with psycopg.connect(server, autocommit=True) as admin:
             for name in names:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    print(f"{args.repeat} runs of {args.rounds} rounds each, in turns; Python "
+    turns = (f"in turns of {args.block} (the first untimed)" if args.block > 1
+             else "alternating call by call")
+    print(f"{args.repeat} runs of {args.rounds} rounds each, {turns}; Python "
           f"{sys.version.split()[0]}, psycopg {psycopg.__version__}")
     print(f"SQLAlchemy {sqlalchemy.__version__}, zope.sqlalchemy; medians per unit of work"
           + (", of the CPU this process spent (not the elapsed time)" if args.cpu else ""))
