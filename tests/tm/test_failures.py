@@ -329,6 +329,27 @@ def test_one_branch_beside_a_foreign_resource_commits_after_its_vote(pgdb) -> No
     assert count(pgdb, "stars") == 0 and prepared(pgdb.settings.dsn) == []
 
 
+def test_the_decision_votes_after_a_resource_sorted_above_every_plain_key(pair) -> None:
+    sessions = write_both()
+    # above "\U0010ffff" + anything shorter: the Decision must still vote after it
+    late = Foreign("\U0010ffff\U0010ffff~", "tpc_vote", boom)
+    transaction.get().join(late)
+    with pytest.raises(Boom):
+        transaction.commit()
+    transaction.abort()
+    assert late.calls[:3] == ["tpc_begin", "commit", "tpc_vote"]
+    assert_atomic(pair, committed=False)  # nothing was decided before its vote failed
+    assert all(s.closed for s in sessions)
+
+
+def test_the_decision_key_sorts_after_every_string() -> None:
+    keys = ["\U0010ffff~", "\U0010ffff" * 3, "~sqlalchemy:1", DECISION_KEY, "", "mother:x"]
+    for turn in range(len(keys)):
+        shuffled = keys[turn:] + keys[:turn]
+        assert sorted(shuffled)[-1] is DECISION_KEY
+        assert max(shuffled) is DECISION_KEY
+
+
 def test_a_commit_last_resource_commits_after_every_other_vote(pair) -> None:
     sessions = write_both()
     # a zope.sqlalchemy one-phase resource sorts '~sqlalchemy:…'; it votes no

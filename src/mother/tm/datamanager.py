@@ -88,8 +88,23 @@ READ_ONLY, ONE_PHASE, PREPARE = "read-only", "one-phase", "prepare"
 DECIDED, UNDECIDED, UNKNOWN, ABORTED = "committed", "undecided", "unknown", "aborted"
 #: what each vote mode is called in the session's ``vote`` event (:mod:`mother.events`)
 VOTES = {READ_ONLY: "read-only", ONE_PHASE: "one-phase", PREPARE: "two-phase"}
+class _Last(str):
+    """A sort key after every string: no string is above all others (``"\U0010ffff"``
+    comes before ``"\U0010ffff~"``), so ``<`` says so instead. Python asks a subclass's
+    reflected comparison first, so ``key < last`` is true and ``last < key`` false for
+    any other string ``key``, whichever side the sort puts it."""
+
+    __slots__ = ()
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return not isinstance(other, _Last)
+
+
 #: the sort key of the Decision resource: after every other resource's key
-DECISION_KEY = "\U0010ffff" + GID_PREFIX + ":decision"
+DECISION_KEY: str = _Last("\U0010ffff" + GID_PREFIX + ":decision")
 
 
 class NoActiveTransactionError(MotherError):
