@@ -19,6 +19,7 @@ its own steady state. ``block=1`` times them alternating, as before.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 import uuid
@@ -38,8 +39,10 @@ def interleaved(contenders: Mapping[str, Callable[[int], object]], n: int,
     ``clock`` (nanoseconds: elapsed by default; ``time.process_time_ns`` counts only the
     CPU this process spent, not its waits for the server). Each call is given a number
     of its own."""
+    if block < 1:
+        raise ValueError(f"block must be at least 1, not {block}")
     names = list(contenders)
-    calls = iter(range(2**62))
+    calls = itertools.count()
     for _ in range(warmup):
         for name in names:
             contenders[name](next(calls))

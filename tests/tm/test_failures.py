@@ -331,7 +331,8 @@ def test_one_branch_beside_a_foreign_resource_commits_after_its_vote(pgdb) -> No
 
 def test_the_decision_votes_after_a_resource_sorted_above_every_plain_key(pair) -> None:
     sessions = write_both()
-    # above "\U0010ffff" + anything shorter: the Decision must still vote after it
+    # above the Decision's key as a plain string (its second character is above "m"):
+    # the Decision must still vote after it
     late = Foreign("\U0010ffff\U0010ffff~", "tpc_vote", boom)
     transaction.get().join(late)
     with pytest.raises(Boom):

@@ -88,6 +88,8 @@ READ_ONLY, ONE_PHASE, PREPARE = "read-only", "one-phase", "prepare"
 DECIDED, UNDECIDED, UNKNOWN, ABORTED = "committed", "undecided", "unknown", "aborted"
 #: what each vote mode is called in the session's ``vote`` event (:mod:`mother.events`)
 VOTES = {READ_ONLY: "read-only", ONE_PHASE: "one-phase", PREPARE: "two-phase"}
+
+
 class _Last(str):
     """A sort key after every string: no string is above all others (``"\U0010ffff"``
     comes before ``"\U0010ffff~"``), so ``<`` says so instead. Python asks a subclass's
